@@ -1,0 +1,252 @@
+"""The `musicgen` command line: each command parses, validates, calls the library.
+
+Errors a user can cause print one line (`error: ...`) and exit with code 2;
+nothing here prints a traceback unless MUSICGEN_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from musicgen.config import EncodingConfig, IngestConfig
+from musicgen.errors import MusicgenError
+
+
+class Group(click.Group):
+    """Turns library errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MusicgenError as exc:
+            if os.environ.get("MUSICGEN_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="musicgen")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Train sequence models on your MIDI, generate songs, listen and compare."""
+    ctx.ensure_object(dict)
+
+
+def encoding_options(f):
+    """Options shared by every command that encodes music."""
+    d = EncodingConfig()
+    opts = [
+        click.option("--steps-per-quarter", type=click.IntRange(1, 96), default=d.steps_per_quarter, show_default=True, help="Grid resolution; 12 holds sixteenths and triplets."),
+        click.option("--velocity-bins", type=click.IntRange(0, 127), default=d.velocity_bins, show_default=True, help="Velocity levels kept; 0 drops velocity."),
+        click.option("--programs", type=click.Choice(["note", "main"]), default=d.programs, show_default=True, help="Keep each note's instrument, or map all to the piece's main one."),
+        click.option("--include-drums/--no-drums", default=d.include_drums, show_default=True, help="Keep drum-channel notes."),
+        click.option("--max-duration", "max_duration_steps", type=click.IntRange(1, 1024), default=d.max_duration_steps, show_default=True, help="Longest note in grid steps; longer ones are clipped (counted)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_encoding(**kw) -> EncodingConfig:
+    keys = ("steps_per_quarter", "velocity_bins", "programs", "include_drums", "max_duration_steps")
+    return EncodingConfig(**{k: kw.pop(k) for k in keys})
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Dataset folder to write.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True, help="Share of files held out for validation, decided by path.")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Worker processes; 0 uses every core.")
+@click.option("--file-timeout", type=click.FloatRange(0.1), default=20.0, show_default=True, help="Seconds one file may take before it is skipped.")
+@encoding_options
+def ingest(sources, out, val_fraction, workers, file_timeout, **enc):
+    """Turn MIDI / MusicXML / ABC / Humdrum files into a token dataset.
+
+    \b
+    Example:
+      musicgen ingest data/midi --out work/bach
+    """
+    from tqdm import tqdm
+
+    from musicgen.data.ingest import ingest as run
+
+    cfg = build_encoding(**enc)
+    bar = tqdm(total=0, unit="file", disable=None, leave=False, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = run(sources, out, cfg, IngestConfig(val_fraction=val_fraction, workers=workers, file_timeout=file_timeout), progress)
+    finally:
+        bar.close()
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"report: {out / 'report.json'}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the decoded MIDI here to hear what quantisation did.")
+@click.option("--show", type=click.IntRange(0), default=40, show_default=True, help="How many tokens to print.")
+@encoding_options
+def tokenize(file, out, show, **enc):
+    """Show what a model sees for one file; optionally write the round trip.
+
+    \b
+    Example:
+      musicgen tokenize data/midi/bwv1.6.mid --out roundtrip.mid
+    """
+    from musicgen.midi import read_score, write_midi
+    from musicgen.tokens import decode, encode, token_space
+
+    cfg = build_encoding(**enc)
+    score = read_score(file)
+    enc_ = encode(score, cfg)
+    strings = token_space(cfg).strings()
+    stats = enc_.stats
+    click.echo(f"file: {file}")
+    click.echo(f"tracks: {score.n_tracks}  notes read: {stats['notes_in']}  kept: {len(enc_.notes)}")
+    for key in sorted(stats):
+        if key not in ("notes_in", "notes_kept") and stats[key]:
+            click.echo(f"  {key.replace('_', ' ')}: {stats[key]}")
+    click.echo(f"tokens: {len(enc_.ids)}  tokens/note: {enc_.tokens_per_note:.2f}")
+    click.echo("first tokens: " + " ".join(strings[i] for i in enc_.ids[:show].tolist()))
+    if out:
+        decoded, _ = decode(enc_.ids, cfg)
+        write_midi(decoded, out)
+        click.echo(f"wrote {out} ({decoded.num_notes} notes, {decoded.duration_seconds:.1f} s)")
+
+
+def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
+    """--config FILE: YAML whose keys match the long option names set the defaults."""
+    if value is None:
+        return value
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"cannot read {value}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{value} must hold a mapping of option names to values")
+    names = {p.name for p in ctx.command.params}
+    defaults = {}
+    for key, v in data.items():
+        name = str(key).replace("-", "_")
+        if name not in names or name == "config":
+            raise click.BadParameter(f"{value}: unknown option {key!r}")
+        defaults[name] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+@cli.command()
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), callback=load_yaml_defaults, is_eager=True, expose_value=False, help="YAML file whose keys match these options (command-line flags win).")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Dataset folder written by `musicgen ingest`.")
+@click.option("--model", "model_name", type=click.Choice(["gru", "gru-attn", "transformer"]), default="gru", show_default=True, help="Which core to train.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: checkpoints/MODEL].")
+@click.option("--epochs", type=click.IntRange(0), default=20, show_default=True, help="Passes over the training tokens; 0 = until --max-time or --max-steps.")
+@click.option("--max-time", type=click.FloatRange(0), default=0.0, show_default=True, help="Wall-clock budget in minutes (0 = none); the LR schedule ends with it.")
+@click.option("--max-steps", type=int, default=-1, show_default=True, help="Optimizer steps (-1 = no limit).")
+@click.option("--seq-len", type=click.IntRange(2), default=256, show_default=True, help="Training window in tokens.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Windows per batch (per device).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--warmup", "warmup_steps", type=click.IntRange(0), default=100, show_default=True, help="Linear warm-up steps before cosine decay.")
+@click.option("--weight-decay", type=click.FloatRange(0), default=0.01, show_default=True, help="AdamW weight decay on matrices.")
+@click.option("--hidden", "d_model", type=click.IntRange(8), default=256, show_default=True, help="Hidden / model width.")
+@click.option("--layers", "n_layers", type=click.IntRange(1), default=2, show_default=True, help="GRU or transformer layers.")
+@click.option("--heads", "n_heads", type=click.IntRange(1), default=4, show_default=True, help="Attention heads (transformer).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Dropout rate.")
+@click.option("--tie-embeddings/--no-tie-embeddings", default=True, show_default=True, help="Share input embedding and output layer weights.")
+@click.option("--transpose", type=click.IntRange(0, 12), default=5, show_default=True, help="Random transposition of each window within +-N semitones.")
+@click.option("--grad-clip", type=click.FloatRange(0), default=1.0, show_default=True, help="Gradient norm clip (0 = off).")
+@click.option("--patience", type=click.IntRange(0), default=5, show_default=True, help="Early stopping: validations without improvement (0 = off).")
+@click.option("--steps-per-epoch", type=click.IntRange(0), default=0, show_default=True, help="Batches per epoch (0 = one pass over the training tokens).")
+@click.option("--val-every", type=float, default=1.0, show_default=True, help="Validate every N batches (int) or this fraction of an epoch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator: cpu, gpu, mps, auto.")
+@click.option("--devices", default="auto", show_default=True, help="Lightning devices: a count, a list like 0,1, or auto.")
+@click.option("--num-nodes", type=click.IntRange(1), default=1, show_default=True, help="Machines for multi-node DDP.")
+@click.option("--strategy", default="auto", show_default=True, help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ...")
+@click.option("--precision", default="auto", show_default=True, help="32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last.ckpt (weights, optimizer, step).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_embeddings, accelerator, devices, num_nodes, strategy, precision, resume, progress, **kw):
+    """Train a model on an ingested dataset.
+
+    \b
+    Example:
+      musicgen train --data work/bach --model transformer --max-time 5
+    """
+    from musicgen.config import ModelConfig, TrainConfig
+    from musicgen.train import HardwareConfig, train as run
+
+    try:
+        model_cfg = ModelConfig(name=model_name, d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout, tie_embeddings=tie_embeddings, max_len=kw["seq_len"])
+        val_every = kw.pop("val_every")
+        train_cfg = TrainConfig(val_every=int(val_every) if val_every > 1 else val_every, **kw)
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+    hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
+    out = out or Path("checkpoints") / model_name
+    result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
+    if result.best is None:
+        raise MusicgenError("training ended before the first validation; no checkpoint was written")
+    click.echo(
+        f"{model_name}: {result.steps} steps in {result.seconds / 60:.1f} min, "
+        f"best validation {result.best_val_bpn:.3f} bits/note"
+    )
+    click.echo(f"best: {result.best}")
+    click.echo(f"last: {result.last}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset: its validation split is scored and its training split trains the n-gram baseline [default: the one the checkpoint was trained on].")
+@click.option("--context", type=click.IntRange(2), help="Tokens of context per window [default: the training length].")
+@click.option("--no-ngram", is_flag=True, help="Skip the Kneser-Ney baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
+    """Held-out bits per note of a checkpoint, beside an n-gram baseline.
+
+    \b
+    Examples:
+      musicgen evaluate checkpoints/gru/best.ckpt
+      musicgen evaluate checkpoints/gru/best.ckpt my_songs/ --data work/bach --json
+    """
+    import json
+
+    from musicgen.checkpoint import load_model
+    from musicgen.evaluate import evaluate as run
+
+    model = load_model(checkpoint)
+    rep = run(model, data_dir=data_dir, sources=list(sources), context=context, ngram=not no_ngram)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict()))
+        return
+    click.echo(f"{rep.model} ({rep.checkpoint}) on {rep.pieces} pieces, {rep.notes:,} notes, {rep.tokens:,} tokens, context {rep.context}")
+    click.echo(f"  bits/note {rep.bits_per_note:.3f}  bits/token {rep.bits_per_token:.3f}  perplexity {rep.perplexity:.2f}  accuracy {rep.accuracy:.1%}")
+    if rep.unknown_tokens:
+        click.echo(f"  {rep.unknown_tokens} tokens unknown to the vocabulary were dropped before scoring")
+    for name, why in rep.files_skipped.items():
+        click.echo(f"  skipped {name}: {why}")
+    if rep.ngram_order is not None:
+        click.echo(f"  n-gram (Kneser-Ney, best order {rep.ngram_order}): bits/note {rep.ngram_bits_per_note:.3f}; model / n-gram = {rep.ratio_to_ngram:.3f}")
+
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+"""Folders of music files -> vocabulary + memory-mapped token arrays + report.
+
+Output folder layout (format version `DATASET_VERSION`):
+
+    vocab.json    the vocabulary and encoding settings (versioned JSON)
+    tokens.npy    every kept file's token ids, training files first, then
+                  validation files; memory-mapped by the data module
+    index.json    per file: path, content hash, split, offset, tokens, notes;
+                  and the [start, end) range of each split in tokens.npy
+    report.json   per file: ok / partial / skipped, the reason, every counter
+
+Files are parsed in worker processes with a time limit (see pool.py). Results
+stream to a temporary file as they arrive, so memory does not grow with the
+corpus. Re-running on unchanged inputs is answered from index.json; changed
+or new files are the only ones parsed again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicgen import __version__
+from musicgen.config import EncodingConfig, IngestConfig, from_dict, to_dict
+from musicgen.data.pool import Failure, run_isolated
+from musicgen.errors import MusicgenError, ReadError
+from musicgen.fsutil import atomic_write, atomic_write_json
+from musicgen.midi.read import SUPPORTED_SUFFIXES, read_score
+from musicgen.tokens.encoding import encode, token_space
+from musicgen.tokens.vocab import Vocabulary
+
+DATASET_FORMAT = "musicgen-dataset"
+DATASET_VERSION = 1
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    rel: str  # stable name used for the split and the report
+    digest: str = ""
+
+
+@dataclass
+class FileResult:
+    status: str  # ok | partial | skipped
+    reason: str = ""
+    stats: dict = field(default_factory=dict)
+    n_tracks: int = 0
+    uids: np.ndarray | None = None  # universal token ids
+
+
+@dataclass
+class IngestSummary:
+    out: Path
+    files: int
+    ok: int
+    partial: int
+    skipped: dict[str, int]
+    notes: int
+    tokens: int
+    train_tokens: int
+    val_tokens: int
+    vocab_size: int
+    seconds: float
+    reused: int
+    up_to_date: bool
+
+    def lines(self) -> list[str]:
+        skipped = sum(self.skipped.values())
+        out = [
+            f"files: {self.files} ({self.ok} ok, {self.partial} partial, {skipped} skipped)"
+            + (f", {self.reused} reused from cache" if self.reused else ""),
+        ]
+        for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
+            out.append(f"  skipped {n}: {reason}")
+        out.append(
+            f"notes: {self.notes:,}  tokens: {self.tokens:,} (train {self.train_tokens:,}, val {self.val_tokens:,})"
+            f"  tokens/note: {self.tokens / max(self.notes, 1):.2f}"
+        )
+        out.append(f"vocabulary: {self.vocab_size} tokens  time: {self.seconds:.2f} s")
+        out.append(f"wrote {self.out}" + (" (up to date, nothing re-parsed)" if self.up_to_date else ""))
+        return out
+
+
+# --- discovery and splitting ---------------------------------------------------------------
+
+
+def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
+    """Files with a supported suffix (any case), recursively, sorted, deduplicated."""
+    found: dict[Path, SourceFile] = {}
+    for src in map(Path, sources):
+        if src.is_dir():
+            for p in sorted(src.rglob("*")):
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.setdefault(p.resolve(), SourceFile(p, p.relative_to(src).as_posix()))
+        elif src.is_file():
+            found.setdefault(src.resolve(), SourceFile(src, src.name))
+        else:
+            raise MusicgenError(f"no such file or folder: {src}")
+    files = sorted(found.values(), key=lambda f: f.rel)
+    seen: Counter = Counter()
+    for f in files:  # two sources may hold the same relative name
+        seen[f.rel] += 1
+        if seen[f.rel] > 1:
+            f.rel = f"{f.rel}#{seen[f.rel]}"
+    return files
+
+
+def split_of(rel: str, val_fraction: float) -> str:
+    """Decided by the path alone, so adding files never moves the old ones."""
+    h = int.from_bytes(hashlib.sha1(rel.encode("utf-8")).digest()[:8], "big") / 2**64
+    return "val" if h < val_fraction else "train"
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable:{exc.errno}"
+
+
+# --- one file (runs in a worker) -------------------------------------------------------------
+
+
+def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
+    try:
+        score = read_score(path)
+    except ReadError as exc:
+        return FileResult("skipped", str(exc))
+    enc = encode(score, cfg)
+    stats = {k: int(v) for k, v in enc.stats.items() if v}
+    if not len(enc.notes):
+        drums = stats.get("drum_notes_dropped", 0)
+        if drums and drums == stats.get("notes_in", 0):
+            reason = f"drum-only file ({drums} drum notes; pass --include-drums to keep them)"
+        elif stats.get("notes_in", 0):
+            reason = f"no notes left ({_dropped_text(stats)})"
+        else:
+            reason = "no notes"
+        return FileResult("skipped", reason, stats, score.n_tracks)
+    # Unison doublings dropped as duplicates still sound, so they do not make a file partial.
+    lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
+    status = "partial" if lost else "ok"
+    return FileResult(status, _dropped_text(stats), stats, score.n_tracks, enc.ids)
+
+
+def _dropped_text(stats: dict) -> str:
+    parts = []
+    for key, label in (
+        ("drum_notes_dropped", "drum notes dropped"),
+        ("out_of_range_dropped", "notes out of pitch range dropped"),
+        ("duplicates_dropped", "duplicate notes dropped"),
+    ):
+        if stats.get(key):
+            parts.append(f"{stats[key]} {label}")
+    return ", ".join(parts)
+
+
+class _Job:
+    """Picklable callable for the worker pool."""
+
+    def __init__(self, cfg: EncodingConfig):
+        self.cfg = cfg
+
+    def __call__(self, path: Path) -> FileResult:
+        return ingest_file(path, self.cfg)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def ingest(
+    sources: Iterable[str | Path],
+    out: str | Path,
+    enc_cfg: EncodingConfig | None = None,
+    ing_cfg: IngestConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    t0 = time.perf_counter()
+    enc_cfg = enc_cfg or EncodingConfig()
+    ing_cfg = ing_cfg or IngestConfig()
+    out = Path(out)
+    files = discover(sources)
+    if not files:
+        raise MusicgenError("no music files found (looked for " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole run
+    except OSError as exc:
+        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise MusicgenError(f"another ingestion is writing {out}; wait for it to finish") from None
+    try:
+        return _ingest_locked(files, out, enc_cfg, ing_cfg, progress, t0)
+    finally:
+        lock.close()
+
+
+def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
+    for f in files:
+        f.digest = _digest(f.path)
+    prev = load_previous(out, enc_cfg)
+    splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
+    signature = _signature(files, splits, enc_cfg)
+    if prev is not None and prev["index"].get("signature") == signature:
+        return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
+
+    results: dict[int, FileResult] = {}
+    todo: list[int] = []
+    reused = 0
+    for i, f in enumerate(files):
+        cached = prev["by_digest"].get(f.digest) if prev else None
+        if cached is not None:
+            results[i] = cached
+            reused += 1
+        else:
+            todo.append(i)
+
+    workers = ing_cfg.workers or os.cpu_count() or 1
+    tmp = {s: out / f".tokens-{s}.tmp" for s in ("train", "val")}
+    used = np.zeros(token_space(enc_cfg).size, dtype=bool)
+    pieces: dict[int, tuple[str, int, int]] = {}  # file -> (split, offset in its temp file, length)
+    sizes = {"train": 0, "val": 0}
+    handles = {s: open(p, "wb") for s, p in tmp.items()}  # noqa: SIM115
+    try:
+
+        def store(i: int, res: FileResult) -> None:
+            if res.uids is None:
+                return
+            split = splits[files[i].rel]
+            uids = res.uids.astype(np.int32, copy=False)
+            used[uids] = True
+            handles[split].write(uids.tobytes())
+            pieces[i] = (split, sizes[split], len(uids))
+            sizes[split] += len(uids)
+            res.uids = None  # streamed to disk; do not hold the corpus in memory
+
+        for i, res in results.items():
+            store(i, res)
+        done = 0
+        job = _Job(enc_cfg)
+        for k, result in run_isolated(
+            job,
+            [files[i].path for i in todo],
+            workers=workers,
+            timeout=ing_cfg.file_timeout,
+            chunk_size=ing_cfg.chunk_size,
+        ):
+            i = todo[k]
+            res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
+            results[i] = res
+            store(i, res)
+            done += 1
+            if progress:
+                progress(done, len(todo))
+        for h in handles.values():
+            h.close()
+        if not pieces:
+            reasons = Counter(r.reason for r in results.values())
+            top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
+            raise MusicgenError(f"nothing could be ingested from {len(files)} files ({top})")
+        vocab = Vocabulary(enc_cfg, np.flatnonzero(used))
+        _write_tokens(out / "tokens.npy", tmp, sizes, vocab)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    finally:
+        for h in handles.values():
+            h.close()
+        for p in tmp.values():
+            p.unlink(missing_ok=True)
+
+    index, report = _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature)
+    try:
+        vocab.save(out / "vocab.json")
+        atomic_write_json(out / "report.json", report)
+        atomic_write_json(out / "index.json", index)  # last: its presence marks a complete dataset
+    except OSError as exc:
+        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return _summary_from_index(out, index, report, t0, up_to_date=False, reused=reused)
+
+
+def _write_tokens(path: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary) -> None:
+    """Remap universal ids to the vocabulary in chunks: memory stays flat."""
+    dtype = np.uint16 if len(vocab) <= np.iinfo(np.uint16).max else np.uint32
+    total = sizes["train"] + sizes["val"]
+    chunk = 1 << 20
+
+    def write(fh) -> None:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
+        np.lib.format.write_array_header_1_0(fh, header)
+        for split in ("train", "val"):
+            src = np.memmap(tmp[split], dtype=np.int32, mode="r") if sizes[split] else np.zeros(0, np.int32)
+            for s in range(0, len(src), chunk):
+                fh.write(vocab.lookup[src[s : s + chunk]].astype(dtype).tobytes())
+            del src
+
+    atomic_write(path, write)
+
+
+def _signature(files: list[SourceFile], splits: dict[str, str], cfg: EncodingConfig) -> str:
+    h = hashlib.sha1(json.dumps(to_dict(cfg), sort_keys=True).encode())
+    h.update(f"{DATASET_VERSION}:{__version__}".encode())
+    for f in files:
+        h.update(f"{f.rel}\0{f.digest}\0{splits[f.rel]}\n".encode())
+    return h.hexdigest()
+
+
+def _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature):
+    entries, report_files = [], []
+    n_train = sizes["train"]
+    for i, f in enumerate(files):
+        res = results[i]
+        report_files.append(
+            {
+                "path": f.rel,
+                "sha1": f.digest,
+                "status": res.status,
+                "reason": res.reason,
+                "tracks": res.n_tracks,
+                **{"stats": res.stats},
+            }
+        )
+        if i in pieces:
+            split, off, length = pieces[i]
+            entries.append(
+                {
+                    "path": f.rel,
+                    "sha1": f.digest,
+                    "split": split,
+                    "offset": off + (n_train if split == "val" else 0),
+                    "tokens": length,
+                    "notes": int(res.stats.get("notes_kept", 0)),
+                    "tracks": res.n_tracks,
+                    "status": res.status,
+                    "reason": res.reason,
+                    "stats": res.stats,
+                }
+            )
+    index = {
+        "format": DATASET_FORMAT,
+        "version": DATASET_VERSION,
+        "musicgen_version": __version__,
+        "signature": signature,
+        "encoding": to_dict(enc_cfg),
+        "ingest": to_dict(ing_cfg),
+        "splits": {"train": [0, n_train], "val": [n_train, n_train + sizes["val"]]},
+        "files": entries,
+    }
+    report = {"format": "musicgen-ingest-report", "version": DATASET_VERSION, "files": report_files}
+    return index, report
+
+
+def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
+    """A previous dataset in `out`, if complete and compatible, for reuse."""
+    try:
+        index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        if index.get("format") != DATASET_FORMAT or index.get("version") != DATASET_VERSION:
+            return None
+        if from_dict(EncodingConfig, index["encoding"]) != enc_cfg:
+            return None
+        vocab = Vocabulary.load(out / "vocab.json")
+        tokens = np.load(out / "tokens.npy", mmap_mode="r")
+    except (OSError, ValueError, KeyError, TypeError, MusicgenError):
+        return None
+    by_digest: dict[str, FileResult] = {}
+    for e in index["files"]:
+        ids = np.asarray(tokens[e["offset"] : e["offset"] + e["tokens"]])
+        by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids))
+    for r in report["files"]:
+        if r["status"] == "skipped" and not r["sha1"].startswith("unreadable"):
+            by_digest.setdefault(r["sha1"], FileResult("skipped", r["reason"], r["stats"], r["tracks"]))
+    return {"index": index, "report": report, "by_digest": by_digest}
+
+
+def _summary_from_index(out, index, report, t0, *, up_to_date: bool, reused: int = 0) -> IngestSummary:
+    statuses = Counter(r["status"] for r in report["files"])
+    skipped = Counter(r["reason"] for r in report["files"] if r["status"] == "skipped")
+    # group reasons that differ only in counts or parser detail
+    grouped: Counter = Counter()
+    for reason, n in skipped.items():
+        grouped[reason.split(" (")[0].split(":")[0]] += n
+    tr, va = index["splits"]["train"], index["splits"]["val"]
+    vocab_size = len(json.loads((out / "vocab.json").read_text(encoding="utf-8"))["tokens"])
+    return IngestSummary(
+        out=out,
+        files=len(report["files"]),
+        ok=statuses["ok"],
+        partial=statuses["partial"],
+        skipped=dict(grouped),
+        notes=sum(e["notes"] for e in index["files"]),
+        tokens=va[1],
+        train_tokens=tr[1] - tr[0],
+        val_tokens=va[1] - va[0],
+        vocab_size=vocab_size,
+        seconds=time.perf_counter() - t0,
+        reused=reused if not up_to_date else len(index["files"]),
+        up_to_date=up_to_date,
+    )

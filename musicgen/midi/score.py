@@ -1,0 +1,93 @@
+"""The one in-memory music type every layer passes around.
+
+Times are in quarter notes (floats), so a score is independent of the file's
+ticks per quarter and of tempo; the tempo map turns quarters into seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NOTE_DTYPE = np.dtype(
+    [
+        ("start", np.float64),  # quarter notes from the start of the piece
+        ("duration", np.float64),  # quarter notes
+        ("pitch", np.int16),
+        ("velocity", np.int16),
+        ("program", np.int16),  # General MIDI program 0..127
+        ("drum", np.bool_),
+    ]
+)
+
+
+def empty_notes(n: int = 0) -> np.ndarray:
+    return np.zeros(n, dtype=NOTE_DTYPE)
+
+
+@dataclass
+class Score:
+    """Notes plus the tempo and metre maps of one piece."""
+
+    notes: np.ndarray = field(default_factory=empty_notes)  # NOTE_DTYPE, sorted by start
+    tempos: list[tuple[float, float]] = field(default_factory=list)  # (quarter, qpm)
+    time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (quarter, num, den)
+    n_tracks: int = 0
+
+    def __post_init__(self) -> None:
+        if self.notes.dtype != NOTE_DTYPE:
+            raise TypeError("Score.notes must use NOTE_DTYPE")
+
+    @property
+    def num_notes(self) -> int:
+        return int(len(self.notes))
+
+    @property
+    def end(self) -> float:
+        """End of the last sounding note, in quarters."""
+        if not len(self.notes):
+            return 0.0
+        return float(np.max(self.notes["start"] + self.notes["duration"]))
+
+    def qpm_at(self, quarter: float) -> float:
+        qpm = 120.0
+        for t, q in self.tempos:
+            if t <= quarter:
+                qpm = q
+            else:
+                break
+        return qpm
+
+    def quarters_to_seconds(self, quarters: np.ndarray | float) -> np.ndarray:
+        """Map quarter positions to seconds through the piecewise-constant tempo map."""
+        q = np.asarray(quarters, dtype=np.float64)
+        tempos = sorted(self.tempos) or [(0.0, 120.0)]
+        if tempos[0][0] > 0:
+            tempos = [(0.0, 120.0), *tempos]
+        starts = np.array([t for t, _ in tempos])
+        spq = np.array([60.0 / max(qpm, 1e-6) for _, qpm in tempos])
+        # seconds at the start of each tempo segment
+        seg_secs = np.concatenate([[0.0], np.cumsum(np.diff(starts) * spq[:-1])])
+        idx = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, len(starts) - 1)
+        return seg_secs[idx] + (q - starts[idx]) * spq[idx]
+
+    @property
+    def duration_seconds(self) -> float:
+        return float(self.quarters_to_seconds(self.end))
+
+    def bar_lines(self) -> list[float]:
+        """Bar starts in quarters, from the time-signature map (4/4 if none)."""
+        sigs = sorted(self.time_signatures) or [(0.0, 4, 4)]
+        if sigs[0][0] > 0:
+            sigs = [(0.0, 4, 4), *sigs]
+        end = self.end
+        bars: list[float] = []
+        for i, (t, num, den) in enumerate(sigs):
+            stop = sigs[i + 1][0] if i + 1 < len(sigs) else end
+            length = num * 4.0 / den
+            pos = t
+            while pos < stop - 1e-9 and length > 0:
+                bars.append(pos)
+                pos += length
+        return bars

@@ -1,0 +1,117 @@
+"""The universe of token strings an `EncodingConfig` can produce.
+
+Families, in id order: specials, Shift_n, Pitch_p, Dur_n, Vel_v, Prog_p,
+Tempo_q, TimeSig_n/d. A `Vocabulary` keeps the subset a corpus uses; this space
+gives every token a stable "universal" id so encoding is pure array work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.config import EncodingConfig
+
+SPECIALS = ("PAD", "BOS", "EOS")
+PAD, BOS, EOS = 0, 1, 2
+DRUM_PROGRAM = 128
+TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+TIME_SIG_MAX_NUMERATOR = 32
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    offset: int
+    size: int
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        return (ids >= self.offset) & (ids < self.offset + self.size)
+
+
+class TokenSpace:
+    def __init__(self, cfg: EncodingConfig):
+        self.cfg = cfg
+        self.tempo_values = np.array(cfg.tempo_values())
+        self.velocity_values = np.array(cfg.velocity_values(), dtype=np.int64)
+        sizes = [
+            ("special", len(SPECIALS)),
+            ("shift", cfg.max_shift_steps),  # Shift_1 .. Shift_max
+            ("pitch", cfg.pitch_max - cfg.pitch_min + 1),
+            ("dur", cfg.max_duration_steps),  # Dur_1 .. Dur_max
+            ("vel", cfg.velocity_bins),
+            ("prog", 129),  # 0..127 and 128 = drums
+            ("tempo", cfg.tempo_bins),
+            ("timesig", TIME_SIG_MAX_NUMERATOR * len(TIME_SIG_DENOMINATORS)),
+        ]
+        self.families: dict[str, Family] = {}
+        offset = 0
+        for name, size in sizes:
+            self.families[name] = Family(name, offset, size)
+            offset += size
+        self.size = offset
+        self._strings: list[str] | None = None
+
+    def __getattr__(self, name: str) -> Family:  # space.pitch, space.shift, ...
+        fams = self.__dict__.get("families", {})
+        if name in fams:
+            return fams[name]
+        raise AttributeError(name)
+
+    # --- id construction (vectorised) -------------------------------------------------
+    def shift_id(self, n):
+        return self.shift.offset + np.asarray(n) - 1
+
+    def pitch_id(self, p):
+        return self.pitch.offset + np.asarray(p) - self.cfg.pitch_min
+
+    def dur_id(self, n):
+        return self.dur.offset + np.asarray(n) - 1
+
+    def vel_id(self, b):
+        return self.vel.offset + np.asarray(b)
+
+    def prog_id(self, p):
+        return self.prog.offset + np.asarray(p)
+
+    def tempo_id(self, b):
+        return self.tempo.offset + np.asarray(b)
+
+    def timesig_id(self, num, den):
+        den_idx = TIME_SIG_DENOMINATORS.index(den)
+        return self.timesig.offset + (num - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
+
+    # --- binning ---------------------------------------------------------------------
+    def tempo_bin(self, qpm: float) -> int:
+        return int(np.argmin(np.abs(np.log(self.tempo_values) - np.log(max(qpm, 1e-3)))))
+
+    def velocity_bin(self, velocity: np.ndarray) -> np.ndarray:
+        n = self.cfg.velocity_bins
+        return np.clip(((np.asarray(velocity) - 1) * n) // 127, 0, n - 1)
+
+    # --- strings ---------------------------------------------------------------------
+    def strings(self) -> list[str]:
+        if self._strings is None:
+            c = self.cfg
+            out = list(SPECIALS)
+            out += [f"Shift_{n}" for n in range(1, c.max_shift_steps + 1)]
+            out += [f"Pitch_{p}" for p in range(c.pitch_min, c.pitch_max + 1)]
+            out += [f"Dur_{n}" for n in range(1, c.max_duration_steps + 1)]
+            out += [f"Vel_{v}" for v in self.velocity_values.tolist()]
+            out += [f"Prog_{p}" for p in range(128)] + ["Prog_drums"]
+            out += [f"Tempo_{q:g}" for q in self.tempo_values.tolist()]
+            out += [
+                f"TimeSig_{n}/{d}"
+                for n in range(1, TIME_SIG_MAX_NUMERATOR + 1)
+                for d in TIME_SIG_DENOMINATORS
+            ]
+            assert len(out) == self.size
+            self._strings = out
+        return self._strings
+
+    def family_of(self, uid: int) -> str:
+        for fam in self.families.values():
+            if fam.offset <= uid < fam.offset + fam.size:
+                return fam.name
+        raise ValueError(f"token id {uid} outside the space")

@@ -1,0 +1,146 @@
+"""The corpus vocabulary: the subset of the token space a corpus uses.
+
+Saved as indented, versioned JSON with the encoding settings beside it; loading
+checks both, so a vocabulary never silently meets the wrong encoder. Every
+Pitch token of the configured range is always kept, so transposition
+augmentation can move any note without leaving the vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from musicgen import __version__
+from musicgen.config import EncodingConfig, from_dict, to_dict
+from musicgen.errors import MusicgenError
+from musicgen.fsutil import atomic_write_json
+from musicgen.tokens.encoding import token_space
+from musicgen.tokens.space import BOS, EOS, PAD, SPECIALS
+
+FORMAT = "musicgen-vocabulary"
+VERSION = 1
+
+
+class Vocabulary:
+    def __init__(self, cfg: EncodingConfig, universal_ids: Iterable[int]):
+        self.cfg = cfg
+        self.space = token_space(cfg)
+        pitch = self.space.pitch
+        keep = set(int(u) for u in universal_ids) | {PAD, BOS, EOS}
+        keep |= set(range(pitch.offset, pitch.offset + pitch.size))
+        self.uids = np.array(sorted(keep), dtype=np.int64)  # compact id -> universal id
+        self.lookup = np.full(self.space.size, -1, dtype=np.int64)  # universal -> compact
+        self.lookup[self.uids] = np.arange(len(self.uids))
+        strings = self.space.strings()
+        self.tokens = [strings[u] for u in self.uids.tolist()]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        assert self.tokens[:3] == list(SPECIALS)
+        self.pad_id, self.bos_id, self.eos_id = PAD, BOS, EOS
+        # Pitch tokens are contiguous: universal order is kept and all pitches are in.
+        self.pitch_start = int(self.lookup[pitch.offset])
+        self.pitch_count = pitch.size
+        self.families = np.array([self.space.family_of(int(u)) for u in self.uids], dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.cfg == other.cfg and self.tokens == other.tokens
+
+    # --- conversions -----------------------------------------------------------------
+    def from_universal(self, uids: np.ndarray) -> tuple[np.ndarray, int]:
+        """Universal -> compact ids. Unknown tokens are dropped and counted."""
+        ids = self.lookup[np.asarray(uids, dtype=np.int64)]
+        unknown = ids < 0
+        return ids[~unknown], int(unknown.sum())
+
+    def to_universal(self, ids: np.ndarray) -> np.ndarray:
+        return self.uids[np.asarray(ids, dtype=np.int64)]
+
+    def ids_of_family(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.families == name)
+
+    @property
+    def note_ids(self) -> np.ndarray:
+        """Each note has exactly one Pitch token: counting them counts notes."""
+        return np.arange(self.pitch_start, self.pitch_start + self.pitch_count)
+
+    def allowed_next(self) -> np.ndarray:
+        """Grammar as a (V, V) table: row i says which tokens may follow token i.
+
+        Sampling masks with it so every generated sequence decodes to MIDI:
+        a Pitch is always followed by a Dur, a Dur only ever follows a Pitch,
+        Prog/Vel lead into a note, and nothing follows EOS but padding.
+        """
+        V = len(self)
+        fam = self.families
+        is_ = {name: fam == name for name in ("shift", "pitch", "dur", "vel", "prog", "tempo", "timesig")}
+        allowed = np.zeros((V, V), dtype=bool)
+        free = ~(is_["dur"])
+        free[[PAD, BOS]] = False  # PAD and BOS are never generated
+        for row in range(V):
+            f = fam[row]
+            if f == "pitch":
+                allowed[row] = is_["dur"]
+            elif f == "prog":
+                allowed[row] = is_["vel"] | is_["pitch"]
+            elif f == "vel":
+                allowed[row] = is_["pitch"]
+            elif row in (PAD, EOS):
+                allowed[row, PAD] = True
+            else:
+                allowed[row] = free
+        if self.cfg.velocity_bins and not is_["vel"].any():
+            pass  # corpus without Vel tokens: Prog leads straight to Pitch
+        # a row with no option (e.g. Prog in a vocab without pitches) may end the piece
+        empty = ~allowed.any(axis=1)
+        allowed[empty, EOS] = True
+        return allowed
+
+    # --- persistence -----------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "musicgen_version": __version__,
+            "encoding": to_dict(self.cfg),
+            "tokens": self.tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise MusicgenError("not a musicgen vocabulary (missing format marker)")
+        if data.get("version") != VERSION:
+            raise MusicgenError(f"vocabulary version {data.get('version')} is not supported (expected {VERSION})")
+        try:
+            cfg = from_dict(EncodingConfig, data["encoding"])
+            tokens = list(data["tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MusicgenError(f"malformed vocabulary: {exc}") from None
+        space = token_space(cfg)
+        strings = {s: i for i, s in enumerate(space.strings())}
+        unknown = [t for t in tokens if t not in strings]
+        if unknown:
+            raise MusicgenError(f"vocabulary has {len(unknown)} tokens its encoding cannot produce, e.g. {unknown[0]!r}")
+        vocab = cls(cfg, [strings[t] for t in tokens])
+        if vocab.tokens != tokens:
+            raise MusicgenError("vocabulary token order does not match its encoding")
+        return vocab
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MusicgenError(f"no vocabulary at {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MusicgenError(f"cannot read vocabulary {path}: {exc}") from None
+        return cls.from_json(data)
