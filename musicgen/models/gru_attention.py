@@ -1,0 +1,67 @@
+"""GRU with global attention over its own past outputs.
+
+Luong, Pham & Manning 2015, "Effective Approaches to Attention-based Neural Machine
+Translation": the "general" score score(o_t, o_s) = (W_a o_t) . o_s (here scaled by
+1/sqrt(d_model)), a softmax over s <= t (causal, the current step included), context
+c_t = sum_s a_ts o_s, and the attentional output tanh(W_c [c_t; o_t]) fed to the head.
+All T steps are attended in one batched call, so training has no loop over time.
+
+Window: each step attends to at most `window = cfg.attn_window or cfg.max_len` outputs,
+itself included. Training windows are max_len long, so with the default the model only
+ever sees spans it was trained on. When generating past the window it attends only to
+the last `window` outputs; a full forward longer than the window uses the same banded
+mask, so cached and uncached runs agree at any length.
+
+State (a tuple): (h, memory) with h the GRU hidden (n_layers, B, d_model) and memory the
+newest earlier GRU outputs (B, M, d_model), M <= window - 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from musicgen.config import ModelConfig
+from musicgen.models.gru import GRUCore
+from musicgen.models.transformer import window_mask
+
+State = tuple[Tensor, Tensor]
+
+
+class GRUAttentionCore(GRUCore):
+    supports_cache = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        d = cfg.d_model
+        self.window = cfg.attn_window or cfg.max_len
+        self.score = nn.Linear(d, d, bias=False)  # W_a
+        self.combine = nn.Linear(2 * d, d, bias=False)  # W_c
+
+    def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        h, memory = state if state is not None else (None, None)
+        o, h = self.recur(tokens, h)  # (B, T, D), (L, B, D)
+        t = o.size(1)
+        keys = o if memory is None else torch.cat((memory, o), dim=1)  # (B, S, D)
+        s = keys.size(1)
+        if s == t and t <= self.window:
+            mask = None
+        else:
+            mask = window_mask(t, s, self.window, tokens.device)  # (T, S)
+        # One "head": unsqueeze to (B, 1, ., D) for scaled_dot_product_attention.
+        context = F.scaled_dot_product_attention(
+            self.score(o).unsqueeze(1),
+            keys.unsqueeze(1),
+            keys.unsqueeze(1),
+            attn_mask=mask,
+            is_causal=mask is None,
+        ).squeeze(1)  # (B, T, D)
+        attended = torch.tanh(self.combine(torch.cat((context, o), dim=-1)))  # (B, T, D)
+        return self.project(attended), self.trim_state((h, keys))
+
+    def trim_state(self, state: State) -> State:
+        """Keep the newest window - 1 outputs so the next step sees at most `window`."""
+        h, memory = state
+        drop = max(0, memory.size(1) - (self.window - 1))
+        return h, memory[:, drop:]  # (B, <= window - 1, D)

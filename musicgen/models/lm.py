@@ -1,0 +1,135 @@
+"""The one LightningModule: loss, optimiser, schedule and metrics for every core."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import SumMetric
+
+from musicgen.config import ModelConfig, TrainConfig, to_dict
+from musicgen.models.registry import build_core
+
+LN2 = math.log(2.0)
+IGNORE = -100
+MIN_LR_RATIO = 0.1
+
+
+class MusicLM(L.LightningModule):
+    """Next-token language model around a core chosen by `model_cfg.name`.
+
+    `note_ids` is the [start, end) id range of Pitch tokens: each note has
+    exactly one, so counting them turns bits per token into bits per note.
+    `meta` (vocabulary, encoding, versions) rides along into every checkpoint
+    so a checkpoint alone is enough to generate.
+    """
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: tuple[int, int], meta: dict):
+        super().__init__()
+        self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.note_ids = note_ids
+        self.meta = meta
+        self.core = build_core(model_cfg)
+        self.val_nats = SumMetric()
+        self.val_tokens = SumMetric()
+        self.val_notes = SumMetric()
+        self.val_correct = SumMetric()
+        self._t_start: float | None = None
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        return self.core(tokens, state)
+
+    # --- steps -----------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        x, y = batch  # (B, T), (B, T)
+        logits, _ = self.core(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits, _ = self.core(x)
+        flat_y = y.reshape(-1)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat_y, ignore_index=IGNORE, reduction="sum")
+        valid = flat_y != IGNORE
+        lo, hi = self.note_ids
+        self.val_nats.update(nll)
+        self.val_tokens.update(valid.sum())
+        self.val_notes.update(((flat_y >= lo) & (flat_y < hi)).sum())
+        self.val_correct.update(((logits.reshape(-1, logits.size(-1)).argmax(-1) == flat_y) & valid).sum())
+
+    def on_validation_epoch_end(self):
+        nats, tokens = self.val_nats.compute(), self.val_tokens.compute().clamp(min=1)
+        notes = self.val_notes.compute().clamp(min=1)
+        self.log("val_loss", nats / tokens, prog_bar=False, sync_dist=False)
+        self.log("val_bpt", nats / tokens / LN2)
+        self.log("val_bpn", nats / notes / LN2, prog_bar=True)
+        self.log("val_acc", self.val_correct.compute() / tokens)
+        for m in (self.val_nats, self.val_tokens, self.val_notes, self.val_correct):
+            m.reset()
+
+    # --- optimisation ----------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.core.named_parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.train_cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=self.train_cfg.lr, betas=(0.9, 0.98))
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to 10% over the step or time budget."""
+        cfg = self.train_cfg
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = 0.0
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+        if math.isfinite(total) and total > cfg.warmup_steps:
+            progress = (step - cfg.warmup_steps) / (total - cfg.warmup_steps)
+        if cfg.max_time > 0 and self._trainer is not None:
+            progress = max(progress, self._elapsed() / (cfg.max_time * 60.0))
+        progress = min(max(progress, 0.0), 1.0)
+        return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def _elapsed(self) -> float:
+        for cb in self.trainer.callbacks:
+            if type(cb).__name__ == "Timer":
+                return float(cb.time_elapsed("train"))
+        if self._t_start is None:
+            self._t_start = time.monotonic()
+        return time.monotonic() - self._t_start
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # Set here rather than with an LRScheduler: the factor may depend on wall time,
+        # and a scheduler holding a closure does not survive a weights-only checkpoint.
+        factor = self.lr_factor(self.global_step)
+        for group in self.optimizers().param_groups:
+            group["lr"] = self.train_cfg.lr * factor
+
+    # --- checkpoints -----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["musicgen"] = {
+            **self.meta,
+            "model": to_dict(self.model_cfg),
+            "train": to_dict(self.train_cfg),
+            "note_ids": list(self.note_ids),
+            "val_bpn": _metric(self, "val_bpn"),
+            "val_bpt": _metric(self, "val_bpt"),
+            "global_step": int(self.global_step),
+        }
+
+
+def _metric(module: L.LightningModule, name: str) -> float:
+    try:
+        value = module.trainer.callback_metrics.get(name)
+    except RuntimeError:  # not attached to a trainer
+        return float("nan")
+    return float(value) if value is not None else float("nan")
