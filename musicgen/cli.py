@@ -244,6 +244,62 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
 
 
 
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path), required=False)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("song.mid"), show_default=True, help="MIDI file to write; with several samples, song-001.mid, song-002.mid ...")
+@click.option("--num-samples", "-n", type=click.IntRange(1, 256), default=1, show_default=True, help="Songs to generate (decoded together as one batch).")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
+@click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling: smallest set of tokens whose probability reaches p (1 = off).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed and settings give the same MIDI bytes.")
+@click.option("--primer", type=click.Path(path_type=Path), help="MIDI file to continue.")
+@click.option("--primer-bars", type=click.IntRange(1), help="Use only the primer's first N bars.")
+@click.option("--bars", type=click.FloatRange(0, min_open=True), help="Length of new music in bars [default: 16].")
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), help="Length of new music in seconds.")
+@click.option("--notes", type=click.IntRange(1), help="Length of new music in notes.")
+@click.option("--tokens", type=click.IntRange(1), help="Length of new music in tokens.")
+@click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
+@click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
+@click.option("--no-cache", is_flag=True, help="Recompute the whole context every step (for benchmarks and checks).")
+@click.option("--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps).")
+def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, no_cache, device):
+    """Generate songs from a checkpoint.
+
+    \b
+    Examples:
+      musicgen generate checkpoints/transformer/best.ckpt --out song.mid --bars 16
+      musicgen generate run/best.ckpt -n 4 -t 0.9 --top-p 0.9 --primer intro.mid --primer-bars 4
+    """
+    from musicgen.checkpoint import load_model
+    from musicgen.generate import GenerateConfig, generate_songs, write_songs
+
+    lengths = {k: v for k, v in (("bars", bars), ("seconds", seconds), ("notes", notes), ("tokens", tokens)) if v is not None}
+    if len(lengths) > 1:
+        raise MusicgenError("give one length: --bars, --seconds, --notes or --tokens")
+    unit, length = next(iter(lengths.items())) if lengths else ("bars", 16)
+    if primer is not None and not primer.is_file():
+        raise MusicgenError(f"primer {primer} does not exist")
+    try:
+        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, use_cache=not no_cache)
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+    if checkpoint is None:
+        from musicgen.pretrained import default_checkpoint
+
+        checkpoint = default_checkpoint()
+        click.echo(f"using the pretrained default {checkpoint}")
+    model = load_model(checkpoint, device)
+    songs, primer_info = generate_songs(model, cfg, device)
+    if primer_info and primer_info.unknown:
+        click.echo(f"primer: {primer_info.unknown} tokens unknown to the model's vocabulary were dropped (notes of the primer outside it are left out)")
+    try:
+        paths = write_songs(songs, out, model, cfg, primer_info)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
+    for song, path in zip(songs, paths, strict=True):
+        click.echo(f"{path}: {song.score.num_notes} notes, {song.score.duration_seconds:.1f} s")
+
+
 def main() -> None:
     cli(obj={})
 

@@ -1,0 +1,185 @@
+"""Held-out likelihood of a model beside an interpolated Kneser-Ney baseline.
+
+Both score the same tokens: every token after BOS of every held-out piece.
+Bits per note (total bits / number of notes) is the headline figure: it does
+not depend on how many tokens the encoding spends per note.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from musicgen.checkpoint import LoadedModel
+from musicgen.data.datamodule import IGNORE, EvalChunks
+from musicgen.data.dataset import TokenDataset
+from musicgen.errors import MusicgenError, ReadError
+from musicgen.midi.read import read_score
+from musicgen.ngram import KneserNey
+
+
+@dataclass
+class Scores:
+    bits: float
+    tokens: int
+    notes: int
+    correct: int = 0
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.bits / max(self.tokens, 1)
+
+    @property
+    def bits_per_note(self) -> float:
+        return self.bits / max(self.notes, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return 2.0**self.bits_per_token
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.tokens, 1)
+
+
+@dataclass
+class Report:
+    model: str
+    checkpoint: str
+    pieces: int
+    tokens: int
+    notes: int
+    bits_per_token: float
+    bits_per_note: float
+    perplexity: float
+    accuracy: float
+    context: int
+    unknown_tokens: int = 0
+    files_skipped: dict[str, str] = field(default_factory=dict)
+    ngram_order: int | None = None
+    ngram_bits_per_note: float | None = None
+    ngram_bits_per_token: float | None = None
+    ngram_by_order: dict[int, float] = field(default_factory=dict)
+    ratio_to_ngram: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def score_model(model: LoadedModel, docs: list[np.ndarray], context: int, batch_size: int = 16) -> Scores:
+    core = model.core.eval()
+    device = next(core.parameters()).device
+    chunks = EvalChunks(docs, context, model.vocab.pad_id)
+    lo = model.vocab.pitch_start
+    hi = lo + model.vocab.pitch_count
+    bits = 0.0
+    tokens = notes = correct = 0
+    for s in range(0, len(chunks), batch_size):
+        xs, ys = zip(*(chunks[i] for i in range(s, min(s + batch_size, len(chunks)))), strict=True)
+        x, y = torch.stack(xs).to(device), torch.stack(ys).to(device)  # (B, T)
+        logits, _ = core(x)  # (B, T, V)
+        flat = logits.reshape(-1, logits.size(-1)).float()
+        yf = y.reshape(-1)
+        valid = yf != IGNORE
+        bits += float(F.cross_entropy(flat, yf, ignore_index=IGNORE, reduction="sum")) / math.log(2)
+        tokens += int(valid.sum())
+        notes += int(((yf >= lo) & (yf < hi)).sum())
+        correct += int(((flat.argmax(-1) == yf) & valid).sum())
+    return Scores(bits, tokens, notes, correct)
+
+
+def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, note_range: tuple[int, int], max_order: int = 8) -> tuple[dict[int, Scores], int]:
+    """Kneser-Ney of orders 1..max_order on the same tokens the model is scored on."""
+    lm = KneserNey(max_order, vocab_size=vocab_size).fit(np.asarray(d, dtype=np.int64) for d in train_docs)
+    lo, hi = note_range
+    notes = sum(int(((d[1:] >= lo) & (d[1:] < hi)).sum()) for d in eval_docs)
+    tokens = sum(max(len(d) - 1, 0) for d in eval_docs)
+    out: dict[int, Scores] = {}
+    for order in range(1, max_order + 1):
+        bits = 0.0
+        for d in eval_docs:
+            lp = lm.log2_probs(np.asarray(d, dtype=np.int64), order)
+            bits -= float(lp[1:].sum())  # BOS is given to the model too, never predicted
+        out[order] = Scores(bits, tokens, notes)
+    best = min(out, key=lambda k: out[k].bits)
+    return out, best
+
+
+def encode_files(paths: list[Path], model: LoadedModel) -> tuple[list[np.ndarray], int, dict[str, str]]:
+    """MIDI files -> the checkpoint's token ids; unknown tokens are counted and dropped."""
+    from musicgen.data.ingest import discover
+    from musicgen.tokens.encoding import encode
+
+    docs, unknown, skipped = [], 0, {}
+    for f in discover(paths):
+        try:
+            enc = encode(read_score(f.path), model.encoding)
+        except ReadError as exc:
+            skipped[f.rel] = str(exc)
+            continue
+        if not len(enc.notes):
+            skipped[f.rel] = "no notes"
+            continue
+        ids, unk = model.vocab.from_universal(enc.ids)
+        unknown += unk
+        docs.append(ids)
+    return docs, unknown, skipped
+
+
+def evaluate(
+    model: LoadedModel,
+    *,
+    data_dir: str | Path | None = None,
+    sources: list[Path] | None = None,
+    context: int | None = None,
+    ngram: bool = True,
+    max_order: int = 8,
+) -> Report:
+    context = context or model.model_cfg.max_len
+    ds = None
+    if data_dir is None and model.meta.get("data") and Path(model.meta["data"], "index.json").exists():
+        data_dir = model.meta["data"]
+    if data_dir is not None:
+        ds = TokenDataset.open(data_dir)
+        if ds.vocab.tokens != model.vocab.tokens:
+            raise MusicgenError(f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead")
+    unknown, skipped = 0, {}
+    if sources:
+        docs, unknown, skipped = encode_files(sources, model)
+    elif ds is not None:
+        docs = [np.asarray(d) for d in ds.documents("val")]
+    else:
+        raise MusicgenError("nothing to evaluate: give MIDI files or --data DIR")
+    if not docs:
+        raise MusicgenError("no evaluable pieces (all files were skipped)")
+    s = score_model(model, docs, context)
+    rep = Report(
+        model=model.model_cfg.name,
+        checkpoint=str(model.path),
+        pieces=len(docs),
+        tokens=s.tokens,
+        notes=s.notes,
+        bits_per_token=s.bits_per_token,
+        bits_per_note=s.bits_per_note,
+        perplexity=s.perplexity,
+        accuracy=s.accuracy,
+        context=context,
+        unknown_tokens=unknown,
+        files_skipped=skipped,
+    )
+    if ngram and ds is not None:
+        train_docs = [np.asarray(d) for d in ds.documents("train")]
+        lo = model.vocab.pitch_start
+        by_order, best = score_ngram(train_docs, docs, len(model.vocab), (lo, lo + model.vocab.pitch_count), max_order)
+        rep.ngram_order = best
+        rep.ngram_bits_per_note = by_order[best].bits_per_note
+        rep.ngram_bits_per_token = by_order[best].bits_per_token
+        rep.ngram_by_order = {k: v.bits_per_note for k, v in by_order.items()}
+        rep.ratio_to_ngram = s.bits_per_note / by_order[best].bits_per_note
+    return rep

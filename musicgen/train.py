@@ -1,0 +1,160 @@
+"""`musicgen train`: one Lightning Trainer set-up for every core."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from musicgen.checkpoint import dataset_meta, read_checkpoint_dict
+from musicgen.config import ModelConfig, TrainConfig
+from musicgen.data.datamodule import MusicDataModule
+from musicgen.errors import MusicgenError
+from musicgen.fsutil import atomic_write
+from musicgen.models.lm import MusicLM
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Passed straight to Lightning, so GPUs, several devices and nodes need no new code."""
+
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"  # bf16-mixed on a GPU that has it, else 32-true
+
+    def resolved_precision(self) -> str:
+        if self.precision != "auto":
+            return self.precision
+        gpu = self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+    def lightning_devices(self) -> Any:
+        d = str(self.devices)
+        return int(d) if d.isdigit() else d
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    best: Path | None
+    last: Path | None
+    best_val_bpn: float
+    steps: int
+    seconds: float
+    interrupted: bool
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file, fsync, rename: never half a checkpoint."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda fh: torch.save(checkpoint, fh))
+
+
+class SaveOnInterrupt(Callback):
+    """Ctrl-C: save last.ckpt before Lightning exits, so --resume can continue."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.saved = False
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            self.saved = True
+            print(f"\ninterrupted: saved {self.path}; continue with --resume", flush=True)
+
+
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    hw: HardwareConfig | None = None,
+    *,
+    resume: bool = False,
+    progress_bar: bool = True,
+    logs: bool = True,
+) -> TrainResult:
+    hw = hw or HardwareConfig()
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    dm = MusicDataModule(data_dir, train_cfg)
+    vocab = dm.ds.vocab
+    model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)  # the context it learns
+
+    last = out / "last.ckpt"
+    ckpt_path = None
+    if resume:
+        if not last.exists():
+            raise MusicgenError(f"nothing to resume: {last} does not exist")
+        saved = read_checkpoint_dict(last)  # refuses pickled code before Lightning sees the file
+        meta = saved.get("musicgen", {})
+        if meta.get("model", {}).get("name") != model_cfg.name:
+            raise MusicgenError(f"{last} holds a {meta.get('model', {}).get('name')!r} model, not {model_cfg.name!r}")
+        from musicgen.config import from_dict
+
+        model_cfg = from_dict(ModelConfig, meta["model"])  # resume the architecture that was saved
+        if meta.get("vocab", {}).get("tokens") != vocab.tokens:
+            raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
+        ckpt_path = str(last)
+
+    lm = MusicLM(model_cfg, train_cfg, (vocab.pitch_start, vocab.pitch_start + vocab.pitch_count), dataset_meta(vocab, data_dir))
+    ckpt_cb = ModelCheckpoint(
+        dirpath=out, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True,
+        enable_version_counter=False,
+    )
+    interrupt = SaveOnInterrupt(last)
+    callbacks: list[Callback] = [ckpt_cb, interrupt]
+    if train_cfg.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience))
+    loggers: list = []
+    if logs:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+        loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tb", version="")]
+    trainer = L.Trainer(
+        accelerator=hw.accelerator,
+        devices=hw.lightning_devices(),
+        num_nodes=hw.num_nodes,
+        strategy=hw.strategy,
+        precision=hw.resolved_precision(),
+        max_epochs=train_cfg.epochs if train_cfg.epochs > 0 else -1,
+        max_steps=train_cfg.max_steps,
+        max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
+        gradient_clip_val=train_cfg.grad_clip or None,
+        val_check_interval=train_cfg.val_every if train_cfg.val_every != 1.0 else None,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
+        use_distributed_sampler=True,
+    )
+    t0 = time.perf_counter()
+    trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    seconds = time.perf_counter() - t0
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
+    bpn = float("nan")
+    if best is not None and best.exists():
+        bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
+    return TrainResult(
+        out, best, last if last.exists() else None, bpn, trainer.global_step, seconds, bool(trainer.interrupted)
+    )
