@@ -101,9 +101,9 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
         if src.is_dir():
             for p in sorted(src.rglob("*")):
                 if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.setdefault(p.resolve(), SourceFile(p, p.relative_to(src).as_posix()))
+                    found.setdefault(p.resolve(), SourceFile(p, _printable(p.relative_to(src).as_posix())))
         elif src.is_file():
-            found.setdefault(src.resolve(), SourceFile(src, src.name))
+            found.setdefault(src.resolve(), SourceFile(src, _printable(src.name)))
         else:
             raise MusicgenError(f"no such file or folder: {src}")
     files = sorted(found.values(), key=lambda f: f.rel)
@@ -113,6 +113,12 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
         if seen[f.rel] > 1:
             f.rel = f"{f.rel}#{seen[f.rel]}"
     return files
+
+
+def _printable(name: str) -> str:
+    """A file name that is not valid UTF-8 (bytes from another system's encoding) gets
+    U+FFFD for the bad bytes, so the split hash and the JSON files can hold it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def split_of(rel: str, val_fraction: float) -> str:
@@ -140,7 +146,9 @@ def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
     stats = {k: int(v) for k, v in enc.stats.items() if v}
     if not len(enc.notes):
         drums = stats.get("drum_notes_dropped", 0)
-        if drums and drums == stats.get("notes_in", 0):
+        if score.warnings and not stats.get("notes_in", 0):
+            reason = "; ".join(score.warnings)
+        elif drums and drums == stats.get("notes_in", 0):
             reason = f"drum-only file ({drums} drum notes; pass --include-drums to keep them)"
         elif stats.get("notes_in", 0):
             reason = f"no notes left ({_dropped_text(stats)})"
@@ -148,9 +156,11 @@ def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
             reason = "no notes"
         return FileResult("skipped", reason, stats, score.n_tracks)
     # Unison doublings dropped as duplicates still sound, so they do not make a file partial.
+    # A damaged file the reader had to repair is partial: its reason says what was repaired.
     lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
-    status = "partial" if lost else "ok"
-    return FileResult(status, _dropped_text(stats), stats, score.n_tracks, enc.ids)
+    status = "partial" if lost or score.warnings else "ok"
+    reason = "; ".join(r for r in (*score.warnings, _dropped_text(stats)) if r)
+    return FileResult(status, reason, stats, score.n_tracks, enc.ids)
 
 
 def _dropped_text(stats: dict) -> str:
@@ -163,6 +173,14 @@ def _dropped_text(stats: dict) -> str:
         if stats.get(key):
             parts.append(f"{stats[key]} {label}")
     return ", ".join(parts)
+
+
+def _usable_cpus() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _Job:
@@ -214,7 +232,7 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
     prev = load_previous(out, enc_cfg)
     splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
     signature = _signature(files, splits, enc_cfg)
-    if prev is not None and prev["index"].get("signature") == signature:
+    if prev is not None and prev["index"].get("signature") == signature and not _timed_out(prev["report"]):
         return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
 
     results: dict[int, FileResult] = {}
@@ -228,7 +246,7 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
         else:
             todo.append(i)
 
-    workers = ing_cfg.workers or os.cpu_count() or 1
+    workers = ing_cfg.workers or _usable_cpus()
     tmp = {s: out / f".tokens-{s}.tmp" for s in ("train", "val")}
     used = np.zeros(token_space(enc_cfg).size, dtype=bool)
     pieces: dict[int, tuple[str, int, int]] = {}  # file -> (split, offset in its temp file, length)
@@ -289,6 +307,10 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     return _summary_from_index(out, index, report, t0, up_to_date=False, reused=reused)
+
+
+def _timed_out(report: dict) -> bool:
+    return any(r["status"] == "skipped" and r["reason"].startswith("timed out") for r in report["files"])
 
 
 def _write_tokens(path: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary) -> None:
@@ -364,24 +386,33 @@ def _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, s
 
 def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
     """A previous dataset in `out`, if complete and compatible, for reuse."""
+    by_digest: dict[str, FileResult] = {}
     try:
         index = json.loads((out / "index.json").read_text(encoding="utf-8"))
         report = json.loads((out / "report.json").read_text(encoding="utf-8"))
         if index.get("format") != DATASET_FORMAT or index.get("version") != DATASET_VERSION:
             return None
+        # Results depend on the code that parsed them, not only on the settings.
+        if index.get("musicgen_version") != __version__:
+            return None
         if from_dict(EncodingConfig, index["encoding"]) != enc_cfg:
             return None
         vocab = Vocabulary.load(out / "vocab.json")
         tokens = np.load(out / "tokens.npy", mmap_mode="r")
-    except (OSError, ValueError, KeyError, TypeError, MusicgenError):
-        return None
-    by_digest: dict[str, FileResult] = {}
-    for e in index["files"]:
-        ids = np.asarray(tokens[e["offset"] : e["offset"] + e["tokens"]])
-        by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids))
-    for r in report["files"]:
-        if r["status"] == "skipped" and not r["sha1"].startswith("unreadable"):
+        # A damaged index (edited by hand, cut short) means parsing again, never a crash.
+        for e in index["files"]:
+            start, length = int(e["offset"]), int(e["tokens"])
+            if start < 0 or length < 0 or start + length > len(tokens):
+                return None
+            ids = np.asarray(tokens[start : start + length])
+            by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids))
+        for r in report["files"]:
+            # A time-out depends on how busy the machine was: such files are tried again.
+            if r["status"] != "skipped" or r["sha1"].startswith("unreadable") or r["reason"].startswith("timed out"):
+                continue
             by_digest.setdefault(r["sha1"], FileResult("skipped", r["reason"], r["stats"], r["tracks"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, MusicgenError):
+        return None
     return {"index": index, "report": report, "by_digest": by_digest}
 
 

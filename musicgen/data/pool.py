@@ -117,7 +117,10 @@ def run_isolated(
                     except (EOFError, OSError):
                         slot.proc.join(timeout=1)
                         code = slot.proc.exitcode
-                        why = f"parser crashed (signal {-code})" if code and code < 0 else "parser crashed"
+                        if code and code < 0:
+                            why = f"parser crashed (signal {-code})"
+                        else:
+                            why = f"parser crashed (exit code {code})" if code else "parser crashed"
                         yield retire(slot, why)
                         slots[i] = slot = start()
                         feed(slot)

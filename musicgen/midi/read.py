@@ -4,6 +4,10 @@ MIDI goes through symusic, a C++ parser that reads the default corpus about
 50x faster than pretty_midi. Score formats (MusicXML, ABC, Humdrum) go through
 music21, which turns them into MIDI bytes, so there is one conversion path.
 Every failure becomes a `ReadError` whose message is a one-line reason.
+
+A damaged MIDI file (cut short, a wrong chunk length, garbage inside a track)
+is rebuilt from its complete events when the parser rejects it; what was
+repaired or lost is listed in `Score.warnings`, never silently dropped.
 """
 
 from __future__ import annotations
@@ -64,44 +68,201 @@ def check_header(data: bytes) -> tuple[int, int, int]:
     length, fmt, ntracks, division = struct.unpack(">IHHH", data[4:14])
     if length < 6:
         raise ReadError(f"bad MIDI header length {length}")
+    if 8 + length > len(data):
+        raise ReadError(f"bad MIDI header length {length} (longer than the file)")
+    if fmt == 2:
+        # Format 2 holds independent patterns, not parts played together: overlaying
+        # them would invent music the file does not contain.
+        raise ReadError("MIDI format 2 (independent sequences) is not supported")
     if fmt > 2:
         raise ReadError(f"unknown MIDI format {fmt}")
     if ntracks == 0:
         raise ReadError("MIDI file has zero tracks")
     if division & 0x8000:
-        raise ReadError("SMPTE time division is not supported (only ticks per quarter)")
-    if division == 0:
+        fps, tpf = 256 - (division >> 8), division & 0xFF
+        if fps not in _SMPTE_FPS or tpf == 0:
+            raise ReadError(f"bad SMPTE time division ({fps} frames/s, {tpf} ticks/frame)")
+    elif division == 0:
         raise ReadError("MIDI time division is 0 ticks per quarter")
     return fmt, ntracks, division
 
 
+# SMPTE divisions: frames per second as stored (negated) -> real rate.
+_SMPTE_FPS = {24: 24.0, 25: 25.0, 29: 29.97, 30: 30.0}
+# SMPTE ticks are wall-clock time; they are read as quarters at this tempo.
+_SMPTE_QPM = 120.0
+
+
 def midi_bytes_to_score(data: bytes) -> Score:
+    data = unwrap_riff(data)
+    fmt, ntracks, division = check_header(data)
+    tpq: float | None = None
+    if division & 0x8000:  # SMPTE: ticks are fractions of a second, not of a quarter
+        fps, tpf = _SMPTE_FPS[256 - (division >> 8)], division & 0xFF
+        tpq = fps * tpf * 60.0 / _SMPTE_QPM
+        division = 480  # any ticks-per-quarter value: the parser only counts ticks
+    hlen = struct.unpack(">I", data[4:8])[0]
+    if hlen != 6 or tpq is not None:
+        # The standard lets a header grow: readers skip the extra bytes. Our parser
+        # insists on 6, so rebuild the header rather than reject a valid file.
+        data = b"MThd" + struct.pack(">IHHH", 6, fmt, ntracks, division) + data[8 + hlen :]
+    warnings: list[str] = []
+    try:
+        sm = _parse(data)
+    except ReadError:
+        repaired, warnings = repair_tracks(data)
+        if not warnings:
+            raise
+        try:
+            sm = _parse(repaired)
+        except ReadError:
+            raise ReadError(warnings[0]) from None
+    score = _from_symusic(sm, tpq)
+    if tpq is not None:
+        score.tempos = [(0.0, _SMPTE_QPM)]
+    score.warnings = warnings + score.warnings
+    if warnings and not score.num_notes:
+        raise ReadError(warnings[0])
+    return score
+
+
+def _parse(data: bytes):
     import symusic
 
-    data = unwrap_riff(data)
-    check_header(data)
     try:
         # sanitize_data clamps data bytes above 127 instead of failing the file
-        sm = symusic.Score.from_midi(data, sanitize_data=True)
+        return symusic.Score.from_midi(data, sanitize_data=True)
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReadError(f"malformed MIDI: {msg}") from None
-    return _from_symusic(sm)
 
 
-def _from_symusic(sm) -> Score:
-    tpq = float(sm.ticks_per_quarter)
+# --- salvaging damaged files -----------------------------------------------------------
+#
+# Only files the parser rejects come here, so the event walk may be plain Python.
+
+
+def _is_chunk_id(b: bytes) -> bool:
+    return len(b) == 4 and all(0x20 < c < 0x7F for c in b)
+
+
+def _read_vlq(data: bytes, pos: int, limit: int) -> tuple[int, int] | None:
+    value = 0
+    for _ in range(4):
+        if pos >= limit:
+            return None
+        b = data[pos]
+        pos += 1
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            return value, pos
+    return None  # more than 4 bytes: not a MIDI number
+
+
+def _scan_events(data: bytes, pos: int, limit: int) -> tuple[int, bool]:
+    """Walk track events from `pos`; return (end of the last complete event, End of Track seen)."""
+    last, status = pos, 0
+    while pos < limit:
+        r = _read_vlq(data, pos, limit)
+        if r is None or r[1] >= limit:
+            return last, False
+        pos = r[1]
+        b = data[pos]
+        if b == 0xFF:  # meta: type, length, payload
+            r = _read_vlq(data, pos + 2, limit) if pos + 2 < limit else None
+            if r is None or r[0] + r[1] > limit:
+                return last, False
+            kind, pos = data[pos + 1], r[0] + r[1]
+            if kind == 0x2F:
+                return pos, True
+        elif b in (0xF0, 0xF7):  # sysex: length, payload
+            r = _read_vlq(data, pos + 1, limit)
+            if r is None or r[0] + r[1] > limit:
+                return last, False
+            pos = r[0] + r[1]
+        elif b > 0xF0:  # system real-time / common bytes do not belong in a file
+            return last, False
+        else:
+            if b & 0x80:
+                status = b
+                pos += 1
+            elif not status:
+                return last, False  # data byte with no running status
+            pos += 1 if status & 0xF0 in (0xC0, 0xD0) else 2
+            if pos > limit:
+                return last, False
+        last = pos
+    return last, False
+
+
+def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
+    """Rebuild a damaged file from every complete event of every track.
+
+    Returns the repaired bytes and one line per repair (empty: nothing to repair).
+    A track whose length field disagrees with the file is read by its events up to
+    End of Track; a track cut short by the end of the file keeps its complete events.
+    """
+    hlen, fmt, ntracks, division = struct.unpack(">IHHH", data[4:14])
+    n = len(data)
+    pos = 8 + hlen
+    tracks: list[bytes] = []
+    warnings: list[str] = []
+    while len(tracks) < ntracks and pos + 8 <= n:
+        cid = data[pos : pos + 4]
+        size = struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+        start, end = pos + 8, pos + 8 + size
+        trusted = end <= n and (end + 8 > n or _is_chunk_id(data[end : end + 4]))
+        if cid != b"MTrk":
+            if not _is_chunk_id(cid) or not trusted:
+                warnings.append(f"unreadable data where track {len(tracks) + 1} should start")
+                break
+            pos = end  # an unknown chunk: skipped, as the standard says
+            continue
+        k = len(tracks) + 1
+        if trusted:
+            stop, eot = _scan_events(data, start, end)
+            if not eot and stop < end:
+                warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the track dropped")
+            pos = end
+        else:
+            stop, eot = _scan_events(data, start, n)
+            if eot:
+                warnings.append(f"track {k}: wrong chunk length {size}, read up to its End of Track ({stop - start} bytes)")
+                pos = stop
+            else:
+                warnings.append(f"truncated file: track {k} cut off after {stop - start} of {size} bytes")
+                pos = n
+        tracks.append(data[start:stop])
+    if len(tracks) < ntracks and pos < n and pos + 8 > n:
+        warnings.append(f"truncated file: track {len(tracks) + 1} cut off in its chunk header")
+    if len(tracks) < ntracks and warnings:
+        warnings.append(f"{ntracks - len(tracks)} of {ntracks} tracks missing")
+    if not tracks:
+        return b"", warnings
+    fmt = 1 if len(tracks) > 1 else fmt
+    out = [b"MThd", struct.pack(">IHHH", 6, fmt, len(tracks), division)]
+    for body in tracks:
+        out += [b"MTrk", struct.pack(">I", len(body)), body]
+    return b"".join(out), warnings
+
+
+def _from_symusic(sm, tpq: float | None = None) -> Score:
+    tpq = float(tpq or sm.ticks_per_quarter)
     parts = []
+    overflow = 0
     for track in sm.tracks:
         arr = track.notes.numpy()
-        n = len(arr["time"])
+        # Tick counts past 2**31 wrap around to negative times: those notes are lost.
+        valid = arr["time"] >= 0
+        overflow += int((~valid).sum())
+        n = int(valid.sum())
         if n == 0:
             continue
         part = np.zeros(n, dtype=NOTE_DTYPE)
-        part["start"] = arr["time"].astype(np.float64) / tpq
-        part["duration"] = np.maximum(arr["duration"].astype(np.float64), 0.0) / tpq
-        part["pitch"] = arr["pitch"].astype(np.int16) & 0x7F
-        part["velocity"] = arr["velocity"].astype(np.int16) & 0x7F
+        part["start"] = arr["time"][valid].astype(np.float64) / tpq
+        part["duration"] = np.maximum(arr["duration"][valid].astype(np.float64), 0.0) / tpq
+        part["pitch"] = arr["pitch"][valid].astype(np.int16) & 0x7F
+        part["velocity"] = arr["velocity"][valid].astype(np.int16) & 0x7F
         part["program"] = int(track.program) & 0x7F
         part["drum"] = bool(track.is_drum)
         parts.append(part)
@@ -111,13 +272,22 @@ def _from_symusic(sm) -> Score:
     tempos: list[tuple[float, float]] = []
     t = sm.tempos.numpy()
     for tick, mspq in zip(t["time"].tolist(), t["mspq"].tolist(), strict=True):
-        qpm = 60e6 / mspq if mspq > 0 else _QPM_RANGE[1]
+        if mspq <= 0 or tick < 0:
+            continue  # a tempo of 0 us per quarter is a corrupt event: the old tempo holds
+        qpm = 60e6 / mspq
         tempos.append((tick / tpq, float(min(max(qpm, _QPM_RANGE[0]), _QPM_RANGE[1]))))
     sigs: list[tuple[float, int, int]] = []
     for ts in sm.time_signatures:
-        if ts.numerator > 0 and ts.denominator > 0:
+        if ts.numerator > 0 and ts.denominator > 0 and ts.time >= 0:
             sigs.append((ts.time / tpq, int(ts.numerator), int(ts.denominator)))
-    return Score(notes=notes, tempos=sorted(tempos), time_signatures=sorted(sigs), n_tracks=len(sm.tracks))
+    warnings = [f"{overflow} notes past the 2**31 tick limit dropped"] if overflow else []
+    return Score(
+        notes=notes,
+        tempos=sorted(tempos),
+        time_signatures=sorted(sigs),
+        n_tracks=len(sm.tracks),
+        warnings=warnings,
+    )
 
 
 def _score_file_to_midi(path: Path, data: bytes) -> bytes:

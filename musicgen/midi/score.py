@@ -34,6 +34,8 @@ class Score:
     tempos: list[tuple[float, float]] = field(default_factory=list)  # (quarter, qpm)
     time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (quarter, num, den)
     n_tracks: int = 0
+    # What the reader had to repair or leave out (a damaged file); empty for a clean read.
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.notes.dtype != NOTE_DTYPE:

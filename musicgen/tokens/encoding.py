@@ -85,8 +85,8 @@ def quantise(score: Score, cfg: EncodingConfig, stats: Counter) -> np.ndarray:
         drums = notes["drum"]
         stats["drum_notes_dropped"] += int(drums.sum())
         notes = notes[~drums]
+    # Drum "pitches" name instruments, but they still need a Pitch token to be written.
     in_range = (notes["pitch"] >= cfg.pitch_min) & (notes["pitch"] <= cfg.pitch_max)
-    in_range |= notes["drum"]  # drum "pitches" are instruments, not a range
     stats["out_of_range_dropped"] += int((~in_range).sum())
     notes = notes[in_range]
 
@@ -163,10 +163,13 @@ def _meta_events(score: Score, cfg: EncodingConfig, space: TokenSpace, grid, cut
     last = int(grid["step"].max()) if len(grid) else 0
 
     def shifted(step: int) -> int:
+        """Where an event lands once silences are cut (each cut ends at the next note)."""
         if not len(cut_starts):
             return step
-        i = np.searchsorted(cut_starts, step, side="right") - 1
-        return step - (int(cut[i]) if i >= 0 else 0)
+        i = int(np.searchsorted(cut_starts, step, side="right")) - 1
+        moved = step - (int(cut[i]) if i >= 0 else 0)
+        # an event inside a removed stretch of silence moves to the next note
+        return min(moved, int(grid["step"][i + 1])) if i + 1 < len(grid) else moved
 
     events: list[tuple[int, int, int]] = []  # (step, kind, id); kind orders TimeSig before Tempo
     if cfg.time_signatures:
@@ -227,7 +230,7 @@ def encode(score: Score, cfg: EncodingConfig) -> Encoded:
     emit_prog = np.ones(len(prog), dtype=bool)
     emit_prog[1:] = prog[1:] != prog[:-1]
     emit_vel = np.zeros(len(prog), dtype=bool)
-    if cfg.velocity_bins:
+    if cfg.velocity_bins and len(prog):  # a piece may have no notes left at all
         emit_vel[0] = True
         emit_vel[1:] = vbin[1:] != vbin[:-1]
 

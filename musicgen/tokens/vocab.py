@@ -94,9 +94,19 @@ class Vocabulary:
                 allowed[row, PAD] = True
             else:
                 allowed[row] = free
-        if self.cfg.velocity_bins and not is_["vel"].any():
-            pass  # corpus without Vel tokens: Prog leads straight to Pitch
-        # a row with no option (e.g. Prog in a vocab without pitches) may end the piece
+        # Keep only tokens from which the piece can still reach EOS: a Pitch in a
+        # vocabulary without Dur tokens (or a Prog leading only there) is a dead end.
+        live = np.zeros(V, dtype=bool)
+        live[EOS] = True
+        while True:
+            grown = live | (allowed & live).any(axis=1)
+            if np.array_equal(grown, live):
+                break
+            live = grown
+        inner = np.ones(V, dtype=bool)
+        inner[[PAD, EOS]] = False
+        allowed[inner] &= live
+        # a row with no option left (a dead end itself, never reached) may end the piece
         empty = ~allowed.any(axis=1)
         allowed[empty, EOS] = True
         return allowed
@@ -119,11 +129,17 @@ class Vocabulary:
             raise MusicgenError(f"vocabulary version {data.get('version')} is not supported (expected {VERSION})")
         try:
             cfg = from_dict(EncodingConfig, data["encoding"])
-            tokens = list(data["tokens"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MusicgenError(f"malformed vocabulary: {exc}") from None
-        space = token_space(cfg)
-        strings = {s: i for i, s in enumerate(space.strings())}
+            tokens = data["tokens"]
+        except KeyError as exc:
+            raise MusicgenError(f"malformed vocabulary: missing {exc}") from None
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MusicgenError(f"malformed vocabulary: bad encoding settings ({exc})") from None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise MusicgenError("malformed vocabulary: 'tokens' must be a list of strings")
+        try:
+            strings = {s: i for i, s in enumerate(token_space(cfg).strings())}
+        except (TypeError, ValueError) as exc:  # e.g. a float where a count belongs
+            raise MusicgenError(f"malformed vocabulary: bad encoding settings ({exc})") from None
         unknown = [t for t in tokens if t not in strings]
         if unknown:
             raise MusicgenError(f"vocabulary has {len(unknown)} tokens its encoding cannot produce, e.g. {unknown[0]!r}")
