@@ -1,0 +1,716 @@
+"""Side-by-side listening page: one primer, the same seeds, every model, plus real music.
+
+`run_compare` continues one primer (a file, or the first bars of a held-out
+piece of a dataset) with every checkpoint, and optionally adds two reference
+columns: the real continuation of the primer and a Kneser-Ney n-gram baseline
+fitted on the dataset's training split. Every song is written as MIDI, rendered
+to WAV and drawn as a piano roll, measured with `musicgen.listen.metrics`, and
+laid out in DIR/index.html: one row per sample, one column per candidate.
+
+The page is self-contained (inline CSS and JS, relative paths, no network). In
+blind mode the candidates of each row are shuffled and labelled A, B, C...; the
+key is in the page's embedded JSON and in compare.json, and the listener's
+favourites are tallied when they press Reveal and can be downloaded as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import random
+import re
+import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicgen import __version__
+from musicgen.errors import MusicgenError
+from musicgen.fsutil import atomic_write_bytes, atomic_write_json
+from musicgen.listen import metrics as M
+from musicgen.listen.pianoroll import draw_pianoroll
+from musicgen.listen.render import render
+from musicgen.midi.read import read_score
+from musicgen.midi.score import Score
+from musicgen.midi.write import write_midi
+from musicgen.tokens.encoding import decode
+from musicgen.tokens.space import EOS, PAD
+
+NGRAM_ORDER = 5
+MAX_REFERENCE_PIECES = 200  # validation pieces measured for the "real music" row
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    out: Path
+    primer: Path | None = None
+    data: Path | None = None
+    primer_bars: int = 4
+    samples: int = 4
+    seed: int = 0
+    bars: int = 8
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    reference: bool = True
+    ngram: bool = True
+    ngram_order: int = NGRAM_ORDER
+    blind: bool = False
+    evaluate: bool = True
+    soundfont: Path | None = None
+    use_fluidsynth: bool = True
+    device: str = "cpu"
+
+
+@dataclass
+class Cell:
+    midi: str  # paths relative to the output folder
+    wav: str
+    png: str
+    notes: int
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Column:
+    key: str  # folder name inside the output folder (neutral in blind mode)
+    name: str  # what the listener sees after Reveal
+    kind: str  # model | ngram | real
+    detail: str
+    cells: list[Cell] = field(default_factory=list)
+    bits_per_note: float | None = None
+    eval_note: str = ""
+
+
+@dataclass
+class PrimerInfo:
+    score: Score
+    source: str  # human description
+    cut: float  # quarter where the primer ends
+    full: Score | None  # the whole piece, when a real continuation may exist
+    path: Path | None = None
+
+
+Echo = Callable[[str], None]
+
+
+def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print) -> dict:
+    """Generate, render, measure and lay out; returns the summary also written to compare.json."""
+    from musicgen.checkpoint import load_model
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.generate import GenerateConfig, generate_songs, tokens_to_score, write_songs
+
+    t0 = time.perf_counter()
+    if not checkpoints:
+        raise MusicgenError("give at least one checkpoint")
+    for c in checkpoints:
+        if not Path(c).exists():
+            raise MusicgenError(f"no checkpoint at {c}")
+    if cfg.primer is None and cfg.data is None:
+        raise MusicgenError("compare needs one primer for every model: give --primer FILE or --data DIR (a held-out excerpt)")
+    if cfg.primer is not None and not Path(cfg.primer).is_file():
+        raise MusicgenError(f"primer {cfg.primer} does not exist")
+    try:
+        gen_cfg = GenerateConfig(
+            num_samples=cfg.samples, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+            seed=cfg.seed, unit="bars", length=float(cfg.bars),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+    out = Path(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+    models = [load_model(c, cfg.device) for c in checkpoints]
+    ds = TokenDataset.open(cfg.data) if cfg.data is not None else None
+    if ds is None:  # the dataset a checkpoint was trained on serves the n-gram and the statistics
+        for m in models:
+            d = m.meta.get("data")
+            if d and Path(d, "index.json").exists():
+                ds = TokenDataset.open(d)
+                echo(f"using {d}, the dataset {m.path} was trained on, for the n-gram, statistics and bits per note")
+                break
+
+    primer = _choose_primer(cfg, ds)
+    primer.path = out / "primer" / "primer.mid"
+    write_midi(primer.score, primer.path)
+    echo(f"primer: {primer.source}")
+
+    names = _model_names(models)
+    columns: list[Column] = []
+    key_of = (lambda i, name: f"cand-{i + 1}") if cfg.blind else (lambda i, name: _slug(name))
+    primer_notes: dict[str, int] = {}
+    songs_by_col: dict[str, list[Score]] = {}
+    gcfg = dataclasses.replace(gen_cfg, primer=str(primer.path))
+    for i, (model, name) in enumerate(zip(models, names, strict=True)):
+        col = Column(key_of(i, name), name, "model", str(model.path))
+        echo(f"generating {cfg.samples} x {cfg.bars} bars with {name} ...")
+        songs, pinfo = generate_songs(model, gcfg, cfg.device)
+        first = out / col.key / "sample-001.mid"
+        try:
+            write_songs(songs, first if cfg.samples == 1 else out / col.key / "sample.mid", model, gcfg, pinfo)
+        except OSError as exc:
+            raise MusicgenError(f"cannot write to {out / col.key}: {exc.strerror or exc}") from None
+        primer_notes[col.key] = tokens_to_score(pinfo.ids, model).num_notes if pinfo else 0
+        songs_by_col[col.key] = [s.score for s in songs]
+        col.cells = [Cell(_rel(s.path, out), "", "", s.score.num_notes, s.score.duration_seconds) for s in songs]
+        columns.append(col)
+
+    page_notes = []
+    if cfg.ngram:
+        if ds is None:
+            page_notes.append("no n-gram column: it needs a dataset (--data)")
+        else:
+            try:
+                col, scores, p_notes = _ngram_column(ds, primer, cfg, gcfg, out, len(columns), echo)
+                columns.append(col)
+                songs_by_col[col.key] = scores
+                primer_notes[col.key] = p_notes
+            except MusicgenError as exc:
+                page_notes.append(f"no n-gram column: {exc}")
+    real_score = None
+    if cfg.reference:
+        real_score = _real_continuation(primer, cfg.bars)
+        if real_score is None:
+            page_notes.append("no real-continuation column: the primer piece has no bars after the primer")
+        else:
+            key = f"cand-{len(columns) + 1}" if cfg.blind else "real"
+            col = Column(key, "real continuation", "real", primer.source)
+            path = write_midi(real_score, out / key / ("sample-001.mid" if cfg.blind else "real.mid"))
+            cell = Cell(_rel(path, out), "", "", real_score.num_notes, real_score.duration_seconds)
+            col.cells = [cell] * cfg.samples  # the same piece in every row
+            columns.append(col)
+            songs_by_col[key] = [real_score]
+    for n in page_notes:
+        echo(n)
+
+    # --- audio and piano rolls -------------------------------------------------------------------
+    engines: dict[str, int] = {}
+    render_notes: set[str] = set()
+
+    def media(midi_rel: str, score: Score, title: str) -> tuple[str, str]:
+        midi_path = out / midi_rel
+        wav, png = midi_path.with_suffix(".wav"), midi_path.with_suffix(".png")
+        r = render(midi_path, wav, soundfont=cfg.soundfont, use_fluidsynth=cfg.use_fluidsynth, score=score)
+        engines[r.engine] = engines.get(r.engine, 0) + 1
+        render_notes.add(r.note)
+        marks = [(primer.cut, "new")] if primer.cut > 0 and title != "primer" else []
+        draw_pianoroll(score, png, title=title, marks=marks)
+        return _rel(wav, out), _rel(png, out)
+
+    echo("rendering audio and piano rolls ...")
+    primer_wav, primer_png = media(_rel(primer.path, out), primer.score, "primer")
+    for col in columns:
+        scores = songs_by_col[col.key]
+        for r, cell in enumerate(col.cells):
+            if col.kind == "real" and r > 0:
+                continue
+            label = "" if cfg.blind else f"{col.name}, sample {r + 1}" if col.kind != "real" else col.name
+            cell.wav, cell.png = media(cell.midi, scores[r], label)
+
+    # --- statistics ---------------------------------------------------------------------------------
+    train_index = None
+    reference_pieces: list[dict] = []
+    if ds is not None:
+        echo("measuring against the training corpus ...")
+        train_index = M.TrainIndex.from_dataset(ds.root, "train")
+        val_pieces, _ = M.load_corpus(ds.root, "val", limit=MAX_REFERENCE_PIECES)
+        reference_pieces = [M.piece_metrics(s) for _, s in val_pieces]
+    for col in columns:
+        scores = songs_by_col[col.key]
+        for r, cell in enumerate(col.cells[: len(scores)]):
+            cont = _continuation(scores[r], primer_notes.get(col.key), primer.cut)
+            m = M.piece_metrics(cont)
+            if train_index is not None:
+                m.update(M.memorisation(M.pitch_sequence(cont), train_index))
+            cell.metrics = m
+
+    # --- held-out likelihood ------------------------------------------------------------------------
+    if cfg.evaluate:
+        _evaluate_columns(columns, models, ds, cfg, echo)
+
+    # --- the page -----------------------------------------------------------------------------------
+    rng = random.Random(cfg.seed)
+    rows = []
+    for r in range(cfg.samples):
+        order = list(range(len(columns)))
+        if cfg.blind:
+            rng.shuffle(order)
+        rows.append({"row": r, "order": order})
+    engine_text = _engine_text(engines, render_notes)
+    summary = {
+        "format": "musicgen-compare",
+        "musicgen_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {
+            "samples": cfg.samples, "seed": cfg.seed, "bars": cfg.bars, "primer_bars": cfg.primer_bars,
+            "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p, "blind": cfg.blind,
+            "ngram_order": cfg.ngram_order if cfg.ngram else None,
+        },  # fmt: skip
+        "primer": {"source": primer.source, "midi": _rel(primer.path, out), "wav": primer_wav, "png": primer_png},
+        "audio": engine_text,
+        "notes": page_notes,
+        "columns": [
+            {
+                "key": c.key, "name": c.name, "kind": c.kind, "detail": c.detail,
+                "bits_per_note": c.bits_per_note, "eval_note": c.eval_note,
+                "cells": [c_.__dict__ for c_ in c.cells],
+                "summary": M.summarize([c_.metrics for c_ in (c.cells[:1] if c.kind == "real" else c.cells)]),
+            }  # fmt: skip
+            for c in columns
+        ],
+        "reference_set": M.summarize(reference_pieces) if reference_pieces else None,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    summary = M.jsonable(summary)
+    page = build_page(summary)
+    atomic_write_bytes(out / "index.html", page.encode("utf-8"))
+    atomic_write_json(out / "compare.json", summary)
+    echo(f"audio: {engine_text}")
+    return summary
+
+
+# --- pieces of the run ----------------------------------------------------------------------------
+
+
+def _choose_primer(cfg: CompareConfig, ds) -> PrimerInfo:
+    if cfg.primer is not None:
+        full = read_score(cfg.primer)  # ReadError is a MusicgenError: one line
+        if not full.num_notes:
+            raise MusicgenError(f"primer {cfg.primer} has no notes")
+        lines = full.bar_lines()
+        if len(lines) > cfg.primer_bars:
+            cut = lines[cfg.primer_bars]
+            return PrimerInfo(_cut(full, cut), f"first {cfg.primer_bars} bars of {Path(cfg.primer).name}", cut, full)
+        return PrimerInfo(full, f"{Path(cfg.primer).name} (all of it)", full.end, None)
+    entries = [e for e in ds.index["files"] if e["split"] == "val"]
+    split = "validation"
+    if not entries:
+        entries, split = list(ds.index["files"]), "training (the dataset has no validation split)"
+    if not entries:
+        raise MusicgenError(f"{ds.root} holds no pieces")
+    rng = random.Random(cfg.seed)
+    order = list(range(len(entries)))
+    rng.shuffle(order)
+    best = None
+    for i in order[:64]:  # the first piece (in seeded order) long enough for primer + continuation
+        e = entries[i]
+        ids = np.asarray(ds.tokens[e["offset"] : e["offset"] + e["tokens"]])
+        score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
+        n_bars = len(score.bar_lines())
+        if best is None or n_bars > best[0]:
+            best = (n_bars, e, score)
+        if n_bars >= cfg.primer_bars + cfg.bars:
+            break
+    n_bars, e, full = best
+    lines = full.bar_lines()
+    if n_bars <= cfg.primer_bars:
+        return PrimerInfo(full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None)
+    cut = lines[cfg.primer_bars]
+    src = f"first {cfg.primer_bars} bars of {e['path']} ({split} split of {ds.root})"
+    return PrimerInfo(_cut(full, cut), src, cut, full)
+
+
+def _cut(score: Score, end_q: float) -> Score:
+    n = score.notes[score.notes["start"] < end_q - 1e-9].copy()
+    n["duration"] = np.minimum(n["duration"], end_q - n["start"])
+    tempos = [t for t in score.tempos if t[0] < end_q] or score.tempos[:1]
+    sigs = [t for t in score.time_signatures if t[0] < end_q] or score.time_signatures[:1]
+    return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=score.n_tracks)
+
+
+def _real_continuation(primer: PrimerInfo, bars: int) -> Score | None:
+    if primer.full is None:
+        return None
+    lines = [b for b in primer.full.bar_lines() if b >= primer.cut - 1e-9]
+    if len(lines) < 1 or not (primer.full.notes["start"] >= primer.cut - 1e-9).any():
+        return None
+    end = lines[bars] if len(lines) > bars else primer.full.end
+    return _cut(primer.full, end)
+
+
+def _continuation(score: Score, primer_notes: int | None, cut: float) -> Score:
+    """The new part of a song: notes after the primer's, from where the primer ends."""
+    if primer_notes is None:  # the real continuation: by time
+        n = score.notes[score.notes["start"] >= cut - 1e-9].copy()
+    else:
+        n = score.notes[primer_notes:].copy()
+    t0 = min(cut, float(n["start"].min())) if len(n) else cut
+    n["start"] = n["start"] - t0
+    shift = lambda events: [(max(e[0] - t0, 0.0), *e[1:]) for e in events]  # noqa: E731
+    return Score(notes=n, tempos=shift(score.tempos), time_signatures=shift(score.time_signatures), n_tracks=score.n_tracks)
+
+
+def _model_names(models) -> list[str]:
+    base = [m.model_cfg.name for m in models]
+    names = []
+    for m, b in zip(models, base, strict=True):
+        if base.count(b) == 1:
+            names.append(b)
+        else:
+            p = Path(m.path)
+            names.append(f"{b} ({p.parent.name}/{p.name})" if p.parent.name else f"{b} ({p.name})")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):  # still equal (same file twice): number them
+        seen[n] = seen.get(n, 0) + 1
+        if seen[n] > 1:
+            names[i] = f"{n} #{seen[n]}"
+    return names
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._").lower()
+    return s or "model"
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+
+
+def _engine_text(engines: dict[str, int], notes: set[str]) -> str:
+    if set(engines) == {"fluidsynth"}:
+        return sorted(notes)[0]
+    builtin = sorted(n for n in notes if n.startswith("built-in"))
+    return "; ".join(builtin) if builtin else ", ".join(sorted(notes))
+
+
+# --- the n-gram baseline --------------------------------------------------------------------------
+
+
+def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, index: int, echo: Echo):
+    from musicgen.generate import load_primer
+    from musicgen.ngram import KneserNey
+
+    echo(f"fitting a Kneser-Ney {cfg.ngram_order}-gram on {ds.root} (training split) ...")
+    train = [np.asarray(d, dtype=np.int64) for d in ds.documents("train")]
+    if not train:
+        raise MusicgenError(f"{ds.root} has no training pieces")
+    lm = KneserNey(cfg.ngram_order, vocab_size=len(ds.vocab)).fit(train)
+    fake = types.SimpleNamespace(vocab=ds.vocab, encoding=ds.vocab.cfg)
+    p = load_primer(primer.path, fake, None)
+    echo(f"sampling {cfg.samples} x {cfg.bars} bars from the n-gram ...")
+    seqs = sample_ngram(lm, ds.vocab, p.ids, gcfg, cfg.ngram_order)
+    key = f"cand-{index + 1}" if cfg.blind else "ngram"
+    col = Column(key, f"{cfg.ngram_order}-gram", "ngram", f"interpolated Kneser-Ney, order {cfg.ngram_order}, fitted on {ds.root}")
+    col.lm = lm  # type: ignore[attr-defined]  # kept for the likelihood column
+    scores = []
+    for r, (ids, end_q) in enumerate(seqs):
+        score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
+        if end_q is not None:
+            score = _cut(score, end_q)
+        path = write_midi(score, out / key / f"sample-{r + 1:03d}.mid")
+        col.cells.append(Cell(_rel(path, out), "", "", score.num_notes, score.duration_seconds))
+        scores.append(score)
+    p_notes = decode(ds.vocab.to_universal(p.ids), ds.vocab.cfg)[0].num_notes
+    return col, scores, p_notes
+
+
+def ngram_next_log2_probs(lm, context: list[int], candidates: np.ndarray, order: int) -> np.ndarray:
+    """log2 P(c | last order-1 tokens of context) for each candidate token c."""
+    ctx = list(context[-(order - 1) :]) if order > 1 else []
+    seqs = [np.array([*ctx, int(c)], dtype=np.int64) for c in candidates]
+    lp = lm._all_log2_probs(seqs)[order - 1]  # one column per token of the concatenated sequences
+    return lp[np.cumsum([len(s) for s in seqs]) - 1]
+
+
+def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: int = 20_000) -> list[tuple[np.ndarray, float | None]]:
+    """Continue `prompt` gcfg.num_samples times under the vocabulary's grammar.
+
+    Same rules as `generate_songs`: EOS is banned until the length target, the
+    sampling settings (temperature, top-k, top-p) are `musicgen.sampling.sample`'s,
+    and the seed gives the same pieces again. Returns (ids, end quarter) per sample.
+    """
+    from musicgen.generate import LengthTracker
+    from musicgen.sampling import sample
+
+    allowed = vocab.allowed_next()
+    allowed[:, EOS] = False
+    allowed[EOS, PAD] = True
+    B = gcfg.num_samples
+    fake = types.SimpleNamespace(vocab=vocab, encoding=vocab.cfg)
+    tracker = LengthTracker(fake, gcfg, prompt, B)
+    gen = torch.Generator().manual_seed(gcfg.seed)
+    seqs = [list(map(int, prompt)) for _ in range(B)]
+    done = np.zeros(B, dtype=bool)
+    V = len(vocab)
+    for step in range(max_tokens):
+        new = np.full(B, PAD, dtype=np.int64)
+        for b in range(B):
+            if done[b]:
+                continue
+            cands = np.flatnonzero(allowed[seqs[b][-1]])
+            logits = torch.full((V,), float("-inf"), dtype=torch.float64)
+            logits[torch.from_numpy(cands)] = torch.from_numpy(ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2))
+            new[b] = int(sample(logits[None], gcfg.temperature, gcfg.top_k, gcfg.top_p, gen)[0])
+            seqs[b].append(int(new[b]))
+        done |= tracker(torch.from_numpy(new), step).numpy()
+        if done.all():
+            break
+    res = vocab.cfg.steps_per_quarter
+    primer_steps = int(tracker.shift[np.asarray(prompt, dtype=np.int64)].sum())
+    out = []
+    for b in range(B):
+        end = tracker.end_step[b]
+        out.append((np.array(seqs[b], dtype=np.int64), (end + primer_steps) / res if end >= 0 else None))
+    return out
+
+
+# --- held-out bits per note -----------------------------------------------------------------------
+
+
+def _evaluate_columns(columns: list[Column], models, ds, cfg: CompareConfig, echo: Echo) -> None:
+    from musicgen.evaluate import evaluate
+
+    model_cols = [c for c in columns if c.kind == "model"]
+    for col, model in zip(model_cols, models, strict=True):
+        echo(f"held-out bits per note of {col.name} ...")
+        try:
+            rep = evaluate(model, data_dir=ds.root if ds is not None else None, ngram=False)
+            col.bits_per_note = rep.bits_per_note
+            col.eval_note = f"{rep.pieces} pieces, {rep.notes} notes"
+        except MusicgenError as exc:
+            col.eval_note = f"not evaluated: {exc}"
+    for col in columns:
+        if col.kind == "ngram" and ds is not None:
+            lm = col.lm  # type: ignore[attr-defined]
+            docs = [np.asarray(d, dtype=np.int64) for d in ds.documents("val")]
+            if not docs:
+                col.eval_note = "not evaluated: no validation split"
+                continue
+            lo, hi = ds.vocab.pitch_start, ds.vocab.pitch_start + ds.vocab.pitch_count
+            bits = -sum(float(lm.log2_probs(d, cfg.ngram_order)[1:].sum()) for d in docs)
+            notes = sum(int(((d[1:] >= lo) & (d[1:] < hi)).sum()) for d in docs)
+            col.bits_per_note = bits / max(notes, 1)
+            col.eval_note = f"{len(docs)} pieces, {notes} notes"
+        elif col.kind == "real":
+            col.eval_note = "real music"
+
+
+# --- HTML -------------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    ("bits_per_note", "held-out bits/note", "{:.3f}"),
+    ("notes", "notes", "{:.0f}"),
+    ("pitch_class_entropy", "pitch-class entropy (bits)", "{:.2f}"),
+    ("pitch_range", "pitch range (semitones)", "{:.1f}"),
+    ("polyphony", "polyphony", "{:.2f}"),
+    ("scale_consistency", "scale consistency", "{:.1%}"),
+    ("note_density", "notes / beat", "{:.2f}"),
+    ("empty_beat_rate", "empty beats", "{:.1%}"),
+    ("distinct_4gram_share", "distinct 4-grams", "{:.1%}"),
+    ("longest_repeat_run", "longest repeat (notes)", "{:.1f}"),
+    ("longest_copied_run", "longest copy from training (notes)", "{:.1f}"),
+    ("ngram8_in_train", "8-grams found in training", "{:.1%}"),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.2em;color:#222;background:#fafafa}
+h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
+.meta{color:#555;font-size:.9em}.meta code{background:#eee;padding:0 .2em}
+table{border-collapse:collapse}
+table.grid{width:100%;table-layout:fixed}
+table.grid td,table.grid th{border:1px solid #ddd;padding:.4em;vertical-align:top;background:#fff}
+table.grid th.rowhead{width:4.5em;background:#f0f0f0}
+td.cell img{width:100%;height:auto;display:block;margin:.3em 0}
+td.cell audio{width:100%}
+.label{font-weight:bold;font-size:1.1em}.name{color:#0a5;font-weight:bold;margin-left:.4em}
+.links{font-size:.85em;display:flex;justify-content:space-between;align-items:center}
+.primer{display:flex;gap:1em;align-items:center;flex-wrap:wrap}.primer img{max-width:700px;width:100%}
+table.stats td,table.stats th{border:1px solid #ddd;padding:.25em .5em;text-align:right;background:#fff;font-size:.9em}
+table.stats td:first-child,table.stats th:first-child{text-align:left}
+.controls{margin:1em 0}.controls button{font-size:1em;margin-right:.5em;padding:.3em .9em}
+#tally table td,#tally table th{border:1px solid #ddd;padding:.2em .6em}
+.note{color:#a60}
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("compare-data").textContent);
+  var revealed = !data.settings.blind;
+  var votes = {};
+  function column(row, pos) { return data.columns[data.rows[row].order[pos]]; }
+  function letter(pos) { return String.fromCharCode(65 + pos); }
+  function tally() {
+    var counts = {};
+    data.columns.forEach(function (c) { counts[c.name] = 0; });
+    Object.keys(votes).forEach(function (r) { counts[column(+r, votes[r]).name] += 1; });
+    return counts;
+  }
+  function showTally() {
+    var box = document.getElementById("tally");
+    if (!revealed) { box.textContent = Object.keys(votes).length + " of " + data.rows.length + " rows voted"; return; }
+    var counts = tally();
+    var rows = Object.keys(counts).map(function (n) {
+      return "<tr><td>" + esc(n) + "</td><td>" + counts[n] + "</td></tr>";
+    }).join("");
+    box.innerHTML = "<table><tr><th>candidate</th><th>favourite in rows</th></tr>" + rows + "</table>";
+  }
+  function esc(s) {
+    return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; });
+  }
+  function reveal() {
+    revealed = true;
+    var names = [];
+    document.querySelectorAll(".name").forEach(function (el) {
+      var c = column(+el.dataset.row, +el.dataset.pos);
+      el.textContent = c.name;
+      names.push(c.name);
+    });
+    var res = document.getElementById("results");
+    if (res && data.results_html && !res.dataset.filled) { res.innerHTML = data.results_html; res.dataset.filled = "1"; }
+    if (res) { res.hidden = false; }
+    document.body.classList.add("revealed");
+    showTally();
+    return names;
+  }
+  function votesJson() {
+    return {
+      format: "musicgen-votes",
+      page_created: data.created,
+      blind: data.settings.blind,
+      revealed: revealed,
+      votes: Object.keys(votes).map(function (r) {
+        return {row: +r + 1, choice: letter(votes[r]), candidate: column(+r, votes[r]).name,
+                order: data.rows[+r].order.map(function (i) { return data.columns[i].name; })};
+      }),
+      tally: tally()
+    };
+  }
+  function download() {
+    var blob = new Blob([JSON.stringify(votesJson(), null, 2)], {type: "application/json"});
+    var a = document.getElementById("download-link");
+    a.href = URL.createObjectURL(blob);
+    a.download = "votes.json";
+    a.textContent = "votes.json";
+    a.hidden = false;
+    a.click();
+  }
+  document.querySelectorAll("input.vote").forEach(function (el) {
+    el.addEventListener("change", function () { votes[el.dataset.row] = +el.dataset.pos; showTally(); });
+  });
+  var rb = document.getElementById("reveal");
+  if (rb) { rb.addEventListener("click", reveal); }
+  document.getElementById("download").addEventListener("click", download);
+  showTally();
+  window.musicgenCompare = {data: data, reveal: reveal, tally: tally, votes: votesJson};
+})();
+"""
+
+
+def _fmt(v, spec: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return spec.format(v)
+
+
+def results_table(summary: dict) -> str:
+    """The statistics table: one row per candidate plus the validation set, as HTML."""
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in TABLE_COLUMNS)
+    out = [f'<table class="stats"><tr><th>candidate</th>{head}</tr>']
+
+    def row(name: str, title: str, s: dict | None, bpn) -> str:
+        cells = []
+        for key, _, spec in TABLE_COLUMNS:
+            if key == "bits_per_note":
+                cells.append(f"<td>{_fmt(bpn, spec)}</td>")
+            else:
+                v = (s or {}).get(key)
+                cells.append(f"<td>{_fmt(v.get('mean') if isinstance(v, dict) else None, spec)}</td>")
+        return f'<tr><td title="{html.escape(title)}">{html.escape(name)}</td>{"".join(cells)}</tr>'
+
+    for c in summary["columns"]:
+        out.append(row(c["name"], f"{c['detail']} {c.get('eval_note') or ''}".strip(), c["summary"], c["bits_per_note"]))
+    ref = summary.get("reference_set")
+    if ref:
+        out.append(row(f"real music (validation set, {ref['pieces']} pieces)", "whole pieces", ref, None))
+    out.append("</table>")
+    out.append(
+        '<p class="meta">Statistics are means over the samples of the new music only (the primer left out); '
+        "beats are quarter notes; drums are left out. Bits/note: held-out likelihood on the dataset's "
+        "validation split. Longest copy: most consecutive notes (pitch sequence, simultaneous notes high to low) "
+        "found verbatim in one training piece.</p>"
+    )
+    return "\n".join(out)
+
+
+def build_page(summary: dict) -> str:
+    """index.html for a compare summary (see `run_compare`); every path in it is relative."""
+    blind = summary["settings"]["blind"]
+    cols = summary["columns"]
+    esc = html.escape
+    s = summary["settings"]
+    title = "musicgen: blind listening test" if blind else "musicgen: listen and compare"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="meta">{s["samples"]} samples of {s["bars"]} bars after a {s["primer_bars"]}-bar primer; '
+        f"seed {s['seed']}, temperature {s['temperature']:g}, top-k {s['top_k']}, top-p {s['top_p']:g}. "
+        f"Audio: {esc(summary['audio'])}. Created {esc(summary['created'])} by musicgen {esc(summary['musicgen_version'])}.</p>",
+    ]
+    if blind:
+        parts.append(
+            '<p class="meta">Each row lists the same candidates in a new random order, labelled A, B, C... '
+            "Mark your favourite in each row, then press Reveal.</p>"
+        )
+    for n in summary.get("notes") or []:
+        parts.append(f'<p class="meta note">{esc(n)}</p>')
+    p = summary["primer"]
+    parts.append(
+        f'<h2>Primer</h2><div class="primer"><div><audio controls preload="metadata" src="{esc(p["wav"])}"></audio>'
+        f'<br><a href="{esc(p["midi"])}" download>primer MIDI</a><p class="meta">{esc(p["source"])}</p></div>'
+        f'<img src="{esc(p["png"])}" alt="piano roll of the primer"></div>'
+    )
+    parts.append("<h2>Continuations</h2>")
+    parts.append('<table class="grid"><thead><tr><th class="rowhead">sample</th>')
+    for pos in range(len(cols)):
+        label = chr(65 + pos) if blind else cols[pos]["name"]
+        parts.append(f"<th>{esc(label)}</th>")
+    parts.append("</tr></thead><tbody>")
+    for row in summary["rows"]:
+        r = row["row"]
+        parts.append(f'<tr><th class="rowhead">{r + 1}</th>')
+        for pos, ci in enumerate(row["order"]):
+            c = cols[ci]
+            cell = c["cells"][r]
+            label = chr(65 + pos) if blind else c["name"]
+            name_span = f'<span class="name" data-row="{r}" data-pos="{pos}"></span>' if blind else ""
+            alt = f"piano roll {chr(65 + pos)}" if blind else f"piano roll of {c['name']}, sample {r + 1}"
+            parts.append(
+                f'<td class="cell" data-row="{r}" data-pos="{pos}"><div><span class="label">{esc(label)}</span>{name_span}</div>'
+                f'<audio controls preload="metadata" src="{esc(cell["wav"])}"></audio>'
+                f'<img src="{esc(cell["png"])}" alt="{esc(alt)}">'
+                f'<div class="links"><a href="{esc(cell["midi"])}" download>MIDI</a>'
+                f'<label><input type="radio" class="vote" name="vote-{r}" data-row="{r}" data-pos="{pos}"> favourite</label></div></td>'
+            )
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    parts.append('<div class="controls">')
+    if blind:
+        parts.append('<button id="reveal" type="button">Reveal</button>')
+    parts.append('<button id="download" type="button">Download votes</button> <a id="download-link" hidden></a></div>')
+    parts.append('<div id="tally"></div>')
+    table = results_table(summary)
+    if blind:
+        parts.append('<h2>Statistics</h2><section id="results" hidden></section>')
+    else:
+        parts.append(f'<h2>Statistics</h2><section id="results">{table}</section>')
+    data = {**summary, "results_html": table if blind else ""}
+    blob = json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+    parts.append(f'<script type="application/json" id="compare-data">{blob}</script>')
+    parts.append(f"<script>{_JS}</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
