@@ -136,11 +136,20 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
         raise click.BadParameter(f"cannot read {value}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"{value} must hold a mapping of option names to values")
-    names = {p.name for p in ctx.command.params}
+    # A key is a long option name (`hidden`, `max-steps`, `max_steps`); the parameter
+    # behind it may be called differently (--hidden sets d_model, --data sets data_dir).
+    names: dict[str, str] = {}
+    for p in ctx.command.params:
+        if p.name == "config" or not isinstance(p, click.Option):
+            continue
+        names[p.name] = p.name
+        for opt in p.opts:
+            if opt.startswith("--"):
+                names[opt[2:].replace("-", "_")] = p.name
     defaults = {}
     for key, v in data.items():
-        name = str(key).replace("-", "_")
-        if name not in names or name == "config":
+        name = names.get(str(key).replace("-", "_"))
+        if name is None:
             raise click.BadParameter(f"{value}: unknown option {key!r}")
         defaults[name] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
@@ -187,7 +196,11 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
       musicgen train --data work/bach --model transformer --max-time 5
     """
     from musicgen.config import ModelConfig, TrainConfig
-    from musicgen.train import HardwareConfig, train as run
+    from musicgen.quiet import quiet_lightning
+    from musicgen.train import HardwareConfig
+    from musicgen.train import train as run
+
+    quiet_lightning()
 
     try:
         model_cfg = ModelConfig(name=model_name, d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout, tie_embeddings=tie_embeddings, max_len=kw["seq_len"])
@@ -198,6 +211,8 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
     out = out or Path("checkpoints") / model_name
     result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
+    if not result.is_global_zero:
+        return  # with several devices every process runs this command; one reports
     if result.best is None:
         raise MusicgenError("training ended before the first validation; no checkpoint was written")
     click.echo(
@@ -279,6 +294,8 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
     unit, length = next(iter(lengths.items())) if lengths else ("bars", 16)
     if primer is not None and not primer.is_file():
         raise MusicgenError(f"primer {primer} does not exist")
+    if primer_bars is not None and primer is None:
+        raise MusicgenError("--primer-bars needs --primer")
     try:
         cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, use_cache=not no_cache)
     except ValueError as exc:
@@ -298,6 +315,178 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
         raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
     for song, path in zip(songs, paths, strict=True):
         click.echo(f"{path}: {song.score.num_notes} notes, {song.score.duration_seconds:.1f} s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="WAV file to write [default: FILE with .wav].")
+@click.option("--soundfont", type=click.Path(dir_okay=False, path_type=Path), help="General MIDI soundfont (.sf2) for FluidSynth [default: the system's, e.g. FluidR3_GM].")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Also draw a piano roll to this PNG.")
+@click.option("--builtin", is_flag=True, help="Use the built-in synth even when FluidSynth is installed.")
+def render(file, out, soundfont, png, builtin):
+    """Render a MIDI file to WAV (FluidSynth, or a built-in synth) and a piano roll.
+
+    \b
+    Examples:
+      musicgen render song.mid
+      musicgen render song.mid --out song.wav --png song.png
+    """
+    from musicgen.listen.render import render as run
+
+    out = out or file.with_suffix(".wav")
+    try:
+        result = run(file, out, soundfont=soundfont, use_fluidsynth=not builtin)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {result.path} ({result.seconds:.1f} s, {result.rate} Hz mono) with {result.note}")
+    if png:
+        from musicgen.listen.pianoroll import draw_pianoroll
+        from musicgen.midi import read_score
+
+        try:
+            draw_pianoroll(read_score(file), png, title=file.name)
+        except OSError as exc:
+            raise MusicgenError(f"cannot write {png}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {png}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--reference", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Real music to compare with: a folder of MIDI or a dataset (its validation split).")
+@click.option("--train", "train_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Training corpus for the memorisation check: a folder of MIDI or a dataset (its training split).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def metrics(files, reference, train_dir, as_json):
+    """Objective statistics of MIDI files, per file and per set.
+
+    \b
+    Examples:
+      musicgen metrics samples/*.mid
+      musicgen metrics samples/ --reference work/bach --train work/bach --json
+    """
+    import json
+
+    from musicgen.data.ingest import discover
+    from musicgen.errors import ReadError
+    from musicgen.listen import metrics as M
+    from musicgen.midi import read_score
+
+    per_file, skipped = {}, {}
+    for f in discover(files):
+        try:
+            per_file[f.rel] = (f.path, read_score(f.path))
+        except ReadError as exc:
+            skipped[str(f.path)] = str(exc)
+    if not per_file:
+        raise MusicgenError("no readable music files" + (f" ({next(iter(skipped.values()))})" if skipped else ""))
+    train_index = None
+    if train_dir is not None:
+        if (train_dir / "index.json").exists():
+            train_index = M.TrainIndex.from_dataset(train_dir, "train")
+        else:
+            train_index = M.TrainIndex.from_scores(M.load_corpus(train_dir)[0])
+        if not train_index.pieces:
+            raise MusicgenError(f"{train_dir} holds no training pieces")
+    results = {}
+    for name, (_, score) in per_file.items():
+        m = M.piece_metrics(score)
+        if train_index is not None:
+            m.update(M.memorisation(M.pitch_sequence(score), train_index))
+        results[name] = m
+    out = {"files": results, "skipped": skipped, "set": M.summarize(list(results.values()))}
+    if train_index is not None:
+        out["train"] = {"path": str(train_dir), "pieces": train_index.pieces, "notes": train_index.notes}
+    if reference is not None:
+        ref, _ = M.load_corpus(reference, "val")
+        if not ref:
+            ref, _ = M.load_corpus(reference)
+        if not ref:
+            raise MusicgenError(f"{reference} holds no readable music")
+        ref_metrics = [M.piece_metrics(s) for _, s in ref]
+        out["reference"] = {
+            "path": str(reference),
+            "set": M.summarize(ref_metrics),
+            "overlap": M.compare_to_reference(list(results.values()), ref_metrics),
+        }
+    if as_json:
+        click.echo(json.dumps(M.jsonable(out)))
+        return
+    click.echo(_metrics_text(out))
+
+
+def _metrics_text(out: dict) -> str:
+    from musicgen.listen import metrics as M
+
+    def f(v, spec="{:.3f}"):
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        return str(v) if isinstance(v, int) else spec.format(v)
+
+    short = {
+        "pitch_class_entropy": "pc-entropy", "pitch_range": "range", "polyphony": "polyph",
+        "scale_consistency": "scale", "note_density": "notes/beat", "empty_beat_rate": "empty",
+        "distinct_4gram_share": "4g-distinct", "longest_repeat_run": "repeat",
+        "longest_copied_run": "copied", "longest_copied_run_transposed": "copied-transp", "ngram8_in_train": "8g-in-train",
+    }  # fmt: skip
+    keys = [k for k in (*M.SCALAR_KEYS, *M.MEMORY_KEYS) if any(k in m for m in out["files"].values())]
+    lines = ["file: notes " + " ".join(short[k] for k in keys)]
+    for name, m in out["files"].items():
+        extra = f"  (copied from {m['copied_from']})" if m.get("copied_from") else ""
+        lines.append(f"{name}: {m['notes']} " + " ".join(f(m.get(k)) for k in keys) + extra)
+    for name, why in out["skipped"].items():
+        lines.append(f"skipped {name}: {why}")
+    s = out["set"]
+    lines.append(f"set of {s['pieces']} files (mean +- std):")
+    for k in keys:
+        lines.append(f"  {k}: {f(s[k]['mean'])} +- {f(s[k]['std'])}")
+    if "reference" in out:
+        r = out["reference"]
+        lines.append(f"reference {r['path']} ({r['set']['pieces']} pieces); overlap 1 = as varied against the reference as the reference itself:")
+        lines.append("  feature: reference mean | intra-set distance generated / reference | inter-set | overlap area")
+        for k, o in r["overlap"].items():
+            ref_mean = r["set"][k]["mean"] if isinstance(r["set"].get(k), dict) else None
+            lines.append(
+                f"  {k}: {f(ref_mean)} | {f(o['intra_generated'])} / {f(o['intra_reference'])} | {f(o['inter'])} | {f(o['overlap'])}"
+            )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the page, audio, piano rolls and MIDI.")
+@click.option("--primer", type=click.Path(path_type=Path), help="MIDI file every model continues.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset: primer from a held-out piece, real continuation, n-gram baseline, bits per note.")
+@click.option("--primer-bars", type=click.IntRange(1), default=4, show_default=True, help="Bars of the primer piece to continue.")
+@click.option("--samples", "-n", type=click.IntRange(1, 64), default=4, show_default=True, help="Samples (rows) per model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed, the same for every model.")
+@click.option("--bars", type=click.IntRange(1), default=8, show_default=True, help="Bars of new music per sample.")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
+@click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling threshold (1 = off).")
+@click.option("--reference/--no-reference", default=True, show_default=True, help="Add the real continuation of the primer as a column.")
+@click.option("--ngram/--no-ngram", default=True, show_default=True, help="Add a Kneser-Ney n-gram baseline column (needs a dataset).")
+@click.option("--blind", is_flag=True, help="Hide and shuffle the candidates in each row; reveal after voting.")
+@click.option("--no-eval", is_flag=True, help="Skip held-out bits per note.")
+@click.option("--soundfont", type=click.Path(dir_okay=False, path_type=Path), help="General MIDI soundfont for FluidSynth.")
+@click.option("--builtin-synth", is_flag=True, help="Render with the built-in synth even when FluidSynth is installed.")
+@click.option("--device", default="cpu", show_default=True, help="torch device to sample on.")
+def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
+    """Continue one primer with several checkpoints; write a listening page.
+
+    \b
+    Examples:
+      musicgen compare checkpoints/gru/best.ckpt checkpoints/transformer/best.ckpt --data work/bach --out work/compare
+      musicgen compare a.ckpt b.ckpt --primer intro.mid --out listen --blind
+    """
+    from musicgen.listen.compare import CompareConfig, run_compare
+
+    cfg = CompareConfig(
+        out=out, primer=primer, data=data_dir, primer_bars=primer_bars, samples=samples, seed=seed, bars=bars,
+        temperature=temperature, top_k=top_k, top_p=top_p, reference=reference, ngram=ngram, blind=blind,
+        evaluate=not no_eval, soundfont=soundfont, use_fluidsynth=not builtin_synth, device=device,
+    )  # fmt: skip
+    summary = run_compare(list(checkpoints), cfg, echo=click.echo)
+    cols = summary["columns"]
+    click.echo(f"wrote {out / 'index.html'}: {len(summary['rows'])} rows x {len(cols)} columns ({', '.join(c['name'] for c in cols)})")
 
 
 def main() -> None:
