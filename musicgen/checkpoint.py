@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import pickle
 import platform
+import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,33 +55,64 @@ def versions() -> dict[str, str]:
 
 
 def read_checkpoint_dict(path: str | Path) -> dict:
-    """torch.load with weights_only=True; a pickled code payload is refused."""
+    """torch.load with weights_only=True; a pickled code payload is refused.
+
+    Every failure becomes a CheckpointError: torch raises a zoo of exception types
+    for damaged files (KeyError for some garbage, OSError for a truncated zip ...).
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file (an exported model needs model.safetensors + musicgen.json)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles it then refuses anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = str(exc)
+        code = re.search(r"GLOBAL (\S+)", text)
+        if code:
+            raise CheckpointError(
+                f"refused to load {path}: it holds pickled code ({code.group(1)}), not just weights; "
+                "musicgen only loads weights, so nothing in it was run"
+            ) from None
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a readable checkpoint ({_NOT_TORCH})") from None
         raise CheckpointError(
             f"refused to load {path}: it holds pickled objects other than weights "
-            f"(possibly code), and musicgen only loads weights ({first[:120]})"
+            "(possibly pickled code); musicgen only loads weights"
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any other failure means a damaged or foreign file
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a readable checkpoint ({_NOT_TORCH})") from None
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint: {msg[:200]}") from None
+        raise CheckpointError(f"{path} is a damaged checkpoint: {msg[:200]}") from None
+
+
+_NOT_TORCH = "damaged, truncated, or not a file written by torch.save"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         return _load_exported(path if path.is_dir() else path.parent, device)
-    ckpt = read_checkpoint_dict(path)
-    if not isinstance(ckpt, dict) or META_KEY not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a musicgen checkpoint (no model settings inside)")
+    ckpt = read_musicgen_checkpoint(path)
     meta = ckpt[META_KEY]
     state = {k.removeprefix("core."): v for k, v in ckpt["state_dict"].items() if k.startswith("core.")}
     return _build(meta, state, path, device)
+
+
+def read_musicgen_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by `musicgen train`; any other (foreign) checkpoint is refused."""
+    ckpt = read_checkpoint_dict(path)
+    if (
+        not isinstance(ckpt, dict)
+        or not isinstance(ckpt.get(META_KEY), dict)
+        or not isinstance(ckpt.get("state_dict"), dict)
+    ):
+        raise CheckpointError(f"{path} is not a musicgen checkpoint (no model settings inside)")
+    return ckpt
 
 
 def _build(meta: dict, state: dict, path: Path, device) -> LoadedModel:
@@ -94,9 +128,12 @@ def _build(meta: dict, state: dict, path: Path, device) -> LoadedModel:
     core = build_core(model_cfg)
     try:
         core.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the model ({str(exc).splitlines()[0][:160]})") from None
-    core.to(device).eval()
+    try:
+        core.to(device).eval()
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise MusicgenError(f"cannot use device {str(device)!r}: {str(exc).splitlines()[0][:160]}") from None
     return LoadedModel(core, model_cfg, vocab, meta, path)
 
 
@@ -104,9 +141,7 @@ def export_model(ckpt_path: str | Path, out_dir: str | Path, extra: dict | None 
     """Write `model.safetensors` + `musicgen.json`: loadable without torch.load at all."""
     from safetensors.torch import save
 
-    ckpt = read_checkpoint_dict(ckpt_path)
-    if META_KEY not in ckpt:
-        raise CheckpointError(f"{ckpt_path} is not a musicgen checkpoint")
+    ckpt = read_musicgen_checkpoint(ckpt_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k.removeprefix("core."): v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("core.")}
@@ -138,9 +173,13 @@ def _load_exported(folder: Path, device) -> LoadedModel:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         state = load_file(weights)
-    except (OSError, json.JSONDecodeError, SafetensorError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as exc:
         raise CheckpointError(f"cannot read model in {folder}: {str(exc)[:200]}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("aliases", {}), dict):
+        raise CheckpointError(f"{meta_path} is not a musicgen model description")
     for alias, target in meta.get("aliases", {}).items():
+        if target not in state:
+            raise CheckpointError(f"{weights} has no tensor {target!r} for {alias!r}")
         state[alias] = state[target]
     return _build(meta, state, folder, device)
 
@@ -151,6 +190,6 @@ def dataset_meta(vocab: Vocabulary, data_dir: str | Path) -> dict:
         "version": 1,
         "vocab": vocab.to_json(),
         "encoding": to_dict(vocab.cfg),
-        "data": str(data_dir),
+        "data": str(Path(data_dir).resolve()),  # evaluate finds it from any working folder
         "versions": versions(),
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,11 +21,11 @@ import torch
 from musicgen import __version__
 from musicgen.checkpoint import LoadedModel
 from musicgen.errors import MusicgenError, ReadError
-from musicgen.fsutil import atomic_write_json
 from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
-from musicgen.midi.write import write_midi
-from musicgen.sampling import check_sampling_args, generate as decode_loop
+from musicgen.midi.write import score_to_midi_bytes
+from musicgen.sampling import check_sampling_args
+from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.encoding import decode, encode
 from musicgen.tokens.space import BOS, EOS, PAD
 
@@ -93,26 +95,40 @@ def load_primer(path: str | Path, model: LoadedModel, bars: int | None) -> Prime
     if not len(enc.notes):
         raise MusicgenError(f"primer {path} has no notes the model's encoding keeps")
     ids, unknown = model.vocab.from_universal(enc.ids[:-1])  # drop EOS: the piece goes on
-    known_notes = int(((ids >= model.vocab.pitch_start) & (ids < model.vocab.pitch_start + model.vocab.pitch_count)).sum())
-    if known_notes == 0:
-        raise MusicgenError(f"primer {path}: none of its {len(enc.notes)} notes is in the model's vocabulary")
-    # dropping a token can orphan a Pitch/Dur pair; keep only grammatical pairs
+    # dropping a token can orphan a Pitch/Dur pair; keep only grammatical notes
     ids = _repair(ids, model)
+    if not (model.vocab.families[ids] == "dur").any():
+        raise MusicgenError(f"primer {path}: none of its {len(enc.notes)} notes is in the model's vocabulary")
     return Primer(ids, unknown, len(enc.notes))
 
 
 def _repair(ids: np.ndarray, model: LoadedModel) -> np.ndarray:
-    allowed = model.vocab.allowed_next()
-    out = [int(ids[0])]
+    """Whole notes only, after unknown tokens were dropped; the timing of the rest is kept.
+
+    A Pitch whose Dur was dropped loses its note, a Dur whose Pitch was dropped is
+    dropped; Prog/Vel changes wait for the next whole note (they set state for the
+    notes after them); Shift, Tempo and TimeSig tokens always stay, so the notes
+    after a dropped one keep their place in time.
+    """
+    fam = model.vocab.families
+    out = [int(ids[0])]  # BOS
+    prog = vel = pitch = None
     for t in ids[1:].tolist():
-        if allowed[out[-1], t]:
-            out.append(t)
-        elif model.vocab.families[out[-1]] == "pitch":
-            out.pop()  # a Pitch whose Dur was unknown: drop the note
-            if allowed[out[-1], t]:
+        f = fam[t]
+        if f == "prog":
+            prog, pitch = t, None
+        elif f == "vel":
+            vel, pitch = t, None
+        elif f == "pitch":
+            pitch = t  # a Pitch still waiting for its Dur is dropped
+        elif f == "dur":
+            if pitch is not None:
+                out += [x for x in (prog, vel) if x is not None] + [pitch, t]
+                prog = vel = pitch = None
+        else:
+            pitch = None
+            if t not in (PAD, BOS, EOS):
                 out.append(t)
-    while model.vocab.families[out[-1]] in ("pitch", "prog", "vel"):
-        out.pop()
     return np.array(out, dtype=np.int64)
 
 
@@ -183,7 +199,8 @@ class LengthTracker:
             sec_per_step = 60.0 / (self.cur_qpm * self.res)
             before = self.seconds - sh * sec_per_step
             reached = self.seconds >= cfg.length
-            needed = np.ceil(np.maximum(cfg.length - before, 0) / sec_per_step - 1e-9).astype(np.int64)
+            # whole steps that still fit: the piece ends at or before the target, never after
+            needed = np.floor(np.maximum(cfg.length - before, 0) / sec_per_step + 1e-9).astype(np.int64)
             self.end_step = np.where(live & reached, prev_steps + np.minimum(sh, needed), self.end_step)
         self.done |= live & reached
         return torch.from_numpy(self.done.copy())
@@ -278,11 +295,12 @@ def file_sha256(path: Path) -> str:
 
 
 def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateConfig, primer: Primer | None) -> list[Path]:
+    """Every MIDI file with its sidecar, or nothing: a full disk never leaves a new song
+    beside an old sidecar (or half the samples of a batch) behind."""
     paths = output_paths(out, len(songs))
     ckpt_hash = file_sha256(model.path)
+    files: list[tuple[Path, bytes]] = []
     for i, (song, path) in enumerate(zip(songs, paths, strict=True)):
-        write_midi(song.score, path)
-        song.path = path
         sidecar = {
             "format": "musicgen-song",
             "musicgen_version": __version__,
@@ -299,8 +317,33 @@ def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateC
             "primer_unknown_tokens": primer.unknown if primer else 0,
             "regenerate": regenerate_command(model.path, out, cfg),
         }
-        atomic_write_json(path.with_suffix(".json"), sidecar)
+        files.append((path, score_to_midi_bytes(song.score)))
+        files.append((path.with_suffix(".json"), (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
+    _write_together(files)
+    for song, path in zip(songs, paths, strict=True):
+        song.path = path
     return paths
+
+
+def _write_together(files: list[tuple[Path, bytes]]) -> None:
+    """Write each file to a temporary file beside it (fsynced), and rename them all only
+    once every one was written; on any failure the temporary files are removed."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((Path(tmp), path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in temps:
+        os.replace(tmp, path)
 
 
 def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:

@@ -12,7 +12,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from musicgen.checkpoint import dataset_meta, read_checkpoint_dict
+from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
 from musicgen.config import ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
@@ -50,6 +50,7 @@ class TrainResult:
     steps: int
     seconds: float
     interrupted: bool
+    is_global_zero: bool = True  # False in the other processes of a multi-device run
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,6 +62,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda fh: torch.save(checkpoint, fh))
 
 
+class SaveLastAtEnd(Callback):
+    """last.ckpt holds the final step even when training stops between validations.
+
+    ModelCheckpoint writes last.ckpt only after a validation, so a run whose
+    --max-steps (or --max-time) ends between two validations would leave an older
+    last.ckpt behind and --resume would silently redo the steps after it.
+    """
+
+    def __init__(self, path: Path, ckpt_cb: ModelCheckpoint):
+        self.path, self.ckpt_cb = path, ckpt_cb
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # every process must take the same branch (saving is collective), so decide on
+        # state they share rather than on whether the file is visible to this one
+        saved = getattr(self.ckpt_cb, "_last_global_step_saved", -1)
+        if trainer.global_step > 0 and saved != trainer.global_step:
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state: --resume needs it
+
+
 class SaveOnInterrupt(Callback):
     """Ctrl-C: save last.ckpt before Lightning exits, so --resume can continue."""
 
@@ -70,9 +90,23 @@ class SaveOnInterrupt(Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state: --resume needs it
             self.saved = True
             print(f"\ninterrupted: saved {self.path}; continue with --resume", flush=True)
+
+
+def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
+    """Lightning's (val_check_interval, check_val_every_n_epoch) for `val_every`.
+
+    Above 1 it counts batches across epoch boundaries (Lightning refuses an interval
+    longer than one epoch unless check_val_every_n_epoch is None); up to 1 it is a
+    fraction of each epoch.
+    """
+    if not val_every > 0:
+        raise MusicgenError(f"val_every must be positive (a number of batches, or a fraction of an epoch), got {val_every}")
+    if val_every > 1:
+        return int(val_every), None
+    return (None if val_every == 1 else float(val_every)), 1
 
 
 def train(
@@ -87,6 +121,7 @@ def train(
     logs: bool = True,
 ) -> TrainResult:
     hw = hw or HardwareConfig()
+    val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -102,14 +137,19 @@ def train(
     if resume:
         if not last.exists():
             raise MusicgenError(f"nothing to resume: {last} does not exist")
-        saved = read_checkpoint_dict(last)  # refuses pickled code before Lightning sees the file
-        meta = saved.get("musicgen", {})
-        if meta.get("model", {}).get("name") != model_cfg.name:
-            raise MusicgenError(f"{last} holds a {meta.get('model', {}).get('name')!r} model, not {model_cfg.name!r}")
+        saved = read_musicgen_checkpoint(last)  # refuses pickled code and foreign files before Lightning sees them
+        meta = saved["musicgen"]
+        saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        if saved_model.get("name") != model_cfg.name:
+            raise MusicgenError(f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}")
         from musicgen.config import from_dict
 
-        model_cfg = from_dict(ModelConfig, meta["model"])  # resume the architecture that was saved
-        if meta.get("vocab", {}).get("tokens") != vocab.tokens:
+        try:
+            model_cfg = from_dict(ModelConfig, saved_model)  # resume the architecture that was saved
+        except (TypeError, ValueError) as exc:
+            raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
+        saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
+        if saved_vocab.get("tokens") != vocab.tokens:
             raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
         ckpt_path = str(last)
 
@@ -119,7 +159,7 @@ def train(
         enable_version_counter=False,
     )
     interrupt = SaveOnInterrupt(last)
-    callbacks: list[Callback] = [ckpt_cb, interrupt]
+    callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
     if train_cfg.patience > 0:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience))
     loggers: list = []
@@ -137,7 +177,8 @@ def train(
         max_steps=train_cfg.max_steps,
         max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
         gradient_clip_val=train_cfg.grad_clip or None,
-        val_check_interval=train_cfg.val_every if train_cfg.val_every != 1.0 else None,
+        val_check_interval=val_interval,
+        check_val_every_n_epoch=val_epochs,
         callbacks=callbacks,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
@@ -156,5 +197,6 @@ def train(
     if best is not None and best.exists():
         bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
     return TrainResult(
-        out, best, last if last.exists() else None, bpn, trainer.global_step, seconds, bool(trainer.interrupted)
+        out, best, last if last.exists() else None, bpn, trainer.global_step, seconds, bool(trainer.interrupted),
+        trainer.is_global_zero,
     )

@@ -70,22 +70,33 @@ class EvalChunks(Dataset):
     """Every piece cut into windows of seq_len targets; padded targets are ignored."""
 
     def __init__(self, docs: list[np.ndarray], seq_len: int, pad_id: int):
-        self.items: list[tuple[np.ndarray, int, int]] = []
+        self.items: list[tuple[np.ndarray | None, int, int]] = []
         for doc in docs:
             for s in range(0, max(len(doc) - 1, 0), seq_len):
                 self.items.append((doc, s, min(s + seq_len + 1, len(doc))))
         self.seq_len, self.pad_id = seq_len, pad_id
+
+    def padded_to(self, multiple: int) -> EvalChunks:
+        """A copy whose length is a multiple of `multiple`, filled with chunks that score nothing.
+
+        A DistributedSampler evens the ranks out by repeating chunks, which would
+        count some tokens twice; empty chunks (all targets ignored) count none.
+        """
+        out = EvalChunks([], self.seq_len, self.pad_id)
+        out.items = list(self.items) + [(None, 0, 0)] * (-len(self.items) % max(multiple, 1))
+        return out
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
         doc, s, e = self.items[i]
-        w = np.asarray(doc[s:e], dtype=np.int64)
         x = np.full(self.seq_len, self.pad_id, dtype=np.int64)
         y = np.full(self.seq_len, IGNORE, dtype=np.int64)
-        x[: len(w) - 1] = w[:-1]
-        y[: len(w) - 1] = w[1:]
+        if doc is not None:
+            w = np.asarray(doc[s:e], dtype=np.int64)
+            x[: len(w) - 1] = w[:-1]
+            y[: len(w) - 1] = w[1:]
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -121,4 +132,5 @@ class MusicDataModule(L.LightningDataModule):
         return self._loader(self.train_set, shuffle=False)  # items are already random windows
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return self._loader(self.val_set.padded_to(world) if world > 1 else self.val_set, shuffle=False)

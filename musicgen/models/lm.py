@@ -124,7 +124,15 @@ class MusicLM(L.LightningModule):
             "val_bpn": _metric(self, "val_bpn"),
             "val_bpt": _metric(self, "val_bpt"),
             "global_step": int(self.global_step),
+            "world_size": _world_size(self),  # devices x nodes: the batch per step is batch_size x this
         }
+
+
+def _world_size(module: L.LightningModule) -> int:
+    try:
+        return int(module.trainer.world_size)
+    except RuntimeError:  # not attached to a trainer
+        return 1
 
 
 def _metric(module: L.LightningModule, name: str) -> float:

@@ -1,0 +1,146 @@
+"""Held-out scores: report arithmetic, the n-gram baseline, MIDI input with unknown tokens, --json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from musicgen.checkpoint import load_model
+from musicgen.config import EncodingConfig, IngestConfig
+from musicgen.data.dataset import TokenDataset
+from musicgen.data.ingest import ingest
+from musicgen.errors import MusicgenError
+from musicgen.evaluate import evaluate, score_ngram
+from tests._fixtures import (  # noqa: F401 - pytest fixtures
+    MODEL_NAMES,
+    SEQ_LEN,
+    assert_cli_error,
+    assert_ok,
+    corpus_files,
+    dataset,
+    odd_midi,
+    run_cli,
+    trained,
+    uniform_bits,
+)
+
+FIELDS = {
+    "model", "checkpoint", "pieces", "tokens", "notes", "bits_per_token", "bits_per_note", "perplexity",
+    "accuracy", "context", "unknown_tokens", "files_skipped", "ngram_order", "ngram_bits_per_note",
+    "ngram_bits_per_token", "ngram_by_order", "ratio_to_ngram",
+}
+
+
+@pytest.fixture(scope="module")
+def gru(trained):  # noqa: F811
+    return load_model(trained["gru"].best)
+
+
+def test_report_fields_and_their_arithmetic(gru, dataset):  # noqa: F811
+    ds = TokenDataset.open(dataset)
+    val = ds.documents("val")
+    rep = evaluate(gru)  # the dataset recorded in the checkpoint
+    assert rep.model == "gru" and rep.context == SEQ_LEN
+    assert rep.pieces == len(val)
+    assert rep.tokens == sum(len(d) - 1 for d in val)  # every token after BOS
+    assert rep.notes == ds.num_notes("val") > 0  # one Pitch token per note
+    assert rep.bits_per_note == pytest.approx(rep.bits_per_token * rep.tokens / rep.notes, rel=1e-12)
+    assert rep.perplexity == pytest.approx(2**rep.bits_per_token, rel=1e-12)
+    assert 0 < rep.accuracy < 1
+    assert rep.unknown_tokens == 0 and rep.files_skipped == {}
+    # the baseline: best of orders 1..8 on the same tokens, and the ratio between them
+    assert set(rep.ngram_by_order) == set(range(1, 9))
+    assert rep.ngram_bits_per_note == pytest.approx(min(rep.ngram_by_order.values()))
+    assert rep.ngram_by_order[rep.ngram_order] == pytest.approx(rep.ngram_bits_per_note)
+    assert rep.ngram_bits_per_note == pytest.approx(rep.ngram_bits_per_token * rep.tokens / rep.notes)
+    assert rep.ratio_to_ngram == pytest.approx(rep.bits_per_note / rep.ngram_bits_per_note)
+    assert rep.ngram_by_order[2] < rep.ngram_by_order[1]  # context helps the n-gram on Bach
+
+
+def test_ngram_scores_the_same_tokens(dataset, gru):  # noqa: F811
+    ds = TokenDataset.open(dataset)
+    val = [np.asarray(d) for d in ds.documents("val")]
+    lo = gru.vocab.pitch_start
+    by_order, best = score_ngram(
+        [np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), (lo, lo + gru.vocab.pitch_count), 3
+    )
+    assert best in (1, 2, 3)
+    for s in by_order.values():
+        assert s.tokens == sum(len(d) - 1 for d in val)
+        assert s.notes == ds.num_notes("val")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_trained_model_beats_uniform(trained, name):  # noqa: F811
+    model = load_model(trained[name].best)
+    rep = evaluate(model, ngram=False)
+    assert rep.bits_per_token < uniform_bits(model) - 0.5, (rep.bits_per_token, uniform_bits(model))
+    assert rep.ngram_order is None and rep.ratio_to_ngram is None
+
+
+def test_shorter_context_scores_the_same_tokens(gru):
+    full, short = evaluate(gru, ngram=False), evaluate(gru, ngram=False, context=16)
+    assert short.context == 16
+    assert (short.tokens, short.notes, short.pieces) == (full.tokens, full.notes, full.pieces)
+    assert math.isfinite(short.bits_per_token)
+
+
+def test_midi_files_with_tokens_the_vocabulary_lacks(gru, tmp_path):
+    odd = odd_midi(tmp_path / "odd.mid", gru)
+    chorale = corpus_files()[0]
+    rep = evaluate(gru, sources=[odd.path, chorale])
+    assert rep.unknown_tokens == odd.unknown > 0  # counted, the chorale has none
+    assert rep.pieces == 2
+    assert rep.notes == 4 + _notes_of(gru, chorale)  # unknown tokens dropped, not their notes
+    assert math.isfinite(rep.bits_per_note) and rep.bits_per_note > 0
+    assert rep.ngram_order is not None  # the training split of the checkpoint's dataset trains the baseline
+
+
+def _notes_of(model, path) -> int:
+    from musicgen.midi.read import read_score
+    from musicgen.tokens.encoding import encode
+
+    return len(encode(read_score(path), model.encoding).notes)
+
+
+def test_cli_json_is_one_object(trained, tmp_path):  # noqa: F811
+    result = run_cli("evaluate", trained["gru"].best, "--json")
+    assert_ok(result)
+    assert len(result.stdout.strip().splitlines()) == 1
+    data = json.loads(result.stdout)
+    assert set(data) == FIELDS
+    assert data["bits_per_note"] == pytest.approx(data["bits_per_token"] * data["tokens"] / data["notes"])
+    assert data["perplexity"] == pytest.approx(2 ** data["bits_per_token"])
+    assert data["ratio_to_ngram"] == pytest.approx(data["bits_per_note"] / data["ngram_bits_per_note"])
+
+
+def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):  # noqa: F811
+    odd = odd_midi(tmp_path / "songs" / "odd.mid", gru)
+    (tmp_path / "songs" / "broken.mid").write_bytes(b"MThd not really")
+    result = run_cli("evaluate", trained["gru"].best, tmp_path / "songs", "--json", "--no-ngram")
+    assert_ok(result)
+    data = json.loads(result.stdout)
+    assert data["unknown_tokens"] == odd.unknown
+    assert data["pieces"] == 1 and data["notes"] == 4
+    assert set(data["files_skipped"]) == {"broken.mid"}
+    assert data["ngram_order"] is None
+    text = run_cli("evaluate", trained["gru"].best, odd.path, "--no-ngram")
+    assert_ok(text)
+    assert f"{odd.unknown} tokens unknown to the vocabulary" in text.stdout
+    assert "bits/note" in text.stdout
+
+
+def test_cli_evaluate_errors(trained, tmp_path):  # noqa: F811
+    (tmp_path / "empty.mid").write_bytes(b"")
+    assert_cli_error(run_cli("evaluate", trained["gru"].best, tmp_path / "empty.mid"), "no evaluable pieces")
+    assert_cli_error(run_cli("evaluate", tmp_path / "missing.ckpt"), "no checkpoint")
+
+
+def test_dataset_with_another_vocabulary_is_refused(gru, tmp_path):
+    other = tmp_path / "other"
+    ingest(corpus_files(3), other, EncodingConfig(velocity_bins=0), IngestConfig(val_fraction=0.5, workers=1))
+    with pytest.raises(MusicgenError, match="different vocabulary"):
+        evaluate(gru, data_dir=other)

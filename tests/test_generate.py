@@ -1,0 +1,290 @@
+"""Songs from checkpoints: files and sidecars, determinism, length units, primers, errors, grammar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.checkpoint import load_model
+from musicgen.generate import GenerateConfig, generate_songs, load_primer, tokens_to_score
+from musicgen.midi.read import midi_bytes_to_score, read_score
+from musicgen.midi.write import score_to_midi_bytes
+from musicgen.tokens.encoding import decode
+from musicgen.tokens.space import BOS, EOS, PAD
+from tests._fixtures import (  # noqa: F401 - pytest fixtures
+    MODEL_NAMES,
+    SEQ_LEN,
+    assert_cli_error,
+    assert_ok,
+    corpus_files,
+    dataset,
+    odd_midi,
+    run_cli,
+    trained,
+    untrained_model,
+    write_notes_midi,
+)
+
+EPS = 1e-9
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained) -> Path:  # noqa: F811
+    return trained["gru"].best
+
+
+@pytest.fixture(scope="module")
+def gru(ckpt):
+    return load_model(ckpt)
+
+
+def songs_of(model, **settings):
+    songs, _ = generate_songs(model, GenerateConfig(**settings))
+    return songs
+
+
+def bar_quarters(score) -> float:
+    """Bar length of the metre chosen before any time passed (4/4 if none), as the length target counts."""
+    at_start = [s for s in score.time_signatures if s[0] == 0.0]
+    _, num, den = at_start[-1] if at_start else (0.0, 4, 4)
+    return num * 4.0 / den
+
+
+# --- files, sidecars, determinism ---------------------------------------------------------------
+
+
+def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
+    out = tmp_path / "song.mid"
+    result = run_cli(
+        "generate", ckpt, "--out", out, "-n", 3, "--notes", 8, "--seed", 7, "-t", 0.9, "--top-p", 0.9, "--top-k", 20
+    )
+    assert_ok(result)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"song-00{i}.{ext}" for i in (1, 2, 3) for ext in ("json", "mid")]
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    for i in (1, 2, 3):
+        midi = tmp_path / f"song-00{i}.mid"
+        side = json.loads((tmp_path / f"song-00{i}.json").read_text())
+        assert side["checkpoint"] == str(ckpt) and side["checkpoint_sha256"] == digest
+        assert side["model"] == "gru" and side["sample_index"] == i - 1
+        assert side["settings"] == {
+            "num_samples": 3, "temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "unit": "notes",
+            "length": 8.0, "primer": None, "primer_bars": None, "tempo": None, "program": None, "use_cache": True,
+        }
+        assert side["new_notes"] == side["notes"] == 8
+        assert side["primer_tokens"] == 1  # BOS
+        assert read_score(midi).num_notes == 8
+        assert f"{midi}: 8 notes" in result.stdout
+    # the recorded command reproduces the files byte for byte
+    again = tmp_path / "again"
+    args = shlex.split(side["regenerate"])[2:]  # drop "musicgen generate"
+    args[args.index("--out") + 1] = str(again / "song.mid")
+    assert_ok(run_cli("generate", *args))
+    for i in (1, 2, 3):
+        assert (again / f"song-00{i}.mid").read_bytes() == (tmp_path / f"song-00{i}.mid").read_bytes()
+
+
+def test_same_seed_same_bytes_other_seed_other_song(ckpt, tmp_path):
+    def make(name: str, seed: int) -> bytes:
+        assert_ok(run_cli("generate", ckpt, "--out", tmp_path / name, "--bars", 2, "--seed", seed))
+        return (tmp_path / name).read_bytes()
+
+    first = make("a.mid", 3)
+    assert make("b.mid", 3) == first
+    assert make("c.mid", 4) != first
+
+
+# --- length units ---------------------------------------------------------------------------
+
+
+def test_notes_gives_exactly_that_many_new_notes(gru):
+    for song in songs_of(gru, unit="notes", length=12, num_samples=4, seed=1):
+        assert song.new_notes == song.score.num_notes == 12
+        assert midi_bytes_to_score(score_to_midi_bytes(song.score)).num_notes == 12
+
+
+def test_tokens_gives_exactly_that_many_new_tokens(gru):
+    for song in songs_of(gru, unit="tokens", length=30, num_samples=4, seed=2):
+        assert len(song.ids) - song.primer_tokens == 30
+        assert song.ids[0] == BOS
+
+
+@pytest.mark.parametrize("bars", [1, 2, 3.5])
+def test_bars_ends_within_that_many_bars(gru, bars):
+    for song in songs_of(gru, unit="bars", length=bars, num_samples=4, seed=3):
+        score = song.score
+        limit = bars * bar_quarters(score)
+        assert score.num_notes > 0
+        ends = score.notes["start"] + score.notes["duration"]
+        assert ends.max() <= limit + EPS, (ends.max(), limit)  # no note extends past the end
+        back = midi_bytes_to_score(score_to_midi_bytes(score))
+        assert back.end <= limit + EPS
+
+
+@pytest.mark.parametrize("seconds", [3.0, 7.5])
+def test_seconds_gives_at_most_that_duration_and_close_to_it(gru, seconds):
+    durations = []
+    for song in songs_of(gru, unit="seconds", length=seconds, num_samples=6, seed=4):
+        d = song.score.duration_seconds
+        assert d <= seconds + 1e-6, d
+        back = midi_bytes_to_score(score_to_midi_bytes(song.score))
+        assert back.duration_seconds <= seconds + 1e-3  # ticks round to 1/480 quarter
+        durations.append(d)
+    # the last notes sound up to the cut; a sample may end in a rest, most do not
+    assert min(durations) > 0.5 * seconds, durations
+    assert np.median(durations) >= seconds - 0.25, durations
+
+
+def test_seconds_and_bars_through_the_cli(ckpt, tmp_path):
+    assert_ok(run_cli("generate", ckpt, "--out", tmp_path / "s.mid", "--seconds", 4, "--seed", 1))
+    assert read_score(tmp_path / "s.mid").duration_seconds <= 4.0 + 1e-3
+    side = json.loads((tmp_path / "s.json").read_text())
+    assert side["settings"]["unit"] == "seconds" and side["seconds"] <= 4.0
+    assert_ok(run_cli("generate", ckpt, "--out", tmp_path / "b.mid", "--bars", 1, "--seed", 1))
+    score = read_score(tmp_path / "b.mid")
+    assert score.end <= bar_quarters(score) + 1e-6
+    assert_ok(run_cli("generate", ckpt, "--out", tmp_path / "t.mid", "--tokens", 17, "--seed", 1))
+    side = json.loads((tmp_path / "t.json").read_text())
+    assert side["tokens"] - side["primer_tokens"] == 17
+
+
+# --- primers --------------------------------------------------------------------------------
+
+
+def test_primer_bars_is_continued(gru):
+    path = corpus_files()[0]
+    bars = read_score(path).bar_lines()
+    primer = load_primer(path, gru, 2)
+    expected = tokens_to_score(primer.ids, gru).notes
+    assert 0 < len(expected) < len(read_score(path).notes)
+    assert expected["start"].max() < bars[2]  # only the first two bars
+    for song in songs_of(gru, unit="notes", length=6, num_samples=3, seed=5, primer=str(path), primer_bars=2):
+        assert np.array_equal(song.ids[: len(primer.ids)], primer.ids)
+        assert song.primer_tokens == len(primer.ids)
+        notes = song.score.notes
+        assert len(notes) == len(expected) + 6
+        assert np.array_equal(notes[: len(expected)], expected)  # starts with the primer's notes
+        assert notes["start"][len(expected) :].min() >= expected["start"].max()  # then goes on
+
+
+def test_cli_primer(ckpt, gru, tmp_path):
+    path = corpus_files()[1]
+    out = tmp_path / "cont.mid"
+    assert_ok(run_cli("generate", ckpt, "--primer", path, "--primer-bars", 2, "--notes", 5, "--out", out))
+    side = json.loads(out.with_suffix(".json").read_text())
+    primer = load_primer(path, gru, 2)
+    assert side["primer_tokens"] == len(primer.ids) and side["primer_unknown_tokens"] == 0
+    assert side["new_notes"] == 5
+    grid = gru.encoding.steps_per_quarter
+
+    def keys(notes):
+        return {(round(s * grid), int(p), round(d * grid)) for s, p, d in zip(notes["start"], notes["pitch"], notes["duration"], strict=True)}
+
+    assert keys(tokens_to_score(primer.ids, gru).notes) <= keys(read_score(out).notes)
+
+
+def test_primer_with_unknown_tokens_reports_how_many_were_dropped(ckpt, gru, tmp_path):
+    odd = odd_midi(tmp_path / "odd.mid", gru)
+    result = run_cli("generate", ckpt, "--primer", odd.path, "--notes", 3, "--out", tmp_path / "o.mid")
+    assert_ok(result)
+    assert f"primer: {odd.unknown} tokens unknown to the model's vocabulary were dropped" in result.stdout
+    side = json.loads((tmp_path / "o.json").read_text())
+    assert side["primer_unknown_tokens"] == odd.unknown
+    # the note whose length is unknown is left out, the others stay where they were
+    notes = read_score(tmp_path / "o.mid").notes
+    assert {(0.0, 60), (1.0, 64)} <= set(zip(notes["start"].tolist(), notes["pitch"].tolist(), strict=True))
+    assert (notes["pitch"][notes["start"] == 2.0] != 67).all()
+
+
+def test_dropping_an_unknown_note_keeps_the_timing_of_the_next(gru, tmp_path):
+    dur = next(n for n in range(96, 0, -1) if f"Dur_{n}" not in gru.vocab.index) / 12
+    # velocity 90 and program 0 are known: Prog and Vel lead into the note whose length is unknown
+    path = write_notes_midi(tmp_path / "p.mid", [(0.0, dur, 60), (dur, 1.0, 64), (dur + 1.0, 1.0, 67)], velocity=90)
+    primer = load_primer(path, gru, None)
+    assert primer.unknown == 1
+    notes = tokens_to_score(primer.ids, gru).notes
+    assert notes["start"].tolist() == [dur, dur + 1.0] and notes["pitch"].tolist() == [64, 67]
+    assert (notes["velocity"] == 88).all()  # the velocity change before the dropped note still applies
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--temperature", "-1"], "temperature"),
+        (["--top-p", "0"], "top_p"),
+        (["--top-p", "1.5"], "top_p"),
+        (["--top-k", "-3"], "top_k"),
+        (["--bars", "2", "--notes", "3"], "give one length"),
+        (["--tempo", "0"], "tempo"),
+        (["--primer", "missing.mid"], "does not exist"),
+        (["--primer-bars", "2"], "--primer-bars needs --primer"),
+        (["--device", "no-such-device"], "device"),
+    ],
+)
+def test_bad_settings_exit_2_in_one_line(ckpt, tmp_path, args, fragment):
+    assert_cli_error(run_cli("generate", ckpt, "--out", tmp_path / "x.mid", *args), fragment)
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_bad_files_exit_2_in_one_line(trained, tmp_path):  # noqa: F811
+    out = ["--out", tmp_path / "x.mid"]
+    assert_cli_error(run_cli("generate", tmp_path / "missing.ckpt", *out), "no checkpoint")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0, "global_step": 3}, foreign)
+    assert_cli_error(run_cli("generate", foreign, *out), "not a musicgen checkpoint")
+    text = tmp_path / "notes.mid"
+    text.write_text("these are not MIDI bytes\n")
+    assert_cli_error(run_cli("generate", trained["gru"].best, "--primer", text, *out), "not a MIDI file")
+    other = tmp_path / "primer.txt"
+    other.write_text("C D E F G")
+    assert_cli_error(run_cli("generate", trained["gru"].best, "--primer", other, *out), "unsupported file type")
+    assert not (tmp_path / "x.mid").exists()
+
+
+# --- decoding paths and grammar -------------------------------------------------------------
+
+
+def test_no_cache_gives_the_same_greedy_song(ckpt, gru, tmp_path):
+    n = SEQ_LEN - 4  # inside the training context, where the two paths must agree
+    cached = songs_of(gru, unit="tokens", length=n, temperature=0.0)[0]
+    full = songs_of(gru, unit="tokens", length=n, temperature=0.0, use_cache=False)[0]
+    assert np.array_equal(cached.ids, full.ids)
+    assert cached.score.num_notes > 0
+    common = ["--tokens", n, "--temperature", 0]
+    assert_ok(run_cli("generate", ckpt, "--out", tmp_path / "a.mid", *common))
+    assert_ok(run_cli("generate", ckpt, "--out", tmp_path / "b.mid", *common, "--no-cache"))
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+    assert json.loads((tmp_path / "b.json").read_text())["settings"]["use_cache"] is False
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_untrained_models_still_write_grammatical_music(dataset, name):  # noqa: F811
+    model = untrained_model(name, dataset, seed=1)
+    fam = model.vocab.families
+    songs = songs_of(model, unit="tokens", length=200, num_samples=32, top_p=1.0, seed=0)
+    assert len(songs) == 32
+    for song in songs:
+        ids = song.ids
+        assert len(ids) == 201 and ids[0] == BOS
+        assert not np.isin(ids[1:], [PAD, BOS, EOS]).any()
+        f = fam[ids]
+        prev, nxt = f[:-1], f[1:]
+        assert ((nxt == "dur") <= (prev == "pitch")).all(), "a Dur without its Pitch"
+        assert ((prev == "pitch") <= (nxt == "dur")).all(), "a Pitch without its Dur"
+        assert ((prev == "vel") <= (nxt == "pitch")).all()
+        assert ((prev == "prog") <= ((nxt == "vel") | (nxt == "pitch"))).all()
+        score, stats = decode(model.vocab.to_universal(ids), model.encoding)
+        assert stats["duration_without_pitch"] == 0
+        assert stats["pitch_without_duration"] == int(f[-1] == "pitch")  # only a note cut off by the length
+        assert score.num_notes == song.score.num_notes == int((f == "dur").sum())
+        back = midi_bytes_to_score(score_to_midi_bytes(song.score))
+        assert back.num_notes == song.score.num_notes

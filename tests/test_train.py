@@ -1,0 +1,252 @@
+"""Training end to end on a tiny dataset: loss, checkpoints, resume, YAML config, CLI, DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning
+import pytest
+import torch
+import yaml
+
+import musicgen
+from musicgen.checkpoint import load_model
+from musicgen.config import EncodingConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from musicgen.data.datamodule import EvalChunks
+from musicgen.data.dataset import TokenDataset
+from musicgen.errors import MusicgenError
+from musicgen.evaluate import evaluate
+from musicgen.models.lm import MusicLM
+from musicgen.train import train
+from tests._fixtures import (  # noqa: F401 - pytest fixtures
+    MODEL_KW,
+    MODEL_NAMES,
+    SEQ_LEN,
+    STEPS,
+    TRAIN_KW,
+    assert_ok,
+    dataset,
+    run_cli,
+    train_tiny,
+    trained,
+    untrained_model,
+)
+
+BPN_LINE = re.compile(r"^gru: (\d+) steps in [\d.]+ min, best validation (\d+\.\d+) bits/note$", re.M)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_loss_goes_down(trained, dataset):  # noqa: F811
+    run = trained["gru"]
+    before = evaluate(untrained_model("gru", dataset), ngram=False)
+    after = evaluate(load_model(run.best), ngram=False)
+    assert after.tokens == before.tokens > 0
+    assert after.bits_per_token < before.bits_per_token - 1.0, (before.bits_per_token, after.bits_per_token)
+    # the figure training reports is the one `evaluate` measures on the same chunks
+    meta = load(run.best)["musicgen"]
+    assert meta["val_bpt"] == pytest.approx(after.bits_per_token, rel=1e-4)
+    assert meta["val_bpn"] == pytest.approx(after.bits_per_note, rel=1e-4)
+    assert run.best_val_bpn == pytest.approx(meta["val_bpn"])
+
+
+def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):  # noqa: F811
+    run = trained["gru"]
+    assert run.best == run.out / "best.ckpt" and run.best.is_file()
+    assert run.last == run.out / "last.ckpt" and run.last.is_file()
+    assert run.steps == STEPS
+    vocab = TokenDataset.open(dataset).vocab
+    for path in (run.best, run.last):
+        ckpt = load(path)  # weights_only=True: plain containers and tensors only
+        meta = ckpt["musicgen"]
+        model = from_dict(ModelConfig, meta["model"])
+        assert model == ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, **MODEL_KW)
+        assert meta["vocab"]["tokens"] == vocab.tokens
+        assert meta["encoding"] == to_dict(EncodingConfig())
+        assert from_dict(TrainConfig, meta["train"]) == TrainConfig(**TRAIN_KW)
+        assert meta["versions"]["musicgen"] == musicgen.__version__
+        assert meta["versions"]["torch"] == str(torch.__version__)
+        assert meta["versions"]["lightning"] == lightning.__version__
+        assert set(meta["versions"]) >= {"musicgen", "torch", "lightning", "python"}
+        assert meta["note_ids"] == [vocab.pitch_start, vocab.pitch_start + vocab.pitch_count]
+        assert Path(meta["data"]) == dataset.resolve()
+        assert math.isfinite(meta["val_bpn"])
+        assert meta["world_size"] == 1
+    assert load(run.last)["global_step"] == load(run.last)["musicgen"]["global_step"] == STEPS
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_load_model_rebuilds_the_trained_core(trained, dataset, name):  # noqa: F811
+    ckpt = load(trained[name].best)
+    meta = ckpt["musicgen"]
+    lm = MusicLM(
+        from_dict(ModelConfig, meta["model"]), from_dict(TrainConfig, meta["train"]), tuple(meta["note_ids"]), meta
+    )
+    lm.load_state_dict(ckpt["state_dict"])
+    lm.eval()
+    loaded = load_model(trained[name].best)
+    assert loaded.model_cfg.name == name and not loaded.core.training
+    x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[: 2 * SEQ_LEN].astype("int64")).view(2, SEQ_LEN)
+    with torch.no_grad():
+        expected, _ = lm(x)
+        got, _ = loaded.core(x)
+    assert torch.equal(got, expected)
+
+
+def test_resume_continues_step_count_and_optimizer(dataset, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    first = train_tiny(dataset, out, max_steps=4, val_every=2)
+    assert first.steps == 4
+    saved = load(out / "last.ckpt")
+    assert saved["global_step"] == 4
+    weights_at_4 = saved["state_dict"]["core.emb.weight"].clone()
+
+    second = train(
+        dataset, out, ModelConfig(name="gru", **MODEL_KW), TrainConfig(**{**TRAIN_KW, "max_steps": 8, "val_every": 2}),
+        resume=True, progress_bar=False, logs=False,
+    )
+    assert second.steps == 8  # continued to 8, not 4 + 8
+    ckpt = load(out / "last.ckpt")
+    assert ckpt["global_step"] == ckpt["musicgen"]["global_step"] == 8
+    # AdamW counts its own steps: 8 means the moments of the first 4 steps were restored
+    steps = {float(s["step"]) for s in ckpt["optimizer_states"][0]["state"].values()}
+    assert steps == {8.0}
+    assert not torch.equal(ckpt["state_dict"]["core.emb.weight"], weights_at_4)
+
+
+def test_last_checkpoint_holds_the_final_step_between_validations(dataset, tmp_path):  # noqa: F811
+    result = train_tiny(dataset, tmp_path / "run", max_steps=3, val_every=2)
+    assert result.steps == 3
+    assert load(result.last)["global_step"] == 3
+    assert load(result.best)["global_step"] == 2
+
+
+def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):  # noqa: F811
+    result = train_tiny(dataset, tmp_path / "run", max_steps=8, val_every=4, steps_per_epoch=3)
+    assert result.steps == 8
+    assert load(result.best)["global_step"] in (4, 8)  # validated across epoch boundaries
+    assert math.isfinite(result.best_val_bpn)
+    with pytest.raises(MusicgenError, match="val_every must be positive"):
+        train_tiny(dataset, tmp_path / "never", val_every=0)
+
+
+def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):  # noqa: F811
+    run = trained["gru"]
+    with pytest.raises(MusicgenError, match="holds a 'gru' model"):
+        train(dataset, run.out, ModelConfig(name="transformer", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
+    with pytest.raises(MusicgenError, match="nothing to resume"):
+        train(dataset, tmp_path / "empty", ModelConfig(name="gru", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_cli_train_yaml_sets_defaults_flags_win_and_reports_bits_per_note(dataset, tmp_path):  # noqa: F811
+    config = write_yaml(
+        tmp_path / "train.yaml",
+        {
+            "data": str(dataset),  # --data: stored as data_dir
+            "model": "gru",  # --model: stored as model_name
+            "hidden": 16,  # --hidden: stored as d_model; overridden below
+            "layers": 1,
+            "seq-len": 32,
+            "batch_size": 4,
+            "max-steps": 4,
+            "epochs": 0,
+            "val-every": 2,
+            "warmup": 1,
+            "lr": 0.005,
+            "patience": 0,
+            "progress": False,
+        },
+    )
+    out = tmp_path / "run"
+    result = run_cli("train", "--config", config, "--out", out, "--hidden", 32)
+    assert_ok(result)
+    m = BPN_LINE.search(result.stdout)
+    assert m, result.stdout
+    assert int(m.group(1)) == 4
+    meta = load(out / "best.ckpt")["musicgen"]
+    assert float(m.group(2)) == pytest.approx(meta["val_bpn"], abs=5e-4)
+    assert f"best: {out / 'best.ckpt'}" in result.stdout
+    assert f"last: {out / 'last.ckpt'}" in result.stdout
+    assert meta["model"]["d_model"] == 32  # the flag beat the file
+    assert meta["model"]["n_layers"] == 1
+    assert meta["train"]["lr"] == 0.005 and meta["train"]["seq_len"] == 32 and meta["train"]["max_steps"] == 4
+    assert meta["train"]["batch_size"] == 4 and meta["train"]["warmup_steps"] == 1
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ({"hiden": 32}, "unknown option 'hiden'"),
+        ({"config": "other.yaml"}, "unknown option 'config'"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("model: [unclosed\n", "cannot read"),
+    ],
+)
+def test_cli_train_bad_yaml_exits_2(dataset, tmp_path, content, fragment):  # noqa: F811
+    path = tmp_path / "bad.yaml"
+    if isinstance(content, dict):
+        write_yaml(path, content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    result = run_cli("train", "--config", path, "--data", dataset, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_errors_are_one_line(dataset, tmp_path):  # noqa: F811
+    result = run_cli("train", "--data", dataset, "--out", tmp_path / "run", "--resume")
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: nothing to resume")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_importing_the_main_module_does_not_run_the_cli():
+    """Spawned processes (ddp_spawn, DataLoader workers on macOS) re-import the main module."""
+    import importlib
+
+    module = importlib.import_module("musicgen.__main__")  # would parse pytest's argv and exit
+    assert callable(module.main)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):  # noqa: F811
+    """Lightning's launcher re-runs `python -m musicgen ...` for the second rank."""
+    docs = TokenDataset.open(dataset).documents("val")
+    # a validation set that two ranks cannot split evenly: padding must not count twice
+    seq_len = next(n for n in range(32, 64) if len(EvalChunks(docs, n, 0)) % 2)
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "musicgen", "train", "--data", str(dataset), "--out", str(out),
+        "--model", "gru", "--hidden", "32", "--layers", "1", "--seq-len", str(seq_len), "--batch-size", "4",
+        "--max-steps", "4", "--epochs", "0", "--val-every", "2", "--warmup", "1", "--patience", "0",
+        "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert len(BPN_LINE.findall(proc.stdout)) == 1, proc.stdout  # one report, not one per process
+    best = out / "best.ckpt"
+    assert best.is_file() and (out / "last.ckpt").is_file()
+    ckpt = load(best)
+    assert ckpt["musicgen"]["world_size"] == 2, "the second process never joined"
+    assert load(out / "last.ckpt")["global_step"] == 4
+    # the validation figure of two ranks equals a single-process evaluation of the same weights
+    model = load_model(best)
+    rep = evaluate(model, ngram=False)
+    assert ckpt["musicgen"]["val_bpt"] == pytest.approx(rep.bits_per_token, rel=1e-4)
+    assert dataclasses.asdict(model.model_cfg)["max_len"] == seq_len
