@@ -111,35 +111,38 @@ def quantise(score: Score, cfg: EncodingConfig, stats: Counter) -> np.ndarray:
     program[notes["drum"]] = DRUM_PROGRAM
     vbin = token_space(cfg).velocity_bin(notes["velocity"]) if cfg.velocity_bins else np.zeros_like(start)
 
-    grid = np.zeros(len(notes), dtype=GRID_DTYPE)
-    grid["step"], grid["dur"], grid["pitch"] = start, dur, notes["pitch"]
-    grid["program"], grid["vbin"] = program, vbin
-
-    # Same onset, pitch and program twice: MIDI cannot sound both, keep the longest.
-    grid = grid[np.lexsort((-grid["dur"], grid["step"], grid["pitch"], grid["program"]))]
-    same = np.zeros(len(grid), dtype=bool)
-    if len(grid) > 1:
-        same[1:] = (
-            (grid["program"][1:] == grid["program"][:-1])
-            & (grid["pitch"][1:] == grid["pitch"][:-1])
-            & (grid["step"][1:] == grid["step"][:-1])
-        )
-    stats["duplicates_dropped"] += int(same.sum())
-    grid = grid[~same]
-
-    # A note still sounding when the same key is struck again ends there.
-    if len(grid) > 1:
-        nxt = np.empty(len(grid), dtype=np.int64)
-        nxt[:-1] = grid["step"][1:]
-        nxt[-1] = np.iinfo(np.int64).max
-        same_key = np.zeros(len(grid), dtype=bool)
-        same_key[:-1] = (grid["program"][1:] == grid["program"][:-1]) & (grid["pitch"][1:] == grid["pitch"][:-1])
-        overlap = same_key & (grid["step"] + grid["dur"] > nxt)
-        stats["overlaps_truncated"] += int(overlap.sum())
-        grid["dur"][overlap] = nxt[overlap] - grid["step"][overlap]
-
-    order = np.lexsort((-grid["pitch"], grid["program"], grid["step"]))
-    return grid[order]
+    # One (n, 5) int64 block in GRID_DTYPE's field order: row gathers and a packed
+    # single-key sort are several times faster than structured-array lexsorts.
+    g = np.empty((len(start), 5), dtype=np.int64)
+    g[:, 0], g[:, 1], g[:, 2], g[:, 3], g[:, 4] = start, dur, notes["pitch"], program, vbin
+    if len(g) > 1:
+        step0 = g[:, 0] - g[:, 0].min()
+        # key order: program, pitch, step, longest first (duration fits in 11 bits)
+        key = (((g[:, 3] << 7 | g[:, 2]) << 36 | step0) << 11) | (2047 - np.minimum(g[:, 1], 2047))
+        g = g[np.argsort(key, kind="stable")]
+        same_key = (g[1:, 3] == g[:-1, 3]) & (g[1:, 2] == g[:-1, 2])
+        # Same onset, pitch and program twice: MIDI cannot sound both, keep the longest.
+        same = np.zeros(len(g), dtype=bool)
+        same[1:] = same_key & (g[1:, 0] == g[:-1, 0])
+        stats["duplicates_dropped"] += int(same.sum())
+        if same.any():
+            g = g[~same]
+            same_key = (g[1:, 3] == g[:-1, 3]) & (g[1:, 2] == g[:-1, 2])
+        # A note still sounding when the same key is struck again ends there.
+        overlap = np.zeros(len(g), dtype=bool)
+        overlap[:-1] = same_key & (g[:-1, 0] + g[:-1, 1] > g[1:, 0])
+        n_over = int(overlap.sum())
+        stats["overlaps_truncated"] += n_over
+        if n_over:
+            idx = np.flatnonzero(overlap)
+            g[idx, 1] = g[idx + 1, 0] - g[idx, 0]
+        # stream order: onset, then program, then highest pitch first
+        step0 = g[:, 0] - g[:, 0].min()
+        g = g[np.argsort((step0 << 8 | g[:, 3]) << 7 | (127 - g[:, 2]), kind="stable")]
+    else:
+        stats["duplicates_dropped"] += 0
+        stats["overlaps_truncated"] += 0
+    return np.ascontiguousarray(g).view(GRID_DTYPE).reshape(len(g))
 
 
 def _shorten_silences(grid: np.ndarray, cfg: EncodingConfig, stats: Counter) -> np.ndarray:
