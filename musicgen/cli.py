@@ -489,6 +489,24 @@ def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars
     click.echo(f"wrote {out / 'index.html'}: {len(summary['rows'])} rows x {len(cols)} columns ({', '.join(c['name'] for c in cols)})")
 
 
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for model.safetensors + musicgen.json.")
+def export(checkpoint, out):
+    """Export a checkpoint as safetensors + JSON (no pickle at all).
+
+    \b
+    Example:
+      musicgen export checkpoints/gru/best.ckpt --out checkpoints/pretrained/gru
+    """
+    from musicgen.checkpoint import export_model, load_model
+
+    path = export_model(checkpoint, out)
+    model = load_model(path)  # prove the export loads on its own
+    n = sum(p.numel() for p in model.core.parameters())
+    click.echo(f"wrote {path / 'model.safetensors'} and {path / 'musicgen.json'} ({model.model_cfg.name}, {n:,} parameters)")
+
+
 def main() -> None:
     cli(obj={})
 
