@@ -34,7 +34,6 @@ from musicgen.data.ingest import ingest  # noqa: E402
 from musicgen.data.pool import Failure, run_isolated  # noqa: E402
 from tests.hardening.mutate import apply_ops, outcome, random_op  # noqa: E402
 
-
 # Mutations that remove or mislabel bytes but change no event: whatever notes they cost
 # must be named in the score's warnings (so the file is partial), never dropped quietly.
 STRUCTURAL = {"truncate", "chunk_len"}

@@ -1,6 +1,9 @@
 """Atomic file writes: temporary file in the same folder, fsync, rename.
 
 A crash or a full disk mid-write leaves the old file (or none), never half a file.
+`atomic_write_group` extends that to several files that belong together (a
+dataset's tokens, vocabulary and index; a song and its sidecar): every new file
+is written in full before any old one is replaced.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+Writer = Callable[[IO[bytes]], Any]
 
 
 def _umask() -> int:
@@ -19,8 +24,22 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    path = Path(path)
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: the folder's entry must reach the disk too."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # not every system lets a folder be opened (Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_temp(path: Path, write: Writer) -> Path:
+    """`write` into a new temporary file beside `path`, flushed and fsynced; removed on failure."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
@@ -28,11 +47,62 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def atomic_write(path: str | Path, write: Writer) -> Path:
+    path = Path(path)
+    tmp = _write_temp(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
     return path
+
+
+def atomic_write_group(files: Mapping[str | Path, Writer | bytes], marker: str | Path | None = None) -> list[Path]:
+    """Replace several files together.
+
+    Every file is first written in full to a temporary file beside it (a full disk
+    or any error here removes the temporaries and leaves every old file as it was);
+    only then are they renamed into place, in order. `marker` (one of `files`, e.g.
+    a dataset's index) is removed before the first rename and renamed last, so a
+    crash between two renames leaves no marker rather than a mix of old and new
+    files under one.
+    """
+    items = [(Path(p), w) for p, w in files.items()]
+    order = list(range(len(items)))
+    if marker is not None:
+        last = [i for i, (p, _) in enumerate(items) if p == Path(marker)]
+        if len(last) != 1:
+            raise ValueError(f"the marker {marker} must be one of the files written")
+        order = [i for i in order if i != last[0]] + last
+    temps: list[Path] = []
+    done: set[int] = set()
+    try:
+        for path, w in items:
+            temps.append(_write_temp(path, (lambda fh, b=w: fh.write(b)) if isinstance(w, bytes | bytearray) else w))
+        if marker is not None:
+            Path(marker).unlink(missing_ok=True)
+        for i in order:
+            os.replace(temps[i], items[i][0])
+            done.add(i)
+    finally:
+        for i, t in enumerate(temps):
+            if i not in done:
+                t.unlink(missing_ok=True)
+    for folder in {p.parent for p, _ in items}:
+        _fsync_dir(folder)
+    return [p for p, _ in items]
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -40,5 +110,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, json_bytes(obj))
+
+
+def remove_stale_temps(folder: str | Path, names: list[str]) -> int:
+    """Delete temporaries that a killed writer of `names` left in `folder`.
+
+    Only safe while nothing else may be writing those names (e.g. under a lock).
+    """
+    n = 0
+    for name in names:
+        for p in Path(folder).glob(f".{name}.*.tmp"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+    return n

@@ -33,7 +33,7 @@ from musicgen import __version__
 from musicgen.config import EncodingConfig, IngestConfig, from_dict, to_dict
 from musicgen.data.pool import Failure, run_isolated
 from musicgen.errors import MusicgenError, ReadError
-from musicgen.fsutil import atomic_write, atomic_write_json
+from musicgen.fsutil import atomic_write_group, json_bytes, remove_stale_temps
 from musicgen.midi.read import SUPPORTED_SUFFIXES, read_score
 from musicgen.tokens.encoding import encode, token_space
 from musicgen.tokens.vocab import Vocabulary
@@ -227,6 +227,7 @@ def ingest(
 
 
 def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
+    remove_stale_temps(out, list(OUTPUTS))  # left by a killed run; the lock says none is writing now
     for f in files:
         f.digest = _digest(f.path)
     prev = load_previous(out, enc_cfg)
@@ -290,7 +291,8 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
             top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
             raise MusicgenError(f"nothing could be ingested from {len(files)} files ({top})")
         vocab = Vocabulary(enc_cfg, np.flatnonzero(used))
-        _write_tokens(out / "tokens.npy", tmp, sizes, vocab)
+        index, report = _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature)
+        _commit(out, tmp, sizes, vocab, index, report)
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     finally:
@@ -298,37 +300,94 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
             h.close()
         for p in tmp.values():
             p.unlink(missing_ok=True)
-
-    index, report = _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature)
-    try:
-        vocab.save(out / "vocab.json")
-        atomic_write_json(out / "report.json", report)
-        atomic_write_json(out / "index.json", index)  # last: its presence marks a complete dataset
-    except OSError as exc:
-        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     return _summary_from_index(out, index, report, t0, up_to_date=False, reused=reused)
+
+
+OUTPUTS = ("tokens.npy", "vocab.json", "report.json", "index.json")
+
+
+def _commit(out: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary, index: dict, report: dict) -> None:
+    """Write the four outputs as one: all in full first, then renamed with index.json last.
+
+    A full disk (or any error) while writing leaves an earlier dataset in `out`
+    byte for byte; a crash during the renames leaves no index.json, so the folder
+    reads as "not an ingested dataset", never as a mix of two ingestions. index.json
+    records the size and hash of the tokens and the vocabulary, so a reader can tell.
+    """
+    vocab_bytes, report_bytes = json_bytes(vocab.to_json()), json_bytes(report)
+    index["outputs"] = {
+        "vocab.json": {"bytes": len(vocab_bytes), "sha1": hashlib.sha1(vocab_bytes).hexdigest()},
+    }
+
+    def tokens(fh) -> None:
+        index["outputs"]["tokens.npy"] = _write_tokens(fh, tmp, sizes, vocab)
+
+    atomic_write_group(
+        {
+            out / "tokens.npy": tokens,
+            out / "vocab.json": vocab_bytes,
+            out / "report.json": report_bytes,
+            out / "index.json": lambda fh: fh.write(json_bytes(index)),  # after tokens: holds their hash
+        },
+        marker=out / "index.json",
+    )
+
+
+def verify_outputs(root: Path, index: dict) -> None:
+    """The files beside index.json are the ones it was written with (cheap: sizes, small hashes)."""
+    outputs = index.get("outputs")
+    if outputs is None:
+        return  # written before index.json recorded its outputs
+    if not isinstance(outputs, dict):
+        raise MusicgenError(f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again")
+    for name, want in outputs.items():
+        if name not in ("tokens.npy", "vocab.json") or not isinstance(want, dict):
+            raise MusicgenError(f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again")
+        path = root / name
+        try:
+            same = path.stat().st_size == want.get("bytes")
+            if same and name == "vocab.json":  # small: hashed; tokens.npy may be gigabytes: its size is checked
+                same = hashlib.sha1(path.read_bytes()).hexdigest() == want.get("sha1")
+        except OSError as exc:
+            raise MusicgenError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not same:
+            raise MusicgenError(
+                f"{path} does not belong with {root / 'index.json'} (another ingestion's, or changed since); "
+                "run `musicgen ingest` again"
+            )
 
 
 def _timed_out(report: dict) -> bool:
     return any(r["status"] == "skipped" and r["reason"].startswith("timed out") for r in report["files"])
 
 
-def _write_tokens(path: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary) -> None:
-    """Remap universal ids to the vocabulary in chunks: memory stays flat."""
+class _Hashing:
+    """A write-only file that hashes and counts what passes through it."""
+
+    def __init__(self, fh):
+        self.fh, self.sha1, self.bytes = fh, hashlib.sha1(), 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.sha1.update(data)
+        self.bytes += len(data)
+        return self.fh.write(data)
+
+
+def _write_tokens(fh, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary) -> dict:
+    """Remap universal ids to the vocabulary in chunks: memory stays flat. Returns size and hash."""
     dtype = np.uint16 if len(vocab) <= np.iinfo(np.uint16).max else np.uint32
     total = sizes["train"] + sizes["val"]
     chunk = 1 << 20
-
-    def write(fh) -> None:
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
-        np.lib.format.write_array_header_1_0(fh, header)
-        for split in ("train", "val"):
-            src = np.memmap(tmp[split], dtype=np.int32, mode="r") if sizes[split] else np.zeros(0, np.int32)
-            for s in range(0, len(src), chunk):
-                fh.write(vocab.lookup[src[s : s + chunk]].astype(dtype).tobytes())
-            del src
-
-    atomic_write(path, write)
+    out = _Hashing(fh)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
+    np.lib.format.write_array_header_1_0(out, header)
+    for split in ("train", "val"):
+        src = np.memmap(tmp[split], dtype=np.int32, mode="r") if sizes[split] else np.zeros(0, np.int32)
+        for s in range(0, len(src), chunk):
+            out.write(vocab.lookup[src[s : s + chunk]].astype(dtype).tobytes())
+        del src
+    return {"bytes": out.bytes, "sha1": out.sha1.hexdigest()}
 
 
 def _signature(files: list[SourceFile], splits: dict[str, str], cfg: EncodingConfig) -> str:
@@ -397,6 +456,7 @@ def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
             return None
         if from_dict(EncodingConfig, index["encoding"]) != enc_cfg:
             return None
+        verify_outputs(out, index)  # never reuse a mix of two ingestions
         vocab = Vocabulary.load(out / "vocab.json")
         tokens = np.load(out / "tokens.npy", mmap_mode="r")
         # A damaged index (edited by hand, cut short) means parsing again, never a crash.

@@ -107,16 +107,20 @@ def midi_bytes_to_score(data: bytes) -> Score:
         # insists on 6, so rebuild the header rather than reject a valid file.
         data = b"MThd" + struct.pack(">IHHH", 6, fmt, ntracks, division) + data[8 + hlen :]
     warnings: list[str] = []
+    intact = chunks_intact(data)
     try:
+        if not intact:
+            raise ReadError("damaged track chunks")  # the parser would lose notes silently
         sm = _parse(data)
     except ReadError:
         repaired, warnings = repair_tracks(data)
         if not warnings:
-            raise
-        try:
-            sm = _parse(repaired)
-        except ReadError:
-            raise ReadError(warnings[0]) from None
+            sm = _parse(data)  # every event was readable after all: the parser's reading stands
+        else:
+            try:
+                sm = _parse(repaired)
+            except ReadError:
+                raise ReadError(warnings[0]) from None
     score = _from_symusic(sm, tpq)
     if tpq is not None:
         score.tempos = [(0.0, _SMPTE_QPM)]
@@ -195,48 +199,95 @@ def _scan_events(data: bytes, pos: int, limit: int) -> tuple[int, bool]:
     return last, False
 
 
+def _next_chunk_plausible(data: bytes, pos: int) -> bool:
+    """At `pos` the file ends, a few padding bytes follow, or another chunk starts."""
+    n = len(data)
+    return pos == n or (pos < n and pos + 8 > n) or (pos + 8 <= n and _is_chunk_id(data[pos : pos + 4]))
+
+
+def chunks_intact(data: bytes) -> bool:
+    """Every declared track present, inside the file and closed by End of Track.
+
+    The parser accepts a file with tracks missing, extra tracks beyond the header's
+    count or a track length that cuts a track short, and silently loses their notes;
+    such a file goes through `repair_tracks`, which says what it lost.
+    """
+    hlen, _, ntracks, _ = struct.unpack(">IHHH", data[4:14])
+    n, pos, count = len(data), 8 + hlen, 0
+    while pos + 8 <= n:
+        cid = data[pos : pos + 4]
+        end = pos + 8 + struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+        if cid == b"MTrk":
+            if end > n or data[end - 3 : end] != b"\xff\x2f\x00" or end - pos < 11:
+                return False
+            count += 1
+        elif count >= ntracks:
+            break  # whatever follows the last track is not read
+        elif not _is_chunk_id(cid) or end > n:
+            return False
+        pos = end
+    return count == ntracks
+
+
 def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
     """Rebuild a damaged file from every complete event of every track.
 
     Returns the repaired bytes and one line per repair (empty: nothing to repair).
     A track whose length field disagrees with the file is read by its events up to
-    End of Track; a track cut short by the end of the file keeps its complete events.
+    End of Track; a track cut short by the end of the file keeps its complete events;
+    tracks beyond the header's count are read too.
     """
     hlen, fmt, ntracks, division = struct.unpack(">IHHH", data[4:14])
     n = len(data)
     pos = 8 + hlen
     tracks: list[bytes] = []
     warnings: list[str] = []
-    while len(tracks) < ntracks and pos + 8 <= n:
+    while pos + 8 <= n:
         cid = data[pos : pos + 4]
+        if len(tracks) >= ntracks and cid != b"MTrk":
+            break  # whatever follows the last track is not music
         size = struct.unpack(">I", data[pos + 4 : pos + 8])[0]
         start, end = pos + 8, pos + 8 + size
-        trusted = end <= n and (end + 8 > n or _is_chunk_id(data[end : end + 4]))
+        k = len(tracks) + 1
         if cid != b"MTrk":
-            if not _is_chunk_id(cid) or not trusted:
-                warnings.append(f"unreadable data where track {len(tracks) + 1} should start")
+            if not _is_chunk_id(cid) or end > n or not _next_chunk_plausible(data, end):
+                warnings.append(f"unreadable data where track {k} should start")
                 break
             pos = end  # an unknown chunk: skipped, as the standard says
             continue
-        k = len(tracks) + 1
-        if trusted:
-            stop, eot = _scan_events(data, start, end)
-            if not eot and stop < end:
-                warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the track dropped")
-            pos = end
+        stop, eot = _scan_events(data, start, min(end, n))
+        if eot and stop == end:
+            pos = end  # intact
         else:
-            stop, eot = _scan_events(data, start, n)
-            if eot:
-                warnings.append(f"track {k}: wrong chunk length {size}, read up to its End of Track ({stop - start} bytes)")
-                pos = stop
+            # Scanning on past the declared end finds the same End of Track if there is one before it.
+            far, far_eot = (stop, eot) if eot else _scan_events(data, start, n)
+            wrong_length = f"track {k}: wrong chunk length {size}, read up to its End of Track ({far - start} bytes)"
+            if far_eot and far != end and (far == n or data[far : far + 4] == b"MTrk"):
+                # the events end exactly where the next track starts: the length field is wrong
+                warnings.append(wrong_length)
+                stop = pos = far
+            elif end <= n and _next_chunk_plausible(data, end):
+                # the length fits the file: trust it (bytes after End of Track are ignored)
+                if not eot and stop < end:
+                    warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the track dropped")
+                pos = end
+            elif far_eot:
+                warnings.append(wrong_length)
+                stop = pos = far
+            elif end > n:
+                warnings.append(f"truncated file: track {k} cut off after {far - start} of {size} bytes")
+                stop, pos = far, n
             else:
-                warnings.append(f"truncated file: track {k} cut off after {stop - start} of {size} bytes")
+                warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the file dropped")
                 pos = n
         tracks.append(data[start:stop])
-    if len(tracks) < ntracks and pos < n and pos + 8 > n:
-        warnings.append(f"truncated file: track {len(tracks) + 1} cut off in its chunk header")
-    if len(tracks) < ntracks and warnings:
+    if len(tracks) < ntracks:
+        if pos < n and pos + 8 > n:
+            warnings.append(f"truncated file: track {len(tracks) + 1} cut off in its chunk header")
         warnings.append(f"{ntracks - len(tracks)} of {ntracks} tracks missing")
+    elif len(tracks) > ntracks:
+        declared = f"{ntracks} track" + ("s" if ntracks != 1 else "")
+        warnings.append(f"the header declares {declared} but the file holds {len(tracks)}; all were read")
     if not tracks:
         return b"", warnings
     fmt = 1 if len(tracks) > 1 else fmt
@@ -248,26 +299,35 @@ def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
 
 def _from_symusic(sm, tpq: float | None = None) -> Score:
     tpq = float(tpq or sm.ticks_per_quarter)
-    parts = []
+    cols: dict[str, list] = {k: [] for k in ("time", "duration", "pitch", "velocity", "program", "drum")}
     overflow = 0
     for track in sm.tracks:
         arr = track.notes.numpy()
-        # Tick counts past 2**31 wrap around to negative times: those notes are lost.
-        valid = arr["time"] >= 0
-        overflow += int((~valid).sum())
-        n = int(valid.sum())
+        n = len(arr["time"])
         if n == 0:
             continue
-        part = np.zeros(n, dtype=NOTE_DTYPE)
-        part["start"] = arr["time"][valid].astype(np.float64) / tpq
-        part["duration"] = np.maximum(arr["duration"][valid].astype(np.float64), 0.0) / tpq
-        part["pitch"] = arr["pitch"][valid].astype(np.int16) & 0x7F
-        part["velocity"] = arr["velocity"][valid].astype(np.int16) & 0x7F
-        part["program"] = int(track.program) & 0x7F
-        part["drum"] = bool(track.is_drum)
-        parts.append(part)
-    notes = np.concatenate(parts) if parts else np.zeros(0, dtype=NOTE_DTYPE)
-    notes = notes[np.argsort(notes["start"], kind="stable")]
+        # Tick counts past 2**31 wrap around to negative times: those notes are lost.
+        valid = arr["time"] >= 0
+        if not valid.all():
+            overflow += int((~valid).sum())
+            arr = {k: v[valid] for k, v in arr.items()}
+            n = len(arr["time"])
+        for k in ("time", "duration", "pitch", "velocity"):
+            cols[k].append(arr[k])
+        cols["program"].append(np.full(n, int(track.program) & 0x7F, dtype=np.int16))
+        cols["drum"].append(np.full(n, bool(track.is_drum)))
+    # Columns first, one structured array at the end: field-by-field writes per track are slow.
+    total = sum(len(c) for c in cols["time"])
+    notes = np.empty(total, dtype=NOTE_DTYPE)
+    if total:
+        time = np.concatenate(cols["time"])
+        order = np.argsort(time, kind="stable")
+        notes["start"] = time[order] / tpq
+        notes["duration"] = np.maximum(np.concatenate(cols["duration"])[order], 0) / tpq
+        notes["pitch"] = np.concatenate(cols["pitch"])[order].astype(np.int16) & 0x7F
+        notes["velocity"] = np.concatenate(cols["velocity"])[order].astype(np.int16) & 0x7F
+        notes["program"] = np.concatenate(cols["program"])[order]
+        notes["drum"] = np.concatenate(cols["drum"])[order]
 
     tempos: list[tuple[float, float]] = []
     t = sm.tempos.numpy()

@@ -159,4 +159,7 @@ class Vocabulary:
             raise MusicgenError(f"no vocabulary at {path}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MusicgenError(f"cannot read vocabulary {path}: {exc}") from None
-        return cls.from_json(data)
+        try:
+            return cls.from_json(data)
+        except MusicgenError as exc:
+            raise MusicgenError(f"{path}: {exc}") from None
