@@ -30,6 +30,7 @@ from tests._fixtures import (  # noqa: F401 - pytest fixtures
     SEQ_LEN,
     STEPS,
     TRAIN_KW,
+    assert_cli_error,
     assert_ok,
     dataset,
     run_cli,
@@ -250,3 +251,20 @@ def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):  # noqa: F811
     rep = evaluate(model, ngram=False)
     assert ckpt["musicgen"]["val_bpt"] == pytest.approx(rep.bits_per_token, rel=1e-4)
     assert dataclasses.asdict(model.model_cfg)["max_len"] == seq_len
+
+
+def test_a_second_run_into_a_busy_folder_fails_clearly_and_stale_temps_are_swept(dataset, tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".last.ckpt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    with open(out / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_cli("train", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--no-progress")
+        assert_cli_error(result, "another training run is writing")
+        assert stale.exists()  # nothing was touched while the other run held the folder
+    train_tiny(dataset, out, "gru", max_steps=2)
+    assert not stale.exists()
+    assert (out / "last.ckpt").exists()
