@@ -149,20 +149,45 @@ class TrainConfig:
             raise ValueError("transpose must be >= 0")
 
 
+LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
+
+
 @dataclass(frozen=True)
-class SampleConfig:
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+class GenerateConfig:
+    """Sampling and length settings of `musicgen generate`; saved in every song's sidecar."""
+
+    num_samples: int = 1
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 0.95  # 1 = off
     seed: int = 0
+    unit: str = "bars"  # one of LENGTH_UNITS; counts new music, not the primer
+    length: float = 16
+    primer: str | None = None
+    primer_bars: int | None = None
+    tempo: float | None = None
+    program: int | None = None
+    use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        if not self.top_k >= 0:
+            raise ValueError(f"top_k must be >= 0 (0 means off), got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.top_k < 0:
-            raise ValueError("top_k must be >= 0")
+            raise ValueError(f"top_p must be in (0, 1] (1 means off), got {self.top_p}")
+        if self.unit not in LENGTH_UNITS:
+            raise ValueError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
+        if not self.length > 0:
+            raise ValueError("length must be positive")
+        if self.num_samples < 1:
+            raise ValueError("num_samples must be at least 1")
+        if self.tempo is not None and not 1 <= self.tempo <= 1000:
+            raise ValueError("tempo must be between 1 and 1000 quarter notes per minute")
+        if self.program is not None and not 0 <= self.program <= 127:
+            raise ValueError("program must be a General MIDI program 0..127")
+        if self.primer_bars is not None and self.primer_bars < 1:
+            raise ValueError("primer_bars must be at least 1")
 
 
 __all__ = [
@@ -170,7 +195,8 @@ __all__ = [
     "IngestConfig",
     "ModelConfig",
     "TrainConfig",
-    "SampleConfig",
+    "GenerateConfig",
+    "LENGTH_UNITS",
     "MODEL_NAMES",
     "to_dict",
     "from_dict",

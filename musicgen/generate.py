@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,47 +18,15 @@ import torch
 
 from musicgen import __version__
 from musicgen.checkpoint import LoadedModel
+from musicgen.config import LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.errors import MusicgenError, ReadError
+from musicgen.fsutil import atomic_write_group
 from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
-from musicgen.sampling import check_sampling_args
 from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.encoding import decode, encode
 from musicgen.tokens.space import BOS, EOS, PAD
-
-LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    num_samples: int = 1
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    seed: int = 0
-    unit: str = "bars"
-    length: float = 16
-    primer: str | None = None
-    primer_bars: int | None = None
-    tempo: float | None = None
-    program: int | None = None
-    use_cache: bool = True
-
-    def __post_init__(self) -> None:
-        check_sampling_args(self.temperature, self.top_k, self.top_p)
-        if self.unit not in LENGTH_UNITS:
-            raise ValueError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
-        if not self.length > 0:
-            raise ValueError("length must be positive")
-        if self.num_samples < 1:
-            raise ValueError("num_samples must be at least 1")
-        if self.tempo is not None and not 1 <= self.tempo <= 1000:
-            raise ValueError("tempo must be between 1 and 1000 quarter notes per minute")
-        if self.program is not None and not 0 <= self.program <= 127:
-            raise ValueError("program must be a General MIDI program 0..127")
-        if self.primer_bars is not None and self.primer_bars < 1:
-            raise ValueError("primer_bars must be at least 1")
 
 
 @dataclass
@@ -319,31 +285,12 @@ def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateC
         }
         files.append((path, score_to_midi_bytes(song.score)))
         files.append((path.with_suffix(".json"), (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
-    _write_together(files)
+    for path, _ in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_group(dict(files))  # a song and its sidecar land together or not at all
     for song, path in zip(songs, paths, strict=True):
         song.path = path
     return paths
-
-
-def _write_together(files: list[tuple[Path, bytes]]) -> None:
-    """Write each file to a temporary file beside it (fsynced), and rename them all only
-    once every one was written; on any failure the temporary files are removed."""
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((Path(tmp), path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-    except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, path in temps:
-        os.replace(tmp, path)
 
 
 def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:

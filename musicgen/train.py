@@ -142,6 +142,7 @@ def train(
     hw = hw or HardwareConfig()
     val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     out = Path(out_dir)
+    dm = MusicDataModule(data_dir, train_cfg)  # a damaged dataset is refused before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -149,7 +150,6 @@ def train(
     lock = _lock_run_folder(out)
     try:
         L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-        dm = MusicDataModule(data_dir, train_cfg)
         vocab = dm.ds.vocab
         model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)  # the context it learns
 
