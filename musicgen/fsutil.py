@@ -101,8 +101,10 @@ def atomic_write_group(files: Mapping[str | Path, Writer | bytes], marker: str |
     return [p for p, _ in items]
 
 
-def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
+    """indent=None writes compact JSON: for large machine-read files such as a dataset index."""
+    separators = None if indent is not None else (",", ":")
+    return (json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

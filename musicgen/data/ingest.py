@@ -96,14 +96,14 @@ class IngestSummary:
 
 def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
     """Files with a supported suffix (any case), recursively, sorted, deduplicated."""
-    found: dict[Path, SourceFile] = {}
+    found: dict[tuple[int, int], SourceFile] = {}  # (device, inode): one entry per real file
     for src in map(Path, sources):
         if src.is_dir():
-            for p in sorted(src.rglob("*")):
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.setdefault(p.resolve(), SourceFile(p, _printable(p.relative_to(src).as_posix())))
+            for p, key in _walk(src):
+                found.setdefault(key, SourceFile(p, _printable(p.relative_to(src).as_posix())))
         elif src.is_file():
-            found.setdefault(src.resolve(), SourceFile(src, _printable(src.name)))
+            st = src.stat()
+            found.setdefault((st.st_dev, st.st_ino), SourceFile(src, _printable(src.name)))
         else:
             raise MusicgenError(f"no such file or folder: {src}")
     files = sorted(found.values(), key=lambda f: f.rel)
@@ -113,6 +113,26 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
         if seen[f.rel] > 1:
             f.rel = f"{f.rel}#{seen[f.rel]}"
     return files
+
+
+def _walk(root: Path):
+    """(path, (device, inode)) of supported files below `root`; scandir gives inodes for free."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):  # no link cycles
+                    stack.append(Path(e.path))
+                elif e.is_file() and os.path.splitext(e.name)[1].lower() in SUPPORTED_SUFFIXES:
+                    st = e.stat()  # follows links, so a link and its target count once
+                    yield Path(e.path), (st.st_dev, st.st_ino)
+            except OSError:
+                continue
 
 
 def _printable(name: str) -> str:
@@ -314,7 +334,7 @@ def _commit(out: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocab
     reads as "not an ingested dataset", never as a mix of two ingestions. index.json
     records the size and hash of the tokens and the vocabulary, so a reader can tell.
     """
-    vocab_bytes, report_bytes = json_bytes(vocab.to_json()), json_bytes(report)
+    vocab_bytes, report_bytes = json_bytes(vocab.to_json()), json_bytes(report, indent=None)
     index["outputs"] = {
         "vocab.json": {"bytes": len(vocab_bytes), "sha1": hashlib.sha1(vocab_bytes).hexdigest()},
     }
@@ -327,7 +347,7 @@ def _commit(out: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocab
             out / "tokens.npy": tokens,
             out / "vocab.json": vocab_bytes,
             out / "report.json": report_bytes,
-            out / "index.json": lambda fh: fh.write(json_bytes(index)),  # after tokens: holds their hash
+            out / "index.json": lambda fh: fh.write(json_bytes(index, indent=None)),  # after tokens: holds their hash
         },
         marker=out / "index.json",
     )
