@@ -30,6 +30,7 @@ from train import MODELS  # noqa: E402  (same sizes as the training benchmark)
 def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, allowed, context: int) -> float:
     from musicgen.sampling import generate
 
+    generate(core, prompt[:, :16], 4, use_cache=use_cache)  # warm-up: first-call allocations are not decoding
     g = torch.Generator().manual_seed(0)
     t = time.perf_counter()
     out = generate(core, prompt, new, temperature=1.0, top_p=0.95, generator=g, allowed_next=allowed, use_cache=use_cache, context_len=context)
@@ -41,6 +42,7 @@ def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, all
 def thousand_notes(model) -> tuple[float, int]:
     from musicgen.generate import GenerateConfig, generate_songs
 
+    generate_songs(model, GenerateConfig(unit="notes", length=10, seed=1))  # warm-up
     t = time.perf_counter()
     songs, _ = generate_songs(model, GenerateConfig(unit="notes", length=1000, seed=0))
     return time.perf_counter() - t, songs[0].new_notes
