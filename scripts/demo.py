@@ -3,7 +3,7 @@ generate a song from each, and build a comparison page from the pretrained
 models. Every step is an ordinary `musicgen` command, printed before it runs,
 so the demo doubles as a tour of the CLI.
 
-    python scripts/demo.py [--out work/demo] [--minutes 1.5]
+    python scripts/demo.py [--out work/demo] [--minutes 1.0]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run(args: list[str]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("work/demo"))
-    ap.add_argument("--minutes", type=float, default=1.5, help="training budget per model")
+    ap.add_argument("--minutes", type=float, default=1.0, help="training budget per model")
     ap.add_argument("--samples", type=int, default=2, help="comparison samples per model")
     ns = ap.parse_args()
     out = ns.out if ns.out.is_absolute() else ROOT / ns.out
