@@ -157,6 +157,7 @@ def export_model(ckpt_path: str | Path, out_dir: str | Path, extra: dict | None 
             tensors[k] = v.clone()
     atomic_write_bytes(out / "model.safetensors", save(tensors))
     meta = dict(ckpt[META_KEY])
+    meta["data"] = _portable(meta.get("data"))  # an exported model travels: no absolute local paths
     meta["aliases"] = aliases
     meta.update(extra or {})
     atomic_write_json(out / "musicgen.json", meta)
@@ -193,3 +194,13 @@ def dataset_meta(vocab: Vocabulary, data_dir: str | Path) -> dict:
         "data": str(Path(data_dir).resolve()),  # evaluate finds it from any working folder
         "versions": versions(),
     }
+
+
+def _portable(data: str | None) -> str | None:
+    """A dataset path inside the current folder becomes relative to it."""
+    if not data:
+        return data
+    try:
+        return Path(data).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return data
