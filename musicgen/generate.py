@@ -242,6 +242,8 @@ def tokens_to_score(ids: np.ndarray, model: LoadedModel) -> Score:
 
 
 def output_paths(out: Path, n: int) -> list[Path]:
+    if out.suffix.lower() not in (".mid", ".midi"):
+        out = out.with_name(out.name + ".mid")  # "-o song" means song.mid, never a file its sidecar could clobber
     if n == 1:
         return [out]
     return [out.with_name(f"{out.stem}-{i:03d}{out.suffix or '.mid'}") for i in range(1, n + 1)]

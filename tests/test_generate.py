@@ -288,3 +288,12 @@ def test_untrained_models_still_write_grammatical_music(dataset, name):  # noqa:
         assert score.num_notes == song.score.num_notes == int((f == "dur").sum())
         back = midi_bytes_to_score(score_to_midi_bytes(song.score))
         assert back.num_notes == song.score.num_notes
+
+
+def test_out_without_a_midi_suffix_gets_one_and_negative_seed_is_refused(trained, tmp_path):
+    ckpt = str(trained["gru"].best)
+    result = run_cli("generate", ckpt, "--out", str(tmp_path / "song"), "--notes", "5")
+    assert_ok(result)
+    assert (tmp_path / "song.mid").exists() and (tmp_path / "song.json").exists()
+    bad = run_cli("generate", ckpt, "--out", str(tmp_path / "x.mid"), "--seed", "-1")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
