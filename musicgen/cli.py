@@ -161,7 +161,7 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Dataset folder written by `musicgen ingest`.")
 @click.option("--model", "model_name", type=click.Choice(["gru", "gru-attn", "transformer"]), default="gru", show_default=True, help="Which core to train.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: checkpoints/MODEL].")
-@click.option("--epochs", type=click.IntRange(0), default=20, show_default=True, help="Passes over the training tokens; 0 = until --max-time or --max-steps.")
+@click.option("--epochs", type=click.IntRange(0), default=None, help="Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
 @click.option("--max-time", type=click.FloatRange(0), default=0.0, show_default=True, help="Wall-clock budget in minutes (0 = none); the LR schedule ends with it.")
 @click.option("--max-steps", type=int, default=-1, show_default=True, help="Optimizer steps (-1 = no limit).")
 @click.option("--seq-len", type=click.IntRange(2), default=256, show_default=True, help="Training window in tokens.")
@@ -201,7 +201,8 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     from musicgen.train import train as run
 
     quiet_lightning()
-
+    if kw["epochs"] is None:  # a time budget alone means "train for that long"
+        kw["epochs"] = 0 if kw["max_time"] > 0 else 20
     try:
         model_cfg = ModelConfig(name=model_name, d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout, tie_embeddings=tie_embeddings, max_len=kw["seq_len"])
         val_every = kw.pop("val_every")
@@ -250,6 +251,8 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
         return
     click.echo(f"{rep.model} ({rep.checkpoint}) on {rep.pieces} pieces, {rep.notes:,} notes, {rep.tokens:,} tokens, context {rep.context}")
     click.echo(f"  bits/note {rep.bits_per_note:.3f}  bits/token {rep.bits_per_token:.3f}  perplexity {rep.perplexity:.2f}  accuracy {rep.accuracy:.1%}")
+    if rep.files_in_training:
+        click.echo(f"  warning: {rep.files_in_training} of these files are in the training split, so their scores are not held out (and the n-gram has memorised them)")
     if rep.unknown_tokens:
         click.echo(f"  {rep.unknown_tokens} tokens unknown to the vocabulary were dropped before scoring")
     for name, why in rep.files_skipped.items():
@@ -338,7 +341,7 @@ def render(file, out, soundfont, png, builtin):
         result = run(file, out, soundfont=soundfont, use_fluidsynth=not builtin)
     except OSError as exc:
         raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {result.path} ({result.seconds:.1f} s, {result.rate} Hz mono) with {result.note}")
+    click.echo(f"wrote {result.path} ({result.seconds:.1f} s, {result.rate} Hz mono), rendered by {result.note}")
     if png:
         from musicgen.listen.pianoroll import draw_pianoroll
         from musicgen.midi import read_score

@@ -61,6 +61,7 @@ class Report:
     context: int
     unknown_tokens: int = 0
     files_skipped: dict[str, str] = field(default_factory=dict)
+    files_in_training: int = 0  # scored files that are in the dataset's training split: not held out
     ngram_order: int | None = None
     ngram_bits_per_note: float | None = None
     ngram_bits_per_token: float | None = None
@@ -111,8 +112,12 @@ def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab
     return out, best
 
 
-def encode_files(paths: list[Path], model: LoadedModel) -> tuple[list[np.ndarray], int, dict[str, str]]:
-    """MIDI files -> the checkpoint's token ids; unknown tokens are counted and dropped."""
+def encode_files(paths: list[Path], model: LoadedModel, digests: list[str] | None = None) -> tuple[list[np.ndarray], int, dict[str, str]]:
+    """MIDI files -> the checkpoint's token ids; unknown tokens are counted and dropped.
+
+    `digests`, if given, receives the SHA-1 of every scored file (to spot training files)."""
+    import hashlib
+
     from musicgen.data.ingest import discover
     from musicgen.tokens.encoding import encode
 
@@ -129,6 +134,8 @@ def encode_files(paths: list[Path], model: LoadedModel) -> tuple[list[np.ndarray
         ids, unk = model.vocab.from_universal(enc.ids)
         unknown += unk
         docs.append(ids)
+        if digests is not None:
+            digests.append(hashlib.sha1(f.path.read_bytes()).hexdigest())
     return docs, unknown, skipped
 
 
@@ -149,9 +156,9 @@ def evaluate(
         ds = TokenDataset.open(data_dir)
         if ds.vocab.tokens != model.vocab.tokens:
             raise MusicgenError(f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead")
-    unknown, skipped = 0, {}
+    unknown, skipped, digests = 0, {}, []
     if sources:
-        docs, unknown, skipped = encode_files(sources, model)
+        docs, unknown, skipped = encode_files(sources, model, digests)
     elif ds is not None:
         docs = [np.asarray(d) for d in ds.documents("val")]
     else:
@@ -171,6 +178,7 @@ def evaluate(
         accuracy=s.accuracy,
         context=context,
         unknown_tokens=unknown,
+        files_in_training=_in_training(digests, ds),
         files_skipped=skipped,
     )
     if ngram and ds is not None:
@@ -183,3 +191,10 @@ def evaluate(
         rep.ngram_by_order = {k: v.bits_per_note for k, v in by_order.items()}
         rep.ratio_to_ngram = s.bits_per_note / by_order[best].bits_per_note
     return rep
+
+
+def _in_training(digests: list[str], ds: TokenDataset | None) -> int:
+    if ds is None or not digests:
+        return 0
+    train = {e["sha1"] for e in ds.index["files"] if e["split"] == "train"}
+    return sum(d in train for d in digests)

@@ -20,6 +20,7 @@ from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write, remove_stale_temps
 from musicgen.models.lm import MusicLM
+from musicgen.quiet import quiet_lightning
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def train(
     progress_bar: bool = True,
     logs: bool = True,
 ) -> TrainResult:
+    quiet_lightning()
     hw = hw or HardwareConfig()
     val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     out = Path(out_dir)

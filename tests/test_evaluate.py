@@ -144,3 +144,14 @@ def test_dataset_with_another_vocabulary_is_refused(gru, tmp_path):
     ingest(corpus_files(3), other, EncodingConfig(velocity_bins=0), IngestConfig(val_fraction=0.5, workers=1))
     with pytest.raises(MusicgenError, match="different vocabulary"):
         evaluate(gru, data_dir=other)
+
+
+def test_scoring_training_files_is_flagged(trained, dataset):
+    index = json.loads((dataset / "index.json").read_text())
+    train_names = {e["path"] for e in index["files"] if e["split"] == "train"}
+    files = [f for f in corpus_files() if f.name in train_names][:3]
+    result = run_cli("evaluate", str(trained["gru"].best), *map(str, files), "--data", str(dataset), "--json")
+    assert_ok(result)
+    assert json.loads(result.output)["files_in_training"] == 3
+    text = run_cli("evaluate", str(trained["gru"].best), *map(str, files), "--data", str(dataset))
+    assert "3 of these files are in the training split" in text.output

@@ -268,3 +268,12 @@ def test_a_second_run_into_a_busy_folder_fails_clearly_and_stale_temps_are_swept
     train_tiny(dataset, out, "gru", max_steps=2)
     assert not stale.exists()
     assert (out / "last.ckpt").exists()
+
+
+def test_a_time_budget_alone_is_not_cut_short_by_the_epoch_default(dataset, tmp_path):
+    out = tmp_path / "timed"
+    result = run_cli("train", "--data", str(dataset), "--out", str(out), "--max-time", "0.01", "--hidden", "16",
+                     "--layers", "1", "--seq-len", "32", "--batch-size", "4", "--steps-per-epoch", "1", "--no-progress")
+    assert_ok(result)
+    meta = torch.load(out / "last.ckpt", weights_only=True)["musicgen"]
+    assert meta["train"]["epochs"] == 0 and meta["train"]["max_time"] == 0.01
