@@ -29,7 +29,7 @@ from tests._fixtures import (  # noqa: F401 - pytest fixtures
 
 FIELDS = {
     "model", "checkpoint", "pieces", "tokens", "notes", "bits_per_token", "bits_per_note", "perplexity",
-    "accuracy", "context", "unknown_tokens", "files_skipped", "ngram_order", "ngram_bits_per_note",
+    "accuracy", "context", "unknown_tokens", "files_skipped", "files_in_training", "ngram_order", "ngram_bits_per_note",
     "ngram_bits_per_token", "ngram_by_order", "ratio_to_ngram",
 }
 
