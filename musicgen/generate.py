@@ -54,9 +54,7 @@ def load_primer(path: str | Path, model: LoadedModel, bars: int | None) -> Prime
     if bars is not None:
         lines = score.bar_lines()
         if len(lines) > bars:
-            cut = lines[bars]
-            score.notes = score.notes[score.notes["start"] < cut - 1e-9]
-            score.notes["duration"] = np.minimum(score.notes["duration"], cut - score.notes["start"])
+            score = score.until(lines[bars])
     enc = encode(score, model.encoding)
     if not len(enc.notes):
         raise MusicgenError(f"primer {path} has no notes the model's encoding keeps")
@@ -212,7 +210,7 @@ def generate_songs(model: LoadedModel, cfg: GenerateConfig, device: str | torch.
         res = model.encoding.steps_per_quarter
         end_step = tracker.end_step[row]
         if end_step >= 0:
-            score = _cut_at(score, (end_step + _primer_steps(prompt, tracker)) / res)
+            score = score.until((end_step + _primer_steps(prompt, tracker)) / res)
         if cfg.tempo is not None:
             score.tempos = [(0.0, float(cfg.tempo))]
         if cfg.program is not None:
@@ -224,16 +222,6 @@ def generate_songs(model: LoadedModel, cfg: GenerateConfig, device: str | torch.
 
 def _primer_steps(prompt: np.ndarray, tracker: LengthTracker) -> int:
     return int(tracker.shift[prompt].sum())
-
-
-def _cut_at(score: Score, end_q: float) -> Score:
-    n = score.notes
-    n = n[n["start"] < end_q - 1e-9]
-    n["duration"] = np.minimum(n["duration"], end_q - n["start"])
-    score.notes = n
-    score.tempos = [t for t in score.tempos if t[0] < end_q] or score.tempos[:1]
-    score.time_signatures = [t for t in score.time_signatures if t[0] < end_q] or score.time_signatures[:1]
-    return score
 
 
 def tokens_to_score(ids: np.ndarray, model: LoadedModel) -> Score:

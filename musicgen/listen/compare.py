@@ -291,7 +291,7 @@ def _choose_primer(cfg: CompareConfig, ds) -> PrimerInfo:
         lines = full.bar_lines()
         if len(lines) > cfg.primer_bars:
             cut = lines[cfg.primer_bars]
-            return PrimerInfo(_cut(full, cut), f"first {cfg.primer_bars} bars of {Path(cfg.primer).name}", cut, full)
+            return PrimerInfo(full.until(cut), f"first {cfg.primer_bars} bars of {Path(cfg.primer).name}", cut, full)
         return PrimerInfo(full, f"{Path(cfg.primer).name} (all of it)", full.end, None)
     entries = [e for e in ds.index["files"] if e["split"] == "val"]
     split = "validation"
@@ -318,15 +318,7 @@ def _choose_primer(cfg: CompareConfig, ds) -> PrimerInfo:
         return PrimerInfo(full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None)
     cut = lines[cfg.primer_bars]
     src = f"first {cfg.primer_bars} bars of {e['path']} ({split} split of {ds.root})"
-    return PrimerInfo(_cut(full, cut), src, cut, full)
-
-
-def _cut(score: Score, end_q: float) -> Score:
-    n = score.notes[score.notes["start"] < end_q - 1e-9].copy()
-    n["duration"] = np.minimum(n["duration"], end_q - n["start"])
-    tempos = [t for t in score.tempos if t[0] < end_q] or score.tempos[:1]
-    sigs = [t for t in score.time_signatures if t[0] < end_q] or score.time_signatures[:1]
-    return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=score.n_tracks)
+    return PrimerInfo(full.until(cut), src, cut, full)
 
 
 def _real_continuation(primer: PrimerInfo, bars: int) -> Score | None:
@@ -336,7 +328,7 @@ def _real_continuation(primer: PrimerInfo, bars: int) -> Score | None:
     if len(lines) < 1 or not (primer.full.notes["start"] >= primer.cut - 1e-9).any():
         return None
     end = lines[bars] if len(lines) > bars else primer.full.end
-    return _cut(primer.full, end)
+    return primer.full.until(end)
 
 
 def _continuation(score: Score, primer_notes: int | None, cut: float) -> Score:
@@ -407,7 +399,7 @@ def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, i
     for r, (ids, end_q) in enumerate(seqs):
         score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
         if end_q is not None:
-            score = _cut(score, end_q)
+            score = score.until(end_q)
         path = write_midi(score, out / key / f"sample-{r + 1:03d}.mid")
         col.cells.append(Cell(_rel(path, out), "", "", score.num_notes, score.duration_seconds))
         scores.append(score)

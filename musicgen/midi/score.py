@@ -78,6 +78,14 @@ class Score:
     def duration_seconds(self) -> float:
         return float(self.quarters_to_seconds(self.end))
 
+    def until(self, end_q: float) -> Score:
+        """A copy ending at `end_q` quarters: later notes dropped, sounding ones cut there."""
+        n = self.notes[self.notes["start"] < end_q - 1e-9].copy()
+        n["duration"] = np.minimum(n["duration"], end_q - n["start"])
+        tempos = [t for t in self.tempos if t[0] < end_q] or self.tempos[:1]
+        sigs = [t for t in self.time_signatures if t[0] < end_q] or self.time_signatures[:1]
+        return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=self.n_tracks)
+
     def bar_lines(self) -> list[float]:
         """Bar starts in quarters, from the time-signature map (4/4 if none)."""
         sigs = sorted(self.time_signatures) or [(0.0, 4, 4)]

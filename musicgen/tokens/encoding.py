@@ -278,6 +278,7 @@ def decode(ids: np.ndarray, cfg: EncodingConfig) -> tuple[Score, Counter]:
     """Universal ids -> Score. Tolerant: a stray token is counted, never fatal."""
     space = token_space(cfg)
     F = space.families
+    names = space.family_names()
     res = cfg.steps_per_quarter
     stats: Counter = Counter()
     step, program = 0, 0
@@ -287,7 +288,7 @@ def decode(ids: np.ndarray, cfg: EncodingConfig) -> tuple[Score, Counter]:
     tempos: list[tuple[float, float]] = []
     sigs: list[tuple[float, int, int]] = []
     for uid in np.asarray(ids).tolist():
-        fam = _family(F, uid)
+        fam = names[uid] if 0 <= uid < len(names) else "special"  # a stray id is ignored, not fatal
         if pending is not None and fam != "dur":
             stats["pitch_without_duration"] += 1
             pending = None
@@ -327,13 +328,6 @@ def decode(ids: np.ndarray, cfg: EncodingConfig) -> tuple[Score, Counter]:
         notes["drum"] = drum
     notes = notes[np.argsort(notes["start"], kind="stable")]
     return Score(notes=notes, tempos=tempos, time_signatures=sigs, n_tracks=0), stats
-
-
-def _family(families, uid: int) -> str:
-    for name, fam in families.items():
-        if fam.offset <= uid < fam.offset + fam.size:
-            return name
-    return "special"
 
 
 def score_grid(score: Score, cfg: EncodingConfig) -> np.ndarray:
