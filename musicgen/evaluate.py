@@ -124,7 +124,11 @@ def encode_files(paths: list[Path], model: LoadedModel, digests: list[str] | Non
     docs, unknown, skipped = [], 0, {}
     for f in discover(paths):
         try:
-            enc = encode(read_score(f.path), model.encoding)
+            data = f.path.read_bytes()
+            enc = encode(read_score(f.path, data), model.encoding)
+        except OSError as exc:
+            skipped[f.rel] = f"cannot read file: {exc.strerror or exc}"
+            continue
         except ReadError as exc:
             skipped[f.rel] = str(exc)
             continue
@@ -135,7 +139,7 @@ def encode_files(paths: list[Path], model: LoadedModel, digests: list[str] | Non
         unknown += unk
         docs.append(ids)
         if digests is not None:
-            digests.append(hashlib.sha1(f.path.read_bytes()).hexdigest())
+            digests.append(hashlib.sha1(data).hexdigest())  # the bytes just scored, read once
     return docs, unknown, skipped
 
 
