@@ -13,12 +13,15 @@ repaired or lost is listed in `Score.warnings`, never silently dropped.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from musicgen.errors import ReadError
-from musicgen.midi.score import NOTE_DTYPE, Score
+from musicgen.midi.score import NOTE_DTYPE, Score, ScoreBatch
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".smf", ".rmi"})
 SCORE_SUFFIXES = frozenset({".xml", ".mxl", ".musicxml", ".abc", ".krn"})
@@ -28,8 +31,38 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES | SCORE_SUFFIXES
 _QPM_RANGE = (1.0, 1000.0)
 
 
+@dataclass
+class ParsedMidi:
+    """A file as the MIDI parser read it, before its notes become a `Score`.
+
+    Reading is split in two so a corpus can be read in chunks: parsing is per file
+    (the part that may hang or crash on a hostile file, so it runs isolated), and
+    `to_scores` turns a whole chunk of parsed files into scores with one pass of
+    array work.
+    """
+
+    sm: Any  # symusic.Score
+    tpq: float | None = None  # an SMPTE file's ticks per quarter at the assumed tempo
+    warnings: list[str] = field(default_factory=list)  # what repairing a damaged file cost
+
+
 def read_score(path: str | Path, data: bytes | None = None) -> Score:
     """Read a MIDI, MusicXML, ABC or Humdrum file. `data` skips the disk read."""
+    return _one(parse_file(path, data))
+
+
+def midi_bytes_to_score(data: bytes) -> Score:
+    return _one(parse_midi(data))
+
+
+def _one(parsed: ParsedMidi) -> Score:
+    batch, errors = to_scores([parsed])
+    if errors[0] is not None:
+        raise errors[0]
+    return batch.scores[0]
+
+
+def parse_file(path: str | Path, data: bytes | None = None) -> ParsedMidi:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -40,8 +73,8 @@ def read_score(path: str | Path, data: bytes | None = None) -> Score:
         except OSError as exc:
             raise ReadError(f"cannot read file: {exc.strerror or exc}") from None
     if suffix in MIDI_SUFFIXES:
-        return midi_bytes_to_score(data)
-    return midi_bytes_to_score(_score_file_to_midi(path, data))
+        return parse_midi(data)
+    return parse_midi(_score_file_to_midi(path, data))
 
 
 def unwrap_riff(data: bytes) -> bytes:
@@ -93,7 +126,7 @@ _SMPTE_FPS = {24: 24.0, 25: 25.0, 29: 29.97, 30: 30.0}
 _SMPTE_QPM = 120.0
 
 
-def midi_bytes_to_score(data: bytes) -> Score:
+def parse_midi(data: bytes) -> ParsedMidi:
     data = unwrap_riff(data)
     fmt, ntracks, division = check_header(data)
     tpq: float | None = None
@@ -121,13 +154,7 @@ def midi_bytes_to_score(data: bytes) -> Score:
                 sm = _parse(repaired)
             except ReadError:
                 raise ReadError(warnings[0]) from None
-    score = _from_symusic(sm, tpq)
-    if tpq is not None:
-        score.tempos = [(0.0, _SMPTE_QPM)]
-    score.warnings = warnings + score.warnings
-    if warnings and not score.num_notes:
-        raise ReadError(warnings[0])
-    return score
+    return ParsedMidi(sm, tpq, warnings)
 
 
 def _parse(data: bytes):
@@ -297,38 +324,72 @@ def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
     return b"".join(out), warnings
 
 
-def _from_symusic(sm, tpq: float | None = None) -> Score:
-    tpq = float(tpq or sm.ticks_per_quarter)
-    cols: dict[str, list] = {k: [] for k in ("time", "duration", "pitch", "velocity", "program", "drum")}
-    overflow = 0
-    for track in sm.tracks:
-        arr = track.notes.numpy()
-        n = len(arr["time"])
-        if n == 0:
-            continue
-        # Tick counts past 2**31 wrap around to negative times: those notes are lost.
-        valid = arr["time"] >= 0
-        if not valid.all():
-            overflow += int((~valid).sum())
-            arr = {k: v[valid] for k, v in arr.items()}
-            n = len(arr["time"])
-        for k in ("time", "duration", "pitch", "velocity"):
-            cols[k].append(arr[k])
-        cols["program"].append(np.full(n, int(track.program) & 0x7F, dtype=np.int16))
-        cols["drum"].append(np.full(n, bool(track.is_drum)))
-    # Columns first, one structured array at the end: field-by-field writes per track are slow.
-    total = sum(len(c) for c in cols["time"])
-    notes = np.empty(total, dtype=NOTE_DTYPE)
-    if total:
-        time = np.concatenate(cols["time"])
-        order = np.argsort(time, kind="stable")
-        notes["start"] = time[order] / tpq
-        notes["duration"] = np.maximum(np.concatenate(cols["duration"])[order], 0) / tpq
-        notes["pitch"] = np.concatenate(cols["pitch"])[order].astype(np.int16) & 0x7F
-        notes["velocity"] = np.concatenate(cols["velocity"])[order].astype(np.int16) & 0x7F
-        notes["program"] = np.concatenate(cols["program"])[order]
-        notes["drum"] = np.concatenate(cols["drum"])[order]
+def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError | None]]:
+    """Parsed files -> one batch of scores, plus the error of each file that has none.
 
+    A damaged file whose repair left no notes is an error (the repair's reason);
+    its score stays in the batch, empty, so indices line up.
+    """
+    times, durations, pitches, velocities = [], [], [], []
+    lengths, programs, drums, owner = [], [], [], []  # per track
+    for i, p in enumerate(parsed):
+        for track in p.sm.tracks:
+            arr = track.notes.numpy()
+            if len(arr["time"]):
+                times.append(arr["time"])
+                durations.append(arr["duration"])
+                pitches.append(arr["pitch"])
+                velocities.append(arr["velocity"])
+                lengths.append(len(arr["time"]))
+                programs.append(int(track.program) & 0x7F)
+                drums.append(bool(track.is_drum))
+                owner.append(i)
+    # Columns first, one structured array for the whole batch: per-file (let alone
+    # per-track) array calls cost more than parsing a small file.
+    sizes = np.zeros(len(parsed), dtype=np.int64)
+    overflow = np.zeros(len(parsed), dtype=np.int64)
+    if times:
+        time = np.concatenate(times).astype(np.int64)
+        files = np.repeat(np.array(owner, dtype=np.int64), lengths)
+        # Tick counts past 2**31 wrap around to negative times: those notes are lost.
+        valid = time >= 0
+        overflow = np.bincount(files[~valid], minlength=len(parsed))
+        order = np.argsort(files << 32 | time, kind="stable")  # by file, then onset; track order on ties
+        order = order[valid[order]]
+        notes = np.empty(len(order), dtype=NOTE_DTYPE)
+        files = files[order]
+        tpq = np.array([float(p.tpq or p.sm.ticks_per_quarter) for p in parsed])[files]
+        notes["start"] = time[order] / tpq
+        notes["duration"] = np.maximum(np.concatenate(durations)[order], 0) / tpq
+        notes["pitch"] = np.concatenate(pitches)[order].astype(np.int16) & 0x7F
+        notes["velocity"] = np.concatenate(velocities)[order].astype(np.int16) & 0x7F
+        notes["program"] = np.repeat(np.array(programs, dtype=np.int16), lengths)[order]
+        notes["drum"] = np.repeat(np.array(drums, dtype=bool), lengths)[order]
+        sizes = np.bincount(files, minlength=len(parsed))
+    else:
+        notes = np.empty(0, dtype=NOTE_DTYPE)
+
+    scores: list[Score] = []
+    errors: list[ReadError | None] = []
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    for i, p in enumerate(parsed):
+        warnings = list(p.warnings)
+        if overflow[i]:
+            warnings.append(f"{overflow[i]} notes past the 2**31 tick limit dropped")
+        score = Score(
+            notes=notes[bounds[i] : bounds[i + 1]],
+            tempos=[(0.0, _SMPTE_QPM)] if p.tpq is not None else _tempos(p.sm, p.tpq),
+            time_signatures=_time_signatures(p.sm, p.tpq),
+            n_tracks=len(p.sm.tracks),
+            warnings=warnings,
+        )
+        scores.append(score)
+        errors.append(ReadError(p.warnings[0]) if p.warnings and not score.num_notes else None)
+    return ScoreBatch(notes, sizes, scores), errors
+
+
+def _tempos(sm, tpq: float | None) -> list[tuple[float, float]]:
+    tpq = float(tpq or sm.ticks_per_quarter)
     tempos: list[tuple[float, float]] = []
     t = sm.tempos.numpy()
     for tick, mspq in zip(t["time"].tolist(), t["mspq"].tolist(), strict=True):
@@ -336,18 +397,16 @@ def _from_symusic(sm, tpq: float | None = None) -> Score:
             continue  # a tempo of 0 us per quarter is a corrupt event: the old tempo holds
         qpm = 60e6 / mspq
         tempos.append((tick / tpq, float(min(max(qpm, _QPM_RANGE[0]), _QPM_RANGE[1]))))
+    return sorted(tempos)
+
+
+def _time_signatures(sm, tpq: float | None) -> list[tuple[float, int, int]]:
+    tpq = float(tpq or sm.ticks_per_quarter)
     sigs: list[tuple[float, int, int]] = []
     for ts in sm.time_signatures:
         if ts.numerator > 0 and ts.denominator > 0 and ts.time >= 0:
             sigs.append((ts.time / tpq, int(ts.numerator), int(ts.denominator)))
-    warnings = [f"{overflow} notes past the 2**31 tick limit dropped"] if overflow else []
-    return Score(
-        notes=notes,
-        tempos=sorted(tempos),
-        time_signatures=sorted(sigs),
-        n_tracks=len(sm.tracks),
-        warnings=warnings,
-    )
+    return sorted(sigs)
 
 
 def _score_file_to_midi(path: Path, data: bytes) -> bytes:

@@ -6,6 +6,7 @@ ticks per quarter and of tempo; the tempo map turns quarters into seconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,3 +102,30 @@ class Score:
                 bars.append(pos)
                 pos += length
         return bars
+
+
+@dataclass
+class ScoreBatch:
+    """Several scores whose notes lie back to back in one array.
+
+    Array work over `notes` covers every score in one call: per-call overhead, not
+    notes, is what costs most on a corpus of small files. Each `scores[i].notes`
+    holds the same notes as its slice of `notes` (a view when the reader built the
+    batch).
+    """
+
+    notes: np.ndarray  # NOTE_DTYPE, grouped by score, each group sorted by start
+    sizes: np.ndarray  # int64: notes of each score
+    scores: list[Score]
+
+    @classmethod
+    def of(cls, scores: Sequence[Score]) -> ScoreBatch:
+        scores = list(scores)
+        if len(scores) == 1:
+            notes = scores[0].notes
+        else:
+            notes = np.concatenate([s.notes for s in scores]) if scores else empty_notes()
+        return cls(notes, np.array([len(s.notes) for s in scores], dtype=np.int64), scores)
+
+    def __len__(self) -> int:
+        return len(self.scores)
