@@ -80,7 +80,7 @@ class IngestConfig:
     val_fraction: float = 0.1
     workers: int = 0  # 0 = all cores
     file_timeout: float = 20.0  # seconds per file before its worker is killed
-    chunk_size: int = 16
+    chunk_size: int = 32
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +31,12 @@ import numpy as np
 
 from musicgen import __version__
 from musicgen.config import EncodingConfig, IngestConfig, from_dict, to_dict
-from musicgen.data.pool import Failure, run_isolated
+from musicgen.data.pool import ChunkJob, Failure, run_isolated
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.fsutil import atomic_write_group, json_bytes, remove_stale_temps
-from musicgen.midi.read import SUPPORTED_SUFFIXES, read_score
-from musicgen.tokens.encoding import encode, token_space
+from musicgen.midi.read import SUPPORTED_SUFFIXES, ParsedMidi, parse_file, to_scores
+from musicgen.midi.score import Score
+from musicgen.tokens.encoding import Encoded, encode_batch, token_space
 from musicgen.tokens.vocab import Vocabulary
 
 DATASET_FORMAT = "musicgen-dataset"
@@ -56,6 +57,7 @@ class FileResult:
     stats: dict = field(default_factory=dict)
     n_tracks: int = 0
     uids: np.ndarray | None = None  # universal token ids
+    digest: str = ""  # sha1 of the file's bytes, as the worker read them
 
 
 @dataclass
@@ -154,16 +156,67 @@ def _digest(path: Path) -> str:
         return f"unreadable:{exc.errno}"
 
 
-# --- one file (runs in a worker) -------------------------------------------------------------
+# --- files (run in workers) -------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A file read and parsed, waiting to be encoded with the rest of its chunk."""
+
+    digest: str
+    parsed: ParsedMidi | ReadError
+
+
+def prepare_file(path: Path) -> Prepared:
+    """The per-file part: read, hash and parse (a hostile file may hang or crash the parser here)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return Prepared(f"unreadable:{exc.errno}", ReadError(f"cannot read file: {exc.strerror or exc}"))
+    digest = hashlib.sha1(data).hexdigest()
+    try:
+        return Prepared(digest, parse_file(path, data))
+    except ReadError as exc:
+        return Prepared(digest, exc)
+
+
+# A chunk is encoded in groups of at most this many notes, so a chunk of huge files
+# does not hold them all in memory at once.
+_MAX_NOTES_PER_BATCH = 200_000
+
+
+def finish_files(prepared: Sequence[Prepared], cfg: EncodingConfig) -> list[FileResult]:
+    """The per-chunk part: notes to scores and scores to tokens, the whole chunk in one pass."""
+    results: list[FileResult | None] = [None] * len(prepared)
+    readable = []
+    for i, p in enumerate(prepared):
+        if isinstance(p.parsed, ParsedMidi):
+            readable.append(i)
+        else:
+            results[i] = FileResult("skipped", str(p.parsed), digest=p.digest)
+    group: list[int] = []
+    notes = 0
+    for k, i in enumerate(readable):
+        group.append(i)
+        notes += prepared[i].parsed.sm.note_num()
+        if notes >= _MAX_NOTES_PER_BATCH or k == len(readable) - 1:
+            batch, errors = to_scores([prepared[j].parsed for j in group])
+            for j, score, error, enc in zip(group, batch.scores, errors, encode_batch(batch, cfg), strict=True):
+                results[j] = _file_result(score, error, enc, prepared[j].digest)
+            group, notes = [], 0
+    return results  # type: ignore[return-value]  # every entry is filled
 
 
 def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
-    try:
-        score = read_score(path)
-    except ReadError as exc:
-        return FileResult("skipped", str(exc))
-    enc = encode(score, cfg)
-    stats = {k: int(v) for k, v in enc.stats.items() if v}
+    """One file on its own (the Python API; `ingest` works in chunks)."""
+    return finish_files([prepare_file(path)], cfg)[0]
+
+
+def _file_result(score: Score, error: ReadError | None, enc: Encoded, digest: str) -> FileResult:
+    if error is not None:
+        return FileResult("skipped", str(error), digest=digest)
+    stats = {k: v for k, v in enc.stats.items() if v}
+    dropped = _dropped_text(stats)
     if not len(enc.notes):
         drums = stats.get("drum_notes_dropped", 0)
         if score.warnings and not stats.get("notes_in", 0):
@@ -171,16 +224,16 @@ def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
         elif drums and drums == stats.get("notes_in", 0):
             reason = f"drum-only file ({drums} drum notes; pass --include-drums to keep them)"
         elif stats.get("notes_in", 0):
-            reason = f"no notes left ({_dropped_text(stats)})"
+            reason = f"no notes left ({dropped})"
         else:
             reason = "no notes"
-        return FileResult("skipped", reason, stats, score.n_tracks)
+        return FileResult("skipped", reason, stats, score.n_tracks, digest=digest)
     # Unison doublings dropped as duplicates still sound, so they do not make a file partial.
     # A damaged file the reader had to repair is partial: its reason says what was repaired.
     lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
     status = "partial" if lost or score.warnings else "ok"
-    reason = "; ".join(r for r in (*score.warnings, _dropped_text(stats)) if r)
-    return FileResult(status, reason, stats, score.n_tracks, enc.ids)
+    reason = "; ".join(r for r in (*score.warnings, dropped) if r)
+    return FileResult(status, reason, stats, score.n_tracks, enc.ids, digest=digest)
 
 
 def _dropped_text(stats: dict) -> str:
@@ -203,14 +256,17 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-class _Job:
-    """Picklable callable for the worker pool."""
+class _Job(ChunkJob):
+    """Picklable job for the worker pool."""
 
     def __init__(self, cfg: EncodingConfig):
         self.cfg = cfg
 
-    def __call__(self, path: Path) -> FileResult:
-        return ingest_file(path, self.cfg)
+    def prepare(self, path: Path) -> Prepared:
+        return prepare_file(path)
+
+    def finish(self, prepared: list[Prepared]) -> list[FileResult]:
+        return finish_files(prepared, self.cfg)
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -248,13 +304,15 @@ def ingest(
 
 def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
     remove_stale_temps(out, list(OUTPUTS))  # left by a killed run; the lock says none is writing now
-    for f in files:
-        f.digest = _digest(f.path)
     prev = load_previous(out, enc_cfg)
     splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
-    signature = _signature(files, splits, enc_cfg)
-    if prev is not None and prev["index"].get("signature") == signature and not _timed_out(prev["report"]):
-        return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
+    if prev is not None:
+        # Content hashes decide what can be reused. With nothing to reuse, the workers
+        # hash each file as they read it, which saves reading the corpus twice.
+        for f in files:
+            f.digest = _digest(f.path)
+        if prev["index"].get("signature") == _signature(files, splits, enc_cfg) and not _timed_out(prev["report"]):
+            return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
 
     results: dict[int, FileResult] = {}
     todo: list[int] = []
@@ -268,22 +326,21 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
             todo.append(i)
 
     workers = ing_cfg.workers or _usable_cpus()
-    tmp = {s: out / f".tokens-{s}.tmp" for s in ("train", "val")}
+    # Token ids stream to one temporary file as results arrive (in completion order,
+    # which varies from run to run); tokens.npy is then written in file order.
+    tmp = out / ".tokens-stream.tmp"
     used = np.zeros(token_space(enc_cfg).size, dtype=bool)
-    pieces: dict[int, tuple[str, int, int]] = {}  # file -> (split, offset in its temp file, length)
-    sizes = {"train": 0, "val": 0}
-    handles = {s: open(p, "wb") for s, p in tmp.items()}  # noqa: SIM115
+    streamed: dict[int, tuple[int, int]] = {}  # file -> (offset in the temporary file, length)
+    stream = open(tmp, "wb")  # noqa: SIM115
     try:
 
         def store(i: int, res: FileResult) -> None:
             if res.uids is None:
                 return
-            split = splits[files[i].rel]
             uids = res.uids.astype(np.int32, copy=False)
             used[uids] = True
-            handles[split].write(uids.tobytes())
-            pieces[i] = (split, sizes[split], len(uids))
-            sizes[split] += len(uids)
+            streamed[i] = (stream.tell() // 4, len(uids))
+            stream.write(uids.tobytes())
             res.uids = None  # streamed to disk; do not hold the corpus in memory
 
         for i, res in results.items():
@@ -299,34 +356,37 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
         ):
             i = todo[k]
             res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
+            files[i].digest = files[i].digest or res.digest or _digest(files[i].path)
             results[i] = res
             store(i, res)
             done += 1
             if progress:
                 progress(done, len(todo))
-        for h in handles.values():
-            h.close()
-        if not pieces:
+        stream.close()
+        if not streamed:
             reasons = Counter(r.reason for r in results.values())
             top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
             raise MusicgenError(f"nothing could be ingested from {len(files)} files ({top})")
+        # training files first, then validation files, each in file (path) order
+        layout = [i for i in range(len(files)) if i in streamed and splits[files[i].rel] == "train"]
+        n_train = len(layout)
+        layout += [i for i in range(len(files)) if i in streamed and splits[files[i].rel] == "val"]
         vocab = Vocabulary(enc_cfg, np.flatnonzero(used))
-        index, report = _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature)
-        _commit(out, tmp, sizes, vocab, index, report)
+        signature = _signature(files, splits, enc_cfg)
+        index, report = _index_and_report(files, splits, results, streamed, layout, n_train, enc_cfg, ing_cfg, signature)
+        _commit(out, tmp, [streamed[i] for i in layout], vocab, index, report)
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     finally:
-        for h in handles.values():
-            h.close()
-        for p in tmp.values():
-            p.unlink(missing_ok=True)
+        stream.close()
+        tmp.unlink(missing_ok=True)
     return _summary_from_index(out, index, report, t0, up_to_date=False, reused=reused)
 
 
 OUTPUTS = ("tokens.npy", "vocab.json", "report.json", "index.json")
 
 
-def _commit(out: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary, index: dict, report: dict) -> None:
+def _commit(out: Path, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabulary, index: dict, report: dict) -> None:
     """Write the four outputs as one: all in full first, then renamed with index.json last.
 
     A full disk (or any error) while writing leaves an earlier dataset in `out`
@@ -340,7 +400,7 @@ def _commit(out: Path, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocab
     }
 
     def tokens(fh) -> None:
-        index["outputs"]["tokens.npy"] = _write_tokens(fh, tmp, sizes, vocab)
+        index["outputs"]["tokens.npy"] = _write_tokens(fh, tmp, pieces, vocab)
 
     atomic_write_group(
         {
@@ -394,19 +454,27 @@ class _Hashing:
         return self.fh.write(data)
 
 
-def _write_tokens(fh, tmp: dict[str, Path], sizes: dict[str, int], vocab: Vocabulary) -> dict:
-    """Remap universal ids to the vocabulary in chunks: memory stays flat. Returns size and hash."""
+def _write_tokens(fh, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabulary) -> dict:
+    """Copy (offset, length) pieces of the streamed ids, in order, remapped to the vocabulary.
+
+    Pieces are gathered into blocks of about a million tokens, so memory stays flat
+    and numpy is called per block, not per file. Returns the size and hash written.
+    """
     dtype = np.uint16 if len(vocab) <= np.iinfo(np.uint16).max else np.uint32
-    total = sizes["train"] + sizes["val"]
-    chunk = 1 << 20
+    total = sum(n for _, n in pieces)
     out = _Hashing(fh)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
     np.lib.format.write_array_header_1_0(out, header)
-    for split in ("train", "val"):
-        src = np.memmap(tmp[split], dtype=np.int32, mode="r") if sizes[split] else np.zeros(0, np.int32)
-        for s in range(0, len(src), chunk):
-            out.write(vocab.lookup[src[s : s + chunk]].astype(dtype).tobytes())
-        del src
+    src = np.memmap(tmp, dtype=np.int32, mode="r") if total else np.zeros(0, np.int32)
+    block: list[np.ndarray] = []
+    size = 0
+    for k, (offset, n) in enumerate(pieces):
+        block.append(src[offset : offset + n])
+        size += n
+        if size >= 1 << 20 or k == len(pieces) - 1:
+            out.write(vocab.lookup[np.concatenate(block)].astype(dtype).tobytes())
+            block, size = [], 0
+    del src
     return {"bytes": out.bytes, "sha1": out.sha1.hexdigest()}
 
 
@@ -418,9 +486,13 @@ def _signature(files: list[SourceFile], splits: dict[str, str], cfg: EncodingCon
     return h.hexdigest()
 
 
-def _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, signature):
+def _index_and_report(files, splits, results, streamed, layout, n_train, enc_cfg, ing_cfg, signature):
+    offsets, at = {}, 0
+    for i in layout:
+        offsets[i] = at
+        at += streamed[i][1]
+    n_train_tokens = sum(streamed[i][1] for i in layout[:n_train])
     entries, report_files = [], []
-    n_train = sizes["train"]
     for i, f in enumerate(files):
         res = results[i]
         report_files.append(
@@ -433,15 +505,14 @@ def _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, s
                 **{"stats": res.stats},
             }
         )
-        if i in pieces:
-            split, off, length = pieces[i]
+        if i in offsets:
             entries.append(
                 {
                     "path": f.rel,
                     "sha1": f.digest,
-                    "split": split,
-                    "offset": off + (n_train if split == "val" else 0),
-                    "tokens": length,
+                    "split": splits[f.rel],
+                    "offset": offsets[i],
+                    "tokens": streamed[i][1],
                     "notes": int(res.stats.get("notes_kept", 0)),
                     "tracks": res.n_tracks,
                     "status": res.status,
@@ -456,7 +527,7 @@ def _index_and_report(files, splits, results, pieces, sizes, enc_cfg, ing_cfg, s
         "signature": signature,
         "encoding": to_dict(enc_cfg),
         "ingest": to_dict(ing_cfg),
-        "splits": {"train": [0, n_train], "val": [n_train, n_train + sizes["val"]]},
+        "splits": {"train": [0, n_train_tokens], "val": [n_train_tokens, at]},
         "files": entries,
     }
     report = {"format": "musicgen-ingest-report", "version": DATASET_VERSION, "files": report_files}

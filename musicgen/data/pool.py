@@ -1,11 +1,16 @@
 """Run a function over many inputs in worker processes, one input's failure
 never taking the run down.
 
-Each worker gets a chunk of inputs and answers after each one, so the parent
-always knows which input is in progress. A worker that exceeds the per-item
-time limit is killed; a worker that dies (a parser segfault, say) is replaced.
-Either way only the input in progress is lost, with a reason; the rest of its
-chunk goes back in the queue.
+Each worker gets a chunk of inputs. Before each input it writes the input's
+index and the time into shared memory, so the parent always knows which input
+is in progress without a message per input. A worker that exceeds the
+per-item time limit is killed; a worker that dies (a parser segfault, say) is
+replaced. Either way only the input in progress is lost, with a reason; the
+rest of its chunk goes back in the queue.
+
+A job may work in two phases (see `ChunkJob`): `prepare` per input (the part
+that may hang or crash), then `finish` over the whole chunk at once (array work
+that is much cheaper per input in bulk). The worker answers once per chunk.
 """
 
 from __future__ import annotations
@@ -20,37 +25,97 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
+# Progress marker values besides an input's index.
+_IDLE, _FINISHING = -1.0, -2.0
+
 
 @dataclass
 class Failure:
     reason: str
 
 
-def _worker(conn, func) -> None:
+class ChunkJob:
+    """A two-phase job: `prepare(item)` for each input, then `finish(prepared)` for the
+    chunk. A plain callable is the one-phase job `prepare=func`, `finish=identity`."""
+
+    def prepare(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def finish(self, prepared: list[Any]) -> list[Any]:
+        return prepared
+
+
+class _Single(ChunkJob):
+    def __init__(self, func: Callable[[Any], Any]):
+        self.func = func
+
+    def prepare(self, item: Any) -> Any:
+        return self.func(item)
+
+
+def _failure(exc: BaseException) -> Failure:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if os.environ.get("MUSICGEN_DEBUG"):
+        traceback.print_exception(exc)
+    return Failure(f"{type(exc).__name__}: {msg}"[:300])
+
+
+def _finish(job: ChunkJob, prepared: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """`finish` over the chunk; if it fails, input by input, so one odd input costs only itself."""
+    if not prepared:
+        return []
+    try:
+        results = job.finish([p for _, p in prepared])
+        if len(results) != len(prepared):
+            raise RuntimeError(f"finish returned {len(results)} results for {len(prepared)} inputs")
+        return [(i, r) for (i, _), r in zip(prepared, results, strict=True)]
+    except Exception:
+        if len(prepared) == 1:
+            raise
+    out = []
+    for one in prepared:
+        try:
+            out += _finish(job, [one])
+        except Exception as exc:  # the item's fault, not the worker's: report and go on
+            out.append((one[0], _failure(exc)))
+    return out
+
+
+def _worker(conn, job: ChunkJob, marker) -> None:
     while True:
         try:
-            job = conn.recv()
+            chunk = conn.recv()
         except EOFError:
             return
-        if job is None:
+        if chunk is None:
             return
-        for index, item in job:
+        prepared, done = [], []
+        for index, item in chunk:
+            marker[1] = time.monotonic()
+            marker[0] = index
             try:
-                result: Any = func(item)
-            except Exception as exc:  # the item's fault, not the worker's: report and go on
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                result = Failure(f"{type(exc).__name__}: {msg}"[:300])
-                if os.environ.get("MUSICGEN_DEBUG"):
-                    traceback.print_exc()
-            conn.send((index, result))
+                prepared.append((index, job.prepare(item)))
+            except Exception as exc:
+                done.append((index, _failure(exc)))
+        marker[1] = time.monotonic()
+        marker[0] = _FINISHING
+        try:
+            done += _finish(job, prepared)
+        except Exception as exc:
+            done.append((prepared[0][0], _failure(exc)))
+        marker[0] = _IDLE
+        conn.send(done)
 
 
 @dataclass
 class _Slot:
     proc: Any
     conn: Any
-    pending: deque = field(default_factory=deque)
-    deadline: float = float("inf")
+    marker: Any  # shared [index in progress, since when (time.monotonic)]
+    chunks: deque = field(default_factory=deque)  # sent and not yet answered, oldest first
+
+    def deadline(self, timeout: float) -> float:
+        return self.marker[1] + timeout
 
 
 def _context():
@@ -60,60 +125,88 @@ def _context():
 
 
 def run_isolated(
-    func: Callable[[Any], Any],
+    func: Callable[[Any], Any] | ChunkJob,
     items: Sequence[Any],
     *,
     workers: int,
     timeout: float,
     chunk_size: int = 16,
 ) -> Iterator[tuple[int, Any]]:
-    """Yield (index, result) in completion order; a result may be a `Failure`."""
+    """Yield (index, result) as chunks complete; a result may be a `Failure`."""
     if not items:
         return
+    job = func if isinstance(func, ChunkJob) else _Single(func)
     ctx = _context()
     queue: deque = deque(range(len(items)))
+    # Inputs of a chunk that failed while finishing go one per chunk, to find the culprit.
+    alone: set[int] = set()
     n_workers = max(1, min(workers, -(-len(items) // max(chunk_size, 1))))
-    # Small chunks near the end keep both cores busy until the last file.
+    # Several chunks per worker keep both cores busy until the last file.
     chunk = max(1, min(chunk_size, len(items) // (n_workers * 4) or 1))
 
     def start() -> _Slot:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, func), daemon=True)
+        marker = ctx.RawArray("d", [_IDLE, 0.0])
+        proc = ctx.Process(target=_worker, args=(child, job, marker), daemon=True)
         proc.start()
         child.close()
-        return _Slot(proc, parent)
+        return _Slot(proc, parent, marker)
+
+    def next_chunk() -> list[int]:
+        # Chunks shrink near the end (to a quarter of the full size: each chunk has a
+        # fixed cost), so no worker is left alone with a long last chunk.
+        size = max(min(chunk, max(1, chunk // 4)), min(chunk, -(-len(queue) // (2 * n_workers))))
+        take: list[int] = []
+        while queue and len(take) < size:
+            if queue[0] in alone and take:
+                break
+            take.append(queue.popleft())
+            if take[-1] in alone:
+                break
+        return take
 
     def feed(slot: _Slot) -> None:
-        take = [queue.popleft() for _ in range(min(chunk, len(queue)))]
-        if take:
-            slot.pending.extend(take)
-            slot.deadline = time.monotonic() + timeout
+        """Keep two chunks in flight per worker, so it never waits for the parent between them."""
+        while len(slot.chunks) < 2 and queue:
+            take = next_chunk()
+            if not slot.chunks:
+                slot.marker[1] = time.monotonic()  # the time limit runs from now until the worker marks its first input
+                slot.marker[0] = take[0]
+            slot.chunks.append(take)
             slot.conn.send([(i, items[i]) for i in take])
 
-    def retire(slot: _Slot, reason: str) -> tuple[int, Failure]:
-        lost = slot.pending.popleft()
-        queue.extendleft(reversed(slot.pending))
-        slot.pending.clear()
+    def retire(slot: _Slot, reason: str) -> Iterator[tuple[int, Failure]]:
+        """Stop a worker that crashed or hung: the input in progress fails, the rest go back."""
+        current = int(slot.marker[0])
         if slot.proc.is_alive():
             slot.proc.kill()
         slot.proc.join()
         slot.conn.close()
-        return lost, Failure(reason)
+        chunks, slot.chunks = list(slot.chunks), deque()
+        rest = [i for c in chunks for i in c if i != current]
+        if current in chunks[0]:
+            yield current, Failure(reason)
+        elif len(chunks[0]) == 1:  # it was finishing its one-input chunk
+            rest = rest[1:]
+            yield chunks[0][0], Failure(reason)
+        else:  # while finishing a chunk: retry its inputs one by one
+            alone.update(chunks[0])
+        queue.extendleft(reversed(rest))
 
     slots = [start() for _ in range(n_workers)]
     try:
         for slot in slots:
             feed(slot)
-        while any(s.pending for s in slots):
-            busy = [s for s in slots if s.pending]
+        while any(s.chunks for s in slots):
+            busy = [s for s in slots if s.chunks]
             now = time.monotonic()
-            ready = wait([s.conn for s in busy], timeout=max(0.0, min(s.deadline for s in busy) - now))
+            ready = wait([s.conn for s in busy], timeout=max(0.0, min(s.deadline(timeout) for s in busy) - now))
             for i, slot in enumerate(slots):
-                if not slot.pending:
+                if not slot.chunks:
                     continue
                 if slot.conn in ready:
                     try:
-                        index, result = slot.conn.recv()
+                        done = slot.conn.recv()
                     except (EOFError, OSError):
                         slot.proc.join(timeout=1)
                         code = slot.proc.exitcode
@@ -121,19 +214,19 @@ def run_isolated(
                             why = f"parser crashed (signal {-code})"
                         else:
                             why = f"parser crashed (exit code {code})" if code else "parser crashed"
-                        yield retire(slot, why)
+                        yield from retire(slot, why)
                         slots[i] = slot = start()
                         feed(slot)
                         continue
-                    slot.pending.remove(index)
-                    slot.deadline = time.monotonic() + timeout
-                    yield index, result
-                    if not slot.pending:
-                        feed(slot)
-                elif time.monotonic() >= slot.deadline:
-                    yield retire(slot, f"timed out after {timeout:g} s")
+                    slot.chunks.popleft()
+                    feed(slot)
+                    yield from done
+                elif time.monotonic() >= slot.deadline(timeout):
+                    yield from retire(slot, f"timed out after {timeout:g} s")
                     slots[i] = slot = start()
                     feed(slot)
+            for slot in slots:  # inputs put back by a retired worker go to any idle one
+                feed(slot)
     finally:
         for slot in slots:
             try:

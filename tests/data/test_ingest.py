@@ -12,7 +12,7 @@ import pytest
 
 from musicgen.config import EncodingConfig, IngestConfig
 from musicgen.data.ingest import ingest, split_of
-from musicgen.data.pool import Failure, run_isolated
+from musicgen.data.pool import ChunkJob, Failure, run_isolated
 from musicgen.errors import MusicgenError
 from musicgen.midi.read import read_score
 from musicgen.tokens.encoding import encode
@@ -288,3 +288,66 @@ def test_pool_many_failures_at_once():
     assert [type(res[i]).__name__ for i in range(len(items))] == [
         "Failure", "int", "Failure", "Failure", "int", "Failure", "int",
     ]  # fmt: skip
+
+
+class TwoPhase(ChunkJob):
+    """prepare doubles each input; finish adds 1 to the whole chunk at once and
+    misbehaves when the chunk holds a poisoned input."""
+
+    def prepare(self, x):
+        if x == "raise":
+            raise ValueError("bad input")
+        return x
+
+    def finish(self, prepared):
+        if "finish-raise" in prepared:
+            raise ValueError("cannot finish this one")
+        if "finish-exit" in prepared:
+            os._exit(5)
+        if "finish-hang" in prepared:
+            time.sleep(60)
+        return [(x * 2 if isinstance(x, int) else x) + (1 if isinstance(x, int) else "!") for x in prepared]
+
+
+def run_two_phase(items, **kw):
+    kw = {"workers": 2, "timeout": 10.0, "chunk_size": 4, **kw}
+    results = list(run_isolated(TwoPhase(), items, **kw))
+    assert sorted(i for i, _ in results) == list(range(len(items))), "every input answered exactly once"
+    return dict(results)
+
+
+def test_two_phase_pool_finishes_whole_chunks():
+    items = list(range(23))
+    assert run_two_phase(items) == {i: 2 * x + 1 for i, x in enumerate(items)}
+    assert run_two_phase(items, workers=1, chunk_size=64) == {i: 2 * x + 1 for i, x in enumerate(items)}
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("finish-raise", "ValueError: cannot finish this one"),  # the chunk is finished input by input
+        ("finish-exit", "parser crashed (exit code 5)"),  # the chunk's inputs go back one per chunk
+        ("finish-hang", "timed out after 0.5 s"),
+    ],
+)
+def test_two_phase_pool_loses_only_the_input_that_breaks_finish(bad, reason):
+    items = [1, 2, 3, 4, bad, 6, 7, 8, 9, 10, "raise", 12]
+    res = run_two_phase(items, timeout=0.5)
+    assert res[4] == Failure(reason)
+    assert res[10] == Failure("ValueError: bad input")
+    assert {i: r for i, r in res.items() if i not in (4, 10)} == {i: 2 * x + 1 for i, x in enumerate(items) if i not in (4, 10)}
+
+
+def test_outputs_do_not_depend_on_chunks_or_workers(tmp_path, small_dir):
+    """Files are encoded a chunk at a time; the dataset is the same whatever the chunking."""
+    (small_dir / "broken.mid").write_bytes(b"MThd not really")
+    runs = {}
+    for workers, chunk in ((1, 1), (2, 5), (2, 64)):
+        out = tmp_path / f"w{workers}c{chunk}"
+        ingest([small_dir], out, ing_cfg=IngestConfig(workers=workers, chunk_size=chunk))
+        index, report = load(out)
+        del index["ingest"]  # records the settings themselves
+        runs[workers, chunk] = ((out / "tokens.npy").read_bytes(), (out / "vocab.json").read_bytes(), index, report)
+    first, *rest = runs.values()
+    assert all(r == first for r in rest)
+    assert [r["status"] for r in first[3]["files"]].count("skipped") == 1

@@ -333,11 +333,11 @@ from pathlib import Path
 import musicgen.data.ingest as ing
 from musicgen.cli import main
 
-real, delay = ing.ingest_file, float(sys.argv[1])
-def slow(path, cfg):  # forked workers inherit this: the run holds its lock for a while
+real, delay = ing.prepare_file, float(sys.argv[1])
+def slow(path):  # forked workers inherit this: the run holds its lock for a while
     time.sleep(delay)
-    return real(path, cfg)
-ing.ingest_file = slow
+    return real(path)
+ing.prepare_file = slow
 sys.argv = ["musicgen", *sys.argv[2:]]
 main()
 """
@@ -371,7 +371,7 @@ def test_second_ingestion_while_one_is_running_fails_clearly(tmp_path):
     out = tmp_path / "ds"
     first = python(SLOW_INGEST, 0.1, "ingest", tmp_path / "a", "--out", out, "--workers", 1)
     deadline = time.monotonic() + 60
-    while not (out / ".tokens-train.tmp").exists():  # the first run holds the lock and is parsing
+    while not (out / ".tokens-stream.tmp").exists():  # the first run holds the lock and is parsing
         assert first.poll() is None and time.monotonic() < deadline, "the first ingestion never started"
         time.sleep(0.02)
     code, _, stderr = finish(python(SLOW_INGEST, 0, "ingest", tmp_path / "b", "--out", out, "--workers", 1))
