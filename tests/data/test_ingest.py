@@ -351,3 +351,37 @@ def test_outputs_do_not_depend_on_chunks_or_workers(tmp_path, small_dir):
     first, *rest = runs.values()
     assert all(r == first for r in rest)
     assert [r["status"] for r in first[3]["files"]].count("skipped") == 1
+
+
+ORPHAN = """
+import os, signal, sys, threading, time
+from musicgen.data.pool import WorkerPool
+
+def slow(x):
+    time.sleep(60)
+
+pool = WorkerPool(slow, workers=2, timeout=120).start()
+print(" ".join(str(s.proc.pid) for s in pool.slots), flush=True)
+if sys.argv[1] == "busy":  # the workers are inside a (hanging) job when the parent dies
+    threading.Thread(target=lambda: list(pool.run([1, 2, 3, 4])), daemon=True).start()
+time.sleep(0.3)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+def test_workers_die_with_a_killed_parent(state):
+    """SIGKILL gives the parent no chance to stop its workers; they must not live on."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", ORPHAN, state], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()]
+    assert alive == [], "workers outlived their parent"
