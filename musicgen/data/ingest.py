@@ -31,7 +31,7 @@ import numpy as np
 
 from musicgen import __version__
 from musicgen.config import EncodingConfig, IngestConfig, from_dict, to_dict
-from musicgen.data.pool import ChunkJob, Failure, run_isolated
+from musicgen.data.pool import ChunkJob, Failure, WorkerPool
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.fsutil import atomic_write_group, json_bytes, remove_stale_temps
 from musicgen.midi.read import SUPPORTED_SUFFIXES, ParsedMidi, parse_file, to_scores
@@ -45,9 +45,13 @@ DATASET_VERSION = 1
 
 @dataclass
 class SourceFile:
-    path: Path
+    name: str  # the file's path, as found (a string: a corpus may hold a million files)
     rel: str  # stable name used for the split and the report
     digest: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.name)
 
 
 @dataclass
@@ -101,11 +105,11 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
     found: dict[tuple[int, int], SourceFile] = {}  # (device, inode): one entry per real file
     for src in map(Path, sources):
         if src.is_dir():
-            for p, key in _walk(src):
-                found.setdefault(key, SourceFile(p, _printable(p.relative_to(src).as_posix())))
+            for name, rel, key in _walk(str(src)):
+                found.setdefault(key, SourceFile(name, _printable(rel)))
         elif src.is_file():
             st = src.stat()
-            found.setdefault((st.st_dev, st.st_ino), SourceFile(src, _printable(src.name)))
+            found.setdefault((st.st_dev, st.st_ino), SourceFile(str(src), _printable(src.name)))
         else:
             raise MusicgenError(f"no such file or folder: {src}")
     files = sorted(found.values(), key=lambda f: f.rel)
@@ -117,22 +121,33 @@ def discover(sources: Iterable[str | Path]) -> list[SourceFile]:
     return files
 
 
-def _walk(root: Path):
-    """(path, (device, inode)) of supported files below `root`; scandir gives inodes for free."""
+def _walk(root: str):
+    """(path, path relative to `root` with "/", (device, inode)) of supported files below `root`.
+
+    Plain strings and scandir's free file types and inode numbers: one system call
+    per folder, plus one per symbolic link (followed, so a link and its target count once).
+    """
+    prefix = len(os.path.join(root, ""))
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
+            device = os.stat(folder).st_dev
             entries = list(os.scandir(folder))
         except OSError:
             continue
         for e in entries:
             try:
                 if e.is_dir(follow_symlinks=False):  # no link cycles
-                    stack.append(Path(e.path))
-                elif e.is_file() and os.path.splitext(e.name)[1].lower() in SUPPORTED_SUFFIXES:
-                    st = e.stat()  # follows links, so a link and its target count once
-                    yield Path(e.path), (st.st_dev, st.st_ino)
+                    stack.append(e.path)
+                elif os.path.splitext(e.name)[1].lower() in SUPPORTED_SUFFIXES and e.is_file():
+                    if e.is_symlink():
+                        st = e.stat()
+                        key = (st.st_dev, st.st_ino)
+                    else:
+                        key = (device, e.inode())
+                    rel = e.path[prefix:]
+                    yield e.path, rel if os.sep == "/" else rel.replace(os.sep, "/"), key
             except OSError:
                 continue
 
@@ -140,6 +155,8 @@ def _walk(root: Path):
 def _printable(name: str) -> str:
     """A file name that is not valid UTF-8 (bytes from another system's encoding) gets
     U+FFFD for the bad bytes, so the split hash and the JSON files can hold it."""
+    if name.isascii():
+        return name
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
@@ -149,9 +166,10 @@ def split_of(rel: str, val_fraction: float) -> str:
     return "val" if h < val_fraction else "train"
 
 
-def _digest(path: Path) -> str:
+def _digest(path: str) -> str:
     try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            return hashlib.sha1(fh.read()).hexdigest()
     except OSError as exc:
         return f"unreadable:{exc.errno}"
 
@@ -167,10 +185,11 @@ class Prepared:
     parsed: ParsedMidi | ReadError
 
 
-def prepare_file(path: Path) -> Prepared:
+def prepare_file(path: str | Path) -> Prepared:
     """The per-file part: read, hash and parse (a hostile file may hang or crash the parser here)."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         return Prepared(f"unreadable:{exc.errno}", ReadError(f"cannot read file: {exc.strerror or exc}"))
     digest = hashlib.sha1(data).hexdigest()
@@ -187,6 +206,7 @@ _MAX_NOTES_PER_BATCH = 200_000
 
 def finish_files(prepared: Sequence[Prepared], cfg: EncodingConfig) -> list[FileResult]:
     """The per-chunk part: notes to scores and scores to tokens, the whole chunk in one pass."""
+    id_dtype = stream_dtype(cfg)
     results: list[FileResult | None] = [None] * len(prepared)
     readable = []
     for i, p in enumerate(prepared):
@@ -202,17 +222,23 @@ def finish_files(prepared: Sequence[Prepared], cfg: EncodingConfig) -> list[File
         if notes >= _MAX_NOTES_PER_BATCH or k == len(readable) - 1:
             batch, errors = to_scores([prepared[j].parsed for j in group])
             for j, score, error, enc in zip(group, batch.scores, errors, encode_batch(batch, cfg), strict=True):
-                results[j] = _file_result(score, error, enc, prepared[j].digest)
+                results[j] = _file_result(score, error, enc, prepared[j].digest, id_dtype)
             group, notes = [], 0
     return results  # type: ignore[return-value]  # every entry is filled
 
 
-def ingest_file(path: Path, cfg: EncodingConfig) -> FileResult:
+def stream_dtype(cfg: EncodingConfig) -> np.dtype:
+    """The smallest type that holds every universal id: results cross a pipe to the
+    parent, and uint16 halves what a chunk's answer weighs (most fit in one pipe buffer)."""
+    return np.dtype(np.uint16) if token_space(cfg).size <= 1 << 16 else np.dtype(np.int32)
+
+
+def ingest_file(path: str | Path, cfg: EncodingConfig) -> FileResult:
     """One file on its own (the Python API; `ingest` works in chunks)."""
     return finish_files([prepare_file(path)], cfg)[0]
 
 
-def _file_result(score: Score, error: ReadError | None, enc: Encoded, digest: str) -> FileResult:
+def _file_result(score: Score, error: ReadError | None, enc: Encoded, digest: str, id_dtype: np.dtype) -> FileResult:
     if error is not None:
         return FileResult("skipped", str(error), digest=digest)
     stats = {k: v for k, v in enc.stats.items() if v}
@@ -233,7 +259,7 @@ def _file_result(score: Score, error: ReadError | None, enc: Encoded, digest: st
     lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
     status = "partial" if lost or score.warnings else "ok"
     reason = "; ".join(r for r in (*score.warnings, dropped) if r)
-    return FileResult(status, reason, stats, score.n_tracks, enc.ids, digest=digest)
+    return FileResult(status, reason, stats, score.n_tracks, enc.ids.astype(id_dtype), digest=digest)
 
 
 def _dropped_text(stats: dict) -> str:
@@ -262,7 +288,7 @@ class _Job(ChunkJob):
     def __init__(self, cfg: EncodingConfig):
         self.cfg = cfg
 
-    def prepare(self, path: Path) -> Prepared:
+    def prepare(self, path: str) -> Prepared:
         return prepare_file(path)
 
     def finish(self, prepared: list[Prepared]) -> list[FileResult]:
@@ -283,7 +309,16 @@ def ingest(
     enc_cfg = enc_cfg or EncodingConfig()
     ing_cfg = ing_cfg or IngestConfig()
     out = Path(out)
-    files = discover(sources)
+    pool = WorkerPool(_Job(enc_cfg), workers=ing_cfg.workers or _usable_cpus(), timeout=ing_cfg.file_timeout,
+                      chunk_size=ing_cfg.chunk_size)  # fmt: skip
+    with pool:
+        if not (out / "index.json").exists():
+            pool.start()  # nothing to reuse: the workers start up while the files are found
+        files = discover(sources)
+        return _ingest_in(files, out, pool, enc_cfg, ing_cfg, progress, t0)
+
+
+def _ingest_in(files, out: Path, pool: WorkerPool, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
     if not files:
         raise MusicgenError("no music files found (looked for " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
     try:
@@ -297,12 +332,12 @@ def ingest(
         lock.close()
         raise MusicgenError(f"another ingestion is writing {out}; wait for it to finish") from None
     try:
-        return _ingest_locked(files, out, enc_cfg, ing_cfg, progress, t0)
+        return _ingest_locked(files, out, pool, enc_cfg, ing_cfg, progress, t0)
     finally:
         lock.close()
 
 
-def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
+def _ingest_locked(files, out: Path, pool: WorkerPool, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
     remove_stale_temps(out, list(OUTPUTS))  # left by a killed run; the lock says none is writing now
     prev = load_previous(out, enc_cfg)
     splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
@@ -310,7 +345,7 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
         # Content hashes decide what can be reused. With nothing to reuse, the workers
         # hash each file as they read it, which saves reading the corpus twice.
         for f in files:
-            f.digest = _digest(f.path)
+            f.digest = _digest(f.name)
         if prev["index"].get("signature") == _signature(files, splits, enc_cfg) and not _timed_out(prev["report"]):
             return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
 
@@ -325,43 +360,40 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
         else:
             todo.append(i)
 
-    workers = ing_cfg.workers or _usable_cpus()
+    id_dtype = stream_dtype(enc_cfg)
     # Token ids stream to one temporary file as results arrive (in completion order,
     # which varies from run to run); tokens.npy is then written in file order.
     tmp = out / ".tokens-stream.tmp"
     used = np.zeros(token_space(enc_cfg).size, dtype=bool)
     streamed: dict[int, tuple[int, int]] = {}  # file -> (offset in the temporary file, length)
     stream = open(tmp, "wb")  # noqa: SIM115
+    at = 0
     try:
 
         def store(i: int, res: FileResult) -> None:
+            nonlocal at
             if res.uids is None:
                 return
-            uids = res.uids.astype(np.int32, copy=False)
+            uids = np.ascontiguousarray(res.uids, dtype=id_dtype)
             used[uids] = True
-            streamed[i] = (stream.tell() // 4, len(uids))
-            stream.write(uids.tobytes())
+            streamed[i] = (at, len(uids))
+            at += len(uids)
+            stream.write(uids)
             res.uids = None  # streamed to disk; do not hold the corpus in memory
 
         for i, res in results.items():
             store(i, res)
         done = 0
-        job = _Job(enc_cfg)
-        for k, result in run_isolated(
-            job,
-            [files[i].path for i in todo],
-            workers=workers,
-            timeout=ing_cfg.file_timeout,
-            chunk_size=ing_cfg.chunk_size,
-        ):
+        for k, result in pool.run([files[i].name for i in todo]):
             i = todo[k]
             res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
-            files[i].digest = files[i].digest or res.digest or _digest(files[i].path)
+            files[i].digest = files[i].digest or res.digest or _digest(files[i].name)
             results[i] = res
             store(i, res)
             done += 1
             if progress:
                 progress(done, len(todo))
+        pool.stop()
         stream.close()
         if not streamed:
             reasons = Counter(r.reason for r in results.values())
@@ -374,7 +406,7 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
         vocab = Vocabulary(enc_cfg, np.flatnonzero(used))
         signature = _signature(files, splits, enc_cfg)
         index, report = _index_and_report(files, splits, results, streamed, layout, n_train, enc_cfg, ing_cfg, signature)
-        _commit(out, tmp, [streamed[i] for i in layout], vocab, index, report)
+        _commit(out, tmp, id_dtype, [streamed[i] for i in layout], vocab, index, report)
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     finally:
@@ -386,7 +418,7 @@ def _ingest_locked(files, out: Path, enc_cfg, ing_cfg, progress, t0) -> IngestSu
 OUTPUTS = ("tokens.npy", "vocab.json", "report.json", "index.json")
 
 
-def _commit(out: Path, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabulary, index: dict, report: dict) -> None:
+def _commit(out: Path, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab: Vocabulary, index: dict, report: dict) -> None:
     """Write the four outputs as one: all in full first, then renamed with index.json last.
 
     A full disk (or any error) while writing leaves an earlier dataset in `out`
@@ -400,7 +432,7 @@ def _commit(out: Path, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabula
     }
 
     def tokens(fh) -> None:
-        index["outputs"]["tokens.npy"] = _write_tokens(fh, tmp, pieces, vocab)
+        index["outputs"]["tokens.npy"] = _write_tokens(fh, tmp, tmp_dtype, pieces, vocab)
 
     atomic_write_group(
         {
@@ -454,7 +486,7 @@ class _Hashing:
         return self.fh.write(data)
 
 
-def _write_tokens(fh, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabulary) -> dict:
+def _write_tokens(fh, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab: Vocabulary) -> dict:
     """Copy (offset, length) pieces of the streamed ids, in order, remapped to the vocabulary.
 
     Pieces are gathered into blocks of about a million tokens, so memory stays flat
@@ -465,15 +497,20 @@ def _write_tokens(fh, tmp: Path, pieces: list[tuple[int, int]], vocab: Vocabular
     out = _Hashing(fh)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
     np.lib.format.write_array_header_1_0(out, header)
-    src = np.memmap(tmp, dtype=np.int32, mode="r") if total else np.zeros(0, np.int32)
-    block: list[np.ndarray] = []
-    size = 0
-    for k, (offset, n) in enumerate(pieces):
-        block.append(src[offset : offset + n])
-        size += n
-        if size >= 1 << 20 or k == len(pieces) - 1:
-            out.write(vocab.lookup[np.concatenate(block)].astype(dtype).tobytes())
-            block, size = [], 0
+    # a plain view of the memmap: slicing a memmap subclass costs more than copying a piece
+    src = np.memmap(tmp, dtype=tmp_dtype, mode="r") if total else np.zeros(0, tmp_dtype)
+    starts = np.array([o for o, _ in pieces], dtype=np.int64)
+    lengths = np.array([n for _, n in pieces], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    first = 0
+    while first < len(pieces):
+        # whole pieces, about a million tokens at a time
+        last = max(int(np.searchsorted(ends, ends[first] - lengths[first] + (1 << 20), side="right")), first + 1)
+        n, base = lengths[first:last], ends[first] - lengths[first]
+        # positions in the stream of every token of these pieces, in their new order
+        where = np.repeat(starts[first:last] - (ends[first:last] - n - base), n) + np.arange(int(n.sum()))
+        out.write(vocab.lookup[src[where]].astype(dtype).tobytes())
+        first = last
     del src
     return {"bytes": out.bytes, "sha1": out.sha1.hexdigest()}
 
