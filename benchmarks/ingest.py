@@ -4,7 +4,8 @@
 
 Prints: symusic parse-only time for every file (one process, best of three);
 the isolated worker processes alone, answering without work and reading and
-parsing without encoding (where the time of a cold ingestion goes); musicgen's
+parsing without encoding, and each stage of a worker's work timed in one process
+(where the time of a cold ingestion goes); musicgen's
 full cold ingestion (parse, encode, write; worker processes; best of three,
 each into a new folder); a re-run on unchanged inputs; a
 music21-based ingestion (parse and extract notes, the classic approach) on a
@@ -69,6 +70,32 @@ def pooled(job, files: list[Path]) -> float:
         for _ in pool.run(files):
             pass
     return time.perf_counter() - t
+
+
+def stages(files: list[Path], chunk: int = 32) -> dict[str, float]:
+    """Seconds per file of each stage of a worker's work, in this one process (best of three)."""
+    from musicgen.config import EncodingConfig
+    from musicgen.midi.read import to_scores
+    from musicgen.tokens.encoding import encode_batch
+
+    cfg = EncodingConfig()
+    prepared = [prepare_file(f) for f in files]
+    chunks = [[p.parsed for p in prepared[a : a + chunk]] for a in range(0, len(prepared), chunk)]
+    batches = [to_scores(c)[0] for c in chunks]
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times) / len(files)
+
+    return {
+        "read_hash_parse": best(lambda: [prepare_file(f) for f in files]),
+        "to_scores": best(lambda: [to_scores(c) for c in chunks]),
+        "encode": best(lambda: [encode_batch(b, cfg) for b in batches]),
+    }
 
 
 def music21_ingest(files: list[Path]) -> float:
@@ -142,6 +169,7 @@ def main() -> int:
         # three, measured like the parse-only pass.
         t_cold, summary = min((musicgen_ingest(ns.corpus, tmp / f"cold-{k}") for k in range(3)), key=lambda r: r[0])
         t_warm, _ = musicgen_ingest(ns.corpus, tmp / "cold-0")
+        per_stage = stages(files)  # after the timed runs: it leaves the parsed corpus in this process's heap
         sample = files[: ns.music21_sample]
         t_m21 = music21_ingest(sample)
         per_m21 = t_m21 / len(sample)
@@ -166,6 +194,7 @@ def main() -> int:
         "workers_no_work_s": round(t_floor, 4),
         "workers_parse_only_s": round(t_pool_parse, 4),
         "ingest_rerun_s": round(t_warm, 4),
+        "stage_us_per_file": {k: round(v * 1e6, 1) for k, v in per_stage.items()},
         "music21_per_file_s": round(per_m21, 4),
         "musicgen_per_file_s": round(per_ours, 6),
         "speedup_vs_music21": round(per_m21 / per_ours, 1),
@@ -183,6 +212,11 @@ def main() -> int:
     print(f"worker processes, parse   {t_pool_parse:7.3f} s   = {t_pool_parse / t_parse:.2f}x parse-only   (read, hash, parse; no encoding)")
     print(f"musicgen ingest (cold)   {t_cold:8.3f} s   = {t_cold / t_parse:.2f}x parse-only   (target <= 3x)")
     print(f"musicgen ingest (re-run) {t_warm:8.3f} s")
+    print(
+        "one process, per file:   "
+        + ", ".join(f"{k.replace('_', ' ')} {v * 1e6:.0f} us" for k, v in per_stage.items())
+        + f"  (symusic parse only {t_parse / len(files) * 1e6:.0f} us)"
+    )
     print(f"on {n_big} files (10x)     parse only {t_parse_big:.3f} s, ingest (cold) {t_cold_big:.3f} s = {t_cold_big / t_parse_big:.2f}x")
     print(f"music21 ingest           {per_m21 * 1000:8.1f} ms/file on {len(sample)} files; musicgen {per_ours * 1000:.2f} ms/file = {per_m21 / per_ours:,.0f}x faster (target >= 100x)")
     print(f"peak RSS                 {rss_small:8.1f} MiB on the corpus, {rss_big:.1f} MiB on {n_big} files (10x)   (target < 1024 MiB, flat)")

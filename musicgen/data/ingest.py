@@ -313,6 +313,8 @@ def ingest(
                       chunk_size=ing_cfg.chunk_size)  # fmt: skip
     with pool:
         if not (out / "index.json").exists():
+            import symusic  # noqa: F401  # once here rather than in every worker
+
             pool.start()  # nothing to reuse: the workers start up while the files are found
         files = discover(sources)
         return _ingest_in(files, out, pool, enc_cfg, ing_cfg, progress, t0)
