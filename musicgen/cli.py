@@ -14,6 +14,7 @@ import click
 
 from musicgen.config import EncodingConfig, IngestConfig
 from musicgen.errors import MusicgenError
+from musicgen.text import plural
 
 
 class Group(click.Group):
@@ -103,11 +104,15 @@ def tokenize(file, out, show, **enc):
     Example:
       musicgen tokenize data/midi/bwv1.6.mid --out roundtrip.mid
     """
+    from musicgen.errors import ReadError
     from musicgen.midi import read_score, write_midi
     from musicgen.tokens import decode, encode, token_space
 
     cfg = build_encoding(**enc)
-    score = read_score(file)
+    try:
+        score = read_score(file)
+    except ReadError as exc:
+        raise MusicgenError(f"{file}: {exc}") from None
     enc_ = encode(score, cfg)
     strings = token_space(cfg).strings()
     stats = enc_.stats
@@ -222,6 +227,11 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     )
     click.echo(f"best: {result.best}")
     click.echo(f"last: {result.last}")
+    if not result.val_is_held_out:
+        click.echo(
+            f"warning: {data_dir} has no validation files, so validation used the first training piece and "
+            "its scores are not held out; ingest with a larger --val-fraction"
+        )
 
 
 @cli.command()
@@ -249,7 +259,7 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
     if as_json:
         click.echo(json.dumps(rep.to_dict()))
         return
-    click.echo(f"{rep.model} ({rep.checkpoint}) on {rep.pieces} pieces, {rep.notes:,} notes, {rep.tokens:,} tokens, context {rep.context}")
+    click.echo(f"{rep.model} ({rep.checkpoint}) on {plural(rep.pieces, 'piece')}, {rep.notes:,} notes, {rep.tokens:,} tokens, context {rep.context}")
     click.echo(f"  bits/note {rep.bits_per_note:.3f}  bits/token {rep.bits_per_token:.3f}  perplexity {rep.perplexity:.2f}  accuracy {rep.accuracy:.1%}")
     if rep.files_in_training:
         click.echo(f"  warning: {rep.files_in_training} of these files are in the training split, so their scores are not held out (and the n-gram has memorised them)")
@@ -443,7 +453,7 @@ def _metrics_text(out: dict) -> str:
         lines.append(f"  {k}: {f(s[k]['mean'])} +- {f(s[k]['std'])}")
     if "reference" in out:
         r = out["reference"]
-        lines.append(f"reference {r['path']} ({r['set']['pieces']} pieces); overlap 1 = as varied against the reference as the reference itself:")
+        lines.append(f"reference {r['path']} ({plural(r['set']['pieces'], 'piece')}); overlap 1 = as varied against the reference as the reference itself:")
         lines.append("  feature: reference mean | intra-set distance generated / reference | inter-set | overlap area")
         for k, o in r["overlap"].items():
             ref_mean = r["set"][k]["mean"] if isinstance(r["set"].get(k), dict) else None

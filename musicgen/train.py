@@ -54,6 +54,7 @@ class TrainResult:
     seconds: float
     interrupted: bool
     is_global_zero: bool = True  # False in the other processes of a multi-device run
+    val_is_held_out: bool = True  # False: the dataset has no validation files (see MusicDataModule)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -215,13 +216,14 @@ def train(
         t0 = time.perf_counter()
         trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         seconds = time.perf_counter() - t0
-        best = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
+        # Lightning reports an absolute path; the result names both files the way `out` was given
+        best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
         bpn = float("nan")
         if best is not None and best.exists():
             bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
         return TrainResult(
             out, best, last if last.exists() else None, bpn, trainer.global_step, seconds, bool(trainer.interrupted),
-            trainer.is_global_zero,
+            trainer.is_global_zero, dm.val_is_held_out,
         )
     finally:
         if lock is not None:

@@ -116,4 +116,4 @@ def test_tokenize_bad_file_exits_2(runner, tmp_path):
     bad.write_text("hello")
     result = runner.invoke(cli, ["tokenize", str(bad)])
     assert result.exit_code == 2
-    assert result.stderr == "error: not a MIDI file (no MThd header)\n"
+    assert result.stderr == f"error: {bad}: not a MIDI file (no MThd header)\n"  # names the file

@@ -131,6 +131,7 @@ def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):  # noqa:
     assert_ok(text)
     assert f"{odd.unknown} tokens unknown to the vocabulary" in text.stdout
     assert "bits/note" in text.stdout
+    assert " on 1 piece, 4 notes, " in text.stdout  # not "1 pieces"
 
 
 def test_cli_evaluate_errors(trained, tmp_path):  # noqa: F811

@@ -277,3 +277,31 @@ def test_a_time_budget_alone_is_not_cut_short_by_the_epoch_default(dataset, tmp_
     assert_ok(result)
     meta = torch.load(out / "last.ckpt", weights_only=True)["musicgen"]
     assert meta["train"]["epochs"] == 0 and meta["train"]["max_time"] == 0.01
+
+
+TINY_CLI = ["--model", "gru", "--hidden", 16, "--layers", 1, "--seq-len", 32, "--batch-size", 4, "--max-steps", 2,
+            "--epochs", 0, "--val-every", 2, "--warmup", 1, "--patience", 0, "--no-progress"]  # fmt: skip
+
+
+def test_best_and_last_are_named_the_way_out_was_given(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("train", "--data", dataset, "--out", "run", *TINY_CLI)
+    assert_ok(result)
+    assert "\nbest: run/best.ckpt\nlast: run/last.ckpt\n" in result.stdout
+    assert "warning" not in result.stdout  # the fixture dataset holds files out
+
+
+def test_training_without_validation_files_says_its_scores_are_not_held_out(tmp_path):
+    from musicgen.config import IngestConfig
+    from musicgen.data.ingest import ingest
+    from tests._fixtures import corpus_files
+
+    data = tmp_path / "ds"
+    ingest(corpus_files(3), data, ing_cfg=IngestConfig(val_fraction=0.0, workers=1))
+    result = run_cli("train", "--data", data, "--out", tmp_path / "run", *TINY_CLI)
+    assert_ok(result)
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        f"warning: {data} has no validation files, so validation used the first training piece and "
+        "its scores are not held out; ingest with a larger --val-fraction"
+    )
+    assert train_tiny(data, tmp_path / "lib", max_steps=2, val_every=2).val_is_held_out is False

@@ -109,7 +109,11 @@ class MusicDataModule(L.LightningDataModule):
         train = self.ds.split_tokens("train")
         per_epoch = cfg.steps_per_epoch * cfg.batch_size if cfg.steps_per_epoch else max(len(train) // cfg.seq_len, cfg.batch_size)
         self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed)
-        val_docs = self.ds.documents("val") or self.ds.documents("train")[:1]
+        val_docs = self.ds.documents("val")
+        # A corpus too small to hold files out still gets a validation number, but says so.
+        self.val_is_held_out = bool(val_docs)
+        if not val_docs:
+            val_docs = self.ds.documents("train")[:1]
         self.val_set = EvalChunks(val_docs, cfg.seq_len, v.pad_id)
 
     def set_epoch(self, epoch: int) -> None:

@@ -39,6 +39,7 @@ from musicgen.listen.render import render
 from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import write_midi
+from musicgen.text import plural
 from musicgen.tokens.encoding import decode
 from musicgen.tokens.space import EOS, PAD
 
@@ -469,7 +470,7 @@ def _evaluate_columns(columns: list[Column], models, ds, cfg: CompareConfig, ech
         try:
             rep = evaluate(model, data_dir=ds.root if ds is not None else None, ngram=False)
             col.bits_per_note = rep.bits_per_note
-            col.eval_note = f"{rep.pieces} pieces, {rep.notes} notes"
+            col.eval_note = f"{plural(rep.pieces, 'piece')}, {plural(rep.notes, 'note')}"
         except MusicgenError as exc:
             col.eval_note = f"not evaluated: {exc}"
     for col in columns:
