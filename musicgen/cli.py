@@ -460,6 +460,13 @@ def _metrics_text(out: dict) -> str:
             lines.append(
                 f"  {k}: {f(ref_mean)} | {f(o['intra_generated'])} / {f(o['intra_reference'])} | {f(o['inter'])} | {f(o['overlap'])}"
             )
+        few = [(name, n) for name, n in (("generated set", s["pieces"]), ("reference", r["set"]["pieces"])) if n < 2]
+        if few:
+            lines.append(
+                "  (- : distances within a set need two pieces; the "
+                + " and the ".join(f"{name} holds {plural(n, 'piece')}" for name, n in few)
+                + ")"
+            )
     return "\n".join(lines)
 
 

@@ -196,3 +196,16 @@ def test_metrics_command_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["metrics", str(bad)])
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and result.output.strip().count("\n") == 0
+
+
+def test_metrics_text_says_why_overlaps_are_missing(tmp_path, tiny_corpus):
+    """One generated piece has no pairs to measure distances within: the '-' is explained."""
+    gen = tmp_path / "gen"
+    write_midi(song(0), gen / "a.mid")
+    result = CliRunner().invoke(cli, ["metrics", str(gen), "--reference", str(tiny_corpus)])
+    assert result.exit_code == 0, result.output
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last == "  (- : distances within a set need two pieces; the generated set holds 1 piece)"
+    write_midi(melody(C_MAJOR), gen / "b.mid")
+    result = CliRunner().invoke(cli, ["metrics", str(gen), "--reference", str(tiny_corpus)])
+    assert "distances within a set need two pieces" not in result.stdout
