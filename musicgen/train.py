@@ -214,7 +214,13 @@ def train(
             use_distributed_sampler=True,
         )
         t0 = time.perf_counter()
-        trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        except SystemExit:
+            # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
+            # then exits with code 1; the caller gets a result to report instead.
+            if not trainer.interrupted:
+                raise
         seconds = time.perf_counter() - t0
         # Lightning reports an absolute path; the result names both files the way `out` was given
         best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None

@@ -305,3 +305,27 @@ def test_training_without_validation_files_says_its_scores_are_not_held_out(tmp_
         "its scores are not held out; ingest with a larger --val-fraction"
     )
     assert train_tiny(data, tmp_path / "lib", max_steps=2, val_every=2).val_is_held_out is False
+
+
+def test_ctrl_c_saves_reports_and_exits_130(dataset, tmp_path):
+    """SIGINT mid-run: last.ckpt is saved, the summary is printed, the exit code is 130."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "musicgen", "train", "--data", str(dataset), "--out", str(out)]
+    args += [str(a) for a in TINY_CLI]
+    args[args.index("--max-steps") + 1] = "100000"
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "best.ckpt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # some steps past the first validation
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert f"interrupted: saved {out / 'last.ckpt'}; continue with --resume" in stdout
+    assert re.search(r"^gru: interrupted after \d+ steps in [\d.]+ min, best validation \d+\.\d+ bits/note$", stdout, re.M), stdout
+    assert f"last: {out / 'last.ckpt'}  (continue with --resume)" in stdout
+    assert "Traceback" not in stderr
+    assert load(out / "last.ckpt")["global_step"] > 0
