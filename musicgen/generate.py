@@ -101,22 +101,10 @@ class LengthTracker:
 
     def __init__(self, model: LoadedModel, cfg: GenerateConfig, prompt: np.ndarray, batch: int):
         v, enc = model.vocab, model.encoding
-        fam = v.families
-        strings = v.tokens
-        V = len(v)
         self.res = enc.steps_per_quarter
-        self.shift = np.zeros(V, dtype=np.int64)
-        self.qpm = np.zeros(V)
-        self.bar = np.zeros(V, dtype=np.int64)
-        for i in range(V):
-            if fam[i] == "shift":
-                self.shift[i] = int(strings[i].split("_")[1])
-            elif fam[i] == "tempo":
-                self.qpm[i] = float(strings[i].split("_")[1])
-            elif fam[i] == "timesig":
-                num, den = map(int, strings[i].split("_")[1].split("/"))
-                self.bar[i] = num * 4 * self.res // den
-        self.is_dur = fam == "dur"
+        # what each vocabulary id does to time, from the token space (not from token strings)
+        self.shift, self.qpm, self.bar = (table[v.uids] for table in v.space.time_tables())
+        self.is_dur = v.families == "dur"
         self.cfg = cfg
         p = prompt.tolist()
         tempos = [self.qpm[t] for t in p if self.qpm[t] > 0]

@@ -459,8 +459,7 @@ def decode(ids: np.ndarray, cfg: EncodingConfig) -> tuple[Score, Counter]:
         elif fam == "tempo":
             tempos.append((step / res, float(space.tempo_values[uid - F["tempo"].offset])))
         elif fam == "timesig":
-            k = uid - F["timesig"].offset
-            num, den = k // len(TIME_SIG_DENOMINATORS) + 1, TIME_SIG_DENOMINATORS[k % len(TIME_SIG_DENOMINATORS)]
+            num, den = space.timesig_of(uid - F["timesig"].offset)
             sigs.append((step / res, num, den))
         elif uid == EOS:
             break

@@ -83,6 +83,24 @@ class TokenSpace:
         den_idx = TIME_SIG_DENOMINATORS.index(den)
         return self.timesig.offset + (num - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
 
+    def timesig_of(self, k: int) -> tuple[int, int]:
+        """(numerator, denominator) of the k-th TimeSig token (the inverse of `timesig_id`)."""
+        return k // len(TIME_SIG_DENOMINATORS) + 1, TIME_SIG_DENOMINATORS[k % len(TIME_SIG_DENOMINATORS)]
+
+    def time_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What each universal id does to time, for code that follows a stream token by token:
+        the steps a Shift moves, the qpm a Tempo sets, the steps in a bar a TimeSig sets
+        (0 for every other token)."""
+        shift = np.zeros(self.size, dtype=np.int64)
+        qpm = np.zeros(self.size)
+        bar = np.zeros(self.size, dtype=np.int64)
+        shift[self.shift.offset : self.shift.offset + self.shift.size] = np.arange(1, self.shift.size + 1)
+        qpm[self.tempo.offset : self.tempo.offset + self.tempo.size] = self.tempo_values
+        for k in range(self.timesig.size):
+            num, den = self.timesig_of(k)
+            bar[self.timesig.offset + k] = num * 4 * self.cfg.steps_per_quarter // den
+        return shift, qpm, bar
+
     # --- binning ---------------------------------------------------------------------
     def tempo_bin(self, qpm: float) -> int:
         return int(np.argmin(np.abs(np.log(self.tempo_values) - np.log(max(qpm, 1e-3)))))

@@ -252,3 +252,22 @@ def test_chorale_tokens_per_note(corpus_files):
     enc = encode(read_score(corpus_files[0]), CFG)
     assert 2.0 < enc.tokens_per_note < 3.0
     assert len(enc.notes) == 445
+
+
+def test_time_tables_agree_with_the_token_names():
+    """Generation follows time through these tables; they must say what the tokens say."""
+    cfg = EncodingConfig(steps_per_quarter=6, tempo_bins=5)
+    space = token_space(cfg)
+    shift, qpm, bar = space.time_tables()
+    for uid, name in enumerate(space.strings()):
+        kind, _, value = name.partition("_")
+        want = (0, 0.0, 0)
+        if kind == "Shift":
+            want = (int(value), 0.0, 0)
+        elif kind == "Tempo":
+            want = (0, float(value), 0)
+        elif kind == "TimeSig":
+            num, den = map(int, value.split("/"))
+            want = (0, 0.0, num * 4 * 6 // den)
+        assert (shift[uid], qpm[uid], bar[uid]) == pytest.approx(want, rel=1e-4), name
+    assert bar[space.timesig_id(3, 4)] == 18 and bar[space.timesig_id(6, 8)] == 18
