@@ -211,7 +211,7 @@ def train(
             log_every_n_steps=10,
             num_sanity_val_steps=0,
             reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
-            use_distributed_sampler=True,
+            use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
         )
         t0 = time.perf_counter()
         try:

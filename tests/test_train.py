@@ -18,7 +18,7 @@ import yaml
 import musicgen
 from musicgen.checkpoint import load_model
 from musicgen.config import EncodingConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from musicgen.data.datamodule import EvalChunks
+from musicgen.data.datamodule import EvalChunks, TrainWindows
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
 from musicgen.evaluate import evaluate
@@ -329,3 +329,25 @@ def test_ctrl_c_saves_reports_and_exits_130(dataset, tmp_path):
     assert f"last: {out / 'last.ckpt'}  (continue with --resume)" in stdout
     assert "Traceback" not in stderr
     assert load(out / "last.ckpt")["global_step"] > 0
+
+
+def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypatch):  # noqa: F811
+    """Stopped mid-epoch and resumed, a run sees exactly the windows an unbroken run sees:
+    the rest of the epoch, not its first windows again."""
+    seen: list[tuple[int, int]] = []
+    real = TrainWindows.__getitem__
+
+    def spy(self, i):
+        seen.append((self.epoch, i))
+        return real(self, i)
+
+    monkeypatch.setattr(TrainWindows, "__getitem__", spy)
+    cfg = {**TRAIN_KW, "steps_per_epoch": 4, "batch_size": 2, "val_every": 3}
+    model = ModelConfig(name="gru", **MODEL_KW)
+
+    train(dataset, tmp_path / "whole", model, TrainConfig(**{**cfg, "max_steps": 10}), progress_bar=False, logs=False)
+    whole, seen[:] = list(seen), []
+    train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 6}), progress_bar=False, logs=False)
+    train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 10}), resume=True, progress_bar=False, logs=False)
+    assert len(whole) == 10 * 2
+    assert seen == whole

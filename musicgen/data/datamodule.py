@@ -13,7 +13,13 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    SequentialSampler,
+)
 
 from musicgen.config import TrainConfig
 from musicgen.data.dataset import TokenDataset
@@ -100,6 +106,26 @@ class EvalChunks(Dataset):
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
+class ResumableBatchSampler(BatchSampler):
+    """Batches in order, whose next pass can start some batches in.
+
+    Training items are a pure function of (seed, epoch, index), so a run resumed
+    in the middle of an epoch skips the batches it already trained on and sees
+    exactly what an unbroken run sees; a plain loader would replay the epoch's
+    first batches and never reach its last ones.
+    """
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, batch_size, drop_last)
+        self.skip = 0
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        for k, batch in enumerate(super().__iter__()):
+            if k >= skip:
+                yield batch
+
+
 class MusicDataModule(L.LightningDataModule):
     def __init__(self, data_dir, cfg: TrainConfig):
         super().__init__()
@@ -119,22 +145,40 @@ class MusicDataModule(L.LightningDataModule):
     def set_epoch(self, epoch: int) -> None:
         self.train_set.epoch = epoch
 
-    def _loader(self, ds, shuffle: bool) -> DataLoader:
+    def _placement(self) -> tuple[int, int]:
+        """(world size, this process's rank); samplers are made here, not by Lightning."""
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
+    def _loader(self, ds, batches: BatchSampler) -> DataLoader:
         return DataLoader(
             ds,
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
+            batch_sampler=batches,
             num_workers=self.cfg.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.cfg.num_workers > 0,
-            drop_last=shuffle,
         )
 
+    @staticmethod
+    def _sampler(ds, world: int, rank: int):
+        # In order: training items are already random windows, validation covers every chunk once.
+        if world > 1:
+            return DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False, drop_last=False)
+        return SequentialSampler(ds)
+
     def train_dataloader(self) -> DataLoader:
+        world, rank = self._placement()
+        batches = ResumableBatchSampler(self._sampler(self.train_set, world, rank), self.cfg.batch_size)
         if self.trainer is not None:
             self.set_epoch(self.trainer.current_epoch)
-        return self._loader(self.train_set, shuffle=False)  # items are already random windows
+            # Every epoch is len(batches) optimizer steps: steps beyond the finished epochs
+            # were taken in this one before the run stopped (0 unless resuming mid-epoch).
+            done = self.trainer.global_step - self.trainer.current_epoch * len(batches)
+            batches.skip = done if 0 < done < len(batches) else 0
+        return self._loader(self.train_set, batches)
 
     def val_dataloader(self) -> DataLoader:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        return self._loader(self.val_set.padded_to(world) if world > 1 else self.val_set, shuffle=False)
+        world, rank = self._placement()
+        ds = self.val_set.padded_to(world) if world > 1 else self.val_set
+        return self._loader(ds, BatchSampler(self._sampler(ds, world, rank), self.cfg.batch_size, drop_last=False))
