@@ -62,7 +62,6 @@ STAT_KEYS = (
     "time_signatures_dropped",
 )
 
-_DENOMINATORS = np.array(TIME_SIG_DENOMINATORS)
 assert all(d == 1 << k for k, d in enumerate(TIME_SIG_DENOMINATORS)), "denominators are checked as powers of two"
 
 # Steps beyond this (a tick count near 2**31 at a small resolution) do not leave room to
@@ -184,20 +183,19 @@ def _quantise(notes: np.ndarray, files: np.ndarray, n_files: int, cfg: EncodingC
     if len(g) < 2:
         return g
     step0 = g[:, _STEP] - g[:, _STEP].min()
-    fbits = max(n_files - 1, 1).bit_length()
     # per file and key (program, pitch): by onset, the longest first (duration fits in 11 bits)
     order = _stable_order(
-        (g[:, _FILE], fbits), (g[:, _PROG], 8), (g[:, _PITCH], 7), (step0, None), (2047 - np.minimum(g[:, _DUR], 2047), 11)
+        (g[:, _FILE], None), (g[:, _PROG], 8), (g[:, _PITCH], 7), (step0, None), (2047 - np.minimum(g[:, _DUR], 2047), 11)
     )
     g = np.take(g, order, axis=0)
-    same_key = (g[1:, _FILE] == g[:-1, _FILE]) & (g[1:, _PROG] == g[:-1, _PROG]) & (g[1:, _PITCH] == g[:-1, _PITCH])
+    same_key = _same_key_as_next(g)
     # Same onset, pitch and program twice: MIDI cannot sound both, keep the longest.
     same = np.zeros(len(g), dtype=bool)
     same[1:] = same_key & (g[1:, _STEP] == g[:-1, _STEP])
     if same.any():
         counts.add("duplicates_dropped", g[same, _FILE])
         g = g[~same]
-        same_key = (g[1:, _FILE] == g[:-1, _FILE]) & (g[1:, _PROG] == g[:-1, _PROG]) & (g[1:, _PITCH] == g[:-1, _PITCH])
+        same_key = _same_key_as_next(g)
     # A note still sounding when the same key is struck again ends there.
     overlap = np.zeros(len(g), dtype=bool)
     overlap[:-1] = same_key & (g[:-1, _STEP] + g[:-1, _DUR] > g[1:, _STEP])
@@ -207,7 +205,12 @@ def _quantise(notes: np.ndarray, files: np.ndarray, n_files: int, cfg: EncodingC
         g[idx, _DUR] = g[idx + 1, _STEP] - g[idx, _STEP]
     # stream order: file, onset, then program, then highest pitch first
     step0 = g[:, _STEP] - g[:, _STEP].min()
-    return np.take(g, _stable_order((g[:, _FILE], fbits), (step0, None), (g[:, _PROG], 8), (127 - g[:, _PITCH], 7)), axis=0)
+    return np.take(g, _stable_order((g[:, _FILE], None), (step0, None), (g[:, _PROG], 8), (127 - g[:, _PITCH], 7)), axis=0)
+
+
+def _same_key_as_next(g: np.ndarray) -> np.ndarray:
+    """Row i and row i + 1 are the same key: file, program and pitch."""
+    return (g[1:, _FILE] == g[:-1, _FILE]) & (g[1:, _PROG] == g[:-1, _PROG]) & (g[1:, _PITCH] == g[:-1, _PITCH])
 
 
 def _cummax_within(values: np.ndarray, files: np.ndarray) -> np.ndarray:
@@ -304,20 +307,19 @@ def _meta_events(scores, cfg, space, g, orig_steps, cut, counts: _Counts) -> _Me
             f, q, num, den = f[valid], q[valid], num[valid], den[valid]
             steps = shifted(f, np.round(q * res).astype(np.int64))
             keep = changes(f, steps, num * 64 + den)
-            den_idx = np.searchsorted(_DENOMINATORS, den[keep])
-            ids = space.timesig.offset + (num[keep] - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
+            ids = space.timesig_id(num[keep], den[keep])
             parts.append((f[keep], steps[keep], np.zeros(len(ids), dtype=np.int64), ids))
     tempos = [(i, q, qpm) for i, s in enumerate(scores) for q, qpm in (s.tempos or [(0.0, 120.0)])]
     f, q, qpm = (np.array(c) for c in zip(*tempos, strict=True))
     f = f.astype(np.int64)
     steps = shifted(f, np.round(q * res).astype(np.int64))
-    bins = np.argmin(np.abs(np.log(space.tempo_values)[None, :] - np.log(np.maximum(qpm, 1e-3))[:, None]), axis=1)
+    bins = space.tempo_bin(qpm)
     keep = changes(f, steps, bins)
     parts.append((f[keep], steps[keep], np.ones(int(keep.sum()), dtype=np.int64), space.tempo_id(bins[keep])))
 
     files, steps, kinds, ids = (np.concatenate(c).astype(np.int64) for c in zip(*parts, strict=True))
     steps = np.maximum(steps, 0)
-    order = _stable_order((files, max(n_files - 1, 1).bit_length()), (steps, None), (kinds, 1))
+    order = _stable_order((files, None), (steps, None), (kinds, 1))
     files, steps, kinds, ids = files[order], steps[order], kinds[order], ids[order]
     # several changes at one step: the last one wins
     last_of_run = np.ones(len(files), dtype=bool)
@@ -356,7 +358,7 @@ def encode_batch(batch: ScoreBatch, cfg: EncodingConfig) -> list[Encoded]:
     efile = np.concatenate([meta.files, g[:, _FILE]])
     step = np.concatenate([meta.steps, g[:, _STEP]])
     kind = np.concatenate([meta.kinds, np.full(len(g), 2, dtype=np.int64)])
-    src = _stable_order((efile, max(n_files - 1, 1).bit_length()), (step, None), (kind, 2))
+    src = _stable_order((efile, None), (step, None), (kind, 2))
     efile, step, kind = efile[src], step[src], kind[src]
     is_note = kind == 2
     note_idx = src[is_note] - n_meta

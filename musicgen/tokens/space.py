@@ -18,6 +18,7 @@ PAD, BOS, EOS = 0, 1, 2
 DRUM_PROGRAM = 128
 TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32
+_DENOMINATORS = np.array(TIME_SIG_DENOMINATORS)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,12 @@ class TokenSpace:
         return self.tempo.offset + np.asarray(b)
 
     def timesig_id(self, num, den):
-        den_idx = TIME_SIG_DENOMINATORS.index(den)
-        return self.timesig.offset + (num - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
+        """Every denominator must be one of TIME_SIG_DENOMINATORS (ValueError otherwise)."""
+        den = np.asarray(den)
+        den_idx = np.searchsorted(_DENOMINATORS, den)
+        if not np.array_equal(_DENOMINATORS[np.minimum(den_idx, len(_DENOMINATORS) - 1)], den):
+            raise ValueError(f"time-signature denominators must be among {TIME_SIG_DENOMINATORS}")
+        return self.timesig.offset + (np.asarray(num) - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
 
     def timesig_of(self, k: int) -> tuple[int, int]:
         """(numerator, denominator) of the k-th TimeSig token (the inverse of `timesig_id`)."""
@@ -102,8 +107,11 @@ class TokenSpace:
         return shift, qpm, bar
 
     # --- binning ---------------------------------------------------------------------
-    def tempo_bin(self, qpm: float) -> int:
-        return int(np.argmin(np.abs(np.log(self.tempo_values) - np.log(max(qpm, 1e-3)))))
+    def tempo_bin(self, qpm):
+        """The nearest bin in log tempo (perceived tempo is ratio-like); an int for one qpm."""
+        log_qpm = np.log(np.maximum(np.asarray(qpm, dtype=np.float64), 1e-3))
+        bins = np.argmin(np.abs(np.log(self.tempo_values) - log_qpm[..., None]), axis=-1)
+        return int(bins) if bins.ndim == 0 else bins
 
     def velocity_bin(self, velocity: np.ndarray) -> np.ndarray:
         n = self.cfg.velocity_bins
