@@ -171,7 +171,12 @@ def _digest(path: str) -> str:
         with open(path, "rb") as fh:
             return hashlib.sha1(fh.read()).hexdigest()
     except OSError as exc:
-        return f"unreadable:{exc.errno}"
+        return _unreadable(exc)
+
+
+def _unreadable(exc: OSError) -> str:
+    """What stands for the content hash of a file that could not be read."""
+    return f"unreadable:{exc.errno}"
 
 
 # --- files (run in workers) -------------------------------------------------------------------
@@ -191,7 +196,7 @@ def prepare_file(path: str | Path) -> Prepared:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return Prepared(f"unreadable:{exc.errno}", ReadError(f"cannot read file: {exc.strerror or exc}"))
+        return Prepared(_unreadable(exc), ReadError(f"cannot read file: {exc.strerror or exc}"))
     digest = hashlib.sha1(data).hexdigest()
     try:
         return Prepared(digest, parse_file(path, data))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 import traceback
 from collections import deque
@@ -81,6 +82,16 @@ def _finish(job: ChunkJob, prepared: list[tuple[int, Any]]) -> list[tuple[int, A
     return out
 
 
+def _glibc():
+    """The C library's handle on Linux with glibc; None elsewhere (the tweaks below are skipped)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except (OSError, AttributeError):
+        return None
+
+
 def _keep_freed_memory() -> None:
     """Ask glibc's malloc to keep freed memory instead of unmapping it.
 
@@ -89,11 +100,8 @@ def _keep_freed_memory() -> None:
     so a new worker pays system calls and page faults for every array of every
     chunk (about a third of its time here). Other C libraries: nothing to do.
     """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
     libc.mallopt(m_mmap_threshold, 1 << 25)  # 32 MiB, glibc's largest
@@ -106,14 +114,11 @@ def _die_with_parent(parent_pid: int) -> None:
     so a worker stuck in a hanging parser never outlives an interrupted run.
 
     (Strictly, when the thread that forked it ends: a pool is used from one thread.)"""
-    try:
-        import ctypes
-        import signal
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         os._exit(1)
 

@@ -348,6 +348,7 @@ def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError 
     # per-track) array calls cost more than parsing a small file.
     sizes = np.zeros(len(parsed), dtype=np.int64)
     overflow = np.zeros(len(parsed), dtype=np.int64)
+    tpqs = [float(p.tpq or p.sm.ticks_per_quarter) for p in parsed]  # ticks per quarter of each file
     if times:
         time = np.concatenate(times).astype(np.int64)
         files = np.repeat(np.array(owner, dtype=np.int64), lengths)
@@ -358,7 +359,7 @@ def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError 
         order = order[valid[order]]
         notes = np.empty(len(order), dtype=NOTE_DTYPE)
         files = files[order]
-        tpq = np.array([float(p.tpq or p.sm.ticks_per_quarter) for p in parsed])[files]
+        tpq = np.array(tpqs)[files]
         notes["start"] = time[order] / tpq
         notes["duration"] = np.maximum(np.concatenate(durations)[order], 0) / tpq
         notes["pitch"] = np.concatenate(pitches)[order].astype(np.int16) & 0x7F
@@ -378,8 +379,8 @@ def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError 
             warnings.append(f"{overflow[i]} notes past the 2**31 tick limit dropped")
         score = Score(
             notes=notes[bounds[i] : bounds[i + 1]],
-            tempos=[(0.0, _SMPTE_QPM)] if p.tpq is not None else _tempos(p.sm, p.tpq),
-            time_signatures=_time_signatures(p.sm, p.tpq),
+            tempos=[(0.0, _SMPTE_QPM)] if p.tpq is not None else _tempos(p.sm, tpqs[i]),
+            time_signatures=_time_signatures(p.sm, tpqs[i]),
             n_tracks=len(p.sm.tracks),
             warnings=warnings,
         )
@@ -388,8 +389,7 @@ def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError 
     return ScoreBatch(notes, sizes, scores), errors
 
 
-def _tempos(sm, tpq: float | None) -> list[tuple[float, float]]:
-    tpq = float(tpq or sm.ticks_per_quarter)
+def _tempos(sm, tpq: float) -> list[tuple[float, float]]:
     tempos: list[tuple[float, float]] = []
     t = sm.tempos.numpy()
     for tick, mspq in zip(t["time"].tolist(), t["mspq"].tolist(), strict=True):
@@ -400,8 +400,7 @@ def _tempos(sm, tpq: float | None) -> list[tuple[float, float]]:
     return sorted(tempos)
 
 
-def _time_signatures(sm, tpq: float | None) -> list[tuple[float, int, int]]:
-    tpq = float(tpq or sm.ticks_per_quarter)
+def _time_signatures(sm, tpq: float) -> list[tuple[float, int, int]]:
     sigs: list[tuple[float, int, int]] = []
     for ts in sm.time_signatures:
         if ts.numerator > 0 and ts.denominator > 0 and ts.time >= 0:
