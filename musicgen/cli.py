@@ -219,22 +219,17 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
     if not result.is_global_zero:
         return  # with several devices every process runs this command; one reports
-    if result.interrupted:
-        best = f", best validation {result.best_val_bpn:.3f} bits/note" if result.best else ", no validation yet"
-        click.echo(f"{model_name}: interrupted after {result.steps} steps in {result.seconds / 60:.1f} min{best}")
-        if result.best:
-            click.echo(f"best: {result.best}")
-        if result.last:
-            click.echo(f"last: {result.last}  (continue with --resume)")
-        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
-    if result.best is None:
+    if result.best is None and not result.interrupted:
         raise MusicgenError("training ended before the first validation; no checkpoint was written")
-    click.echo(
-        f"{model_name}: {result.steps} steps in {result.seconds / 60:.1f} min, "
-        f"best validation {result.best_val_bpn:.3f} bits/note"
-    )
-    click.echo(f"best: {result.best}")
-    click.echo(f"last: {result.last}")
+    stopped = "interrupted after " if result.interrupted else ""
+    best = f", best validation {result.best_val_bpn:.3f} bits/note" if result.best else ", no validation yet"
+    click.echo(f"{model_name}: {stopped}{result.steps} steps in {result.seconds / 60:.1f} min{best}")
+    if result.best:
+        click.echo(f"best: {result.best}")
+    if result.last:
+        click.echo(f"last: {result.last}" + ("  (continue with --resume)" if result.interrupted else ""))
+    if result.interrupted:
+        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
     if not result.val_is_held_out:
         click.echo(
             f"warning: {data_dir} has no validation files, so validation used the first training piece and "
