@@ -27,14 +27,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from train import MODELS  # noqa: E402  (same sizes as the training benchmark)
 
 
-def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, allowed, context: int) -> float:
+def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, vocab, context: int) -> float:
+    """Decoding speed with the grammar mask on, as `generate_songs` runs it."""
+    from musicgen.generate import GenerateConfig, LengthTracker
     from musicgen.sampling import generate
 
+    def rules(n: int) -> LengthTracker:
+        return LengthTracker(vocab, GenerateConfig(unit="tokens", length=n), prompt[0].numpy(), 1)
+
     # warm-up with the very same call: first-call set-up (allocator, kernels) is not decoding
-    generate(core, prompt, 16, temperature=1.0, top_p=0.95, generator=torch.Generator().manual_seed(1), allowed_next=allowed, use_cache=use_cache, context_len=context)
+    generate(core, prompt, 16, temperature=1.0, top_p=0.95, generator=torch.Generator().manual_seed(1), rules=rules(16), use_cache=use_cache, context_len=context)
     g = torch.Generator().manual_seed(0)
     t = time.perf_counter()
-    out = generate(core, prompt, new, temperature=1.0, top_p=0.95, generator=g, allowed_next=allowed, use_cache=use_cache, context_len=context)
+    out = generate(core, prompt, new, temperature=1.0, top_p=0.95, generator=g, rules=rules(new), use_cache=use_cache, context_len=context)
     dt = time.perf_counter() - t
     assert out.size(1) == prompt.size(1) + new
     return new / dt
@@ -63,21 +68,21 @@ def main() -> int:
     from musicgen.tokens.vocab import Vocabulary
 
     # A real piece for the prompt and a vocabulary built from the corpus' first files.
-    enc = EncodingConfig()
+    enc = EncodingConfig(time="beats")
     files = sorted((ROOT / "data" / "midi").glob("*.mid"))[:60]
-    uids = np.concatenate([ingest_file(f, enc).uids for f in files])
-    vocab = Vocabulary(enc, np.unique(uids))
-    ids, _ = vocab.from_universal(uids)
-    prompt = torch.from_numpy(ids[: ns.context].astype(np.int64))[None]  # (1, context)
-    allowed = torch.from_numpy(vocab.allowed_next())
+    pieces = [ingest_file(f, enc).uids for f in files]
+    vocab = Vocabulary(enc, np.unique(np.concatenate(pieces)))
+    first = next(p for p in pieces if len(p) > ns.context)
+    ids, _ = vocab.from_universal(first[: ns.context])  # the start of one piece: a grammatical prompt
+    prompt = torch.from_numpy(ids.astype(np.int64))[None]  # (1, context)
     torch.manual_seed(0)
     results: dict = {"context": ns.context, "new_tokens": ns.new, "threads": torch.get_num_threads(), "models": {}}
     print(f"prompt {ns.context} tokens, {ns.new} new tokens, batch 1, {torch.get_num_threads()} threads")
     for name, size in MODELS.items():
         cfg = ModelConfig(name=name, vocab_size=len(vocab), max_len=ns.context, **size)
         core = build_core(cfg).eval()
-        cached = tokens_per_second(core, prompt, ns.new, True, allowed, ns.context)
-        full = tokens_per_second(core, prompt, max(ns.new // 8, 8), False, allowed, ns.context)
+        cached = tokens_per_second(core, prompt, ns.new, True, vocab, ns.context)
+        full = tokens_per_second(core, prompt, max(ns.new // 8, 8), False, vocab, ns.context)
         model = LoadedModel(core, cfg, vocab, {}, Path("random"))
         secs, notes = thousand_notes(model)
         results["models"][name] = {

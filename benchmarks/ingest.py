@@ -3,14 +3,13 @@
     python benchmarks/ingest.py [--corpus data/midi] [--music21-sample 20]
 
 Prints: symusic parse-only time for every file (one process, best of three);
-the isolated worker processes alone, answering without work and reading and
-parsing without encoding, and each stage of a worker's work timed in one process
-(where the time of a cold ingestion goes); musicgen's
-full cold ingestion (parse, encode, write; worker processes; best of three,
-each into a new folder); a re-run on unchanged inputs; a
-music21-based ingestion (parse and extract notes, the classic approach) on a
-sample; and peak memory (RSS, parent plus workers) of ingesting the corpus and
-a corpus ten times its size (transposed copies).
+each stage of ingestion's work per file, timed in one process (reading and
+parsing, the time-mode statistics, encoding); musicgen's full cold ingestion
+(both passes of `--time auto`, worker processes, writing; best of three, each
+into a new folder); a re-run on unchanged inputs; a music21-based ingestion
+(parse and extract notes, the classic approach) on a sample, the baseline the
+target is set against (musicgen at least 100x faster); and peak memory (RSS,
+parent plus workers) of ingesting the corpus and a corpus ten times its size.
 """
 
 from __future__ import annotations
@@ -27,10 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Imported here, before any worker is forked, as the CLI has them when it forks.
-from musicgen.data.ingest import prepare_file  # noqa: E402
-from musicgen.data.pool import ChunkJob, WorkerPool  # noqa: E402
-
 
 def parse_only(files: list[Path]) -> float:
     import symusic
@@ -44,39 +39,15 @@ def parse_only(files: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-class _Answer(ChunkJob):
-    """A pool job that does no work: what process isolation alone costs."""
-
-    def prepare(self, path):
-        return None
-
-
-class _ParseOnly(_Answer):
-    """A pool job that reads, hashes and parses each file as ingestion does, and encodes nothing."""
-
-    def prepare(self, path):
-        return prepare_file(path).digest
-
-
-def pooled(job: ChunkJob, files: list[Path]) -> float:
-    """Start the workers, send every file through them, stop them: as `ingest` does."""
-    t = time.perf_counter()
-    with WorkerPool(job, workers=os.cpu_count() or 1, timeout=60, chunk_size=32) as pool:
-        for _ in pool.run(files):
-            pass
-    return time.perf_counter() - t
-
-
-def stages(files: list[Path], chunk: int = 32) -> dict[str, float]:
+def stages(files: list[Path]) -> dict[str, float]:
     """Seconds per file of each stage of a worker's work, in this one process (best of three)."""
     from musicgen.config import EncodingConfig
-    from musicgen.midi.read import to_scores
-    from musicgen.tokens.encoding import encode_batch
+    from musicgen.data.ingest import read_file
+    from musicgen.tokens.encoding import encode
+    from musicgen.tokens.timebase import timing_of
 
-    cfg = EncodingConfig()
-    prepared = [prepare_file(f) for f in files]
-    chunks = [[p.parsed for p in prepared[a : a + chunk]] for a in range(0, len(prepared), chunk)]
-    batches = [to_scores(c)[0] for c in chunks]
+    cfg = EncodingConfig(time="beats")
+    scores = [read_file(f)[1] for f in files]
 
     def best(fn) -> float:
         times = []
@@ -87,9 +58,9 @@ def stages(files: list[Path], chunk: int = 32) -> dict[str, float]:
         return min(times) / len(files)
 
     return {
-        "read_hash_parse": best(lambda: [prepare_file(f) for f in files]),
-        "to_scores": best(lambda: [to_scores(c) for c in chunks]),
-        "encode": best(lambda: [encode_batch(b, cfg) for b in batches]),
+        "read_hash_parse": best(lambda: [read_file(f) for f in files]),
+        "timing": best(lambda: [timing_of(s, 48) for s in scores]),
+        "encode": best(lambda: [encode(s, cfg) for s in scores]),
     }
 
 
@@ -158,8 +129,6 @@ def main() -> int:
         tmp = Path(tmp)
         parse_only(files[:20])  # warm the page cache and imports
         t_parse = min(parse_only(files) for _ in range(3))
-        t_floor = min(pooled(_Answer(), files) for _ in range(3))
-        t_pool_parse = min(pooled(_ParseOnly(), files) for _ in range(3))
         # Cold: a fresh output folder each time, so nothing is reused; the best of
         # three, measured like the parse-only pass.
         t_cold, summary = min((musicgen_ingest(ns.corpus, tmp / f"cold-{k}") for k in range(3)), key=lambda r: r[0])
@@ -186,8 +155,6 @@ def main() -> int:
         "parse_only_s": round(t_parse, 4),
         "ingest_cold_s": round(t_cold, 4),
         "ingest_cold_over_parse_only": round(t_cold / t_parse, 2),
-        "workers_no_work_s": round(t_floor, 4),
-        "workers_parse_only_s": round(t_pool_parse, 4),
         "ingest_rerun_s": round(t_warm, 4),
         "stage_us_per_file": {k: round(v * 1e6, 1) for k, v in per_stage.items()},
         "music21_per_file_s": round(per_m21, 4),
@@ -203,9 +170,7 @@ def main() -> int:
     }
     print(f"corpus: {len(files)} files, {summary.notes:,} notes, {summary.tokens:,} tokens")
     print(f"symusic parse only       {t_parse:8.3f} s   ({len(files) / t_parse:,.0f} files/s)")
-    print(f"worker processes, no work {t_floor:7.3f} s   = {t_floor / t_parse:.2f}x parse-only   (start, hand out every file, stop)")
-    print(f"worker processes, parse   {t_pool_parse:7.3f} s   = {t_pool_parse / t_parse:.2f}x parse-only   (read, hash, parse; no encoding)")
-    print(f"musicgen ingest (cold)   {t_cold:8.3f} s   = {t_cold / t_parse:.2f}x parse-only   (target <= 3x)")
+    print(f"musicgen ingest (cold)   {t_cold:8.3f} s   = {t_cold / t_parse:.2f}x parse-only   ({summary.time['mode']}, chosen by --time auto)")
     print(f"musicgen ingest (re-run) {t_warm:8.3f} s")
     print(
         "one process, per file:   "

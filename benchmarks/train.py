@@ -84,7 +84,7 @@ def lightning_loop(name: str, dm, bs, seq_len: int, warm: int) -> float:
     torch.manual_seed(0)
     v = dm.ds.vocab
     tc = TrainConfig(seq_len=seq_len, batch_size=bs[0][0].size(0), warmup_steps=1)
-    lm = MusicLM(ModelConfig(name=name, vocab_size=len(v), max_len=seq_len, **MODELS[name]), tc, (v.pitch_start, v.pitch_start + v.pitch_count), dataset_meta(v, dm.ds.root))
+    lm = MusicLM(ModelConfig(name=name, vocab_size=len(v), max_len=seq_len, **MODELS[name]), tc, v.note_ids.tolist(), dataset_meta(v, dm.ds.root))
     clock = Clock()
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=len(bs), logger=False, enable_checkpointing=False,

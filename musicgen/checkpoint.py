@@ -25,6 +25,7 @@ from musicgen.config import EncodingConfig, ModelConfig, from_dict, to_dict
 from musicgen.errors import CheckpointError, MusicgenError
 from musicgen.fsutil import atomic_write_bytes, atomic_write_json
 from musicgen.models.registry import build_core
+from musicgen.tokens.vocab import VERSION as VOCAB_VERSION
 from musicgen.tokens.vocab import Vocabulary
 
 META_KEY = "musicgen"
@@ -116,6 +117,12 @@ def read_musicgen_checkpoint(path: str | Path) -> dict:
 
 
 def _build(meta: dict, state: dict, path: Path, device) -> LoadedModel:
+    version = meta.get("vocab", {}).get("version") if isinstance(meta.get("vocab"), dict) else None
+    if isinstance(version, int) and 1 <= version < VOCAB_VERSION:  # a real earlier release
+        raise CheckpointError(
+            f"{path} was trained by an older musicgen (representation v{version}); "
+            f"this version reads v{VOCAB_VERSION}: ingest the music again and retrain"
+        )
     try:
         vocab = Vocabulary.from_json(meta["vocab"])
         model_cfg = from_dict(ModelConfig, meta["model"])

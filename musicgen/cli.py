@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from musicgen.config import EncodingConfig, IngestConfig
+from musicgen.config import TIME_MODES, EncodingConfig, IngestConfig
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
 
@@ -42,11 +42,11 @@ def encoding_options(f):
     """Options shared by every command that encodes music."""
     d = EncodingConfig()
     opts = [
-        click.option("--steps-per-quarter", type=click.IntRange(1, 96), default=d.steps_per_quarter, show_default=True, help="Grid resolution; 12 holds sixteenths and triplets."),
+        click.option("--time", type=click.Choice(TIME_MODES), default=d.time, show_default=True, help="Clock: beats (a grid of 1/48 quarter, tempo map and bars kept), seconds (10 ms steps, for played music), or auto (chosen per corpus)."),
         click.option("--velocity-bins", type=click.IntRange(0, 127), default=d.velocity_bins, show_default=True, help="Velocity levels kept; 0 drops velocity."),
         click.option("--programs", type=click.Choice(["note", "main"]), default=d.programs, show_default=True, help="Keep each note's instrument, or map all to the piece's main one."),
-        click.option("--include-drums/--no-drums", default=d.include_drums, show_default=True, help="Keep drum-channel notes."),
-        click.option("--max-duration", "max_duration_steps", type=click.IntRange(1, 1024), default=d.max_duration_steps, show_default=True, help="Longest note in grid steps; longer ones are clipped (counted)."),
+        click.option("--drums/--no-drums", default=d.drums, show_default=True, help="Keep drum-channel notes (each drum key a token of its own)."),
+        click.option("--max-duration", "max_duration_quarters", type=click.FloatRange(0, min_open=True), default=d.max_duration_quarters, show_default=True, help="Longest note in beats mode, in quarters; longer ones are clipped (counted)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -54,8 +54,11 @@ def encoding_options(f):
 
 
 def build_encoding(**kw) -> EncodingConfig:
-    keys = ("steps_per_quarter", "velocity_bins", "programs", "include_drums", "max_duration_steps")
-    return EncodingConfig(**{k: kw.pop(k) for k in keys})
+    keys = ("time", "velocity_bins", "programs", "drums", "max_duration_quarters")
+    try:
+        return EncodingConfig(**{k: kw.pop(k) for k in keys})
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
 
 
 @cli.command()
@@ -107,16 +110,19 @@ def tokenize(file, out, show, **enc):
     from musicgen.errors import ReadError
     from musicgen.midi import read_score, write_midi
     from musicgen.tokens import decode, encode, token_space
+    from musicgen.tokens.timebase import resolve_time
 
     cfg = build_encoding(**enc)
     try:
         score = read_score(file)
     except ReadError as exc:
         raise MusicgenError(f"{file}: {exc}") from None
+    cfg, choice = resolve_time(cfg, [score])
     enc_ = encode(score, cfg)
     strings = token_space(cfg).strings()
     stats = enc_.stats
     click.echo(f"file: {file}")
+    click.echo(f"time: {choice.mode} ({choice.reason})")
     click.echo(f"tracks: {score.n_tracks}  notes read: {stats['notes_in']}  kept: {len(enc_.notes)}")
     for key in sorted(stats):
         if key not in ("notes_in", "notes_kept") and stats[key]:
@@ -291,9 +297,10 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
 @click.option("--tokens", type=click.IntRange(1), help="Length of new music in tokens.")
 @click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
 @click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
+@click.option("--instruments", help="The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].")
 @click.option("--no-cache", is_flag=True, help="Recompute the whole context every step (for benchmarks and checks).")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps).")
-def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, no_cache, device):
+def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, instruments, no_cache, device):
     """Generate songs from a checkpoint.
 
     \b
@@ -302,8 +309,9 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
       musicgen generate run/best.ckpt -n 4 -t 0.9 --top-p 0.9 --primer intro.mid --primer-bars 4
     """
     from musicgen.checkpoint import load_model
-    from musicgen.generate import GenerateConfig, generate_songs, write_songs
+    from musicgen.generate import GenerateConfig, generate_songs, parse_instruments, write_songs
 
+    lineup = parse_instruments(instruments) if instruments is not None else None
     lengths = {k: v for k, v in (("bars", bars), ("seconds", seconds), ("notes", notes), ("tokens", tokens)) if v is not None}
     if len(lengths) > 1:
         raise MusicgenError("give one length: --bars, --seconds, --notes or --tokens")
@@ -313,7 +321,7 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
     if primer_bars is not None and primer is None:
         raise MusicgenError("--primer-bars needs --primer")
     try:
-        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, use_cache=not no_cache)
+        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, instruments=lineup, use_cache=not no_cache)
     except ValueError as exc:
         raise MusicgenError(str(exc)) from None
     if checkpoint is None:
@@ -324,7 +332,9 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
     model = load_model(checkpoint, device)
     songs, primer_info = generate_songs(model, cfg, device)
     if primer_info and primer_info.unknown:
-        click.echo(f"primer: {primer_info.unknown} tokens unknown to the model's vocabulary were dropped (notes of the primer outside it are left out)")
+        click.echo(f"primer: {primer_info.unknown} values unknown to the model's vocabulary became the nearest it knows")
+    if primer_info and primer_info.left_out:
+        click.echo(f"primer: {primer_info.left_out} notes on instruments the model has never seen were left out")
     try:
         paths = write_songs(songs, out, model, cfg, primer_info)
     except OSError as exc:
@@ -485,6 +495,7 @@ def _metrics_text(out: dict) -> str:
 @click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
 @click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling threshold (1 = off).")
+@click.option("--instruments", help="Add these instruments to the primer's line-up, e.g. 0,33,drums.")
 @click.option("--reference/--no-reference", default=True, show_default=True, help="Add the real continuation of the primer as a column.")
 @click.option("--ngram/--no-ngram", default=True, show_default=True, help="Add a Kneser-Ney n-gram baseline column (needs a dataset).")
 @click.option("--blind", is_flag=True, help="Hide and shuffle the candidates in each row; reveal after voting.")
@@ -492,7 +503,7 @@ def _metrics_text(out: dict) -> str:
 @click.option("--soundfont", type=click.Path(dir_okay=False, path_type=Path), help="General MIDI soundfont for FluidSynth.")
 @click.option("--builtin-synth", is_flag=True, help="Render with the built-in synth even when FluidSynth is installed.")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on.")
-def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
+def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, instruments, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
     """Continue one primer with several checkpoints; write a listening page.
 
     \b
@@ -500,11 +511,13 @@ def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars
       musicgen compare checkpoints/gru/best.ckpt checkpoints/transformer/best.ckpt --data work/bach --out work/compare
       musicgen compare a.ckpt b.ckpt --primer intro.mid --out listen --blind
     """
+    from musicgen.generate import parse_instruments
     from musicgen.listen.compare import CompareConfig, run_compare
 
     cfg = CompareConfig(
         out=out, primer=primer, data=data_dir, primer_bars=primer_bars, samples=samples, seed=seed, bars=bars,
-        temperature=temperature, top_k=top_k, top_p=top_p, reference=reference, ngram=ngram, blind=blind,
+        temperature=temperature, top_k=top_k, top_p=top_p, reference=reference,
+        instruments=parse_instruments(instruments) if instruments is not None else None, ngram=ngram, blind=blind,
         evaluate=not no_eval, soundfont=soundfont, use_fluidsynth=not builtin_synth, device=device,
     )  # fmt: skip
     summary = run_compare(list(checkpoints), cfg, echo=click.echo)

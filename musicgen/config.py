@@ -21,58 +21,128 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+TIME_MODES = ("auto", "beats", "seconds")
+
+
+def _check_types(cfg: Any) -> None:
+    """Fields hold what their annotations say (a config read from JSON may not)."""
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    for f in dataclasses.fields(cfg):
+        value, want = getattr(cfg, f.name), kinds.get(str(f.type))
+        if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
+            raise ValueError(f"{f.name} must be {f.type}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class EncodingConfig:
-    """How a score becomes events. See musicgen/tokens/encoding.py for the scheme."""
+    """How a score becomes tokens. See musicgen/tokens/encoding.py for the scheme.
 
-    steps_per_quarter: int = 12  # 12 holds sixteenths (3 steps) and eighth triplets (4 steps)
-    max_shift_steps: int = 48  # one Shift token moves at most this far; longer gaps use several
-    max_duration_steps: int = 96  # longer notes are clipped (counted per file)
-    max_silence_quarters: float = 16.0  # longer silences are shortened (counted per file)
+    `time` picks the clock: "beats" counts steps of 1/steps_per_quarter of a quarter
+    note (scores, sequenced music: the tempo map and bars are kept), "seconds"
+    counts steps of 1/steps_per_second s (played music with one nominal tempo),
+    "auto" lets ingestion decide per corpus (musicgen/tokens/timebase.py).
+    Settings named *_quarters apply in beats mode, *_seconds in seconds mode.
+    """
+
+    time: str = "auto"
+    steps_per_quarter: int = 48  # 32nds are 6 steps, sixteenth triplets 8; any onset within 1/96 quarter
+    steps_per_second: int = 100  # 10 ms: any onset within 5 ms
+    max_shift_quarters: float = 4.0  # one Shift token moves at most this far; longer gaps use several
+    max_shift_seconds: float = 1.0
+    # Durations are exact up to the first limit, then lose one bit of resolution per doubling
+    # (error at most 1/2 step x 2^k), up to the second, where longer notes are clipped (counted).
+    exact_duration_quarters: float = 2.0
+    max_duration_quarters: float = 8.0
+    exact_duration_seconds: float = 1.0
+    max_duration_seconds: float = 8.0
+    max_silence_quarters: float = 16.0  # longer silences are shortened (counted)
+    max_silence_seconds: float = 8.0
     pitch_min: int = 21
     pitch_max: int = 108
-    velocity_bins: int = 8  # 0 switches velocity off (decoded notes get default_velocity)
+    velocity_bins: int = 32  # 0 switches velocity off (decoded notes get default_velocity)
+    # A note within this many velocity units of its instrument's current level keeps it
+    # without a new Vel token (played music changes velocity on nearly every note).
+    velocity_tolerance: int = 4
     default_velocity: int = 80
     programs: str = "note"  # "note": each note keeps its program; "main": the piece's main one
-    include_drums: bool = False
-    tempo_bins: int = 24
-    tempo_min: float = 30.0
-    tempo_max: float = 240.0
+    drums: bool = True
+    tempo_min: float = 20.0
+    tempo_max: float = 400.0
+    tempo_step: float = 0.01  # neighbouring Tempo tokens differ by 1%, so every tempo is kept within 0.5%
     time_signatures: bool = True
 
     def __post_init__(self) -> None:
-        if self.steps_per_quarter < 1:
-            raise ValueError("steps_per_quarter must be at least 1")
-        if self.max_shift_steps < 1 or self.max_duration_steps < 1:
-            raise ValueError("max_shift_steps and max_duration_steps must be at least 1")
+        _check_types(self)
+        if self.time not in TIME_MODES:
+            raise ValueError(f"time must be one of {', '.join(TIME_MODES)}, got {self.time!r}")
+        if self.steps_per_quarter < 1 or self.steps_per_second < 1:
+            raise ValueError("steps_per_quarter and steps_per_second must be at least 1")
+        for unit in ("quarters", "seconds"):
+            shift, exact, longest = (getattr(self, f"{k}_{unit}") for k in ("max_shift", "exact_duration", "max_duration"))
+            if self.steps(shift, unit) < 1 or self.steps(exact, unit) < 1 or longest < exact:
+                raise ValueError(f"need max_shift_{unit} and exact_duration_{unit} of at least one step, and max_duration_{unit} >= exact_duration_{unit}")
         if not 0 <= self.pitch_min <= self.pitch_max <= 127:
             raise ValueError("need 0 <= pitch_min <= pitch_max <= 127")
         if not 0 <= self.velocity_bins <= 127:
             raise ValueError("velocity_bins must be in 0..127")
+        if self.velocity_tolerance < 0:
+            raise ValueError("velocity_tolerance must be >= 0")
         if self.programs not in ("note", "main"):
             raise ValueError("programs must be 'note' or 'main'")
-        if not (0 < self.tempo_min < self.tempo_max) or self.tempo_bins < 1:
-            raise ValueError("need 0 < tempo_min < tempo_max and tempo_bins >= 1")
+        if not (0 < self.tempo_min < self.tempo_max) or not 0 < self.tempo_step < 1:
+            raise ValueError("need 0 < tempo_min < tempo_max and 0 < tempo_step < 1")
+
+    def steps(self, amount: float, unit: str) -> int:
+        """`amount` quarters or seconds in steps of that unit's clock."""
+        per = self.steps_per_quarter if unit == "quarters" else self.steps_per_second
+        return int(round(amount * per))
 
     @property
-    def max_silence_steps(self) -> int:
-        return int(round(self.max_silence_quarters * self.steps_per_quarter))
+    def unit(self) -> str:
+        """The unit steps count in: "quarters" (beats mode) or "seconds"."""
+        if self.time == "auto":
+            raise ValueError("the time mode is not decided yet (time='auto'); see musicgen.tokens.timebase")
+        return "quarters" if self.time == "beats" else "seconds"
+
+    @property
+    def steps_per_unit(self) -> int:
+        return self.steps_per_quarter if self.unit == "quarters" else self.steps_per_second
+
+    def limit(self, name: str) -> int:
+        """A limit of the decided clock in steps: max_shift, exact_duration, max_duration, max_silence."""
+        return self.steps(getattr(self, f"{name}_{self.unit}"), self.unit)
 
     def tempo_values(self) -> list[float]:
-        """Bin centres, spaced evenly in log tempo (perceived tempo is ratio-like)."""
-        if self.tempo_bins == 1:
-            return [round(math.sqrt(self.tempo_min * self.tempo_max), 2)]
-        lo, hi = math.log(self.tempo_min), math.log(self.tempo_max)
-        step = (hi - lo) / (self.tempo_bins - 1)
-        return [round(math.exp(lo + i * step), 2) for i in range(self.tempo_bins)]
+        """Tempo token values, spaced by `tempo_step` in log tempo (perceived tempo is ratio-like),
+        anchored at 120 qpm, MIDI's default, so a file that never sets a tempo keeps it exactly."""
+        ratio = math.log(1.0 + self.tempo_step)
+        lo = math.ceil(math.log(self.tempo_min / 120.0) / ratio - 1e-9)
+        hi = math.floor(math.log(self.tempo_max / 120.0) / ratio + 1e-9)
+        return [round(120.0 * math.exp(k * ratio), 2) for k in range(lo, hi + 1)]
 
     def velocity_values(self) -> list[int]:
-        """Bin centres over 1..127."""
+        """Level centres over 1..127."""
         n = self.velocity_bins
         if n == 0:
             return []
         width = 127 / n
-        return [int(round(1 + width * (i + 0.5))) for i in range(n)]
+        return sorted({int(round(1 + width * (i + 0.5))) for i in range(n)})
+
+    def duration_values(self) -> list[int]:
+        """Every duration a Dur token can stand for, in steps of the decided clock."""
+        exact, longest = self.limit("exact_duration"), self.limit("max_duration")
+        values = list(range(1, exact + 1))
+        step, top = 2, exact
+        while top < longest:
+            top = min(2 * top, longest)
+            values += list(range(values[-1] + step, top + 1, step))
+            step *= 2
+        if values[-1] != longest:
+            values.append(longest)
+        return values
+
+    def resolved(self, time: str) -> EncodingConfig:
+        return dataclasses.replace(self, time=time)
 
 
 @dataclass(frozen=True)
@@ -167,6 +237,7 @@ class GenerateConfig:
     primer_bars: int | None = None
     tempo: float | None = None
     program: int | None = None
+    instruments: tuple[int, ...] | None = None  # the line-up (128 = drums); None: the model chooses
     use_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -188,10 +259,15 @@ class GenerateConfig:
             raise ValueError("program must be a General MIDI program 0..127")
         if self.primer_bars is not None and self.primer_bars < 1:
             raise ValueError("primer_bars must be at least 1")
+        if self.instruments is not None:
+            object.__setattr__(self, "instruments", tuple(sorted(set(int(p) for p in self.instruments))))
+            if not self.instruments or not all(0 <= p <= 128 for p in self.instruments):
+                raise ValueError("instruments must be General MIDI programs 0..127 or 128 (drums)")
 
 
 __all__ = [
     "EncodingConfig",
+    "TIME_MODES",
     "IngestConfig",
     "ModelConfig",
     "TrainConfig",

@@ -77,8 +77,7 @@ def score_model(model: LoadedModel, docs: list[np.ndarray], context: int, batch_
     core = model.core.eval()
     device = next(core.parameters()).device
     chunks = EvalChunks(docs, context, model.vocab.pad_id)
-    lo = model.vocab.pitch_start
-    hi = lo + model.vocab.pitch_count
+    note_ids = torch.from_numpy(model.vocab.note_ids).to(device)
     bits = 0.0
     tokens = notes = correct = 0
     for s in range(0, len(chunks), batch_size):
@@ -90,16 +89,15 @@ def score_model(model: LoadedModel, docs: list[np.ndarray], context: int, batch_
         valid = yf != IGNORE
         bits += float(F.cross_entropy(flat, yf, ignore_index=IGNORE, reduction="sum")) / math.log(2)
         tokens += int(valid.sum())
-        notes += int(((yf >= lo) & (yf < hi)).sum())
+        notes += int(torch.isin(yf, note_ids).sum())
         correct += int(((flat.argmax(-1) == yf) & valid).sum())
     return Scores(bits, tokens, notes, correct)
 
 
-def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, note_range: tuple[int, int], max_order: int = 8) -> tuple[dict[int, Scores], int]:
+def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, note_ids: np.ndarray, max_order: int = 8) -> tuple[dict[int, Scores], int]:
     """Kneser-Ney of orders 1..max_order on the same tokens the model is scored on."""
     lm = KneserNey(max_order, vocab_size=vocab_size).fit(np.asarray(d, dtype=np.int64) for d in train_docs)
-    lo, hi = note_range
-    notes = sum(int(((d[1:] >= lo) & (d[1:] < hi)).sum()) for d in eval_docs)
+    notes = sum(int(np.isin(d[1:], note_ids).sum()) for d in eval_docs)
     tokens = sum(max(len(d) - 1, 0) for d in eval_docs)
     out: dict[int, Scores] = {}
     for order in range(1, max_order + 1):
@@ -187,8 +185,7 @@ def evaluate(
     )
     if ngram and ds is not None:
         train_docs = [np.asarray(d) for d in ds.documents("train")]
-        lo = model.vocab.pitch_start
-        by_order, best = score_ngram(train_docs, docs, len(model.vocab), (lo, lo + model.vocab.pitch_count), max_order)
+        by_order, best = score_ngram(train_docs, docs, len(model.vocab), model.vocab.note_ids, max_order)
         rep.ngram_order = best
         rep.ngram_bits_per_note = by_order[best].bits_per_note
         rep.ngram_bits_per_token = by_order[best].bits_per_token

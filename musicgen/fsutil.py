@@ -8,6 +8,7 @@ is written in full before any old one is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -129,3 +130,29 @@ def remove_stale_temps(folder: str | Path, names: list[str]) -> int:
             except OSError:
                 pass
     return n
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str, hint: str = "wait for it to finish"):
+    """Hold `folder/.lock` for the block: one writer per folder (an ingestion, a training
+    run). A second one fails at once with "another <what> is writing <folder>"."""
+    import fcntl
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".lock", "w")  # noqa: SIM115 - held for the whole block
+    except OSError as exc:
+        from musicgen.errors import MusicgenError
+
+        raise MusicgenError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from musicgen.errors import MusicgenError
+
+            raise MusicgenError(f"another {what} is writing {folder}; {hint}") from None
+        yield folder
+    finally:
+        fh.close()

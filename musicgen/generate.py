@@ -25,8 +25,8 @@ from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.sampling import generate as decode_loop
-from musicgen.tokens.encoding import decode, encode
-from musicgen.tokens.space import BOS, EOS, PAD
+from musicgen.tokens.encoding import decode, encode, quarters_per_step
+from musicgen.tokens.space import BOS, DRUMS, PAD
 
 
 @dataclass
@@ -41,12 +41,48 @@ class Song:
 
 @dataclass
 class Primer:
-    ids: np.ndarray
-    unknown: int
+    ids: np.ndarray  # compact ids, BOS and the header included, no EOS
+    unknown: int  # tokens the model's vocabulary lacks, snapped to its nearest value or left out
     notes: int
+    left_out: int = 0  # notes on instruments (or drum keys) the model has never seen
 
 
-def load_primer(path: str | Path, model: LoadedModel, bars: int | None) -> Primer:
+def parse_instruments(text: str) -> tuple[int, ...]:
+    """"0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
+    out = set()
+    for part in (p.strip().lower() for p in text.split(",")):
+        if part in ("drums", "drum", "kit"):
+            out.add(DRUMS)
+        elif part.isdigit() and 0 <= int(part) <= 127:
+            out.add(int(part))
+        else:
+            raise MusicgenError(f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'")
+    if not out:
+        raise MusicgenError("--instruments needs at least one instrument")
+    return tuple(sorted(out))
+
+
+def instrument_name(program: int) -> str:
+    return "drums" if program == DRUMS else str(program)
+
+
+def _check_instruments(vocab, instruments: tuple[int, ...]) -> None:
+    known = [int(v) for v in vocab.space.inst.values if vocab.lookup[vocab.space.inst.offset + int(v)] >= 0]
+    missing = [p for p in instruments if p not in known]
+    if missing:
+        raise MusicgenError(
+            f"the model never saw instrument {', '.join(map(instrument_name, missing))} in training; "
+            f"it knows {', '.join(map(instrument_name, known)) or 'none'}"
+        )
+
+
+def load_primer(path: str | Path, vocab, bars: int | None, instruments: tuple[int, ...] | None = None) -> Primer:
+    """A MIDI file as the start of a piece in `vocab`'s tokens.
+
+    Notes on instruments the vocabulary has never seen are left out (counted); a
+    velocity, duration, shift or tempo value it lacks becomes its nearest known value
+    (counted), so the primer keeps every note it can and stays grammatical.
+    """
     try:
         score = read_score(path)
     except ReadError as exc:
@@ -55,106 +91,127 @@ def load_primer(path: str | Path, model: LoadedModel, bars: int | None) -> Prime
         lines = score.bar_lines()
         if len(lines) > bars:
             score = score.until(lines[bars])
-    enc = encode(score, model.encoding)
+    cfg, space = vocab.cfg, vocab.space
+    n_before = score.num_notes
+    program = np.where(score.notes["drum"], DRUMS, score.notes["program"])
+    known = vocab.lookup[space.inst.offset + program] >= 0
+    known &= ~score.notes["drum"] | (vocab.lookup[space.drum.offset + score.notes["pitch"]] >= 0)
+    score.notes = score.notes[known]
+    enc = encode(score, cfg)
     if not len(enc.notes):
-        raise MusicgenError(f"primer {path} has no notes the model's encoding keeps")
-    ids, unknown = model.vocab.from_universal(enc.ids[:-1])  # drop EOS: the piece goes on
-    # dropping a token can orphan a Pitch/Dur pair; keep only grammatical notes
-    ids = _repair(ids, model)
-    if not (model.vocab.families[ids] == "dur").any():
-        raise MusicgenError(f"primer {path}: none of its {len(enc.notes)} notes is in the model's vocabulary")
-    return Primer(ids, unknown, len(enc.notes))
+        why = "on instruments the model has never seen" if n_before else "it has none"
+        raise MusicgenError(f"primer {path} has no notes the model's encoding keeps ({why})")
+    uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)  # drop EOS: the piece goes on
+    if instruments:
+        uids = with_instruments(uids, vocab, instruments)
+    ids = vocab.lookup[uids]
+    stream = vocab.stream()
+    for t in ids.tolist():
+        if not vocab.allowed(stream)[t]:
+            raise MusicgenError(f"primer {path}: cannot be written in the model's tokens ({vocab.tokens[t]} out of place)")
+        stream.feed(vocab.uids[t])
+    return Primer(ids, unknown, len(enc.notes), int((~known).sum()))
 
 
-def _repair(ids: np.ndarray, model: LoadedModel) -> np.ndarray:
-    """Whole notes only, after unknown tokens were dropped; the timing of the rest is kept.
+def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
+    """Every token the vocabulary lacks replaced by the nearest value of its family that
+    it has (a time signature it lacks is left out). Returns the ids and how many changed."""
+    space = vocab.space
+    out, changed = [], 0
+    for uid in np.asarray(uids).tolist():
+        if vocab.lookup[uid] >= 0:
+            out.append(uid)
+            continue
+        changed += 1
+        family = space.families[space.family_of(uid)]
+        have = [k for k in range(family.size) if vocab.lookup[family.offset + k] >= 0]
+        if family.name in ("vel", "dur", "shift", "tempo") and have:
+            value = family.values[uid - family.offset]
+            out.append(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
+        elif family.name != "timesig":
+            raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
+    return np.array(out, dtype=np.int64), changed
 
-    A Pitch whose Dur was dropped loses its note, a Dur whose Pitch was dropped is
-    dropped; Prog/Vel changes wait for the next whole note (they set state for the
-    notes after them); Shift, Tempo and TimeSig tokens always stay, so the notes
-    after a dropped one keep their place in time.
-    """
-    fam = model.vocab.families
-    out = [int(ids[0])]  # BOS
-    prog = vel = pitch = None
-    for t in ids[1:].tolist():
-        f = fam[t]
-        if f == "prog":
-            prog, pitch = t, None
-        elif f == "vel":
-            vel, pitch = t, None
-        elif f == "pitch":
-            pitch = t  # a Pitch still waiting for its Dur is dropped
-        elif f == "dur":
-            if pitch is not None:
-                out += [x for x in (prog, vel) if x is not None] + [pitch, t]
-                prog = vel = pitch = None
-        else:
-            pitch = None
-            if t not in (PAD, BOS, EOS):
-                out.append(t)
-    return np.array(out, dtype=np.int64)
+
+def with_instruments(uids: np.ndarray, vocab, instruments: tuple[int, ...]) -> np.ndarray:
+    """The piece's header (the Inst tokens after BOS) widened by `instruments`."""
+    inst = vocab.space.inst
+    n = 1
+    while n < len(uids) and inst.contains(uids[n]):
+        n += 1
+    have = {int(u) - inst.offset for u in uids[1:n]}
+    header = inst.id(sorted(have | set(instruments)))
+    return np.concatenate([uids[:1], header, uids[n:]])
 
 
 class LengthTracker:
-    """Per-row running totals, updated by the decode loop's stop callback."""
+    """Follows every row of a batch through the stream interpreter: the grammar mask
+    for the next token, and how much new music each row holds (the length targets).
 
-    def __init__(self, model: LoadedModel, cfg: GenerateConfig, prompt: np.ndarray, batch: int):
-        v, enc = model.vocab, model.encoding
-        self.res = enc.steps_per_quarter
-        # what each vocabulary id does to time, from the token space (not from token strings)
-        self.shift, self.qpm, self.bar = (table[v.uids] for table in v.space.time_tables())
-        self.is_dur = v.families == "dur"
-        self.cfg = cfg
-        p = prompt.tolist()
-        tempos = [self.qpm[t] for t in p if self.qpm[t] > 0]
-        bars = [self.bar[t] for t in p if self.bar[t] > 0]
-        self.cur_qpm = np.full(batch, cfg.tempo or (tempos[-1] if tempos else 120.0))
-        self.bar_len = np.full(batch, bars[-1] if bars else 4 * self.res)
-        self.steps = np.zeros(batch, dtype=np.int64)
-        self.seconds = np.zeros(batch)
-        self.notes = np.zeros(batch, dtype=np.int64)
+    It is the decode loop's `rules`: `mask()` before each draw, `update(new)` after.
+    """
+
+    def __init__(self, vocab, cfg: GenerateConfig, prompt: np.ndarray, batch: int, *, header_fixed: bool = False):
+        self.vocab, self.cfg = vocab, cfg
+        self.streams = []
+        for _ in range(batch):
+            stream = vocab.stream()
+            stream.feed_all(vocab.to_universal(prompt))
+            if header_fixed:
+                stream.end_header()
+            self.streams.append(stream)
+        first = self.streams[0]
+        self.start_step, self.start_seconds, self.start_notes = first.step, first.seconds, first.notes
+        self.bar_len = np.full(batch, first.bar_steps, dtype=np.int64)
         self.tokens = np.zeros(batch, dtype=np.int64)
         self.done = np.zeros(batch, dtype=bool)
-        self.end_step = np.full(batch, -1, dtype=np.int64)  # where a time target cut the piece
+        self.end_step = np.full(batch, -1, dtype=np.int64)  # where a time target cut the piece (absolute steps)
+        self._eos = vocab.eos_id
 
-    def target_steps(self) -> np.ndarray:
-        if self.cfg.unit == "bars":
-            return np.round(self.cfg.length * self.bar_len).astype(np.int64)
-        return np.full(len(self.steps), np.iinfo(np.int64).max)
+    @property
+    def notes(self) -> np.ndarray:
+        return np.array([s.notes - self.start_notes for s in self.streams], dtype=np.int64)
 
-    def __call__(self, new: torch.Tensor, step: int) -> torch.Tensor:
-        t = new.cpu().numpy()
-        live = ~self.done
-        self.tokens += live
-        if self.cfg.tempo is None:
-            q = self.qpm[t]
-            self.cur_qpm = np.where(live & (q > 0), q, self.cur_qpm)
-        b = self.bar[t]
-        early = live & (b > 0) & (self.steps == 0)  # a metre chosen before any time passes
-        self.bar_len = np.where(early, b, self.bar_len)
-        sh = np.where(live, self.shift[t], 0)
-        prev_steps = self.steps.copy()
-        self.steps += sh
-        self.seconds += sh / self.res * 60.0 / self.cur_qpm
-        self.notes += live & self.is_dur[t]
+    def mask(self) -> torch.Tensor:
+        rows = []
+        for stream, done in zip(self.streams, self.done, strict=True):
+            if done:
+                rows.append(np.ones(len(self.vocab), dtype=bool))  # its draw is replaced by padding
+                continue
+            row = self.vocab.allowed(stream).copy()
+            row[self._eos] = False  # the length target, not the model, ends the piece
+            rows.append(row)
+        return torch.from_numpy(np.stack(rows))
+
+    def update(self, new: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        if cfg.unit == "tokens":
-            reached = self.tokens >= cfg.length
-        elif cfg.unit == "notes":
-            reached = self.notes >= cfg.length
-        elif cfg.unit == "bars":
-            target = self.target_steps()
-            reached = self.steps >= target
-            self.end_step = np.where(live & reached, prev_steps + np.minimum(sh, target - prev_steps), self.end_step)
-        else:
-            sec_per_step = 60.0 / (self.cur_qpm * self.res)
-            before = self.seconds - sh * sec_per_step
-            reached = self.seconds >= cfg.length
-            # whole steps that still fit: the piece ends at or before the target, never after
-            needed = np.floor(np.maximum(cfg.length - before, 0) / sec_per_step + 1e-9).astype(np.int64)
-            self.end_step = np.where(live & reached, prev_steps + np.minimum(sh, needed), self.end_step)
-        self.done |= live & reached
+        for b, t in enumerate(new.cpu().tolist()):
+            if self.done[b]:
+                continue
+            stream = self.streams[b]
+            step0, sec0 = stream.step, stream.seconds
+            sec_per_step = _seconds_per_step(stream)
+            stream.feed(self.vocab.uids[t])
+            self.tokens[b] += 1
+            if stream.step == self.start_step and stream.time_signatures and stream.time_signatures[-1][0] == stream.step:
+                self.bar_len[b] = stream.bar_steps  # a metre chosen before any time passes
+            new_steps = stream.step - self.start_step
+            if cfg.unit == "tokens":
+                reached = self.tokens[b] >= cfg.length
+            elif cfg.unit == "notes":
+                reached = stream.notes - self.start_notes >= cfg.length
+            elif cfg.unit == "bars":
+                target = int(round(cfg.length * self.bar_len[b]))
+                reached = new_steps >= target
+                if reached:
+                    self.end_step[b] = min(stream.step, self.start_step + target)
+            else:
+                reached = stream.seconds - self.start_seconds >= cfg.length
+                if reached:
+                    # whole steps that still fit: the piece ends at or before the target, never after
+                    room = max(cfg.length - (sec0 - self.start_seconds), 0.0)
+                    self.end_step[b] = step0 + min(stream.step - step0, int(np.floor(room / sec_per_step + 1e-9)))
+            self.done[b] |= bool(reached)
         return torch.from_numpy(self.done.copy())
 
     def max_tokens(self) -> int:
@@ -166,14 +223,28 @@ class LengthTracker:
         return 200_000  # time targets stop through the tracker; this only guards a runaway model
 
 
+def _seconds_per_step(stream) -> float:
+    return 60.0 / (stream.qpm * stream.steps_per_unit) if stream.beats else 1.0 / stream.steps_per_unit
+
+
+def start_of_piece(vocab, cfg: GenerateConfig) -> tuple[np.ndarray, Primer | None, bool]:
+    """The prompt every sample continues: a primer, or BOS with the chosen line-up.
+    Returns (compact ids, the primer if any, whether the line-up is fixed)."""
+    if cfg.instruments:
+        _check_instruments(vocab, cfg.instruments)
+    if cfg.primer:
+        primer = load_primer(cfg.primer, vocab, cfg.primer_bars, cfg.instruments)
+        return primer.ids, primer, True
+    uids = np.array([BOS], dtype=np.int64)
+    if cfg.instruments:
+        uids = with_instruments(uids, vocab, cfg.instruments)
+    return vocab.lookup[uids], None, bool(cfg.instruments)
+
+
 def generate_songs(model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu") -> tuple[list[Song], Primer | None]:
-    primer = load_primer(cfg.primer, model, cfg.primer_bars) if cfg.primer else None
-    prompt = primer.ids if primer else np.array([BOS], dtype=np.int64)
+    prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
-    tracker = LengthTracker(model, cfg, prompt, B)
-    allowed = torch.from_numpy(model.vocab.allowed_next()).to(device)
-    allowed[:, EOS] = False  # the length target, not the model, ends the piece
-    allowed[EOS, PAD] = True
+    tracker = LengthTracker(model.vocab, cfg, prompt, B, header_fixed=header_fixed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
     seq = decode_loop(
@@ -184,36 +255,31 @@ def generate_songs(model: LoadedModel, cfg: GenerateConfig, device: str | torch.
         top_k=cfg.top_k,
         top_p=cfg.top_p,
         generator=generator,
-        allowed_next=allowed,
-        stop=tracker,
+        rules=tracker,
         pad_id=PAD,
         use_cache=cfg.use_cache,
         context_len=model.model_cfg.max_len,
     ).cpu().numpy()
     songs = []
+    per_step = quarters_per_step(model.encoding)
+    new_notes = tracker.notes
     for row in range(B):
         ids = seq[row]
         ids = ids[(ids != PAD)]
-        score = tokens_to_score(ids, model)
-        res = model.encoding.steps_per_quarter
-        end_step = tracker.end_step[row]
-        if end_step >= 0:
-            score = score.until((end_step + _primer_steps(prompt, tracker)) / res)
+        score = tokens_to_score(ids, model.vocab)
+        if tracker.end_step[row] >= 0:
+            score = score.until(tracker.end_step[row] * per_step)
         if cfg.tempo is not None:
             score.tempos = [(0.0, float(cfg.tempo))]
         if cfg.program is not None:
             score.notes["program"] = cfg.program
             score.notes["drum"] = False
-        songs.append(Song(score, ids, len(prompt), int(tracker.notes[row])))
+        songs.append(Song(score, ids, len(prompt), int(new_notes[row])))
     return songs, primer
 
 
-def _primer_steps(prompt: np.ndarray, tracker: LengthTracker) -> int:
-    return int(tracker.shift[prompt].sum())
-
-
-def tokens_to_score(ids: np.ndarray, model: LoadedModel) -> Score:
-    score, _ = decode(model.vocab.to_universal(ids), model.encoding)
+def tokens_to_score(ids: np.ndarray, vocab) -> Score:
+    score, _ = decode(vocab.to_universal(ids), vocab.cfg)
     return score
 
 
@@ -259,6 +325,7 @@ def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateC
             "tokens": len(song.ids),
             "primer_tokens": song.primer_tokens,
             "primer_unknown_tokens": primer.unknown if primer else 0,
+            "primer_notes_left_out": primer.left_out if primer else 0,
             "regenerate": regenerate_command(model.path, out, cfg),
         }
         files.append((path, score_to_midi_bytes(song.score)))
@@ -283,10 +350,9 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
         parts += ["--tempo", f"{cfg.tempo:g}"]
     if cfg.program is not None:
         parts += ["--program", str(cfg.program)]
+    if cfg.instruments:
+        parts += ["--instruments", ",".join(map(instrument_name, cfg.instruments))]
     if not cfg.use_cache:
         parts.append("--no-cache")
     return " ".join(parts)
 
-
-def load_sidecar(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))

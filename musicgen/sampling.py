@@ -11,6 +11,7 @@ Degeneration", ICLR 2020.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -129,6 +130,16 @@ def sample(
 StopFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
+class Rules(Protocol):
+    """What a caller that follows the sequence (a grammar, length targets) tells the loop."""
+
+    def mask(self) -> torch.Tensor:
+        """(B, V) bool: the tokens each row may take next."""
+
+    def update(self, new: torch.Tensor) -> torch.Tensor:
+        """Take the new tokens (B,); return (B,) bool: the rows that are finished."""
+
+
 @torch.no_grad()
 def generate(
     core: nn.Module,
@@ -141,6 +152,7 @@ def generate(
     generator: torch.Generator | None = None,
     allowed_next: torch.Tensor | None = None,
     stop: StopFn | None = None,
+    rules: Rules | None = None,
     pad_id: int = 0,
     use_cache: bool = True,
     context_len: int | None = None,
@@ -154,6 +166,7 @@ def generate(
     `allowed_next` (V, V) bool is a grammar: row i marks the tokens allowed after token i.
     `stop(new_tokens (B,), step) -> (B,) bool` marks rows finished once their new token is
     appended; finished rows receive `pad_id` from then on and the loop ends when all are.
+    `rules` does both at once for a caller that follows each row's state (see `Rules`).
     Sampling settings are those of `sample` (top_p is nucleus sampling, Holtzman et al. 2020).
     """
     check_sampling_args(temperature, top_k, top_p)
@@ -185,6 +198,10 @@ def generate(
             mask = None
             if allowed_next is not None:
                 mask = allowed_next[seq[:, -1]]  # (B, V)
+            if rules is not None:
+                rule_mask = rules.mask().to(seq.device)  # (B, V)
+                mask = rule_mask if mask is None else mask & rule_mask
+            if mask is not None:
                 # a finished row's pad may allow nothing, and its draw is discarded anyway
                 mask = mask | finished[:, None]
             new = sample(logits[:, -1], temperature, top_k, top_p, generator, mask)  # (B,)
@@ -194,8 +211,10 @@ def generate(
                 finished = finished | torch.as_tensor(
                     stop(new, step), dtype=torch.bool, device=seq.device
                 )
-                if finished.all():
-                    break
+            if rules is not None:
+                finished = finished | torch.as_tensor(rules.update(new), dtype=torch.bool, device=seq.device)
+            if finished.all():
+                break
         return seq
     finally:
         core.train(was_training)

@@ -177,7 +177,7 @@ def train(
                 raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
             ckpt_path = str(last)
 
-        lm = MusicLM(model_cfg, train_cfg, (vocab.pitch_start, vocab.pitch_start + vocab.pitch_count), dataset_meta(vocab, data_dir))
+        lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), dataset_meta(vocab, data_dir))
         ckpt_cb = ModelCheckpoint(
             dirpath=out, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True,
             enable_version_counter=False,

@@ -34,7 +34,7 @@ VAL_FRACTION = 0.25  # the split hashes each path: 2 of the first 12 chorales la
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 MODEL_KW = dict(d_model=32, n_layers=1, n_heads=4, dropout=0.0)
 SEQ_LEN = 64
-STEPS = 24
+STEPS = 80
 TRAIN_KW = dict(
     seq_len=SEQ_LEN, batch_size=8, epochs=0, max_steps=STEPS, warmup_steps=2, val_every=8,
     patience=0, lr=1e-2, transpose=2, seed=0,
@@ -135,16 +135,16 @@ def assert_cli_error(result: Result, *fragments: str) -> str:
 
 def write_notes_midi(
     path: Path,
-    notes: list[tuple[float, float, int]],
+    notes: list[tuple],
     *,
     program: int = 0,
     tempo: float | None = None,
     velocity: int = 80,
 ) -> Path:
-    """A MIDI file of (start quarter, duration quarters, pitch) notes."""
+    """A MIDI file of (start quarter, duration quarters, pitch[, program]) notes."""
     arr = np.zeros(len(notes), dtype=NOTE_DTYPE)
-    for i, (start, dur, pitch) in enumerate(notes):
-        arr[i] = (start, dur, pitch, velocity, program, False)
+    for i, (start, dur, pitch, *prog) in enumerate(notes):
+        arr[i] = (start, dur, pitch, velocity, prog[0] if prog else program, False)
     score = Score(arr, tempos=[(0.0, tempo)] if tempo else [], time_signatures=[(0.0, 4, 4)])
     return write_midi(score, path)
 
@@ -159,21 +159,21 @@ class OddMidi:
 
 
 def odd_midi(path: Path, model: LoadedModel) -> OddMidi:
-    """Program 40 (violin), a tempo and a note length the chorales never use."""
+    """Piano notes with a tempo and a note length the chorales never use, and one violin note
+    (program 40, an instrument the model has never seen)."""
     from musicgen.midi.read import read_score
-    from musicgen.tokens.encoding import encode, token_space
+    from musicgen.tokens.encoding import encode
+    from musicgen.tokens.space import token_space
 
     vocab, enc = model.vocab, model.encoding
-    res = enc.steps_per_quarter
-    dur = next(n for n in range(enc.max_duration_steps, 0, -1) if f"Dur_{n}" not in vocab.index)
     space = token_space(enc)
-    tempo = next(
-        float(q) for q in space.tempo_values if f"Tempo_{float(q):g}" not in vocab.index
-    )
-    notes = [(0.0, 1.0, 60), (1.0, 1.0, 64), (2.0, dur / res, 67), (2.0 + dur / res, 1.0, 72)]
-    write_notes_midi(path, notes, program=40, tempo=tempo)
+    res = enc.steps_per_quarter
+    dur = next(int(v) for v in reversed(space.dur.values) if f"Dur_{v}" not in vocab.index)
+    tempo = next(float(q) for q in space.tempo.values if f"Tempo_{q:g}" not in vocab.index)
+    notes = [(0.0, 1.0, 60), (1.0, 1.0, 64), (2.0, dur / res, 67), (2.0 + dur / res, 1.0, 72), (3.0 + dur / res, 1.0, 76, 40)]
+    write_notes_midi(path, notes, tempo=tempo)
     ids = encode(read_score(path), enc).ids[:-1]
     strings = space.strings()
     missing = [strings[u] for u in ids.tolist() if vocab.lookup[u] < 0]
-    assert {"Prog_40", f"Dur_{dur}"} <= set(missing), missing
+    assert {"Inst_40", "Prog_40", f"Dur_{dur}", f"Tempo_{tempo:g}"} <= set(missing), missing
     return OddMidi(path, len(missing), missing)

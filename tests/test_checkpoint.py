@@ -171,3 +171,15 @@ def test_damaged_export_is_refused(trained, tmp_path):  # noqa: F811
     (folder / "musicgen.json").unlink()
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_model(folder)
+
+
+def test_a_checkpoint_of_the_old_representation_is_refused_in_one_line(trained, tmp_path):  # noqa: F811
+    import torch
+
+    ckpt = torch.load(trained["gru"].best, map_location="cpu", weights_only=True)
+    ckpt["musicgen"]["vocab"]["version"] = 1
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    line = assert_cli_error(run_cli("generate", old, "--out", tmp_path / "s.mid"), "older musicgen (representation v1)")
+    assert "ingest the music again and retrain" in line
+    assert not (tmp_path / "s.mid").exists()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from musicgen.cli import cli
 from musicgen.config import EncodingConfig
 from musicgen.midi.read import read_score
-from musicgen.tokens.encoding import encode, score_grid, token_space
+from musicgen.tokens.encoding import encode, score_grid
 
 
 @pytest.fixture
@@ -43,11 +43,13 @@ def test_ingest_prints_the_summary(runner, music, tmp_path):
     assert m, lines[2]
     assert int(m[1].replace(",", "")) == notes and int(m[2].replace(",", "")) == tokens
     assert 2.0 < float(m[5]) < 3.0
+    assert lines[3] == "time: beats (onsets sit on a beat grid or the files carry a tempo map)"
     vocab_size = len(json.loads((out / "vocab.json").read_text())["tokens"])
-    assert re.fullmatch(rf"vocabulary: {vocab_size} tokens  time: \d+\.\d\d s", lines[3])
-    assert lines[4] == f"wrote {out}"
-    assert lines[5] == f"report: {out / 'report.json'}"
-    assert len(lines) == 6
+    assert re.fullmatch(rf"vocabulary: {vocab_size} tokens  took \d+\.\d\d s", lines[4])
+    assert lines[5] == f"wrote {out}"
+    assert lines[6] == f"report: {out / 'report.json'}"
+    assert len(lines) == 7
+    assert json.loads((out / "vocab.json").read_text())["encoding"]["time"] == "beats"  # every later command follows it
 
     again = runner.invoke(cli, ["ingest", str(music), "--out", str(out), "--workers", "2"])
     assert again.exit_code == 0
@@ -87,20 +89,19 @@ def test_tokenize_prints_and_writes_the_round_trip(runner, corpus_files, tmp_pat
     lines = result.stdout.splitlines()
     enc = encode(read_score(src), EncodingConfig())
     assert lines[0] == f"file: {src}"
-    assert lines[1] == "tracks: 5  notes read: 491  kept: 445"
-    assert "  duplicates dropped: 46" in lines and "  overlaps truncated: 23" in lines
+    assert lines[1].startswith("time: beats (")
+    assert lines[2] == "tracks: 5  notes read: 491  kept: 445"
+    assert "  duplicates merged: 46" in lines and "  overlaps truncated: 23" in lines
     tok_line = next(ln for ln in lines if ln.startswith("tokens: "))
     assert tok_line == f"tokens: {len(enc.ids)}  tokens/note: {len(enc.ids) / 445:.2f}"
     first = next(ln for ln in lines if ln.startswith("first tokens: ")).split()[2:]
     assert len(first) == 12
-    space = token_space(EncodingConfig())
-    tempo = space.strings()[space.tempo_id(space.tempo_bin(76.0))]
-    assert first[:4] == ["BOS", "TimeSig_4/4", tempo, "Prog_0"]
-    assert first[4].startswith("Vel_") and first[5].startswith("Pitch_") and first[6].startswith("Dur_")
+    assert first[:5] == ["BOS", "Inst_0", "TimeSig_4/4", "Tempo_75.93", "Prog_0"]  # 76 qpm within 0.1%
+    assert first[5].startswith("Vel_") and first[6].startswith("Pitch_") and first[7].startswith("Dur_")
     assert re.fullmatch(rf"wrote {re.escape(str(out))} \(445 notes, \d+\.\d s\)", lines[-1])
 
-    grid = score_grid(read_score(out), EncodingConfig())
-    cols = ["step", "dur", "pitch", "program"]
+    grid = score_grid(read_score(out), enc.cfg)
+    cols = ["step", "dur", "pitch", "program", "velocity"]
     assert np.array_equal(grid[cols], enc.notes[cols])
 
 
@@ -109,6 +110,14 @@ def test_tokenize_options_change_the_tokens(runner, corpus_files):
     assert result.exit_code == 0
     first = next(ln for ln in result.stdout.splitlines() if ln.startswith("first tokens: "))
     assert "Vel_" not in first and first.split()[-1] == "EOS"
+
+
+def test_tokenize_chooses_seconds_for_played_music(runner, performed_chorale):
+    result = runner.invoke(cli, ["tokenize", str(performed_chorale.path), "--show", "4"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith("time: seconds (1 of 1 file (100% of the notes) looks played")
+    forced = runner.invoke(cli, ["tokenize", str(performed_chorale.path), "--time", "beats", "--show", "4"])
+    assert forced.stdout.splitlines()[1] == "time: beats (asked for)"
 
 
 def test_tokenize_bad_file_exits_2(runner, tmp_path):

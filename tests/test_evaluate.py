@@ -63,10 +63,7 @@ def test_report_fields_and_their_arithmetic(gru, dataset):  # noqa: F811
 def test_ngram_scores_the_same_tokens(dataset, gru):  # noqa: F811
     ds = TokenDataset.open(dataset)
     val = [np.asarray(d) for d in ds.documents("val")]
-    lo = gru.vocab.pitch_start
-    by_order, best = score_ngram(
-        [np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), (lo, lo + gru.vocab.pitch_count), 3
-    )
+    by_order, best = score_ngram([np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), gru.vocab.note_ids, 3)
     assert best in (1, 2, 3)
     for s in by_order.values():
         assert s.tokens == sum(len(d) - 1 for d in val)
@@ -94,7 +91,7 @@ def test_midi_files_with_tokens_the_vocabulary_lacks(gru, tmp_path):
     rep = evaluate(gru, sources=[odd.path, chorale])
     assert rep.unknown_tokens == odd.unknown > 0  # counted, the chorale has none
     assert rep.pieces == 2
-    assert rep.notes == 4 + _notes_of(gru, chorale)  # unknown tokens dropped, not their notes
+    assert rep.notes == 5 + _notes_of(gru, chorale)  # unknown tokens dropped, not their notes
     assert math.isfinite(rep.bits_per_note) and rep.bits_per_note > 0
     assert rep.ngram_order is not None  # the training split of the checkpoint's dataset trains the baseline
 
@@ -124,14 +121,14 @@ def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):  # noqa:
     assert_ok(result)
     data = json.loads(result.stdout)
     assert data["unknown_tokens"] == odd.unknown
-    assert data["pieces"] == 1 and data["notes"] == 4
+    assert data["pieces"] == 1 and data["notes"] == 5
     assert set(data["files_skipped"]) == {"broken.mid"}
     assert data["ngram_order"] is None
     text = run_cli("evaluate", trained["gru"].best, odd.path, "--no-ngram")
     assert_ok(text)
     assert f"{odd.unknown} tokens unknown to the vocabulary" in text.stdout
     assert "bits/note" in text.stdout
-    assert " on 1 piece, 4 notes, " in text.stdout  # not "1 pieces"
+    assert " on 1 piece, 5 notes, " in text.stdout  # not "1 pieces"
 
 
 def test_cli_evaluate_errors(trained, tmp_path):  # noqa: F811

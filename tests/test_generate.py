@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from musicgen.checkpoint import load_model
+from musicgen.errors import MusicgenError
 from musicgen.generate import GenerateConfig, generate_songs, load_primer, tokens_to_score
 from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.write import score_to_midi_bytes
@@ -75,7 +76,8 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
         assert side["model"] == "gru" and side["sample_index"] == i - 1
         assert side["settings"] == {
             "num_samples": 3, "temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "unit": "notes",
-            "length": 8.0, "primer": None, "primer_bars": None, "tempo": None, "program": None, "use_cache": True,
+            "length": 8.0, "primer": None, "primer_bars": None, "tempo": None, "program": None, "instruments": None,
+            "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8
         assert side["primer_tokens"] == 1  # BOS
@@ -160,8 +162,8 @@ def test_seconds_and_bars_through_the_cli(ckpt, tmp_path):
 def test_primer_bars_is_continued(gru):
     path = corpus_files()[0]
     bars = read_score(path).bar_lines()
-    primer = load_primer(path, gru, 2)
-    expected = tokens_to_score(primer.ids, gru).notes
+    primer = load_primer(path, gru.vocab, 2)
+    expected = tokens_to_score(primer.ids, gru.vocab).notes
     assert 0 < len(expected) < len(read_score(path).notes)
     assert expected["start"].max() < bars[2]  # only the first two bars
     for song in songs_of(gru, unit="notes", length=6, num_samples=3, seed=5, primer=str(path), primer_bars=2):
@@ -178,7 +180,7 @@ def test_cli_primer(ckpt, gru, tmp_path):
     out = tmp_path / "cont.mid"
     assert_ok(run_cli("generate", ckpt, "--primer", path, "--primer-bars", 2, "--notes", 5, "--out", out))
     side = json.loads(out.with_suffix(".json").read_text())
-    primer = load_primer(path, gru, 2)
+    primer = load_primer(path, gru.vocab, 2)
     assert side["primer_tokens"] == len(primer.ids) and side["primer_unknown_tokens"] == 0
     assert side["new_notes"] == 5
     grid = gru.encoding.steps_per_quarter
@@ -186,31 +188,39 @@ def test_cli_primer(ckpt, gru, tmp_path):
     def keys(notes):
         return {(round(s * grid), int(p), round(d * grid)) for s, p, d in zip(notes["start"], notes["pitch"], notes["duration"], strict=True)}
 
-    assert keys(tokens_to_score(primer.ids, gru).notes) <= keys(read_score(out).notes)
+    assert keys(tokens_to_score(primer.ids, gru.vocab).notes) <= keys(read_score(out).notes)
 
 
-def test_primer_with_unknown_tokens_reports_how_many_were_dropped(ckpt, gru, tmp_path):
+def test_a_primer_keeps_what_the_model_can_write(ckpt, gru, tmp_path):
     odd = odd_midi(tmp_path / "odd.mid", gru)
     result = run_cli("generate", ckpt, "--primer", odd.path, "--notes", 3, "--out", tmp_path / "o.mid")
     assert_ok(result)
-    assert f"primer: {odd.unknown} tokens unknown to the model's vocabulary were dropped" in result.stdout
+    # the unknown length, tempo and velocity become the nearest the model knows; the violin note is left out
+    assert "primer: 3 values unknown to the model's vocabulary became the nearest it knows" in result.stdout
+    assert "primer: 1 notes on instruments the model has never seen were left out" in result.stdout
     side = json.loads((tmp_path / "o.json").read_text())
-    assert side["primer_unknown_tokens"] == odd.unknown
-    # the note whose length is unknown is left out, the others stay where they were
+    assert side["primer_unknown_tokens"] == 3 and side["primer_notes_left_out"] == 1
     notes = read_score(tmp_path / "o.mid").notes
-    assert {(0.0, 60), (1.0, 64)} <= set(zip(notes["start"].tolist(), notes["pitch"].tolist(), strict=True))
-    assert (notes["pitch"][notes["start"] == 2.0] != 67).all()
+    placed = set(zip(notes["start"].tolist(), notes["pitch"].tolist(), strict=True))
+    assert {(0.0, 60), (1.0, 64), (2.0, 67)} <= placed and 72 in notes["pitch"]
+    assert not (notes["program"] == 40).any()
 
 
-def test_dropping_an_unknown_note_keeps_the_timing_of_the_next(gru, tmp_path):
-    dur = next(n for n in range(96, 0, -1) if f"Dur_{n}" not in gru.vocab.index) / 12
-    # velocity 90 and program 0 are known: Prog and Vel lead into the note whose length is unknown
+def test_a_snapped_value_keeps_the_timing_of_the_next_note(gru, tmp_path):
+    space = gru.vocab.space
+    dur = next(int(v) for v in reversed(space.dur.values) if f"Dur_{v}" not in gru.vocab.index) / space.cfg.steps_per_quarter
     path = write_notes_midi(tmp_path / "p.mid", [(0.0, dur, 60), (dur, 1.0, 64), (dur + 1.0, 1.0, 67)], velocity=90)
-    primer = load_primer(path, gru, None)
-    assert primer.unknown == 1
-    notes = tokens_to_score(primer.ids, gru).notes
-    assert notes["start"].tolist() == [dur, dur + 1.0] and notes["pitch"].tolist() == [64, 67]
-    assert (notes["velocity"] == 88).all()  # the velocity change before the dropped note still applies
+    primer = load_primer(path, gru.vocab, None)
+    assert primer.unknown == 1 and primer.left_out == 0
+    notes = tokens_to_score(primer.ids, gru.vocab).notes
+    assert notes["start"].tolist() == [0.0, dur, dur + 1.0] and notes["pitch"].tolist() == [60, 64, 67]
+    assert notes["duration"][0] != dur  # the nearest length the model knows
+
+
+def test_a_primer_on_instruments_the_model_never_saw_is_refused(gru, tmp_path):
+    path = write_notes_midi(tmp_path / "v.mid", [(0.0, 1.0, 60), (1.0, 1.0, 64)], program=40)
+    with pytest.raises(MusicgenError, match="no notes the model's encoding keeps .on instruments the model has never seen"):
+        load_primer(path, gru.vocab, None)
 
 
 # --- errors ---------------------------------------------------------------------------------

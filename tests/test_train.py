@@ -71,13 +71,13 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):  # noq
         model = from_dict(ModelConfig, meta["model"])
         assert model == ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, **MODEL_KW)
         assert meta["vocab"]["tokens"] == vocab.tokens
-        assert meta["encoding"] == to_dict(EncodingConfig())
+        assert meta["encoding"] == to_dict(EncodingConfig(time="beats"))  # as ingestion decided
         assert from_dict(TrainConfig, meta["train"]) == TrainConfig(**TRAIN_KW)
         assert meta["versions"]["musicgen"] == musicgen.__version__
         assert meta["versions"]["torch"] == str(torch.__version__)
         assert meta["versions"]["lightning"] == lightning.__version__
         assert set(meta["versions"]) >= {"musicgen", "torch", "lightning", "python"}
-        assert meta["note_ids"] == [vocab.pitch_start, vocab.pitch_start + vocab.pitch_count]
+        assert meta["note_ids"] == vocab.note_ids.tolist()
         assert Path(meta["data"]) == dataset.resolve()
         assert math.isfinite(meta["val_bpn"])
         assert meta["world_size"] == 1

@@ -9,21 +9,23 @@ Output folder layout (format version `DATASET_VERSION`):
                   and the [start, end) range of each split in tokens.npy
     report.json   per file: ok / partial / skipped, the reason, every counter
 
-Files are parsed in worker processes with a time limit (see pool.py). Results
-stream to a temporary file as they arrive, so memory does not grow with the
-corpus. Re-running on unchanged inputs is answered from index.json; changed
-or new files are the only ones parsed again.
+Files are read and encoded one at a time in worker processes with a time limit
+(see pool.py). With `--time auto` a first pass reads every file's timing and
+chooses the clock for the corpus (tokens/timebase.py); the second encodes.
+Results stream to a temporary file as they arrive, so memory does not grow
+with the corpus. Re-running on unchanged inputs is answered from index.json;
+changed or new files are the only ones parsed again.
 """
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,16 +33,18 @@ import numpy as np
 
 from musicgen import __version__
 from musicgen.config import EncodingConfig, IngestConfig, from_dict, to_dict
-from musicgen.data.pool import ChunkJob, Failure, WorkerPool
+from musicgen.data.pool import Failure, WorkerPool
 from musicgen.errors import MusicgenError, ReadError
-from musicgen.fsutil import atomic_write_group, json_bytes, remove_stale_temps
-from musicgen.midi.read import SUPPORTED_SUFFIXES, ParsedMidi, parse_file, to_scores
+from musicgen.fsutil import atomic_write_group, folder_lock, json_bytes, remove_stale_temps
+from musicgen.midi.read import SUPPORTED_SUFFIXES, read_score
 from musicgen.midi.score import Score
-from musicgen.tokens.encoding import Encoded, encode_batch, token_space
+from musicgen.tokens.encoding import Encoded, encode
+from musicgen.tokens.space import token_space
+from musicgen.tokens.timebase import TimeChoice, Timing, choose_time, resolve_time, timing_of
 from musicgen.tokens.vocab import Vocabulary
 
 DATASET_FORMAT = "musicgen-dataset"
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: representation v2; 1 is refused with "ingest again"
 
 
 @dataclass
@@ -62,6 +66,7 @@ class FileResult:
     n_tracks: int = 0
     uids: np.ndarray | None = None  # universal token ids
     digest: str = ""  # sha1 of the file's bytes, as the worker read them
+    timing: Timing | None = None  # what `--time auto` needs to know of it (None: unreadable)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class IngestSummary:
     seconds: float
     reused: int
     up_to_date: bool
+    time: dict = field(default_factory=dict)  # the clock: {"mode", "reason"}
 
     def lines(self) -> list[str]:
         skipped = sum(self.skipped.values())
@@ -92,7 +98,9 @@ class IngestSummary:
             f"notes: {self.notes:,}  tokens: {self.tokens:,} (train {self.train_tokens:,}, val {self.val_tokens:,})"
             f"  tokens/note: {self.tokens / max(self.notes, 1):.2f}"
         )
-        out.append(f"vocabulary: {self.vocab_size} tokens  time: {self.seconds:.2f} s")
+        if self.time:
+            out.append(f"time: {self.time['mode']} ({self.time['reason']})")
+        out.append(f"vocabulary: {self.vocab_size} tokens  took {self.seconds:.2f} s")
         out.append(f"wrote {self.out}" + (" (up to date, nothing re-parsed)" if self.up_to_date else ""))
         return out
 
@@ -182,89 +190,62 @@ def _unreadable(exc: OSError) -> str:
 # --- files (run in workers) -------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    """A file read and parsed, waiting to be encoded with the rest of its chunk."""
-
-    digest: str
-    parsed: ParsedMidi | ReadError
-
-
-def prepare_file(path: str | Path) -> Prepared:
-    """The per-file part: read, hash and parse (a hostile file may hang or crash the parser here)."""
+def read_file(path: str | Path) -> tuple[str, Score | ReadError]:
+    """Read, hash and parse one file (the part a hostile file may hang or crash)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return Prepared(_unreadable(exc), ReadError(f"cannot read file: {exc.strerror or exc}"))
+        return _unreadable(exc), ReadError(f"cannot read file: {exc.strerror or exc}")
     digest = hashlib.sha1(data).hexdigest()
     try:
-        return Prepared(digest, parse_file(path, data))
+        return digest, read_score(path, data)
     except ReadError as exc:
-        return Prepared(digest, exc)
+        return digest, exc
 
 
-# A chunk is encoded in groups of at most this many notes, so a chunk of huge files
-# does not hold them all in memory at once.
-_MAX_NOTES_PER_BATCH = 200_000
-
-
-def finish_files(prepared: Sequence[Prepared], cfg: EncodingConfig) -> list[FileResult]:
-    """The per-chunk part: notes to scores and scores to tokens, the whole chunk in one pass."""
-    id_dtype = stream_dtype(cfg)
-    results: list[FileResult | None] = [None] * len(prepared)
-    readable = []
-    for i, p in enumerate(prepared):
-        if isinstance(p.parsed, ParsedMidi):
-            readable.append(i)
-        else:
-            results[i] = FileResult("skipped", str(p.parsed), digest=p.digest)
-    group: list[int] = []
-    notes = 0
-    for k, i in enumerate(readable):
-        group.append(i)
-        notes += prepared[i].parsed.sm.note_num()
-        if notes >= _MAX_NOTES_PER_BATCH or k == len(readable) - 1:
-            batch, errors = to_scores([prepared[j].parsed for j in group])
-            for j, score, error, enc in zip(group, batch.scores, errors, encode_batch(batch, cfg), strict=True):
-                results[j] = _file_result(score, error, enc, prepared[j].digest, id_dtype)
-            group, notes = [], 0
-    return results  # type: ignore[return-value]  # every entry is filled
+def process_file(path: str | Path, cfg: EncodingConfig) -> FileResult:
+    """One file, start to end: its tokens in `cfg` (its clock decided), and its timing
+    (what `--time auto` decides from)."""
+    digest, score = read_file(path)
+    if isinstance(score, ReadError):
+        return FileResult("skipped", str(score), digest=digest)
+    timing = timing_of(score, cfg.steps_per_quarter)
+    return _file_result(score, encode(score, cfg), digest, timing, stream_dtype(cfg))
 
 
 def stream_dtype(cfg: EncodingConfig) -> np.dtype:
-    """The smallest type that holds every universal id: results cross a pipe to the
-    parent, and uint16 halves what a chunk's answer weighs (most fit in one pipe buffer)."""
+    """The smallest type that holds every universal id (results cross a pipe to the parent)."""
     return np.dtype(np.uint16) if token_space(cfg).size <= 1 << 16 else np.dtype(np.int32)
 
 
 def ingest_file(path: str | Path, cfg: EncodingConfig) -> FileResult:
-    """One file on its own (the Python API; `ingest` works in chunks)."""
-    return finish_files([prepare_file(path)], cfg)[0]
+    """One file on its own (the Python API); an 'auto' clock is decided for it alone."""
+    digest, score = read_file(path)
+    if isinstance(score, ReadError):
+        return FileResult("skipped", str(score), digest=digest)
+    cfg, _ = resolve_time(cfg, [score])
+    return _file_result(score, encode(score, cfg), digest, timing_of(score, cfg.steps_per_quarter), stream_dtype(cfg))
 
 
-def _file_result(score: Score, error: ReadError | None, enc: Encoded, digest: str, id_dtype: np.dtype) -> FileResult:
-    if error is not None:
-        return FileResult("skipped", str(error), digest=digest)
+def _file_result(score: Score, enc: Encoded, digest: str, timing: Timing, id_dtype: np.dtype) -> FileResult:
     stats = {k: v for k, v in enc.stats.items() if v}
     dropped = _dropped_text(stats)
     if not len(enc.notes):
         drums = stats.get("drum_notes_dropped", 0)
-        if score.warnings and not stats.get("notes_in", 0):
-            reason = "; ".join(score.warnings)
-        elif drums and drums == stats.get("notes_in", 0):
-            reason = f"drum-only file ({drums} drum notes; pass --include-drums to keep them)"
+        if drums and drums == stats.get("notes_in", 0):
+            reason = f"drum-only file ({drums} drum notes, and drums are off: --no-drums)"
         elif stats.get("notes_in", 0):
             reason = f"no notes left ({dropped})"
         else:
             reason = "no notes"
-        return FileResult("skipped", reason, stats, score.n_tracks, digest=digest)
-    # Unison doublings dropped as duplicates still sound, so they do not make a file partial.
+        return FileResult("skipped", reason, stats, score.n_tracks, digest=digest, timing=timing)
+    # Unison doublings merged as duplicates still sound, so they do not make a file partial.
     # A damaged file the reader had to repair is partial: its reason says what was repaired.
     lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
     status = "partial" if lost or score.warnings else "ok"
     reason = "; ".join(r for r in (*score.warnings, dropped) if r)
-    return FileResult(status, reason, stats, score.n_tracks, enc.ids.astype(id_dtype), digest=digest)
+    return FileResult(status, reason, stats, score.n_tracks, enc.ids.astype(id_dtype), digest, timing)
 
 
 def _dropped_text(stats: dict) -> str:
@@ -272,7 +253,7 @@ def _dropped_text(stats: dict) -> str:
     for key, label in (
         ("drum_notes_dropped", "drum notes dropped"),
         ("out_of_range_dropped", "notes out of pitch range dropped"),
-        ("duplicates_dropped", "duplicate notes dropped"),
+        ("duplicates_merged", "unison duplicates merged"),
     ):
         if stats.get(key):
             parts.append(f"{stats[key]} {label}")
@@ -287,17 +268,14 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-class _Job(ChunkJob):
-    """Picklable job for the worker pool."""
+class _Job:
+    """Picklable job for the worker pool: `process_file` with these settings."""
 
     def __init__(self, cfg: EncodingConfig):
         self.cfg = cfg
 
-    def prepare(self, path: str) -> Prepared:
-        return prepare_file(path)
-
-    def finish(self, prepared: list[Prepared]) -> list[FileResult]:
-        return finish_files(prepared, self.cfg)
+    def __call__(self, path: str) -> FileResult:
+        return process_file(path, self.cfg)
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -314,110 +292,122 @@ def ingest(
     enc_cfg = enc_cfg or EncodingConfig()
     ing_cfg = ing_cfg or IngestConfig()
     out = Path(out)
-    pool = WorkerPool(_Job(enc_cfg), workers=ing_cfg.workers or _usable_cpus(), timeout=ing_cfg.file_timeout,
-                      chunk_size=ing_cfg.chunk_size)  # fmt: skip
-    with pool:
-        if not (out / "index.json").exists():
-            import symusic  # noqa: F401  # once here rather than in every worker
-
-            pool.start()  # nothing to reuse: the workers start up while the files are found
-        files = discover(sources)
-        return _ingest_in(files, out, pool, enc_cfg, ing_cfg, progress, t0)
-
-
-def _ingest_in(files, out: Path, pool: WorkerPool, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
+    files = discover(sources)
     if not files:
         raise MusicgenError("no music files found (looked for " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
+    with folder_lock(out, "ingestion"):
+        return _ingest_locked(files, out, enc_cfg, ing_cfg, progress, t0)
+
+
+def _run_pool(files: list[SourceFile], todo: list[int], cfg: EncodingConfig, ing_cfg: IngestConfig, progress) -> Iterator[tuple[int, FileResult]]:
+    """(file index, result) for each of `todo`, processed in isolated workers."""
+    if not todo:
+        return
+    workers = ing_cfg.workers or _usable_cpus()
+    token_space(cfg)  # built once here, inherited by every forked worker
+    with WorkerPool(_Job(cfg), workers=workers, timeout=ing_cfg.file_timeout, chunk_size=ing_cfg.chunk_size) as pool:
+        for done, (k, result) in enumerate(pool.run([files[i].name for i in todo]), start=1):
+            i = todo[k]
+            res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
+            files[i].digest = files[i].digest or res.digest or _digest(files[i].name)
+            if progress:
+                progress(done, len(todo))
+            yield i, res
+
+
+class _Stream:
+    """Token ids of every file, streamed to one temporary file as results arrive (in
+    completion order, which varies from run to run), so memory does not grow with the
+    corpus; tokens.npy is then written from it in file order."""
+
+    def __init__(self, tmp: Path, cfg: EncodingConfig):
+        self.tmp, self.dtype = tmp, stream_dtype(cfg)
+        self.used = np.zeros(token_space(cfg).size, dtype=bool)
+        self.pieces: dict[int, tuple[int, int]] = {}  # file -> (offset in the temporary file, length)
+        self.fh = open(tmp, "wb")  # noqa: SIM115 - closed by close()
+        self.at = 0
+
+    def store(self, i: int, res: FileResult) -> None:
+        if res.uids is None:
+            return
+        uids = np.ascontiguousarray(res.uids, dtype=self.dtype)
+        self.used[uids] = True
+        self.pieces[i] = (self.at, len(uids))
+        self.at += len(uids)
+        self.fh.write(uids)
+        res.uids = None  # on disk now; the corpus is never held in memory
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _encode_all(files, cfg: EncodingConfig, ing_cfg, prev, tmp: Path, progress) -> tuple[dict[int, FileResult], _Stream, int]:
+    """Every file's result in the encoding `cfg` (its clock decided): the previous run's
+    where the content and the encoding are unchanged, the workers' for the rest.
+    Returns the results, their streamed tokens and how many were reused."""
+    reusable = prev["by_digest"] if prev and prev["encoding"] == cfg else {}
+    results: dict[int, FileResult] = {}
+    todo = []
+    for i, f in enumerate(files):
+        cached = reusable.get(f.digest)
+        if cached is not None:
+            results[i] = dataclasses.replace(cached)  # storing empties its tokens: keep the cache whole
+        else:
+            todo.append(i)
+    stream = _Stream(tmp, cfg)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole run
-    except OSError as exc:
-        raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise MusicgenError(f"another ingestion is writing {out}; wait for it to finish") from None
-    try:
-        return _ingest_locked(files, out, pool, enc_cfg, ing_cfg, progress, t0)
+        for i, res in results.items():
+            stream.store(i, res)
+        for i, res in _run_pool(files, todo, cfg, ing_cfg, progress):
+            results[i] = res
+            stream.store(i, res)
     finally:
-        lock.close()
+        stream.close()
+    return results, stream, len(files) - len(todo)
 
 
-def _ingest_locked(files, out: Path, pool: WorkerPool, enc_cfg, ing_cfg, progress, t0) -> IngestSummary:
+def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t0) -> IngestSummary:
     remove_stale_temps(out, list(OUTPUTS))  # left by a killed run; the lock says none is writing now
-    prev = load_previous(out, enc_cfg)
+    prev = load_previous(out)
     splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
     if prev is not None:
         # Content hashes decide what can be reused. With nothing to reuse, the workers
         # hash each file as they read it, which saves reading the corpus twice.
         for f in files:
             f.digest = _digest(f.name)
-        if prev["index"].get("signature") == _signature(files, splits, enc_cfg) and not _timed_out(prev["report"]):
+        if prev["index"].get("signature") == _signature(files, splits, asked) and not _timed_out(prev["report"]):
             return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
 
-    results: dict[int, FileResult] = {}
-    todo: list[int] = []
-    reused = 0
-    for i, f in enumerate(files):
-        cached = prev["by_digest"].get(f.digest) if prev else None
-        if cached is not None:
-            results[i] = cached
-            reused += 1
-        else:
-            todo.append(i)
-
-    id_dtype = stream_dtype(enc_cfg)
-    # Token ids stream to one temporary file as results arrive (in completion order,
-    # which varies from run to run); tokens.npy is then written in file order.
     tmp = out / ".tokens-stream.tmp"
-    used = np.zeros(token_space(enc_cfg).size, dtype=bool)
-    streamed: dict[int, tuple[int, int]] = {}  # file -> (offset in the temporary file, length)
-    stream = open(tmp, "wb")  # noqa: SIM115
-    at = 0
     try:
-
-        def store(i: int, res: FileResult) -> None:
-            nonlocal at
-            if res.uids is None:
-                return
-            uids = np.ascontiguousarray(res.uids, dtype=id_dtype)
-            used[uids] = True
-            streamed[i] = (at, len(uids))
-            at += len(uids)
-            stream.write(uids)
-            res.uids = None  # streamed to disk; do not hold the corpus in memory
-
-        for i, res in results.items():
-            store(i, res)
-        done = 0
-        for k, result in pool.run([files[i].name for i in todo]):
-            i = todo[k]
-            res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
-            files[i].digest = files[i].digest or res.digest or _digest(files[i].name)
-            results[i] = res
-            store(i, res)
-            done += 1
-            if progress:
-                progress(done, len(todo))
-        pool.stop()
-        stream.close()
-        if not streamed:
+        # With --time auto every file is read in beats (the likelier clock) while its timing
+        # is taken; only if the corpus turns out to be played is it encoded again, in seconds.
+        enc_cfg = asked if asked.time != "auto" else asked.resolved("beats")
+        if asked.time == "auto" and prev and prev["encoding"] == asked.resolved("seconds"):
+            enc_cfg = prev["encoding"]  # the last run's clock is the likeliest, and its results are reusable
+        results, stream, reused = _encode_all(files, enc_cfg, ing_cfg, prev, tmp, progress)
+        choice = TimeChoice(asked.time, "asked for")
+        if asked.time == "auto":
+            choice = choose_time([r.timing for _, r in sorted(results.items()) if r.timing is not None and r.status != "skipped"])
+            if choice.mode != enc_cfg.time:
+                enc_cfg = asked.resolved(choice.mode)
+                results, stream, reused = _encode_all(files, enc_cfg, ing_cfg, prev, tmp, progress)
+        if not stream.pieces:
             reasons = Counter(r.reason for r in results.values())
             top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
             raise MusicgenError(f"nothing could be ingested from {len(files)} files ({top})")
         # training files first, then validation files, each in file (path) order
-        layout = [i for i in range(len(files)) if i in streamed and splits[files[i].rel] == "train"]
+        layout = [i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "train"]
         n_train = len(layout)
-        layout += [i for i in range(len(files)) if i in streamed and splits[files[i].rel] == "val"]
-        vocab = Vocabulary(enc_cfg, np.flatnonzero(used))
-        signature = _signature(files, splits, enc_cfg)
-        index, report = _index_and_report(files, splits, results, streamed, layout, n_train, enc_cfg, ing_cfg, signature)
-        _commit(out, tmp, id_dtype, [streamed[i] for i in layout], vocab, index, report)
+        layout += [i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "val"]
+        vocab = Vocabulary(enc_cfg, np.flatnonzero(stream.used))
+        signature = _signature(files, splits, asked)  # every file's digest is known by now
+        run = _Run(files, splits, results, stream.pieces, layout, n_train, enc_cfg, ing_cfg, signature, choice)
+        index, report = _index_and_report(run)
+        _commit(out, tmp, stream.dtype, [stream.pieces[i] for i in layout], vocab, index, report)
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
     finally:
-        stream.close()
         tmp.unlink(missing_ok=True)
     return _summary_from_index(out, index, report, t0, up_to_date=False, reused=reused)
 
@@ -530,56 +520,63 @@ def _signature(files: list[SourceFile], splits: dict[str, str], cfg: EncodingCon
     return h.hexdigest()
 
 
-def _index_and_report(files, splits, results, streamed, layout, n_train, enc_cfg, ing_cfg, signature):
+@dataclass
+class _Run:
+    """Everything one ingestion decided, for writing its index and report."""
+
+    files: list[SourceFile]
+    splits: dict[str, str]
+    results: dict[int, FileResult]
+    streamed: dict[int, tuple[int, int]]
+    layout: list[int]  # files with tokens, in tokens.npy order
+    n_train: int  # how many of them are training files
+    encoding: EncodingConfig  # the clock decided
+    ingest: IngestConfig
+    signature: str
+    time: TimeChoice
+
+
+def _index_and_report(run: _Run) -> tuple[dict, dict]:
     offsets, at = {}, 0
-    for i in layout:
+    for i in run.layout:
         offsets[i] = at
-        at += streamed[i][1]
-    n_train_tokens = sum(streamed[i][1] for i in layout[:n_train])
+        at += run.streamed[i][1]
+    n_train_tokens = sum(run.streamed[i][1] for i in run.layout[: run.n_train])
     entries, report_files = [], []
-    for i, f in enumerate(files):
-        res = results[i]
-        report_files.append(
-            {
-                "path": f.rel,
-                "sha1": f.digest,
-                "status": res.status,
-                "reason": res.reason,
-                "tracks": res.n_tracks,
-                **{"stats": res.stats},
-            }
-        )
+    for i, f in enumerate(run.files):
+        res = run.results[i]
+        row = {
+            "path": f.rel,
+            "sha1": f.digest,
+            "status": res.status,
+            "reason": res.reason,
+            "tracks": res.n_tracks,
+            "stats": res.stats,
+            "timing": res.timing.to_list() if res.timing else None,
+        }
+        report_files.append(row)
         if i in offsets:
             entries.append(
-                {
-                    "path": f.rel,
-                    "sha1": f.digest,
-                    "split": splits[f.rel],
-                    "offset": offsets[i],
-                    "tokens": streamed[i][1],
-                    "notes": int(res.stats.get("notes_kept", 0)),
-                    "tracks": res.n_tracks,
-                    "status": res.status,
-                    "reason": res.reason,
-                    "stats": res.stats,
-                }
+                {**row, "split": run.splits[f.rel], "offset": offsets[i], "tokens": run.streamed[i][1], "notes": int(res.stats.get("notes_kept", 0))}
             )
     index = {
         "format": DATASET_FORMAT,
         "version": DATASET_VERSION,
         "musicgen_version": __version__,
-        "signature": signature,
-        "encoding": to_dict(enc_cfg),
-        "ingest": to_dict(ing_cfg),
+        "signature": run.signature,
+        "encoding": to_dict(run.encoding),
+        "time": run.time.to_dict(),
+        "ingest": to_dict(run.ingest),
         "splits": {"train": [0, n_train_tokens], "val": [n_train_tokens, at]},
         "files": entries,
     }
-    report = {"format": "musicgen-ingest-report", "version": DATASET_VERSION, "files": report_files}
+    report = {"format": "musicgen-ingest-report", "version": DATASET_VERSION, "time": run.time.to_dict(), "files": report_files}
     return index, report
 
 
-def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
-    """A previous dataset in `out`, if complete and compatible, for reuse."""
+def load_previous(out: Path) -> dict | None:
+    """A previous dataset in `out`, if complete and written by this version, for reuse:
+    its index, report and encoding, and per content hash each file's result."""
     by_digest: dict[str, FileResult] = {}
     try:
         index = json.loads((out / "index.json").read_text(encoding="utf-8"))
@@ -589,8 +586,7 @@ def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
         # Results depend on the code that parsed them, not only on the settings.
         if index.get("musicgen_version") != __version__:
             return None
-        if from_dict(EncodingConfig, index["encoding"]) != enc_cfg:
-            return None
+        encoding = from_dict(EncodingConfig, index["encoding"])
         verify_outputs(out, index)  # never reuse a mix of two ingestions
         vocab = Vocabulary.load(out / "vocab.json")
         tokens = np.load(out / "tokens.npy", mmap_mode="r")
@@ -600,15 +596,17 @@ def load_previous(out: Path, enc_cfg: EncodingConfig) -> dict | None:
             if start < 0 or length < 0 or start + length > len(tokens):
                 return None
             ids = np.asarray(tokens[start : start + length])
-            by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids))
+            timing = Timing.from_list(e["timing"]) if e.get("timing") else None
+            by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids), e["sha1"], timing)
         for r in report["files"]:
             # A time-out depends on how busy the machine was: such files are tried again.
             if r["status"] != "skipped" or r["sha1"].startswith("unreadable") or r["reason"].startswith("timed out"):
                 continue
-            by_digest.setdefault(r["sha1"], FileResult("skipped", r["reason"], r["stats"], r["tracks"]))
+            timing = Timing.from_list(r["timing"]) if r.get("timing") else None
+            by_digest.setdefault(r["sha1"], FileResult("skipped", r["reason"], r["stats"], r["tracks"], digest=r["sha1"], timing=timing))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, MusicgenError):
         return None
-    return {"index": index, "report": report, "by_digest": by_digest}
+    return {"index": index, "report": report, "encoding": encoding, "by_digest": by_digest}
 
 
 def _summary_from_index(out, index, report, t0, *, up_to_date: bool, reused: int = 0) -> IngestSummary:
@@ -634,4 +632,5 @@ def _summary_from_index(out, index, report, t0, *, up_to_date: bool, reused: int
         seconds=time.perf_counter() - t0,
         reused=reused if not up_to_date else len(index["files"]),
         up_to_date=up_to_date,
+        time=index.get("time", {}),
     )

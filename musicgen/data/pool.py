@@ -7,10 +7,6 @@ is in progress without a message per input. A worker that exceeds the
 per-item time limit is killed; a worker that dies (a parser segfault, say) is
 replaced. Either way only the input in progress is lost, with a reason; the
 rest of its chunk goes back in the queue.
-
-A job may work in two phases (see `ChunkJob`): `prepare` per input (the part
-that may hang or crash), then `finish` over the whole chunk at once (array work
-that is much cheaper per input in bulk). The worker answers once per chunk.
 """
 
 from __future__ import annotations
@@ -26,32 +22,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-# Progress marker values besides an input's index.
-_IDLE, _FINISHING = -1.0, -2.0
+_IDLE = -1.0  # the progress marker's value between chunks
 
 
 @dataclass
 class Failure:
     reason: str
-
-
-class ChunkJob:
-    """A two-phase job: `prepare(item)` for each input, then `finish(prepared)` for the
-    chunk. A plain callable is the one-phase job `prepare=func`, `finish=identity`."""
-
-    def prepare(self, item: Any) -> Any:
-        raise NotImplementedError
-
-    def finish(self, prepared: list[Any]) -> list[Any]:
-        return prepared
-
-
-class _Single(ChunkJob):
-    def __init__(self, func: Callable[[Any], Any]):
-        self.func = func
-
-    def prepare(self, item: Any) -> Any:
-        return self.func(item)
 
 
 def _failure(exc: BaseException) -> Failure:
@@ -61,52 +37,14 @@ def _failure(exc: BaseException) -> Failure:
     return Failure(f"{type(exc).__name__}: {msg}"[:300])
 
 
-def _finish(job: ChunkJob, prepared: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
-    """`finish` over the chunk; if it fails, input by input, so one odd input costs only itself."""
-    if not prepared:
-        return []
-    try:
-        results = job.finish([p for _, p in prepared])
-        if len(results) != len(prepared):
-            raise RuntimeError(f"finish returned {len(results)} results for {len(prepared)} inputs")
-        return [(i, r) for (i, _), r in zip(prepared, results, strict=True)]
-    except Exception:
-        if len(prepared) == 1:
-            raise
-    out = []
-    for one in prepared:
-        try:
-            out += _finish(job, [one])
-        except Exception as exc:  # the item's fault, not the worker's: report and go on
-            out.append((one[0], _failure(exc)))
-    return out
-
-
 def _glibc():
-    """The C library's handle on Linux with glibc; None elsewhere (the tweaks below are skipped)."""
+    """The C library's handle on Linux with glibc; None elsewhere."""
     try:
         import ctypes
 
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except (OSError, AttributeError):
         return None
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc's malloc to keep freed memory instead of unmapping it.
-
-    Every chunk allocates and frees the same few megabytes of arrays. By default
-    glibc maps each large array fresh from the kernel and unmaps it when freed,
-    so a new worker pays system calls and page faults for every array of every
-    chunk (about a third of its time here). Other C libraries: nothing to do.
-    """
-    libc = _glibc()
-    if libc is None:
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    libc.mallopt(m_mmap_threshold, 1 << 25)  # 32 MiB, glibc's largest
-    libc.mallopt(m_trim_threshold, 1 << 28)
-    libc.mallopt(m_top_pad, 1 << 24)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -123,12 +61,11 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker(conn, parent_end, parent_pid: int, job: ChunkJob, marker) -> None:
+def _worker(conn, parent_end, parent_pid: int, func: Callable[[Any], Any], marker) -> None:
     _die_with_parent(parent_pid)
     # A forked worker holds a copy of the parent's end of its own pipe; closed, the
     # pipe ends when the parent dies and an idle worker exits (on any system).
     parent_end.close()
-    _keep_freed_memory()
     while True:
         try:
             chunk = conn.recv()
@@ -136,20 +73,14 @@ def _worker(conn, parent_end, parent_pid: int, job: ChunkJob, marker) -> None:
             return
         if chunk is None:
             return
-        prepared, done = [], []
+        done = []
         for index, item in chunk:
             marker[1] = time.monotonic()
             marker[0] = index
             try:
-                prepared.append((index, job.prepare(item)))
-            except Exception as exc:
+                done.append((index, func(item)))
+            except Exception as exc:  # the item's fault, not the worker's: report and go on
                 done.append((index, _failure(exc)))
-        marker[1] = time.monotonic()
-        marker[0] = _FINISHING
-        try:
-            done += _finish(job, prepared)
-        except Exception as exc:
-            done.append((prepared[0][0], _failure(exc)))
         marker[0] = _IDLE
         conn.send(done)
 
@@ -179,8 +110,8 @@ class WorkerPool:
     whatever the caller does meanwhile (finding the files, say).
     """
 
-    def __init__(self, job: Callable[[Any], Any] | ChunkJob, *, workers: int, timeout: float, chunk_size: int = 16):
-        self.job = job if isinstance(job, ChunkJob) else _Single(job)
+    def __init__(self, job: Callable[[Any], Any], *, workers: int, timeout: float, chunk_size: int = 16):
+        self.job = job
         self.workers, self.timeout, self.chunk_size = max(1, workers), timeout, max(1, chunk_size)
         self.slots: list[_Slot] = []
         self._stopped = 0  # slots told to exit
@@ -231,8 +162,6 @@ class WorkerPool:
             return
         timeout = self.timeout
         queue: deque = deque(range(len(items)))
-        # Inputs of a chunk that failed while finishing go one per chunk, to find the culprit.
-        alone: set[int] = set()
         # No more workers than chunks; several chunks per worker keep every core busy to the end.
         self.start(-(-len(items) // self.chunk_size))
         slots = self.slots
@@ -242,14 +171,7 @@ class WorkerPool:
             # Chunks shrink near the end (to a quarter of the full size: each chunk has a
             # fixed cost), so no worker is left alone with a long last chunk.
             size = max(min(chunk, max(1, chunk // 4)), min(chunk, -(-len(queue) // (2 * len(slots)))))
-            take: list[int] = []
-            while queue and len(take) < size:
-                if queue[0] in alone and take:
-                    break
-                take.append(queue.popleft())
-                if take[-1] in alone:
-                    break
-            return take
+            return [queue.popleft() for _ in range(min(size, len(queue)))]
 
         def feed(slot: _Slot) -> None:
             """Keep two chunks in flight per worker, so it never waits for the parent between them."""
@@ -275,11 +197,6 @@ class WorkerPool:
             rest = [i for c in chunks for i in c if i != current]
             if current in chunks[0]:
                 yield current, Failure(reason)
-            elif len(chunks[0]) == 1:  # it was finishing its one-input chunk
-                rest = rest[1:]
-                yield chunks[0][0], Failure(reason)
-            else:  # while finishing a chunk: retry its inputs one by one
-                alone.update(chunks[0])
             queue.extendleft(reversed(rest))
 
         for slot in slots:
@@ -317,7 +234,7 @@ class WorkerPool:
 
 
 def run_isolated(
-    func: Callable[[Any], Any] | ChunkJob,
+    func: Callable[[Any], Any],
     items: Sequence[Any],
     *,
     workers: int,

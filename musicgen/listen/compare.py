@@ -22,7 +22,6 @@ import math
 import random
 import re
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,8 @@ from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import write_midi
 from musicgen.text import plural
-from musicgen.tokens.encoding import decode
-from musicgen.tokens.space import EOS, PAD
+from musicgen.tokens.encoding import decode, quarters_per_step
+from musicgen.tokens.space import PAD
 
 NGRAM_ORDER = 5
 MAX_REFERENCE_PIECES = 200  # validation pieces measured for the "real music" row
@@ -59,6 +58,7 @@ class CompareConfig:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 0.95
+    instruments: tuple[int, ...] | None = None  # widen the primer's line-up (128 = drums)
     reference: bool = True
     ngram: bool = True
     ngram_order: int = NGRAM_ORDER
@@ -121,7 +121,7 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     try:
         gen_cfg = GenerateConfig(
             num_samples=cfg.samples, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-            seed=cfg.seed, unit="bars", length=float(cfg.bars),
+            seed=cfg.seed, unit="bars", length=float(cfg.bars), instruments=cfg.instruments,
         )  # fmt: skip
     except ValueError as exc:
         raise MusicgenError(str(exc)) from None
@@ -161,7 +161,7 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
             write_songs(songs, first if cfg.samples == 1 else out / col.key / "sample.mid", model, gcfg, pinfo)
         except OSError as exc:
             raise MusicgenError(f"cannot write to {out / col.key}: {exc.strerror or exc}") from None
-        primer_notes[col.key] = tokens_to_score(pinfo.ids, model).num_notes if pinfo else 0
+        primer_notes[col.key] = tokens_to_score(pinfo.ids, model.vocab).num_notes if pinfo else 0
         songs_by_col[col.key] = [s.score for s in songs]
         col.cells = [Cell(_rel(s.path, out), "", "", s.score.num_notes, s.score.duration_seconds) for s in songs]
         columns.append(col)
@@ -389,8 +389,7 @@ def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, i
     if not train:
         raise MusicgenError(f"{ds.root} has no training pieces")
     lm = KneserNey(cfg.ngram_order, vocab_size=len(ds.vocab)).fit(train)
-    fake = types.SimpleNamespace(vocab=ds.vocab, encoding=ds.vocab.cfg)
-    p = load_primer(primer.path, fake, None)
+    p = load_primer(primer.path, ds.vocab, None, gcfg.instruments)
     echo(f"sampling {cfg.samples} x {cfg.bars} bars from the n-gram ...")
     seqs = sample_ngram(lm, ds.vocab, p.ids, gcfg, cfg.ngram_order)
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
@@ -426,35 +425,31 @@ def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: in
     from musicgen.generate import LengthTracker
     from musicgen.sampling import sample
 
-    allowed = vocab.allowed_next()
-    allowed[:, EOS] = False
-    allowed[EOS, PAD] = True
     B = gcfg.num_samples
-    fake = types.SimpleNamespace(vocab=vocab, encoding=vocab.cfg)
-    tracker = LengthTracker(fake, gcfg, prompt, B)
+    tracker = LengthTracker(vocab, gcfg, prompt, B, header_fixed=True)
     gen = torch.Generator().manual_seed(gcfg.seed)
     seqs = [list(map(int, prompt)) for _ in range(B)]
     done = np.zeros(B, dtype=bool)
     V = len(vocab)
-    for step in range(max_tokens):
+    for _ in range(max_tokens):
+        masks = tracker.mask().numpy()
         new = np.full(B, PAD, dtype=np.int64)
         for b in range(B):
             if done[b]:
                 continue
-            cands = np.flatnonzero(allowed[seqs[b][-1]])
+            cands = np.flatnonzero(masks[b])
             logits = torch.full((V,), float("-inf"), dtype=torch.float64)
             logits[torch.from_numpy(cands)] = torch.from_numpy(ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2))
             new[b] = int(sample(logits[None], gcfg.temperature, gcfg.top_k, gcfg.top_p, gen)[0])
             seqs[b].append(int(new[b]))
-        done |= tracker(torch.from_numpy(new), step).numpy()
+        done |= tracker.update(torch.from_numpy(new)).numpy()
         if done.all():
             break
-    res = vocab.cfg.steps_per_quarter
-    primer_steps = int(tracker.shift[np.asarray(prompt, dtype=np.int64)].sum())
+    per_step = quarters_per_step(vocab.cfg)
     out = []
     for b in range(B):
         end = tracker.end_step[b]
-        out.append((np.array(seqs[b], dtype=np.int64), (end + primer_steps) / res if end >= 0 else None))
+        out.append((np.array(seqs[b], dtype=np.int64), end * per_step if end >= 0 else None))
     return out
 
 
@@ -480,9 +475,8 @@ def _evaluate_columns(columns: list[Column], models, ds, cfg: CompareConfig, ech
             if not docs:
                 col.eval_note = "not evaluated: no validation split"
                 continue
-            lo, hi = ds.vocab.pitch_start, ds.vocab.pitch_start + ds.vocab.pitch_count
             bits = -sum(float(lm.log2_probs(d, cfg.ngram_order)[1:].sum()) for d in docs)
-            notes = sum(int(((d[1:] >= lo) & (d[1:] < hi)).sum()) for d in docs)
+            notes = sum(int(np.isin(d[1:], ds.vocab.note_ids).sum()) for d in docs)
             col.bits_per_note = bits / max(notes, 1)
             col.eval_note = f"{len(docs)} pieces, {notes} notes"
         elif col.kind == "real":

@@ -403,47 +403,19 @@ class TrainIndex:
 
 
 def dataset_pitch_sequences(root: str | Path, split: str | None = "train") -> tuple[list[str], list[np.ndarray]]:
-    """Pitch sequences of a dataset's pieces, computed from the token array in bulk.
-
-    Equal to `pitch_sequence` of each decoded piece (time order, high to low at one
-    onset, drums left out), but vectorised over the whole split, so indexing a large
-    corpus for the memorisation check costs seconds, not a decode per piece.
-    """
+    """Pitch sequences of a dataset's pieces: each piece decoded from its tokens (by the
+    stream interpreter, like every reader of tokens), then `pitch_sequence`."""
     from musicgen.data.dataset import TokenDataset
+    from musicgen.tokens.encoding import decode
 
     ds = TokenDataset.open(root)
-    v = ds.vocab
-    fam = v.families
-    shift = np.zeros(len(v), dtype=np.int64)
-    value = np.full(len(v), -1, dtype=np.int64)
-    for i, tok in enumerate(v.tokens):
-        if fam[i] == "shift":
-            shift[i] = int(tok.split("_")[1])
-        elif fam[i] in ("pitch", "prog"):
-            value[i] = int(tok.split("_")[1])
     entries = [e for e in ds.index["files"] if split is None or e["split"] == split]
-    names, seqs = [e["path"] for e in entries], []
-    if not entries:
-        return names, seqs
-    parts = [np.asarray(ds.tokens[e["offset"] : e["offset"] + e["tokens"]], dtype=np.int64) for e in entries]
-    lengths = np.array([len(p) for p in parts])
-    tok = np.concatenate(parts)
-    doc = np.repeat(np.arange(len(parts)), lengths)
-    step = np.cumsum(shift[tok])
-    step -= np.repeat(step[np.cumsum(lengths) - lengths] - shift[tok[np.cumsum(lengths) - lengths]], lengths)
-    is_prog = fam[tok] == "prog"
-    last_prog = np.maximum.accumulate(np.where(is_prog, np.arange(len(tok)), -1))
-    program = np.where(last_prog >= 0, value[tok[np.maximum(last_prog, 0)]], 0)
-    keep = (fam[tok] == "pitch") & (program != 128)  # 128: the drum program
-    d, st, p = doc[keep], step[keep], value[tok[keep]]
-    order = np.lexsort((-p, st, d))
-    d, st, p = d[order], st[order], p[order]
-    first = np.ones(len(p), dtype=bool)
-    first[1:] = (d[1:] != d[:-1]) | (st[1:] != st[:-1]) | (p[1:] != p[:-1])
-    d, p = d[first], p[first]
-    bounds = np.searchsorted(d, np.arange(len(parts) + 1))
-    seqs = [p[bounds[i] : bounds[i + 1]] for i in range(len(parts))]
-    return names, seqs
+    seqs = []
+    for e in entries:
+        ids = np.asarray(ds.tokens[e["offset"] : e["offset"] + e["tokens"]], dtype=np.int64)
+        score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
+        seqs.append(pitch_sequence(score))
+    return [e["path"] for e in entries], seqs
 
 
 def memorisation(pitches: np.ndarray, train: TrainIndex) -> dict:

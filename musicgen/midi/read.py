@@ -13,7 +13,6 @@ repaired or lost is listed in `Score.warnings`, never silently dropped.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from musicgen.errors import ReadError
-from musicgen.midi.score import NOTE_DTYPE, Score, ScoreBatch
+from musicgen.midi.score import NOTE_DTYPE, Score
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".smf", ".rmi"})
 SCORE_SUFFIXES = frozenset({".xml", ".mxl", ".musicxml", ".abc", ".krn"})
@@ -35,10 +34,8 @@ _QPM_RANGE = (1.0, 1000.0)
 class ParsedMidi:
     """A file as the MIDI parser read it, before its notes become a `Score`.
 
-    Reading is split in two so a corpus can be read in chunks: parsing is per file
-    (the part that may hang or crash on a hostile file, so it runs isolated), and
-    `to_scores` turns a whole chunk of parsed files into scores with one pass of
-    array work.
+    Reading is split in two: parsing (the part that may hang or crash on a hostile
+    file, so ingestion runs it isolated) and `to_score`.
     """
 
     sm: Any  # symusic.Score
@@ -48,18 +45,11 @@ class ParsedMidi:
 
 def read_score(path: str | Path, data: bytes | None = None) -> Score:
     """Read a MIDI, MusicXML, ABC or Humdrum file. `data` skips the disk read."""
-    return _one(parse_file(path, data))
+    return to_score(parse_file(path, data))
 
 
 def midi_bytes_to_score(data: bytes) -> Score:
-    return _one(parse_midi(data))
-
-
-def _one(parsed: ParsedMidi) -> Score:
-    batch, errors = to_scores([parsed])
-    if errors[0] is not None:
-        raise errors[0]
-    return batch.scores[0]
+    return to_score(parse_midi(data))
 
 
 def parse_file(path: str | Path, data: bytes | None = None) -> ParsedMidi:
@@ -324,69 +314,71 @@ def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
     return b"".join(out), warnings
 
 
-def to_scores(parsed: Sequence[ParsedMidi]) -> tuple[ScoreBatch, list[ReadError | None]]:
-    """Parsed files -> one batch of scores, plus the error of each file that has none.
+def to_score(parsed: ParsedMidi) -> Score:
+    """A parsed file as a `Score`: notes in quarters, sustain pedal applied, tempo and metre maps.
 
-    A damaged file whose repair left no notes is an error (the repair's reason);
-    its score stays in the batch, empty, so indices line up.
+    Raises the repair's reason when a damaged file kept no notes at all.
     """
-    times, durations, pitches, velocities = [], [], [], []
-    lengths, programs, drums, owner = [], [], [], []  # per track
-    for i, p in enumerate(parsed):
-        for track in p.sm.tracks:
-            arr = track.notes.numpy()
-            if len(arr["time"]):
-                times.append(arr["time"])
-                durations.append(arr["duration"])
-                pitches.append(arr["pitch"])
-                velocities.append(arr["velocity"])
-                lengths.append(len(arr["time"]))
-                programs.append(int(track.program) & 0x7F)
-                drums.append(bool(track.is_drum))
-                owner.append(i)
-    # Columns first, one structured array for the whole batch: per-file (let alone
-    # per-track) array calls cost more than parsing a small file.
-    sizes = np.zeros(len(parsed), dtype=np.int64)
-    overflow = np.zeros(len(parsed), dtype=np.int64)
-    tpqs = [float(p.tpq or p.sm.ticks_per_quarter) for p in parsed]  # ticks per quarter of each file
-    if times:
-        time = np.concatenate(times).astype(np.int64)
-        files = np.repeat(np.array(owner, dtype=np.int64), lengths)
+    sm = parsed.sm
+    tpq = float(parsed.tpq or sm.ticks_per_quarter)
+    columns: list[tuple] = []  # per track: start and end ticks, pitch, velocity, program, drum
+    pressed = sustained = overflow = 0
+    for track in sm.tracks:
+        arr = track.notes.numpy()
+        start = arr["time"].astype(np.int64)
+        if not len(start):
+            continue
         # Tick counts past 2**31 wrap around to negative times: those notes are lost.
-        valid = time >= 0
-        overflow = np.bincount(files[~valid], minlength=len(parsed))
-        order = np.argsort(files << 32 | time, kind="stable")  # by file, then onset; track order on ties
-        order = order[valid[order]]
-        notes = np.empty(len(order), dtype=NOTE_DTYPE)
-        files = files[order]
-        tpq = np.array(tpqs)[files]
-        notes["start"] = time[order] / tpq
-        notes["duration"] = np.maximum(np.concatenate(durations)[order], 0) / tpq
-        notes["pitch"] = np.concatenate(pitches)[order].astype(np.int16) & 0x7F
-        notes["velocity"] = np.concatenate(velocities)[order].astype(np.int16) & 0x7F
-        notes["program"] = np.repeat(np.array(programs, dtype=np.int16), lengths)[order]
-        notes["drum"] = np.repeat(np.array(drums, dtype=bool), lengths)[order]
-        sizes = np.bincount(files, minlength=len(parsed))
-    else:
-        notes = np.empty(0, dtype=NOTE_DTYPE)
+        valid = start >= 0
+        if not valid.all():
+            overflow += int((~valid).sum())
+            arr = {k: v[valid] for k, v in arr.items()}
+            start = start[valid]
+        end = start + np.maximum(arr["duration"].astype(np.int64), 0)
+        if not track.is_drum and len(track.pedals):
+            end, n = _sustain(start, end, track.pedals.numpy())
+            pressed += len(track.pedals)
+            sustained += n
+        columns.append((start, end, arr["pitch"], arr["velocity"], int(track.program) & 0x7F, bool(track.is_drum)))
+    start = np.concatenate([c[0] for c in columns]) if columns else np.zeros(0, dtype=np.int64)
+    order = np.argsort(start, kind="stable")  # by onset; track order on ties
+    notes = np.empty(len(start), dtype=NOTE_DTYPE)
+    if columns:
+        sizes = [len(c[0]) for c in columns]
+        notes["start"] = start[order] / tpq
+        notes["duration"] = (np.concatenate([c[1] for c in columns])[order] - start[order]) / tpq
+        notes["pitch"] = np.concatenate([c[2] for c in columns])[order].astype(np.int16) & 0x7F
+        notes["velocity"] = np.concatenate([c[3] for c in columns])[order].astype(np.int16) & 0x7F
+        notes["program"] = np.repeat([c[4] for c in columns], sizes)[order]
+        notes["drum"] = np.repeat([c[5] for c in columns], sizes)[order]
+    warnings = list(parsed.warnings)
+    if overflow:
+        warnings.append(f"{overflow} notes past the 2**31 tick limit dropped")
+    if parsed.warnings and not len(notes):
+        raise ReadError(parsed.warnings[0])
+    counts = {"sustain_pedal_presses": pressed, "notes_sustained": sustained} if pressed else {}
+    return Score(
+        notes=notes,
+        tempos=[(0.0, _SMPTE_QPM)] if parsed.tpq is not None else _tempos(sm, tpq),
+        time_signatures=_time_signatures(sm, tpq),
+        n_tracks=len(sm.tracks),
+        resolution=int(round(tpq)),
+        warnings=warnings,
+        counts=counts,
+    )
 
-    scores: list[Score] = []
-    errors: list[ReadError | None] = []
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    for i, p in enumerate(parsed):
-        warnings = list(p.warnings)
-        if overflow[i]:
-            warnings.append(f"{overflow[i]} notes past the 2**31 tick limit dropped")
-        score = Score(
-            notes=notes[bounds[i] : bounds[i + 1]],
-            tempos=[(0.0, _SMPTE_QPM)] if p.tpq is not None else _tempos(p.sm, tpqs[i]),
-            time_signatures=_time_signatures(p.sm, tpqs[i]),
-            n_tracks=len(p.sm.tracks),
-            warnings=warnings,
-        )
-        scores.append(score)
-        errors.append(ReadError(p.warnings[0]) if p.warnings and not score.num_notes else None)
-    return ScoreBatch(notes, sizes, scores), errors
+
+def _sustain(start: np.ndarray, end: np.ndarray, pedals: dict) -> tuple[np.ndarray, int]:
+    """Sounding ends under the sustain pedal: a key released while the pedal is down
+    sounds until the pedal lifts. (A key struck again cuts its own sound; the encoder
+    does that, for every note.) Returns the new ends and how many notes were extended."""
+    down = pedals["time"].astype(np.int64)
+    up = down + pedals["duration"].astype(np.int64)
+    order = np.argsort(down, kind="stable")
+    down, up = down[order], np.maximum.accumulate(up[order])  # overlapping presses merge
+    k = np.searchsorted(down, end, side="right") - 1  # the last press at or before the release
+    held = (k >= 0) & (end < up[np.maximum(k, 0)])
+    return np.where(held, up[np.maximum(k, 0)], end), int(held.sum())
 
 
 def _tempos(sm, tpq: float) -> list[tuple[float, float]]:

@@ -2,11 +2,12 @@
 
 Times are in quarter notes (floats), so a score is independent of the file's
 ticks per quarter and of tempo; the tempo map turns quarters into seconds.
+Durations are *sounding* durations: the reader has already applied the sustain
+pedal (a key released while the pedal is down sounds until the pedal lifts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,8 +36,11 @@ class Score:
     tempos: list[tuple[float, float]] = field(default_factory=list)  # (quarter, qpm)
     time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (quarter, num, den)
     n_tracks: int = 0
+    resolution: int = 0  # ticks per quarter of the file it was read from (0: not read from a file)
     # What the reader had to repair or leave out (a damaged file); empty for a clean read.
     warnings: list[str] = field(default_factory=list)
+    # What the reader changed on purpose, counted: e.g. sustain pedal folded into durations.
+    counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.notes.dtype != NOTE_DTYPE:
@@ -85,7 +89,7 @@ class Score:
         n["duration"] = np.minimum(n["duration"], end_q - n["start"])
         tempos = [t for t in self.tempos if t[0] < end_q] or self.tempos[:1]
         sigs = [t for t in self.time_signatures if t[0] < end_q] or self.time_signatures[:1]
-        return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=self.n_tracks)
+        return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=self.n_tracks, resolution=self.resolution)
 
     def bar_lines(self) -> list[float]:
         """Bar starts in quarters, from the time-signature map (4/4 if none)."""
@@ -102,30 +106,3 @@ class Score:
                 bars.append(pos)
                 pos += length
         return bars
-
-
-@dataclass
-class ScoreBatch:
-    """Several scores whose notes lie back to back in one array.
-
-    Array work over `notes` covers every score in one call: per-call overhead, not
-    notes, is what costs most on a corpus of small files. Each `scores[i].notes`
-    holds the same notes as its slice of `notes` (a view when the reader built the
-    batch).
-    """
-
-    notes: np.ndarray  # NOTE_DTYPE, grouped by score, each group sorted by start
-    sizes: np.ndarray  # int64: notes of each score
-    scores: list[Score]
-
-    @classmethod
-    def of(cls, scores: Sequence[Score]) -> ScoreBatch:
-        scores = list(scores)
-        if len(scores) == 1:
-            notes = scores[0].notes
-        else:
-            notes = np.concatenate([s.notes for s in scores]) if scores else empty_notes()
-        return cls(notes, np.array([len(s.notes) for s in scores], dtype=np.int64), scores)
-
-    def __len__(self) -> int:
-        return len(self.scores)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import lightning as L
 import torch
@@ -21,16 +22,17 @@ MIN_LR_RATIO = 0.1
 class MusicLM(L.LightningModule):
     """Next-token language model around a core chosen by `model_cfg.name`.
 
-    `note_ids` is the [start, end) id range of Pitch tokens: each note has
-    exactly one, so counting them turns bits per token into bits per note.
+    `note_ids` are the Pitch and Drum tokens' ids: each note has exactly one,
+    so counting them turns bits per token into bits per note.
     `meta` (vocabulary, encoding, versions) rides along into every checkpoint
     so a checkpoint alone is enough to generate.
     """
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: tuple[int, int], meta: dict):
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: Sequence[int], meta: dict):
         super().__init__()
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
-        self.note_ids = note_ids
+        self.note_ids = [int(i) for i in note_ids]
+        self.register_buffer("_note_ids", torch.tensor(self.note_ids, dtype=torch.long), persistent=False)
         self.meta = meta
         self.core = build_core(model_cfg)
         self.val_nats = SumMetric()
@@ -57,10 +59,9 @@ class MusicLM(L.LightningModule):
         flat_y = y.reshape(-1)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat_y, ignore_index=IGNORE, reduction="sum")
         valid = flat_y != IGNORE
-        lo, hi = self.note_ids
         self.val_nats.update(nll)
         self.val_tokens.update(valid.sum())
-        self.val_notes.update(((flat_y >= lo) & (flat_y < hi)).sum())
+        self.val_notes.update(torch.isin(flat_y, self._note_ids).sum())
         self.val_correct.update(((logits.reshape(-1, logits.size(-1)).argmax(-1) == flat_y) & valid).sum())
 
     def on_validation_epoch_end(self):
@@ -120,7 +121,7 @@ class MusicLM(L.LightningModule):
             **self.meta,
             "model": to_dict(self.model_cfg),
             "train": to_dict(self.train_cfg),
-            "note_ids": list(self.note_ids),
+            "note_ids": self.note_ids,
             "val_bpn": _metric(self, "val_bpn"),
             "val_bpt": _metric(self, "val_bpt"),
             "global_step": int(self.global_step),

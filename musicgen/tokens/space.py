@@ -1,8 +1,21 @@
-"""The universe of token strings an `EncodingConfig` can produce.
+"""The alphabet: every token an `EncodingConfig` can produce, and what each stands for.
 
-Families, in id order: specials, Shift_n, Pitch_p, Dur_n, Vel_v, Prog_p,
-Tempo_q, TimeSig_n/d. A `Vocabulary` keeps the subset a corpus uses; this space
-gives every token a stable "universal" id so encoding is pure array work.
+Families, in id order (each token is "<Family>_<value>"):
+
+    PAD BOS EOS         specials
+    Inst_p              the piece's line-up, right after BOS (p: program 0..127 or "drums")
+    TimeSig_n/d         a metre from here on                          (beats mode)
+    Tempo_q             quarter notes per minute from here on         (beats mode)
+    Shift_n             time moves on n steps
+    Prog_p              the instrument of the notes that follow
+    Vel_v               the current instrument's velocity from here on
+    Pitch_p             a pitched note; always followed by its Dur
+    Dur_n               the sounding length of the note just named, in steps
+    Drum_k              a drum hit (k: General MIDI percussion key); needs no Dur
+
+A `Vocabulary` keeps the subset a corpus uses; this space gives every token a
+stable "universal" id, and `values` says what each id means, so nobody parses
+token strings. The grammar that strings these together lives in stream.py.
 """
 
 from __future__ import annotations
@@ -15,45 +28,96 @@ from musicgen.config import EncodingConfig
 
 SPECIALS = ("PAD", "BOS", "EOS")
 PAD, BOS, EOS = 0, 1, 2
-DRUM_PROGRAM = 128
+DRUMS = 128  # the program number that stands for the drum kit in Inst_ and Prog_ tokens
+PROGRAMS = 129  # 0..127 and DRUMS
 TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32
-_DENOMINATORS = np.array(TIME_SIG_DENOMINATORS)
+
+# Family names, in id order.
+FAMILIES = ("special", "inst", "timesig", "tempo", "shift", "prog", "vel", "pitch", "dur", "drum")
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     offset: int
-    size: int
+    values: np.ndarray  # what token `offset + k` stands for (for timesig: numerator * 64 + denominator)
 
-    def contains(self, ids: np.ndarray) -> np.ndarray:
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    def contains(self, ids) -> np.ndarray:
+        ids = np.asarray(ids)
         return (ids >= self.offset) & (ids < self.offset + self.size)
+
+    def id(self, index) -> np.ndarray:
+        """Universal id(s) of the token(s) at these positions in the family."""
+        return self.offset + np.asarray(index, dtype=np.int64)
+
+    def id_of_value(self, value) -> np.ndarray:
+        """Universal id(s) of the token(s) standing exactly for `value` (values must exist)."""
+        if self.integral:  # a table lookup, the commonest call of the encoder
+            return self.offset + self.position[np.asarray(value, dtype=np.int64)]
+        return self.offset + np.searchsorted(self.values, value)
+
+    @property
+    def integral(self) -> bool:
+        return self.values.dtype.kind in "iu" and self.size > 0 and int(self.values[-1]) < 1 << 16
+
+    @property
+    def position(self) -> np.ndarray:
+        """value -> its position in the family (-1 where no token stands for it)."""
+        table = self.__dict__.get("_position")
+        if table is None:
+            table = np.full(int(self.values[-1]) + 1, -1, dtype=np.int64)
+            table[self.values] = np.arange(self.size)
+            object.__setattr__(self, "_position", table)
+        return table
+
+    def nearest(self, value) -> np.ndarray:
+        """Position(s) in the family of the value(s) nearest to `value` (the lower one on a tie)."""
+        v = np.asarray(value, dtype=np.float64)
+        above = np.clip(np.searchsorted(self.values, v), 1, max(self.size - 1, 1))
+        below = above - 1
+        if self.size == 1:
+            return np.zeros(v.shape, dtype=np.int64)
+        return np.where(v - self.values[below] <= self.values[above] - v, below, above)
+
+
+def _timesig_values() -> np.ndarray:
+    return np.array([n * 64 + d for n in range(1, TIME_SIG_MAX_NUMERATOR + 1) for d in TIME_SIG_DENOMINATORS])
 
 
 class TokenSpace:
+    """Every token of one (decided) encoding, with a universal id and a value."""
+
     def __init__(self, cfg: EncodingConfig):
+        if cfg.time == "auto":
+            raise ValueError("a token space needs a decided time mode (beats or seconds), not 'auto'")
         self.cfg = cfg
-        self.tempo_values = np.array(cfg.tempo_values())
-        self.velocity_values = np.array(cfg.velocity_values(), dtype=np.int64)
-        sizes = [
-            ("special", len(SPECIALS)),
-            ("shift", cfg.max_shift_steps),  # Shift_1 .. Shift_max
-            ("pitch", cfg.pitch_max - cfg.pitch_min + 1),
-            ("dur", cfg.max_duration_steps),  # Dur_1 .. Dur_max
-            ("vel", cfg.velocity_bins),
-            ("prog", 129),  # 0..127 and 128 = drums
-            ("tempo", cfg.tempo_bins),
-            ("timesig", TIME_SIG_MAX_NUMERATOR * len(TIME_SIG_DENOMINATORS)),
-        ]
+        values = {
+            "special": np.arange(len(SPECIALS)),
+            "inst": np.arange(PROGRAMS),
+            "timesig": _timesig_values(),
+            "tempo": np.array(cfg.tempo_values()),
+            "shift": np.arange(1, cfg.limit("max_shift") + 1),
+            "prog": np.arange(PROGRAMS),
+            "vel": np.array(cfg.velocity_values(), dtype=np.int64),
+            "pitch": np.arange(cfg.pitch_min, cfg.pitch_max + 1),
+            "dur": np.array(cfg.duration_values(), dtype=np.int64),
+            "drum": np.arange(128),
+        }
         self.families: dict[str, Family] = {}
         offset = 0
-        for name, size in sizes:
-            self.families[name] = Family(name, offset, size)
-            offset += size
+        for name in FAMILIES:
+            self.families[name] = Family(name, offset, values[name])
+            offset += len(values[name])
         self.size = offset
+        # per universal id: its family's index in FAMILIES, and its value
+        self.family_index = np.concatenate([np.full(f.size, i) for i, f in enumerate(self.families.values())])
+        self.value = np.concatenate([f.values.astype(np.float64) for f in self.families.values()])
         self._strings: list[str] | None = None
-        self._family_names: list[str] | None = None
 
     def __getattr__(self, name: str) -> Family:  # space.pitch, space.shift, ...
         fams = self.__dict__.get("families", {})
@@ -61,89 +125,45 @@ class TokenSpace:
             return fams[name]
         raise AttributeError(name)
 
-    # --- id construction (vectorised) -------------------------------------------------
-    def shift_id(self, n):
-        return self.shift.offset + np.asarray(n) - 1
+    def family_of(self, uid: int) -> str:
+        if not 0 <= uid < self.size:
+            raise ValueError(f"token id {uid} outside the space")
+        return FAMILIES[self.family_index[uid]]
 
-    def pitch_id(self, p):
-        return self.pitch.offset + np.asarray(p) - self.cfg.pitch_min
+    def is_family(self, name: str) -> np.ndarray:
+        """Bool mask over universal ids: the tokens of one family."""
+        return self.family_index == FAMILIES.index(name)
 
-    def dur_id(self, n):
-        return self.dur.offset + np.asarray(n) - 1
+    def timesig_id(self, num, den) -> np.ndarray:
+        return self.timesig.id_of_value(np.asarray(num) * 64 + np.asarray(den))
 
-    def vel_id(self, b):
-        return self.vel.offset + np.asarray(b)
-
-    def prog_id(self, p):
-        return self.prog.offset + np.asarray(p)
-
-    def tempo_id(self, b):
-        return self.tempo.offset + np.asarray(b)
-
-    def timesig_id(self, num, den):
-        """Every denominator must be one of TIME_SIG_DENOMINATORS (ValueError otherwise)."""
-        den = np.asarray(den)
-        den_idx = np.searchsorted(_DENOMINATORS, den)
-        if not np.array_equal(_DENOMINATORS[np.minimum(den_idx, len(_DENOMINATORS) - 1)], den):
-            raise ValueError(f"time-signature denominators must be among {TIME_SIG_DENOMINATORS}")
-        return self.timesig.offset + (np.asarray(num) - 1) * len(TIME_SIG_DENOMINATORS) + den_idx
-
-    def timesig_of(self, k: int) -> tuple[int, int]:
-        """(numerator, denominator) of the k-th TimeSig token (the inverse of `timesig_id`)."""
-        return k // len(TIME_SIG_DENOMINATORS) + 1, TIME_SIG_DENOMINATORS[k % len(TIME_SIG_DENOMINATORS)]
-
-    def time_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What each universal id does to time, for code that follows a stream token by token:
-        the steps a Shift moves, the qpm a Tempo sets, the steps in a bar a TimeSig sets
-        (0 for every other token)."""
-        shift = np.zeros(self.size, dtype=np.int64)
-        qpm = np.zeros(self.size)
-        bar = np.zeros(self.size, dtype=np.int64)
-        shift[self.shift.offset : self.shift.offset + self.shift.size] = np.arange(1, self.shift.size + 1)
-        qpm[self.tempo.offset : self.tempo.offset + self.tempo.size] = self.tempo_values
-        for k in range(self.timesig.size):
-            num, den = self.timesig_of(k)
-            bar[self.timesig.offset + k] = num * 4 * self.cfg.steps_per_quarter // den
-        return shift, qpm, bar
-
-    # --- binning ---------------------------------------------------------------------
-    def tempo_bin(self, qpm):
-        """The nearest bin in log tempo (perceived tempo is ratio-like); an int for one qpm."""
-        log_qpm = np.log(np.maximum(np.asarray(qpm, dtype=np.float64), 1e-3))
-        bins = np.argmin(np.abs(np.log(self.tempo_values) - log_qpm[..., None]), axis=-1)
-        return int(bins) if bins.ndim == 0 else bins
-
-    def velocity_bin(self, velocity: np.ndarray) -> np.ndarray:
-        n = self.cfg.velocity_bins
-        return np.clip(((np.asarray(velocity) - 1) * n) // 127, 0, n - 1)
+    @staticmethod
+    def timesig_of(value: int) -> tuple[int, int]:
+        return int(value) // 64, int(value) % 64
 
     # --- strings ---------------------------------------------------------------------
     def strings(self) -> list[str]:
         if self._strings is None:
-            c = self.cfg
             out = list(SPECIALS)
-            out += [f"Shift_{n}" for n in range(1, c.max_shift_steps + 1)]
-            out += [f"Pitch_{p}" for p in range(c.pitch_min, c.pitch_max + 1)]
-            out += [f"Dur_{n}" for n in range(1, c.max_duration_steps + 1)]
-            out += [f"Vel_{v}" for v in self.velocity_values.tolist()]
-            out += [f"Prog_{p}" for p in range(128)] + ["Prog_drums"]
-            out += [f"Tempo_{q:g}" for q in self.tempo_values.tolist()]
-            out += [
-                f"TimeSig_{n}/{d}"
-                for n in range(1, TIME_SIG_MAX_NUMERATOR + 1)
-                for d in TIME_SIG_DENOMINATORS
-            ]
+            program = [str(p) for p in range(128)] + ["drums"]
+            out += [f"Inst_{p}" for p in program]
+            out += ["TimeSig_{}/{}".format(*self.timesig_of(v)) for v in self.timesig.values.tolist()]
+            out += [f"Tempo_{q:g}" for q in self.tempo.values.tolist()]
+            out += [f"Shift_{n}" for n in self.shift.values.tolist()]
+            out += [f"Prog_{p}" for p in program]
+            out += [f"Vel_{v}" for v in self.vel.values.tolist()]
+            out += [f"Pitch_{p}" for p in self.pitch.values.tolist()]
+            out += [f"Dur_{n}" for n in self.dur.values.tolist()]
+            out += [f"Drum_{k}" for k in self.drum.values.tolist()]
             assert len(out) == self.size
             self._strings = out
         return self._strings
 
-    def family_names(self) -> list[str]:
-        """Family name of every universal id, in id order (one lookup instead of a scan)."""
-        if self._family_names is None:
-            self._family_names = [f.name for f in self.families.values() for _ in range(f.size)]
-        return self._family_names
 
-    def family_of(self, uid: int) -> str:
-        if not 0 <= uid < self.size:
-            raise ValueError(f"token id {uid} outside the space")
-        return self.family_names()[uid]
+_SPACES: dict[EncodingConfig, TokenSpace] = {}
+
+
+def token_space(cfg: EncodingConfig) -> TokenSpace:
+    if cfg not in _SPACES:
+        _SPACES[cfg] = TokenSpace(cfg)
+    return _SPACES[cfg]

@@ -1,8 +1,9 @@
 """The corpus vocabulary: the subset of the token space a corpus uses.
 
-Saved as indented, versioned JSON with the encoding settings beside it; loading
-checks both, so a vocabulary never silently meets the wrong encoder. Every
-Pitch token of the configured range is always kept, so transposition
+Saved as indented, versioned JSON with the encoding settings beside it (the
+time mode decided at ingestion included, so every later command follows it);
+loading checks both, so a vocabulary never silently meets the wrong encoder.
+Every Pitch token of the configured range is always kept, so transposition
 augmentation can move any note without leaving the vocabulary.
 """
 
@@ -18,11 +19,11 @@ from musicgen import __version__
 from musicgen.config import EncodingConfig, from_dict, to_dict
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_json
-from musicgen.tokens.encoding import token_space
-from musicgen.tokens.space import BOS, EOS, PAD, SPECIALS
+from musicgen.tokens.space import BOS, EOS, FAMILIES, PAD, SPECIALS, token_space
+from musicgen.tokens.stream import Grammar, Stream
 
 FORMAT = "musicgen-vocabulary"
-VERSION = 1
+VERSION = 2  # 2: representation v2 (time modes, line-up header, drums, pedal); 1 is refused
 
 
 class Vocabulary:
@@ -43,7 +44,11 @@ class Vocabulary:
         # Pitch tokens are contiguous: universal order is kept and all pitches are in.
         self.pitch_start = int(self.lookup[pitch.offset])
         self.pitch_count = pitch.size
-        self.families = np.array([self.space.family_of(int(u)) for u in self.uids], dtype=object)
+        self.families = np.array([FAMILIES[k] for k in self.space.family_index[self.uids].tolist()], dtype=object)
+        present = np.zeros(self.space.size, dtype=bool)
+        present[self.uids] = True
+        self.grammar = Grammar(self.space, present)
+        self._masks: dict[tuple, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -61,55 +66,23 @@ class Vocabulary:
     def to_universal(self, ids: np.ndarray) -> np.ndarray:
         return self.uids[np.asarray(ids, dtype=np.int64)]
 
-    def ids_of_family(self, name: str) -> np.ndarray:
-        return np.flatnonzero(self.families == name)
-
     @property
     def note_ids(self) -> np.ndarray:
-        """Each note has exactly one Pitch token: counting them counts notes."""
-        return np.arange(self.pitch_start, self.pitch_start + self.pitch_count)
+        """Each note has exactly one Pitch or Drum token: counting them counts notes."""
+        return np.flatnonzero((self.families == "pitch") | (self.families == "drum"))
 
-    def allowed_next(self) -> np.ndarray:
-        """Grammar as a (V, V) table: row i says which tokens may follow token i.
+    # --- the grammar -----------------------------------------------------------------
+    def stream(self) -> Stream:
+        """A stream interpreter whose grammar only allows this vocabulary's tokens."""
+        return Stream(self.space, self.grammar)
 
-        Sampling masks with it so every generated sequence decodes to MIDI:
-        a Pitch is always followed by a Dur, a Dur only ever follows a Pitch,
-        Prog/Vel lead into a note, and nothing follows EOS but padding.
-        """
-        V = len(self)
-        fam = self.families
-        is_ = {name: fam == name for name in ("shift", "pitch", "dur", "vel", "prog", "tempo", "timesig")}
-        allowed = np.zeros((V, V), dtype=bool)
-        free = ~(is_["dur"])
-        free[[PAD, BOS]] = False  # PAD and BOS are never generated
-        for row in range(V):
-            f = fam[row]
-            if f == "pitch":
-                allowed[row] = is_["dur"]
-            elif f == "prog":
-                allowed[row] = is_["vel"] | is_["pitch"]
-            elif f == "vel":
-                allowed[row] = is_["pitch"]
-            elif row in (PAD, EOS):
-                allowed[row, PAD] = True
-            else:
-                allowed[row] = free
-        # Keep only tokens from which the piece can still reach EOS: a Pitch in a
-        # vocabulary without Dur tokens (or a Prog leading only there) is a dead end.
-        live = np.zeros(V, dtype=bool)
-        live[EOS] = True
-        while True:
-            grown = live | (allowed & live).any(axis=1)
-            if np.array_equal(grown, live):
-                break
-            live = grown
-        inner = np.ones(V, dtype=bool)
-        inner[[PAD, EOS]] = False
-        allowed[inner] &= live
-        # a row with no option left (a dead end itself, never reached) may end the piece
-        empty = ~allowed.any(axis=1)
-        allowed[empty, EOS] = True
-        return allowed
+    def allowed(self, stream: Stream) -> np.ndarray:
+        """Bool mask over compact ids: what the grammar allows next in `stream`."""
+        key = stream.key()
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._masks[key] = stream.allowed()[self.uids]
+        return mask
 
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> dict:
@@ -126,10 +99,17 @@ class Vocabulary:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise MusicgenError("not a musicgen vocabulary (missing format marker)")
         if data.get("version") != VERSION:
+            if isinstance(data.get("version"), int) and 1 <= data["version"] < VERSION:
+                raise MusicgenError(
+                    f"vocabulary version {data['version']} was written by an older musicgen (representation v{data['version']}); "
+                    "run `musicgen ingest` again and retrain with this version"
+                )
             raise MusicgenError(f"vocabulary version {data.get('version')} is not supported (expected {VERSION})")
         try:
             cfg = from_dict(EncodingConfig, data["encoding"])
             tokens = data["tokens"]
+            if cfg.time == "auto":
+                raise ValueError("its time mode is not decided ('auto')")
         except KeyError as exc:
             raise MusicgenError(f"malformed vocabulary: missing {exc}") from None
         except (AttributeError, TypeError, ValueError) as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from musicgen.config import EncodingConfig, IngestConfig
 from musicgen.data.ingest import ingest, split_of
-from musicgen.data.pool import ChunkJob, Failure, run_isolated
+from musicgen.data.pool import Failure, run_isolated
 from musicgen.errors import MusicgenError
 from musicgen.midi.read import read_score
 from musicgen.tokens.encoding import encode
@@ -57,7 +57,7 @@ def test_outputs_exist_and_agree(corpus_ds):
     vocab = Vocabulary.load(out / "vocab.json")
     tokens = np.load(out / "tokens.npy", mmap_mode="r")
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
-    assert index["format"] == "musicgen-dataset" and index["version"] == 1
+    assert index["format"] == "musicgen-dataset" and index["version"] == 2
     assert report["format"] == "musicgen-ingest-report"
     assert len(report["files"]) == 410 and all(r["status"] == "ok" for r in report["files"])
     assert len(index["files"]) == 410
@@ -290,56 +290,8 @@ def test_pool_many_failures_at_once():
     ]  # fmt: skip
 
 
-class TwoPhase(ChunkJob):
-    """prepare doubles each input; finish adds 1 to the whole chunk at once and
-    misbehaves when the chunk holds a poisoned input."""
-
-    def prepare(self, x):
-        if x == "raise":
-            raise ValueError("bad input")
-        return x
-
-    def finish(self, prepared):
-        if "finish-raise" in prepared:
-            raise ValueError("cannot finish this one")
-        if "finish-exit" in prepared:
-            os._exit(5)
-        if "finish-hang" in prepared:
-            time.sleep(60)
-        return [(x * 2 if isinstance(x, int) else x) + (1 if isinstance(x, int) else "!") for x in prepared]
-
-
-def run_two_phase(items, **kw):
-    kw = {"workers": 2, "timeout": 10.0, "chunk_size": 4, **kw}
-    results = list(run_isolated(TwoPhase(), items, **kw))
-    assert sorted(i for i, _ in results) == list(range(len(items))), "every input answered exactly once"
-    return dict(results)
-
-
-def test_two_phase_pool_finishes_whole_chunks():
-    items = list(range(23))
-    assert run_two_phase(items) == {i: 2 * x + 1 for i, x in enumerate(items)}
-    assert run_two_phase(items, workers=1, chunk_size=64) == {i: 2 * x + 1 for i, x in enumerate(items)}
-
-
-@pytest.mark.parametrize(
-    ("bad", "reason"),
-    [
-        ("finish-raise", "ValueError: cannot finish this one"),  # the chunk is finished input by input
-        ("finish-exit", "parser crashed (exit code 5)"),  # the chunk's inputs go back one per chunk
-        ("finish-hang", "timed out after 0.5 s"),
-    ],
-)
-def test_two_phase_pool_loses_only_the_input_that_breaks_finish(bad, reason):
-    items = [1, 2, 3, 4, bad, 6, 7, 8, 9, 10, "raise", 12]
-    res = run_two_phase(items, timeout=0.5)
-    assert res[4] == Failure(reason)
-    assert res[10] == Failure("ValueError: bad input")
-    assert {i: r for i, r in res.items() if i not in (4, 10)} == {i: 2 * x + 1 for i, x in enumerate(items) if i not in (4, 10)}
-
-
 def test_outputs_do_not_depend_on_chunks_or_workers(tmp_path, small_dir):
-    """Files are encoded a chunk at a time; the dataset is the same whatever the chunking."""
+    """Files go to the workers a chunk at a time; the dataset is the same whatever the chunking."""
     (small_dir / "broken.mid").write_bytes(b"MThd not really")
     runs = {}
     for workers, chunk in ((1, 1), (2, 5), (2, 64)):
@@ -385,3 +337,26 @@ def test_workers_die_with_a_killed_parent(state):
         time.sleep(0.05)
         alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()]
     assert alive == [], "workers outlived their parent"
+
+
+def test_auto_time_is_decided_for_the_corpus_and_kept(tmp_path, performed_chorale, corpus_files):
+    played = tmp_path / "played"
+    played.mkdir()
+    for k in range(3):
+        shutil.copy(performed_chorale.path, played / f"take{k}.mid")
+    shutil.copy(corpus_files[0], played / "chorale.mid")  # a minority on the beat grid
+    out = tmp_path / "ds"
+    summary = ingest([played], out, ing_cfg=ING)
+    assert summary.time["mode"] == "seconds" and summary.time["reason"].startswith("3 of 4 files")
+    index, report = load(out)
+    assert index["time"] == summary.time == report["time"]
+    assert Vocabulary.load(out / "vocab.json").cfg.time == "seconds"  # train, generate ... follow it
+    assert all(len(r["timing"]) == 4 for r in report["files"])
+    # unchanged: up to date; one more sequenced file does not tip it, and the timings come from the cache
+    assert ingest([played], out, ing_cfg=ING).up_to_date
+    shutil.copy(corpus_files[1], played / "chorale2.mid")
+    again = ingest([played], out, ing_cfg=ING)
+    assert again.time["mode"] == "seconds" and again.reused == 4
+    # asked for beats: the dataset is encoded again, in beats
+    beats = ingest([played], out, EncodingConfig(time="beats"), ING)
+    assert beats.time == {"mode": "beats", "reason": "asked for"} and beats.reused == 0

@@ -119,7 +119,8 @@ def outcome(path, cfg=None) -> tuple[str, str]:
     from musicgen.config import EncodingConfig
     from musicgen.data.ingest import ingest_file
     from musicgen.midi.read import read_score
-    from musicgen.tokens.encoding import token_space
+    from musicgen.tokens.space import token_space
+    from musicgen.tokens.timebase import resolve_time
 
     cfg = cfg or EncodingConfig()
     try:
@@ -135,7 +136,8 @@ def outcome(path, cfg=None) -> tuple[str, str]:
         assert res.uids is None
     else:
         assert res.uids is not None and len(res.uids) >= 2
-        assert (res.uids >= 0).all() and (res.uids < token_space(cfg).size).all(), "token id out of range"
+        decided, _ = resolve_time(cfg, [score])
+        assert (res.uids >= 0).all() and (res.uids < token_space(decided).size).all(), "token id out of range"
         if res.status == "partial":
             check_reason(res.reason)
     return res.status, res.reason

@@ -333,11 +333,11 @@ from pathlib import Path
 import musicgen.data.ingest as ing
 from musicgen.cli import main
 
-real, delay = ing.prepare_file, float(sys.argv[1])
+real, delay = ing.read_file, float(sys.argv[1])
 def slow(path):  # forked workers inherit this: the run holds its lock for a while
     time.sleep(delay)
     return real(path)
-ing.prepare_file = slow
+ing.read_file = slow
 sys.argv = ["musicgen", *sys.argv[2:]]
 main()
 """

@@ -65,7 +65,7 @@ def out_of_vocab(ds: Path) -> None:
 
 def smaller_vocab(ds: Path) -> None:
     """A valid vocabulary, but another dataset's: specials and pitches only."""
-    Vocabulary(EncodingConfig(), []).save(ds / "vocab.json")
+    Vocabulary(EncodingConfig(time="beats"), []).save(ds / "vocab.json")
 
 
 def pickled_tokens(ds: Path) -> None:

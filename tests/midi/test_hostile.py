@@ -105,9 +105,8 @@ CASES = [
      "no notes", 0),
     ("overlapping.mid", overlapping, "ok", "", 2),
     ("zero_length.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 60, 0), (0, 62, 480))), "ok", "", 2),
-    ("drums_only.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 36, 240), (0, 38, 240), ch=9)), "skipped",
-     "drum-only file (2 drum notes; pass --include-drums to keep them)", 0),
-    ("drums_and_melody.mid", drums_and_melody, "partial", "1 drum notes dropped", 3),
+    ("drums_only.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 36, 240), (0, 38, 240), ch=9)), "ok", "", 2),
+    ("drums_and_melody.mid", drums_and_melody, "ok", "", 4),
     ("Bärenlied — ü.mid", three_notes, "ok", "", 3),
     ("UPPER.MID", three_notes, "ok", "", 3),
     ("karaoke.kar", kar, "ok", "", 3),
@@ -167,7 +166,7 @@ def test_specific_repairs_and_counters(mixed):
     assert report["zero_length.mid"]["stats"]["durations_extended"] == 1
     assert report["huge_delta.mid"]["stats"]["silences_shortened"] == 1
     assert report["huge_delta.mid"]["stats"]["durations_clipped"] == 1
-    assert report["drums_only.mid"]["stats"]["drum_notes_dropped"] == 2
+    assert report["drums_only.mid"]["stats"]["notes_kept"] == 2  # drums are kept by default
 
 
 def test_odd_file_names_are_kept(mixed):

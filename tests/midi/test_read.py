@@ -1,7 +1,5 @@
 """Reading MIDI into a Score, and the whole default corpus through tokens and back to MIDI."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -10,10 +8,10 @@ from musicgen.errors import ReadError
 from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.score import NOTE_DTYPE, Score
 from musicgen.midi.write import score_to_midi_bytes, write_midi
-from musicgen.tokens.encoding import decode, encode, score_grid, token_space
+from musicgen.tokens.encoding import decode, encode, score_grid
 
-CFG = EncodingConfig()
-GRID_COLS = ("step", "dur", "pitch", "program")
+CFG = EncodingConfig()  # auto: a chorale is on a beat grid
+GRID_COLS = ("step", "dur", "pitch", "program", "velocity")
 
 
 def grid_mismatch(got: np.ndarray, want: np.ndarray) -> str:
@@ -29,18 +27,15 @@ def grid_mismatch(got: np.ndarray, want: np.ndarray) -> str:
 
 @pytest.fixture(scope="module")
 def corpus(corpus_files):
-    t0 = time.perf_counter()
-    scores = {f.name: read_score(f) for f in corpus_files}
-    return scores, time.perf_counter() - t0
+    return {f.name: read_score(f) for f in corpus_files}
 
 
 # --- the default corpus -------------------------------------------------------------------
 
 
-def test_corpus_reads_every_chorale_quickly(corpus):
-    scores, seconds = corpus
+def test_corpus_reads_every_chorale(corpus):
+    scores = corpus
     assert len(scores) == 410
-    assert seconds < 2.0  # ~0.1 s on an idle machine; generous for a busy one
     assert sum(s.num_notes for s in scores.values()) == 124_562
     for name, s in scores.items():
         assert s.num_notes > 0, name
@@ -56,8 +51,7 @@ def test_corpus_reads_every_chorale_quickly(corpus):
 
 def test_corpus_round_trip_midi_tokens_midi(corpus):
     """Every kept note survives read -> encode -> decode, and -> MIDI -> read again."""
-    scores, _ = corpus
-    space = token_space(CFG)
+    scores = corpus
     kept = 0
     problems = []
     for name, score in scores.items():
@@ -65,26 +59,27 @@ def test_corpus_round_trip_midi_tokens_midi(corpus):
         s = enc.stats
         # every note read is kept or counted as dropped
         assert s["notes_in"] == score.num_notes, name
-        dropped = s["drum_notes_dropped"] + s["out_of_range_dropped"] + s["duplicates_dropped"]
+        dropped = s["drum_notes_dropped"] + s["out_of_range_dropped"] + s["duplicates_merged"]
         assert s["notes_kept"] == len(enc.notes) == s["notes_in"] - dropped, name
+        assert enc.cfg.time == "beats" and s["off_grid"] == 0, name
         kept += len(enc.notes)
 
-        dec, dstats = decode(enc.ids, CFG)
+        dec, dstats = decode(enc.ids, enc.cfg)
         assert not +dstats, f"{name}: decoder complained {dict(dstats)}"
-        if why := grid_mismatch(score_grid(dec, CFG), enc.notes):
+        if why := grid_mismatch(score_grid(dec, enc.cfg), enc.notes):
             problems.append(f"{name} tokens: {why}")
-        # velocities come back as the centre of their bin
-        order = np.lexsort((-dec.notes["pitch"], dec.notes["program"], np.round(dec.notes["start"] * 12)))
-        assert np.array_equal(space.velocity_bin(dec.notes["velocity"][order]), enc.notes["vbin"]), name
-        # tempo and metre at the start come back binned / exact
+        # velocities come back within the tolerance, every tempo within 0.5%, the metre exact
+        original = {(round(n["start"] * 48), int(n["pitch"])): int(n["velocity"]) for n in score.notes}
+        for n in enc.notes:
+            assert abs(int(n["velocity"]) - original[int(n["step"]), int(n["pitch"])]) <= enc.cfg.velocity_tolerance, name
         assert dec.time_signatures[0][1:] == score.time_signatures[0][1:], name
-        want_qpm = space.tempo_values[space.tempo_bin(score.tempos[0][1])]
-        assert dec.tempos[0] == (0.0, pytest.approx(want_qpm)), name
+        want_qpm = score.tempos[0][1]
+        assert dec.tempos[0][0] == 0.0 and abs(dec.tempos[0][1] / want_qpm - 1) <= 0.005, name
 
         back = midi_bytes_to_score(score_to_midi_bytes(dec))
-        if why := grid_mismatch(score_grid(back, CFG), enc.notes):
+        if why := grid_mismatch(score_grid(back, enc.cfg), enc.notes):
             problems.append(f"{name} midi: {why}")
-        assert back.tempos[0][1] == pytest.approx(want_qpm, rel=1e-4), name
+        assert back.tempos[0][1] == pytest.approx(dec.tempos[0][1], rel=1e-4), name
         assert back.time_signatures[0] == dec.time_signatures[0], name
     assert problems == []
     assert kept == 118_000
@@ -93,10 +88,10 @@ def test_corpus_round_trip_midi_tokens_midi(corpus):
 def test_written_file_reads_back(tmp_path, corpus_files):
     score = read_score(corpus_files[0])
     enc = encode(score, CFG)
-    dec, _ = decode(enc.ids, CFG)
+    dec, _ = decode(enc.ids, enc.cfg)
     path = write_midi(dec, tmp_path / "sub" / "rt.mid")
     assert path.is_file() and path.read_bytes()[:4] == b"MThd"
-    assert grid_mismatch(score_grid(read_score(path), CFG), enc.notes) == ""
+    assert grid_mismatch(score_grid(read_score(path), enc.cfg), enc.notes) == ""
 
 
 # --- reading hand-built files -------------------------------------------------------------
@@ -193,3 +188,26 @@ def test_tick_overflow_drops_only_the_wrapped_notes(smf):
     assert s.warnings == ["4 notes past the 2**31 tick limit dropped"]
     enc = encode(s, CFG)  # silences are cut, nothing crashes
     assert len(enc.notes) == 8 and enc.stats["silences_shortened"] == 7
+
+
+def test_sustain_pedal_extends_what_sounds(smf):
+    """A key released while the pedal is down sounds until the pedal lifts; a key
+    released after it lifts, or a drum, is untouched."""
+    ev = smf.event
+    body = (
+        ev(0, 0xB0, 64, 127)  # pedal down at 0
+        + ev(0, 0x90, 60, 80) + ev(240, 0x80, 60, 0)  # C released at 240, under the pedal
+        + ev(0, 0x90, 64, 80)  # E struck at 240 ...
+        + ev(720, 0xB0, 64, 0)  # pedal up at 960
+        + ev(240, 0x80, 64, 0)  # ... released at 1200, after the pedal: unchanged
+        + ev(0, 0x90, 67, 80) + ev(480, 0x80, 67, 0)  # G, no pedal
+        + smf.EOT
+    )
+    drums = smf.notes((0, 36, 100), ch=9)
+    s = midi_bytes_to_score(smf.header(fmt=1, ntracks=2) + smf.track(body) + smf.track(drums))
+    got = {int(n["pitch"]): (float(n["start"]), float(n["duration"])) for n in s.notes}
+    assert got[60] == (0.0, 2.0)  # held to the pedal's lift at 960 ticks
+    assert got[64] == (0.5, 2.0)
+    assert got[67] == (2.5, 1.0)
+    assert got[36] == (0.0, pytest.approx(100 / 480))
+    assert s.counts == {"sustain_pedal_presses": 1, "notes_sustained": 1}

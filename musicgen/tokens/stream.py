@@ -1,0 +1,322 @@
+"""The one interpreter of the token stream: its grammar, its clock, its notes.
+
+A `Stream` reads tokens one at a time, as a player reads a part: it knows the
+line-up declared after BOS, the current instrument and each instrument's
+velocity, where it is in time (steps, seconds, the bar length) and which
+tokens may come next. Decoding, generation (the grammar mask and the length
+targets), primer repair and the metrics all read tokens through it; nothing
+else parses the stream.
+
+The grammar (`Stream.allowed`):
+
+    piece   := BOS Inst+ body EOS | BOS EOS    Inst_ values strictly rising
+    body    := (Shift+ | TimeSig | Tempo | note)*
+    note    := [Prog] [Vel] (Pitch Dur | Drum)
+
+* a Prog names a declared instrument other than the current one and leads into a note;
+* an instrument's first note carries a Vel (when the encoding has velocity), and a
+  Vel never restates the level the instrument already has;
+* Pitch is for a pitched instrument, Drum for the drum kit;
+* TimeSig and Tempo exist in beats mode only.
+
+It also holds a generated piece to the encoder's canonical order, so no sequence
+the grammar allows spells one piece in two ways: only a Shift of the longest
+length may be followed by another Shift (the encoder writes a long gap as longest
+Shifts and the rest); at one time step a TimeSig comes before
+a Tempo, both before the notes, each at most once; the step's notes go by
+instrument upwards (drums last) and, within one, from the highest key down.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.tokens.space import BOS, DRUMS, EOS, FAMILIES, PAD, TokenSpace
+
+_FAM = {name: i for i, name in enumerate(FAMILIES)}
+_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM = (_FAM[n] for n in FAMILIES)
+
+# Where the stream is: before BOS, in the header (after BOS, Inst tokens may follow), in the
+# body, or after EOS. "after" says which token a note is waiting to be completed after.
+START, HEADER, BODY, END = range(4)
+FREE, AFTER_PROG, AFTER_VEL, AFTER_PITCH = range(4)
+
+
+@dataclass(frozen=True)
+class Note:
+    step: int
+    dur: int  # steps; drum hits get `Stream.drum_steps`
+    pitch: int
+    velocity: int
+    program: int  # 0..127, or DRUMS
+    drum: bool
+
+
+class Grammar:
+    """Which tokens may follow, per situation, as bool masks over universal ids.
+
+    `present` (bool over universal ids) restricts the masks to a vocabulary, and with it
+    removes dead ends: a Pitch where no Dur exists, a Prog whose notes cannot be written.
+    """
+
+    def __init__(self, space: TokenSpace, present: np.ndarray | None = None):
+        self.space = space
+        self.present = np.ones(space.size, dtype=bool) if present is None else present.astype(bool)
+        fam = {name: space.is_family(name) & self.present for name in FAMILIES}
+        self.fam = fam
+        self.can_pitch = bool(fam["pitch"].any() and fam["dur"].any())
+        self.can_drum = bool(fam["drum"].any())
+        self.has_vel = bool(fam["vel"].any())
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def playable(self, program: int) -> bool:
+        return self.can_drum if program == DRUMS else self.can_pitch
+
+    def allowed(self, key: tuple) -> np.ndarray:
+        mask = self._cache.get(key)
+        if mask is None:
+            mask = self._cache[key] = self._allowed(*key)
+            mask.setflags(write=False)
+        return mask
+
+    def _allowed(self, phase, after, program, level, instruments, last_inst, meta, prog_here, key_here, shift_closed) -> np.ndarray:
+        s, f = self.space, self.fam
+        out = np.zeros(s.size, dtype=bool)
+        if phase == START:
+            out[BOS] = True
+            return out
+        if phase == END:
+            out[PAD] = True
+            return out
+        if after == AFTER_PITCH:
+            return f["dur"].copy()
+        # the notes the current instrument may play next: below its last key at this step
+        note = (f["drum"] if program == DRUMS else f["pitch"] & self.can_pitch).copy()
+        family = s.drum if program == DRUMS else s.pitch
+        note[family.offset + int(np.searchsorted(family.values, key_here)) : family.offset + family.size] = False
+        has_level = level is not None or not self.has_vel
+        vel = f["vel"].copy()
+        if level is not None:
+            vel[s.vel.id_of_value(level)] = False
+        if after in (AFTER_PROG, AFTER_VEL):
+            if after == AFTER_PROG:
+                out |= vel
+            if has_level or after == AFTER_VEL:
+                out |= note
+            return out
+        if phase == HEADER:
+            inst = f["inst"].copy()
+            inst[s.inst.offset : s.inst.offset + last_inst + 1] = False
+            for p in range(s.inst.size):
+                if inst[s.inst.offset + p] and not self.playable(p):
+                    inst[s.inst.offset + p] = False
+            out |= inst
+            if not instruments:  # a piece with notes declares at least one instrument first
+                out[EOS] = self.present[EOS]
+                return out
+        if not shift_closed:  # a gap goes on only after a Shift of the longest length
+            out |= f["shift"]
+        out[EOS] = self.present[EOS]
+        if meta < 1 and prog_here < 0:
+            out |= f["timesig"]
+        if meta < 2 and prog_here < 0:
+            out |= f["tempo"]
+        for p in instruments:
+            if p != program and p > prog_here and self.playable(p):
+                out[s.prog.offset + p] = self.present[s.prog.offset + p]
+        if program is not None and program >= prog_here and note.any():  # a Vel must lead into a note
+            out |= vel
+            if has_level:
+                out |= note
+        return out
+
+
+class Stream:
+    """One piece read token by token. `feed` returns the note a token completes, if any."""
+
+    def __init__(self, space: TokenSpace, grammar: Grammar | None = None):
+        self.space = space
+        self.grammar = grammar or _grammar(space)
+        cfg = space.cfg
+        self.beats = cfg.time == "beats"
+        self.steps_per_unit = cfg.steps_per_unit
+        self.drum_steps = max(1, self.steps_per_unit // 4) if self.beats else max(1, cfg.steps_per_second // 10)
+        self._fam = space.family_index.tolist()
+        self._val = space.value.tolist()
+        self._offsets = [f.offset for f in space.families.values()]
+        self.default_velocity = cfg.default_velocity
+        self.stats: Counter = Counter()  # tokens that broke the grammar, by kind
+        self.phase = START
+        self.after = FREE
+        self.program: int | None = None
+        self.velocity: dict[int, int] = {}
+        self.instruments: set[int] = set()
+        self.last_inst = -1
+        self.pitch: int | None = None
+        # the canonical order within the current time step (see the module docstring)
+        self.meta_here = 0  # 1: a TimeSig was given at this step, 2: a Tempo
+        self.prog_here = -1  # the last instrument that played at this step
+        self.key_here = 128  # the current instrument's last key at this step (128: none yet)
+        self.shift_closed = False  # the last token was a Shift shorter than the longest: the gap is over
+        self._longest_shift = int(space.shift.values[-1])
+        self.step = 0
+        self.seconds = 0.0
+        self.qpm = 120.0
+        # beats: one bar of the current metre; seconds: a nominal 4/4 bar at 120 qpm (2 s)
+        self.bar_steps = 4 * self.steps_per_unit if self.beats else 2 * self.steps_per_unit
+        self.notes = 0
+        self.tempos: list[tuple[int, float]] = []  # (step, qpm)
+        self.time_signatures: list[tuple[int, int, int]] = []  # (step, num, den)
+
+    # --- reading ---------------------------------------------------------------------
+    def key(self) -> tuple:
+        """Everything the grammar's next choice depends on."""
+        prog = self.program
+        level = self.velocity.get(prog) if prog is not None else None
+        return (
+            self.phase, self.after, prog, level, frozenset(self.instruments), self.last_inst,
+            self.meta_here, self.prog_here, self.key_here, self.shift_closed,
+        )  # fmt: skip
+
+    def allowed(self) -> np.ndarray:
+        """Bool mask over universal ids: the tokens the grammar allows next."""
+        return self.grammar.allowed(self.key())
+
+    def allows(self, uid: int) -> bool:
+        return bool(self.allowed()[uid])
+
+    def end_header(self) -> None:
+        """No more Inst tokens: the line-up is fixed (a header given by the caller)."""
+        if self.phase == HEADER:
+            self.phase = BODY
+
+    def feed(self, uid: int) -> Note | None:
+        uid = int(uid)
+        if not 0 <= uid < len(self._fam):
+            self.stats["unknown_token"] += 1
+            return None
+        fam = self._fam[uid]
+        if self.after == AFTER_PITCH and fam != _DUR:
+            self.stats["pitch_without_duration"] += 1
+            self.after, self.pitch = FREE, None
+        if fam == _SPECIAL:
+            return self._special(uid)
+        if self.phase == START:
+            self.stats["token_before_bos"] += 1
+            self.phase = HEADER
+        elif self.phase == END:
+            self.stats["token_after_eos"] += 1
+            return None
+        if fam == _INST:
+            return self._inst(uid)
+        if self.phase == HEADER:
+            self.phase = BODY
+        value = self._val[uid]
+        if fam == _DUR:
+            return self._dur(int(value))
+        if fam == _DRUM:
+            return self._note(int(value), drum=True)
+        if fam == _PITCH:
+            if self.program == DRUMS:
+                self.stats["pitch_for_drums"] += 1
+            self.pitch, self.after = int(value), AFTER_PITCH
+            return None
+        if self.after in (AFTER_PROG, AFTER_VEL) and fam != _VEL:
+            self.stats["prog_or_vel_without_note"] += 1
+        self.after = FREE
+        self.shift_closed = fam == _SHIFT and int(value) < self._longest_shift
+        if fam == _SHIFT:
+            n = int(value)
+            self.meta_here, self.prog_here, self.key_here = 0, -1, 128
+            self.step += n
+            self.seconds += n * (60.0 / (self.qpm * self.steps_per_unit) if self.beats else 1.0 / self.steps_per_unit)
+        elif fam == _PROG:
+            p = int(value)
+            if p not in self.instruments:
+                self.stats["undeclared_instrument"] += 1
+            self.program, self.after, self.key_here = p, AFTER_PROG, 128
+        elif fam == _VEL:
+            if self.program is None:
+                self.stats["velocity_without_instrument"] += 1
+            else:
+                self.velocity[self.program] = int(value)
+            self.after = AFTER_VEL
+        elif fam == _TEMPO:
+            self.qpm = float(value)
+            self.meta_here = 2
+            self.tempos.append((self.step, float(value)))
+        elif fam == _TIMESIG:
+            num, den = self.space.timesig_of(int(value))
+            self.bar_steps = num * 4 * self.steps_per_unit // den
+            self.meta_here = max(self.meta_here, 1)
+            self.time_signatures.append((self.step, num, den))
+        return None
+
+    def _special(self, uid: int) -> None:
+        if uid == BOS:
+            if self.phase != START:
+                self.stats["bos_inside_piece"] += 1
+            else:
+                self.phase = HEADER
+        elif uid == EOS:
+            self.phase, self.after = END, FREE
+        # PAD carries nothing
+        return None
+
+    def _inst(self, uid: int) -> None:
+        p = int(self._val[uid])
+        if self.phase != HEADER or p <= self.last_inst:
+            self.stats["instrument_outside_header"] += 1
+        self.instruments.add(p)
+        self.last_inst = max(self.last_inst, p)
+        return None
+
+    def _dur(self, dur: int) -> Note | None:
+        if self.after != AFTER_PITCH or self.pitch is None:
+            self.stats["duration_without_pitch"] += 1
+            return None
+        pitch, self.pitch = self.pitch, None
+        return self._note(pitch, drum=False, dur=dur)
+
+    def _note(self, pitch: int, *, drum: bool, dur: int | None = None) -> Note:
+        program = self.program
+        if program is None:
+            self.stats["note_without_instrument"] += 1
+            program = DRUMS if drum else 0
+        if drum and program != DRUMS:
+            self.stats["drum_for_pitched_instrument"] += 1
+        velocity = self.velocity.get(program)
+        if velocity is None:
+            if self.grammar.has_vel:
+                self.stats["note_without_velocity"] += 1
+            velocity = self.default_velocity
+        self.after = FREE
+        self.shift_closed = False
+        self.prog_here, self.key_here = program, pitch
+        self.notes += 1
+        return Note(self.step, self.drum_steps if drum else int(dur), pitch, velocity, DRUMS if drum else program, drum)
+
+    def feed_all(self, ids) -> list[Note]:
+        notes = []
+        for uid in np.asarray(ids).tolist():
+            note = self.feed(uid)
+            if note is not None:
+                notes.append(note)
+            if self.phase == END:
+                break
+        if self.after == AFTER_PITCH:
+            self.stats["pitch_without_duration"] += 1
+        return notes
+
+
+_GRAMMARS: dict[int, Grammar] = {}
+
+
+def _grammar(space: TokenSpace) -> Grammar:
+    g = _GRAMMARS.get(id(space))
+    if g is None or g.space is not space:
+        g = _GRAMMARS[id(space)] = Grammar(space)
+    return g
