@@ -451,6 +451,7 @@ def _metrics_text(out: dict) -> str:
         "pitch_class_entropy": "pc-entropy", "pitch_range": "range", "polyphony": "polyph",
         "scale_consistency": "scale", "note_density": "notes/beat", "empty_beat_rate": "empty",
         "distinct_4gram_share": "4g-distinct", "longest_repeat_run": "repeat",
+        "recurring_bar_share": "bars-recur", "recurrence_distance": "recur-dist",
         "longest_copied_run": "copied", "longest_copied_run_transposed": "copied-transp", "ngram8_in_train": "8g-in-train",
     }  # fmt: skip
     keys = [k for k in (*M.SCALAR_KEYS, *M.MEMORY_KEYS) if any(k in m for m in out["files"].values())]

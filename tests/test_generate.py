@@ -307,3 +307,74 @@ def test_out_without_a_midi_suffix_gets_one_and_negative_seed_is_refused(trained
     assert (tmp_path / "song.mid").exists() and (tmp_path / "song.json").exists()
     bad = run_cli("generate", ckpt, "--out", str(tmp_path / "x.mid"), "--seed", "-1")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+# --- a band: the line-up -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def band(tmp_path_factory, pop_song, performed_chorale):
+    """A dataset of multi-track songs (piano, bass, lead, drums) and a violin part."""
+    import shutil
+
+    from musicgen.config import IngestConfig
+    from musicgen.data.ingest import ingest
+
+    src = tmp_path_factory.mktemp("band-src")
+    for k in range(3):
+        shutil.copy(pop_song.path, src / f"band{k}.mid")
+    write_notes_midi(src / "violin.mid", [(k * 0.5, 0.5, 60 + k % 12) for k in range(64)], program=40)
+    out = tmp_path_factory.mktemp("band") / "ds"
+    ingest([src], out, ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
+    return out
+
+
+def instruments_of(score) -> set[int]:
+    return {128 if d else int(p) for p, d in zip(score.notes["program"].tolist(), score.notes["drum"].tolist(), strict=True)}
+
+
+def test_a_song_plays_only_its_declared_line_up(band):
+    model = untrained_model("gru", band, seed=3)
+    for song in songs_of(model, unit="tokens", length=300, num_samples=16, top_p=1.0, seed=2):
+        header = {int(model.vocab.space.value[u]) for u in model.vocab.to_universal(song.ids) if model.vocab.space.inst.contains(u)}
+        assert header and instruments_of(song.score) <= header
+
+
+def test_instruments_choose_the_line_up(band, tmp_path):
+    model = untrained_model("transformer", band, seed=4)
+    cfg = dict(unit="notes", length=40, num_samples=6, top_p=1.0, seed=5)
+    for song in songs_of(model, instruments=(0, 128), **cfg):
+        assert instruments_of(song.score) <= {0, 128} and len(song.score.notes) == 40
+        assert [model.vocab.tokens[t] for t in song.ids[:3]] == ["BOS", "Inst_0", "Inst_drums"]  # nothing added to it
+    path = tmp_path / "m"
+    ckpt = _save(model, tmp_path / "band.ckpt")  # the CLI takes a file
+    result = run_cli("generate", ckpt, "--out", path, "--instruments", "33,drums", "--notes", 10, "--seed", 1)
+    assert_ok(result)
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["settings"]["instruments"] == [33, 128]
+    assert "--instruments 33,drums" in side["regenerate"]
+    assert instruments_of(read_score(path.with_suffix(".mid"))) <= {33, 128}
+    line = assert_cli_error(run_cli("generate", ckpt, "--out", path, "--instruments", "25"), "never saw instrument 25")
+    assert "it knows 0, 33, 40, 81, drums" in line
+    assert_cli_error(run_cli("generate", ckpt, "--out", path, "--instruments", "guitar"), "not a General MIDI program")
+
+
+def _save(model, path: Path) -> Path:
+    """A checkpoint file of an in-memory model, as `musicgen train` writes one."""
+    from musicgen.config import TrainConfig, to_dict
+
+    torch.save({"state_dict": {f"core.{k}": v for k, v in model.core.state_dict().items()},
+                "musicgen": {**model.meta, "model": to_dict(model.model_cfg), "train": to_dict(TrainConfig())}}, path)  # fmt: skip
+    return path
+
+
+def test_metrics_train_check_reads_a_dataset_with_drums(band, tmp_path):
+    """It once parsed token strings and crashed on 'Prog_drums'; it reads through the interpreter now."""
+    from musicgen.listen import metrics as M
+
+    names, seqs = M.dataset_pitch_sequences(band, None)
+    assert len(names) == 4 and all(len(s) for s in seqs)
+    song = write_notes_midi(tmp_path / "s.mid", [(k, 1.0, 60 + k) for k in range(12)])
+    result = run_cli("metrics", song, "--train", band, "--json")
+    assert_ok(result)
+    assert json.loads(result.stdout)["train"]["pieces"] == 4

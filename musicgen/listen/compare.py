@@ -496,6 +496,8 @@ TABLE_COLUMNS = (
     ("empty_beat_rate", "empty beats", "{:.1%}"),
     ("distinct_4gram_share", "distinct 4-grams", "{:.1%}"),
     ("longest_repeat_run", "longest repeat (notes)", "{:.1f}"),
+    ("recurring_bar_share", "bars that recur", "{:.1%}"),
+    ("recurrence_distance", "bars to the nearest recurrence", "{:.1f}"),
     ("longest_copied_run", "longest copy from training (notes)", "{:.1f}"),
     ("ngram8_in_train", "8-grams found in training", "{:.1%}"),
 )

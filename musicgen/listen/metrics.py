@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgen.listen.form import bar_recurrence
 from musicgen.midi.score import Score
 
 # Bins in beats for inter-onset intervals and durations: [0, 1/8), [1/8, 1/4), ... [8, inf).
@@ -53,6 +54,8 @@ SCALAR_KEYS = (
     "empty_beat_rate",
     "distinct_4gram_share",
     "longest_repeat_run",
+    "recurring_bar_share",
+    "recurrence_distance",
 )
 HISTOGRAM_KEYS = ("pitch_class_histogram", "ioi_histogram", "duration_histogram")
 MEMORY_KEYS = ("longest_copied_run", "longest_copied_run_transposed", "ngram8_in_train")
@@ -237,6 +240,7 @@ def piece_metrics(score: Score) -> dict:
     notes = score.notes
     pitches = pitch_sequence(notes)
     share, run = repetition(pitches)
+    recurring, distance = bar_recurrence(score)
     durations = notes[~notes["drum"]]["duration"]
     return {
         "notes": len(pitches),
@@ -249,6 +253,8 @@ def piece_metrics(score: Score) -> dict:
         "empty_beat_rate": empty_beat_rate(notes),
         "distinct_4gram_share": share,
         "longest_repeat_run": run,
+        "recurring_bar_share": recurring,
+        "recurrence_distance": distance,
         "pitch_class_histogram": pitch_class_histogram(pitches).tolist(),
         "ioi_histogram": time_histogram(inter_onset_intervals(notes)).tolist(),
         "duration_histogram": time_histogram(durations).tolist(),

@@ -209,3 +209,28 @@ def test_metrics_text_says_why_overlaps_are_missing(tmp_path, tiny_corpus):
     write_midi(melody(C_MAJOR), gen / "b.mid")
     result = CliRunner().invoke(cli, ["metrics", str(gen), "--reference", str(tiny_corpus)])
     assert "distances within a set need two pieces" not in result.stdout
+
+
+# --- form ----------------------------------------------------------------------------------
+
+
+def test_bars_that_recur_in_an_aabb_tune():
+    from musicgen.listen.form import bar_recurrence
+
+    a = [[60, 62, 64, 65], [67, 65, 64, 62], [60, 64, 67, 72], [71, 67, 62, 59]]
+    b = [[69, 67], [62, 71], [69, 74], [72, 60]]  # half notes: no B bar is an A bar moved
+    tune = [bar for strain in (a, a, b, b) for bar in strain]  # AABB, 4-bar strains
+    step = lambda bar: 4 // len(bar)  # noqa: E731
+    share, distance = bar_recurrence(score_of([(4 * i + j * step(bar), step(bar), p) for i, bar in enumerate(tune) for j, p in enumerate(bar)]))
+    assert share == 1.0 and distance == 4.0  # every bar comes back a strain later
+    rng = np.random.default_rng(0)
+    wander = score_of([(k, 1, int(p)) for k, p in enumerate(rng.integers(40, 90, 64))])
+    assert bar_recurrence(wander) == (0.0, pytest.approx(float("nan"), nan_ok=True))
+
+
+def test_a_transposed_bar_recurs_and_metrics_report_it():
+    bar = [60, 64, 67, 64]
+    rows = [(j, 1, p) for j, p in enumerate(bar)] + [(4 + j, 1, p) for j, p in enumerate([61, 62, 63, 66])]
+    rows += [(8 + j, 1, p + 5) for j, p in enumerate(bar)]  # the first bar a fourth higher
+    m = M.piece_metrics(score_of(rows))
+    assert m["recurring_bar_share"] == pytest.approx(2 / 3) and m["recurrence_distance"] == 2.0
