@@ -186,6 +186,7 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Dropout rate.")
 @click.option("--tie-embeddings/--no-tie-embeddings", default=True, show_default=True, help="Share input embedding and output layer weights.")
 @click.option("--transpose", type=click.IntRange(0, 12), default=5, show_default=True, help="Random transposition of each window within +-N semitones.")
+@click.option("--carry-state/--no-carry-state", default=None, help="Truncated back-propagation through time: batch rows continue each other's streams and the state is carried [default: on for gru and gru-attn, off for the transformer].")
 @click.option("--grad-clip", type=click.FloatRange(0), default=1.0, show_default=True, help="Gradient norm clip (0 = off).")
 @click.option("--patience", type=click.IntRange(0), default=5, show_default=True, help="Early stopping: validations without improvement (0 = off).")
 @click.option("--steps-per-epoch", type=click.IntRange(0), default=0, show_default=True, help="Batches per epoch (0 = one pass over the training tokens).")
@@ -247,7 +248,7 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset: its validation split is scored and its training split trains the n-gram baseline [default: the one the checkpoint was trained on].")
-@click.option("--context", type=click.IntRange(2), help="Tokens of context per window [default: the training length].")
+@click.option("--context", type=click.IntRange(2), help="Score in independent windows of N tokens, each starting cold [default: every piece whole, each token with all that came before it, as in generation].")
 @click.option("--no-ngram", is_flag=True, help="Skip the Kneser-Ney baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
@@ -268,7 +269,7 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
     if as_json:
         click.echo(json.dumps(rep.to_dict()))
         return
-    click.echo(f"{rep.model} ({rep.checkpoint}) on {plural(rep.pieces, 'piece')}, {rep.notes:,} notes, {rep.tokens:,} tokens, context {rep.context}")
+    click.echo(f"{rep.model} ({rep.checkpoint}) on {plural(rep.pieces, 'piece')}, {rep.notes:,} notes, {rep.tokens:,} tokens, " + (f"windows of {rep.context}" if rep.context else "whole pieces"))
     click.echo(f"  bits/note {rep.bits_per_note:.3f}  bits/token {rep.bits_per_token:.3f}  perplexity {rep.perplexity:.2f}  accuracy {rep.accuracy:.1%}")
     if rep.files_in_training:
         click.echo(f"  warning: {rep.files_in_training} of these files are in the training split, so their scores are not held out (and the n-gram has memorised them)")

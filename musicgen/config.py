@@ -209,6 +209,10 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     num_workers: int = 0
+    # Truncated back-propagation through time: each batch row continues the stream of the
+    # row before it, and the core's state is carried across (detached). None: on for the
+    # recurrent cores, off for the transformer (see musicgen/models/registry.py).
+    carry_state: bool | None = None
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from musicgen.checkpoint import LoadedModel
-from musicgen.data.datamodule import IGNORE, EvalChunks
+from musicgen.data.datamodule import IGNORE, EvalStreams
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.midi.read import read_score
@@ -73,17 +73,22 @@ class Report:
 
 
 @torch.no_grad()
-def score_model(model: LoadedModel, docs: list[np.ndarray], context: int, batch_size: int = 16) -> Scores:
+def score_model(model: LoadedModel, docs: list[np.ndarray], context: int | None = None, batch_size: int = 16) -> Scores:
+    """Bits of every token after BOS of every piece. With no `context`, each piece is scored
+    whole, chunk by chunk with the state carried, so a token sees all that came before it
+    (up to the core's window), as in generation; with `context` N, in independent windows
+    of N tokens, each starting cold."""
     core = model.core.eval()
     device = next(core.parameters()).device
-    chunks = EvalChunks(docs, context, model.vocab.pad_id)
+    chunks = EvalStreams(docs, context or model.model_cfg.max_len, model.vocab.pad_id, batch_size)
     note_ids = torch.from_numpy(model.vocab.note_ids).to(device)
     bits = 0.0
     tokens = notes = correct = 0
-    for s in range(0, len(chunks), batch_size):
-        xs, ys = zip(*(chunks[i] for i in range(s, min(s + batch_size, len(chunks)))), strict=True)
-        x, y = torch.stack(xs).to(device), torch.stack(ys).to(device)  # (B, T)
-        logits, _ = core(x)  # (B, T, V)
+    state = None
+    for i in range(len(chunks)):
+        x, y, first = chunks[i]
+        x, y = x.to(device), y.to(device)  # (B, T)
+        logits, state = core(x, None if first or context else state)  # (B, T, V)
         flat = logits.reshape(-1, logits.size(-1)).float()
         yf = y.reshape(-1)
         valid = yf != IGNORE
@@ -150,7 +155,6 @@ def evaluate(
     ngram: bool = True,
     max_order: int = 8,
 ) -> Report:
-    context = context or model.model_cfg.max_len
     ds = None
     if data_dir is None and model.meta.get("data") and Path(model.meta["data"], "index.json").exists():
         data_dir = model.meta["data"]
@@ -178,7 +182,7 @@ def evaluate(
         bits_per_note=s.bits_per_note,
         perplexity=s.perplexity,
         accuracy=s.accuracy,
-        context=context,
+        context=context or 0,
         unknown_tokens=unknown,
         files_in_training=_in_training(digests, ds),
         files_skipped=skipped,

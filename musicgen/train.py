@@ -20,6 +20,7 @@ from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write, remove_stale_temps
 from musicgen.models.lm import MusicLM
+from musicgen.models.registry import CORES
 from musicgen.quiet import quiet_lightning
 
 
@@ -145,7 +146,9 @@ def train(
     hw = hw or HardwareConfig()
     val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     out = Path(out_dir)
-    dm = MusicDataModule(data_dir, train_cfg)  # a damaged dataset is refused before anything is written
+    if train_cfg.carry_state is None:
+        train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
+    dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state)  # a damaged dataset is refused before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

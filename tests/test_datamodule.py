@@ -1,4 +1,5 @@
-"""Training windows (shift by one, transposition, determinism) and validation chunks."""
+"""Training windows and streams (shift by one, transposition per piece, determinism) and
+validation that scores every piece whole."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import torch
 from musicgen.config import TrainConfig
 from musicgen.data.datamodule import (
     IGNORE,
-    EvalChunks,
+    EvalStreams,
     MusicDataModule,
+    Transposer,
+    TrainPieces,
     TrainWindows,
-    transpose_window,
 )
 from musicgen.data.dataset import TokenDataset
 from tests._fixtures import dataset  # noqa: F401 - pytest fixture
@@ -25,9 +27,14 @@ def ds(dataset) -> TokenDataset:  # noqa: F811
     return TokenDataset.open(dataset)
 
 
+def transposer(ds: TokenDataset, transpose: int, seed: int = 0) -> Transposer:
+    v, lo = ds.vocab, ds.split_range("train")[0]
+    starts = [e["offset"] - lo for e in ds.index["files"] if e["split"] == "train"]
+    return Transposer(ds.split_tokens("train"), np.array(starts), v.pitch_start, v.pitch_count, transpose, seed)
+
+
 def windows(ds: TokenDataset, transpose: int = 0, seed: int = 0, length: int = 64) -> TrainWindows:
-    v = ds.vocab
-    return TrainWindows(ds.split_tokens("train"), SEQ, length, v.pitch_start, v.pitch_count, transpose, seed)
+    return TrainWindows(ds.split_tokens("train"), SEQ, length, transposer(ds, transpose, seed), seed)
 
 
 def full_window(item) -> np.ndarray:
@@ -48,10 +55,12 @@ def test_windows_are_slices_of_the_training_tokens_shifted_by_one(ds):
         assert (all_windows == whole).all(axis=1).any(), f"window {i} is not a slice of the training split"
 
 
-def test_transposition_moves_every_pitch_by_one_amount_and_nothing_else(ds):
+def test_transposition_moves_each_piece_by_one_amount_and_nothing_else(ds):
     v = ds.vocab
     lo, hi = v.pitch_start, v.pitch_start + v.pitch_count
     plain, moved = windows(ds, transpose=0), windows(ds, transpose=5)
+    moved.set_epoch(0)
+    t = moved.transpose
     shifts = set()
     for i in range(64):
         a, b = full_window(plain[i]), full_window(moved[i])  # same (seed, epoch, i): same offset
@@ -59,23 +68,28 @@ def test_transposition_moves_every_pitch_by_one_amount_and_nothing_else(ds):
         assert np.array_equal(is_pitch, (b >= lo) & (b < hi))
         assert np.array_equal(a[~is_pitch], b[~is_pitch]), "non-pitch tokens must not change"
         assert ((b[is_pitch] >= lo) & (b[is_pitch] < hi)).all()
-        delta = set((b[is_pitch] - a[is_pitch]).tolist())
-        assert len(delta) <= 1, f"window {i}: pitches moved by different amounts {delta}"
-        if delta:
-            d = delta.pop()
-            assert abs(d) <= 5
-            shifts.add(d)
-    assert len(shifts) >= 3, f"transposition hardly ever happens: {shifts}"
+        shifts |= set((b[is_pitch] - a[is_pitch]).tolist())
+    assert all(abs(d) <= 5 for d in shifts) and len(shifts) >= 3, shifts
+    # one amount per piece: a piece's tokens all move by its shift, in every window
+    assert np.all((t.shift >= -t.down) & (t.shift <= t.up))
+    moved.set_epoch(1)
+    before = t.shift.copy()
+    moved.set_epoch(2)
+    assert not np.array_equal(before, t.shift), "a new epoch draws new transpositions"
 
 
 def test_transposition_never_leaves_the_pitch_range():
     start, count = 10, 20
-    window = np.array([1, 10, 3, 29, 4, 15, 2], dtype=np.int64)  # lowest and highest pitch present
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        assert np.array_equal(transpose_window(window, start, count, 12, rng), window)
-    narrow = np.array([1, 12, 3, 25, 4], dtype=np.int64)  # room: 2 down, 4 up
-    seen = {int(transpose_window(narrow, start, count, 12, rng)[1] - 12) for _ in range(300)}
+    tokens = np.array([1, 10, 3, 29, 4, 1, 12, 3, 25, 4], dtype=np.int64)  # piece 0 spans the range; piece 1 has 2 down, 4 up
+    t = Transposer(tokens, np.array([0, 5]), start, count, 12, 0)
+    assert (t.down.tolist(), t.up.tolist()) == ([0, 2], [0, 4])
+    seen = set()
+    for epoch in range(300):
+        t.set_epoch(epoch)
+        assert t.shift[0] == 0
+        seen.add(int(t.shift[1]))
+        out = t(tokens, 0)
+        assert np.array_equal(out[:5], tokens[:5]) and out[6] - tokens[6] == t.shift[1]
     assert seen == set(range(-2, 5))
 
 
@@ -85,50 +99,84 @@ def test_windows_are_a_function_of_seed_epoch_and_index(ds):
     first = [full_window(a[i]) for i in order]
     second = {i: full_window(b[i]) for i in reversed(order)}  # access order does not matter
     assert all(np.array_equal(first[i], second[i]) for i in order)
-    a.epoch = b.epoch = 1
+    a.set_epoch(1)
+    b.set_epoch(1)
     assert np.array_equal(full_window(a[5]), full_window(b[5]))
     assert any(not np.array_equal(full_window(a[i]), first[i]) for i in order), "a new epoch draws new windows"
     other_seed = windows(ds, transpose=5, seed=4)
     assert any(not np.array_equal(full_window(other_seed[i]), first[i]) for i in order)
 
 
-def test_validation_chunks_cover_every_token_after_bos_exactly_once(ds):
+def test_training_on_whole_pieces_walks_each_piece_from_its_bos(ds):
+    docs = [np.asarray(d, dtype=np.int64) for d in ds.documents("train")]
+    lo = ds.split_range("train")[0]
+    starts = np.array([e["offset"] - lo for e in ds.index["files"] if e["split"] == "train"])
+    pieces = TrainPieces(docs, starts, SEQ, ds.vocab.pad_id, 3, transposer(ds, 0), seed=2)
+    for epoch in (0, 1):
+        pieces.set_epoch(epoch)
+        read: list[list[int]] = []
+        for i in range(len(pieces)):
+            x, y, first = pieces[i]
+            if first:
+                read += [[] for _ in range(x.size(0))]
+                rows = read[-x.size(0) :]
+            both = (y[:, :-1] != IGNORE) & (y[:, 1:] != IGNORE)
+            assert torch.equal(x[:, 1:][both], y[:, :-1][both])  # the target is the input one token on
+            for r in range(x.size(0)):
+                rows[r] += y[r][y[r] != IGNORE].tolist()
+        assert sorted(map(tuple, read)) == sorted(tuple(d[1:].tolist()) for d in docs)  # every piece, whole, in order
+        if epoch == 0:
+            first_groups = [list(g) for g in pieces.groups]
+    assert first_groups != pieces.groups, "each epoch groups the pieces anew"
+    # two devices read disjoint groups, as many batches each
+    parts = [pieces.for_rank(2, r, fill="repeat") for r in (0, 1)]
+    assert len(parts[0]) == len(parts[1])
+    assert not {g for g, _ in parts[0].items} & {g for g, _ in parts[1].items}
+
+
+def test_validation_scores_every_token_after_bos_exactly_once_piece_by_piece(ds):
     docs = [np.asarray(d, dtype=np.int64) for d in ds.documents("val")]
     assert len(docs) >= 2
-    chunks = EvalChunks(docs, SEQ, ds.vocab.pad_id)
-    targets = [chunks[i][1] for i in range(len(chunks))]
-    assert sum(int((y != IGNORE).sum()) for y in targets) == sum(len(d) - 1 for d in docs)
-    # piece by piece, the targets spell out the piece after its BOS and the inputs run one behind
-    i = 0
-    for doc in docs:
-        got_y, got_x = [], []
-        while len(got_y) < len(doc) - 1:
-            x, y = chunks[i]
-            keep = y != IGNORE
-            assert keep.sum() > 0 and (keep[: int(keep.sum())]).all(), "ignored targets only at the end"
-            got_y += y[keep].tolist()
-            got_x += x[keep].tolist()
-            assert (x[~keep] == ds.vocab.pad_id).all()
-            i += 1
-        assert got_y == doc[1:].tolist()
-        assert got_x == doc[:-1].tolist()
-    assert i == len(chunks)
-    padded = chunks.padded_to(4)  # what the data module hands a 4-device run
-    assert len(padded) % 4 == 0 and len(padded) - len(chunks) < 4
-    assert sum(int((padded[j][1] != IGNORE).sum()) for j in range(len(padded))) == sum(len(d) - 1 for d in docs)
+    chunks = EvalStreams(docs, SEQ, ds.vocab.pad_id, lanes=3)
+    got: dict[int, tuple[list, list]] = {}
+    group = -1
+    for i in range(len(chunks)):
+        x, y, first = chunks[i]
+        group += bool(first)
+        for r in range(x.size(0)):
+            keep = y[r] != IGNORE
+            gx, gy = got.setdefault(group * 3 + r, ([], []))
+            gx += x[r][keep].tolist()
+            gy += y[r][keep].tolist()
+            assert (x[r][~keep] == ds.vocab.pad_id).all()
+    spelled = sorted(tuple(gy) for _, gy in got.values() if gy)
+    assert spelled == sorted(tuple(d[1:].tolist()) for d in docs)  # each piece, whole and in order
+    assert all(gx == [d for d in docs if d[1:].tolist() == gy][0][:-1].tolist() for gx, gy in got.values() if gy)
+    # two devices: each takes whole groups, padded with empty batches to the same count
+    parts = [chunks.for_rank(2, r) for r in (0, 1)]
+    assert len(parts[0]) == len(parts[1])
+    total = sum(int((parts[r][i][1] != IGNORE).sum()) for r in (0, 1) for i in range(len(parts[r])))
+    assert total == sum(len(d) - 1 for d in docs)
 
 
-def test_data_module_batches(dataset):  # noqa: F811
+@pytest.mark.parametrize("streams", [False, True])
+def test_data_module_batches(dataset, streams):  # noqa: F811
     cfg = TrainConfig(seq_len=SEQ, batch_size=4, steps_per_epoch=3, transpose=2)
-    dm = MusicDataModule(dataset, cfg)
+    dm = MusicDataModule(dataset, cfg, streams=streams)
     batches = list(dm.train_dataloader())
     assert len(batches) == 3
-    for x, y in batches:
-        assert x.shape == y.shape == (4, SEQ)
-        assert torch.equal(x[:, 1:], y[:, :-1])
+    for x, y, *_ in batches:
+        assert x.shape == y.shape and x.shape[1] == SEQ and x.shape[0] <= 4
+        both = (y[:, :-1] != IGNORE) & (y[:, 1:] != IGNORE)
+        assert torch.equal(x[:, 1:][both], y[:, :-1][both])
+    if streams:  # row r of a batch goes on where row r of the batch before stopped, in one piece
+        for a, b in zip(batches, batches[1:], strict=False):
+            if not b[2]:
+                going = a[1][:, -1] != IGNORE
+                assert torch.equal(a[1][going, -1], b[0][going, 0])
     ds = dm.ds
     val_docs = ds.documents("val")
-    targets = sum(int((y != IGNORE).sum()) for _, y in dm.val_dataloader())
+    targets = sum(int((y != IGNORE).sum()) for _, y, _ in dm.val_dataloader())
     assert targets == sum(len(d) - 1 for d in val_docs)
     dm.set_epoch(1)
     assert not torch.equal(next(iter(dm.train_dataloader()))[0], batches[0][0])

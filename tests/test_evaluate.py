@@ -43,7 +43,7 @@ def test_report_fields_and_their_arithmetic(gru, dataset):  # noqa: F811
     ds = TokenDataset.open(dataset)
     val = ds.documents("val")
     rep = evaluate(gru)  # the dataset recorded in the checkpoint
-    assert rep.model == "gru" and rep.context == SEQ_LEN
+    assert rep.model == "gru" and rep.context == 0  # every piece whole
     assert rep.pieces == len(val)
     assert rep.tokens == sum(len(d) - 1 for d in val)  # every token after BOS
     assert rep.notes == ds.num_notes("val") > 0  # one Pitch token per note
@@ -76,6 +76,27 @@ def test_trained_model_beats_uniform(trained, name):  # noqa: F811
     rep = evaluate(model, ngram=False)
     assert rep.bits_per_token < uniform_bits(model) - 0.5, (rep.bits_per_token, uniform_bits(model))
     assert rep.ngram_order is None and rep.ratio_to_ngram is None
+
+
+@pytest.mark.parametrize("name", ["gru", "gru-attn", "transformer"])
+def test_a_piece_is_scored_whole_with_its_state_carried(trained, name):  # noqa: F811
+    """Chunk by chunk with the state carried gives what one forward over the whole piece gives
+    (for the transformer: with its window, as it generates)."""
+    import torch
+
+    from musicgen.evaluate import score_model
+
+    model = load_model(trained[name].best)
+    ds = TokenDataset.open(model.meta["data"])
+    docs = [np.asarray(d, dtype=np.int64) for d in ds.documents("val")]
+    chunked = score_model(model, docs)
+    bits = 0.0
+    with torch.no_grad():
+        for d in docs:
+            logits, _ = model.core(torch.from_numpy(d[None, :-1]))
+            bits -= float(torch.log_softmax(logits[0].double(), -1)[torch.arange(len(d) - 1), torch.from_numpy(d[1:])].sum()) / math.log(2)
+    assert chunked.tokens == sum(len(d) - 1 for d in docs)
+    assert chunked.bits == pytest.approx(bits, rel=1e-4)
 
 
 def test_shorter_context_scores_the_same_tokens(gru):

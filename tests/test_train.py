@@ -18,7 +18,7 @@ import yaml
 import musicgen
 from musicgen.checkpoint import load_model
 from musicgen.config import EncodingConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from musicgen.data.datamodule import EvalChunks, TrainWindows
+from musicgen.data.datamodule import EvalStreams, TrainPieces
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
 from musicgen.evaluate import evaluate
@@ -72,7 +72,7 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):  # noq
         assert model == ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, **MODEL_KW)
         assert meta["vocab"]["tokens"] == vocab.tokens
         assert meta["encoding"] == to_dict(EncodingConfig(time="beats"))  # as ingestion decided
-        assert from_dict(TrainConfig, meta["train"]) == TrainConfig(**TRAIN_KW)
+        assert from_dict(TrainConfig, meta["train"]) == TrainConfig(**TRAIN_KW, carry_state=True)  # a GRU carries its state
         assert meta["versions"]["musicgen"] == musicgen.__version__
         assert meta["versions"]["torch"] == str(torch.__version__)
         assert meta["versions"]["lightning"] == lightning.__version__
@@ -229,7 +229,7 @@ def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):  # noqa: F811
     """Lightning's launcher re-runs `python -m musicgen ...` for the second rank."""
     docs = TokenDataset.open(dataset).documents("val")
     # a validation set that two ranks cannot split evenly: padding must not count twice
-    seq_len = next(n for n in range(32, 64) if len(EvalChunks(docs, n, 0)) % 2)
+    seq_len = next(n for n in range(32, 64) if len(EvalStreams(docs, n, 0, 4)) % 2)
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "musicgen", "train", "--data", str(dataset), "--out", str(out),
@@ -335,13 +335,13 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     """Stopped mid-epoch and resumed, a run sees exactly the windows an unbroken run sees:
     the rest of the epoch, not its first windows again."""
     seen: list[tuple[int, int]] = []
-    real = TrainWindows.__getitem__
+    real = TrainPieces.__getitem__
 
     def spy(self, i):
         seen.append((self.epoch, i))
         return real(self, i)
 
-    monkeypatch.setattr(TrainWindows, "__getitem__", spy)
+    monkeypatch.setattr(TrainPieces, "__getitem__", spy)  # the GRU trains on whole pieces
     cfg = {**TRAIN_KW, "steps_per_epoch": 4, "batch_size": 2, "val_every": 3}
     model = ModelConfig(name="gru", **MODEL_KW)
 
@@ -349,5 +349,5 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     whole, seen[:] = list(seen), []
     train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 6}), progress_bar=False, logs=False)
     train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 10}), resume=True, progress_bar=False, logs=False)
-    assert len(whole) == 10 * 2
+    assert len(whole) == 10  # one item per step: a batch of whole-piece windows
     assert seen == whole

@@ -1,14 +1,29 @@
 """Training windows and validation chunks for Lightning.
 
-Training draws random windows of `seq_len + 1` tokens from the training range
-of the memory-mapped array (windows may span two pieces; BOS/EOS mark the
-seam), each transposed by a random number of semitones that keeps every pitch
-in range. Validation covers every token of every held-out piece exactly once,
-piece by piece from its BOS, so the figure is comparable with the n-gram
+Training reads windows of `seq_len + 1` tokens from the training range of the
+memory-mapped array (windows may span two pieces; BOS/EOS mark the seam), in
+one of two ways:
+
+* random windows (`TrainWindows`), each on its own: the transformer's default;
+* whole pieces (`TrainPieces`, truncated back-propagation through time): a batch
+  is the next window of each of a group of pieces, so a core that carries its
+  state from batch to batch (`TrainConfig.carry_state`, the GRUs' default) learns
+  from all of a piece before each token, starting from nothing at its BOS exactly
+  as it does when it generates.
+
+Each piece is transposed by one random number of semitones per epoch that keeps
+every pitch in range, the same in every window of it (a carried state would
+otherwise hear the key change at each window).
+
+Validation scores every held-out piece whole, the same way: each piece from its
+BOS, chunk after chunk with the state carried, so every token is predicted from
+all that came before it (up to the core's own window), as in generation. The figure is comparable with the n-gram
 baseline's.
 """
 
 from __future__ import annotations
+
+import copy
 
 import lightning as L
 import numpy as np
@@ -28,37 +43,61 @@ from musicgen.errors import MusicgenError
 IGNORE = -100
 
 
-def transpose_window(window: np.ndarray, pitch_start: int, pitch_count: int, max_shift: int, rng) -> np.ndarray:
-    """Shift every Pitch token by one random amount that keeps all of them in range."""
-    if max_shift == 0:
-        return window
-    is_pitch = (window >= pitch_start) & (window < pitch_start + pitch_count)
-    if not is_pitch.any():
-        return window
-    p = window[is_pitch]
-    lo = max(-max_shift, pitch_start - int(p.min()))
-    hi = min(max_shift, pitch_start + pitch_count - 1 - int(p.max()))
-    if lo > hi:
-        return window
-    shift = int(rng.integers(lo, hi + 1))
-    if shift:
-        window = window.copy()
-        window[is_pitch] += shift
-    return window
+class Transposer:
+    """One random transposition per piece and epoch, keeping every pitch of the piece in range."""
+
+    def __init__(self, tokens: np.ndarray, starts: np.ndarray, pitch_start: int, pitch_count: int, max_shift: int, seed: int):
+        self.starts = np.asarray(starts, dtype=np.int64)  # where each piece begins in `tokens`
+        self.pitch = (pitch_start, pitch_count)
+        self.max_shift, self.seed = max_shift, seed
+        lo = np.full(len(starts), pitch_count, dtype=np.int64)
+        hi = np.full(len(starts), -1, dtype=np.int64)
+        ends = np.append(self.starts[1:], len(tokens))
+        for k, (a, b) in enumerate(zip(self.starts.tolist(), ends.tolist(), strict=True)):
+            piece = np.asarray(tokens[a:b], dtype=np.int64) - pitch_start
+            p = piece[(piece >= 0) & (piece < pitch_count)]
+            if len(p):
+                lo[k], hi[k] = int(p.min()), int(p.max())
+        # the shifts each piece allows: down to its lowest pitch, up to its highest
+        self.down = np.minimum(max_shift, lo)
+        self.up = np.minimum(max_shift, pitch_count - 1 - hi)
+        self.shift = np.zeros(len(starts), dtype=np.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.max_shift == 0:
+            return
+        u = np.random.default_rng((self.seed, epoch, 7)).random(len(self.starts))
+        self.shift = -self.down + np.floor(u * (self.down + self.up + 1)).astype(np.int64)  # in [-down, up]
+
+    def __call__(self, window: np.ndarray, offset: int) -> np.ndarray:
+        """`window` starts at `offset` in the tokens: every Pitch token moved by its piece's shift."""
+        if self.max_shift == 0 or not self.shift.any():
+            return window
+        start, count = self.pitch
+        is_pitch = (window >= start) & (window < start + count)
+        if not is_pitch.any():
+            return window
+        piece = np.searchsorted(self.starts, offset + np.arange(len(window)), side="right") - 1
+        out = window.copy()
+        out[is_pitch] += self.shift[np.maximum(piece[is_pitch], 0)]
+        return out
 
 
 class TrainWindows(Dataset):
     """`length` random windows; item i is a pure function of (seed, epoch, i)."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, length: int, pitch_start: int, pitch_count: int, transpose: int, seed: int):
+    def __init__(self, tokens: np.ndarray, seq_len: int, length: int, transposer: Transposer, seed: int):
         if len(tokens) < seq_len + 1:
             raise MusicgenError(
                 f"the training split has {len(tokens)} tokens, fewer than one window of {seq_len + 1}; "
                 "use a smaller --seq-len or more music"
             )
         self.tokens, self.seq_len, self.length = tokens, seq_len, length
-        self.pitch = (pitch_start, pitch_count)
-        self.transpose, self.seed, self.epoch = transpose, seed, 0
+        self.transpose, self.seed, self.epoch = transposer, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.transpose.set_epoch(epoch)
 
     def __len__(self) -> int:
         return self.length
@@ -67,43 +106,85 @@ class TrainWindows(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         off = int(rng.integers(0, len(self.tokens) - self.seq_len))
         w = np.asarray(self.tokens[off : off + self.seq_len + 1], dtype=np.int64)
-        w = transpose_window(w, *self.pitch, self.transpose, rng)
-        t = torch.from_numpy(w)
+        t = torch.from_numpy(self.transpose(w, off))
         return t[:-1], t[1:]
 
 
-class EvalChunks(Dataset):
-    """Every piece cut into windows of seq_len targets; padded targets are ignored."""
+class PieceChunks(Dataset):
+    """Pieces read whole, a group at a time: pieces go in groups of `lanes` of similar
+    length; item k of a group is a whole batch, chunk k of each of its pieces (padded
+    where a piece is over), with a flag saying whether it starts the group. A core that
+    carries its state from item to item reads every piece from its BOS with all that came
+    before it, as it does when it generates. Items: (x (lanes, T), y (lanes, T), first)."""
 
-    def __init__(self, docs: list[np.ndarray], seq_len: int, pad_id: int):
-        self.items: list[tuple[np.ndarray | None, int, int]] = []
-        for doc in docs:
-            for s in range(0, max(len(doc) - 1, 0), seq_len):
-                self.items.append((doc, s, min(s + seq_len + 1, len(doc))))
-        self.seq_len, self.pad_id = seq_len, pad_id
+    def __init__(self, docs: list[np.ndarray], seq_len: int, pad_id: int, lanes: int):
+        self.docs, self.seq_len, self.pad_id, self.lanes = docs, seq_len, pad_id, lanes
+        self.group(sorted(range(len(docs)), key=lambda k: -len(docs[k])))
 
-    def padded_to(self, multiple: int) -> EvalChunks:
-        """A copy whose length is a multiple of `multiple`, filled with chunks that score nothing.
+    def group(self, order: list[int]) -> None:
+        """Groups of `lanes` consecutive pieces of `order`, and the items that walk them."""
+        self.set_groups([order[g : g + self.lanes] for g in range(0, len(order), self.lanes)])
 
-        A DistributedSampler evens the ranks out by repeating chunks, which would
-        count some tokens twice; empty chunks (all targets ignored) count none.
-        """
-        out = EvalChunks([], self.seq_len, self.pad_id)
-        out.items = list(self.items) + [(None, 0, 0)] * (-len(self.items) % max(multiple, 1))
+    def set_groups(self, groups: list[list[int]]) -> None:
+        self.groups = groups
+        self.items: list[tuple[int, int]] = []  # (group, chunk); group -1: an empty batch
+        for g, group in enumerate(self.groups):
+            longest = max(len(self.docs[k]) for k in group) - 1
+            self.items += [(g, c) for c in range(max(1, -(-longest // self.seq_len)))]
+
+    def for_rank(self, world: int, rank: int, fill: str = "empty") -> PieceChunks:
+        """The groups of one device, whole. A device with fewer items than another gets
+        empty batches (`fill="empty"`: they score nothing) or its first items again
+        ("repeat": training needs a target in every batch)."""
+        out = copy.copy(self)
+        per_rank = [[it for it in self.items if it[0] % world == r] for r in range(world)]
+        mine, longest = per_rank[rank], max(len(p) for p in per_rank)
+        extra = [(-1, 0)] * (longest - len(mine)) if fill == "empty" or not mine else (mine * longest)[len(mine) : longest]
+        out.items = mine + extra
         return out
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def window(self, k: int, c: int) -> np.ndarray:
+        return np.asarray(self.docs[k][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64)
+
     def __getitem__(self, i: int):
-        doc, s, e = self.items[i]
-        x = np.full(self.seq_len, self.pad_id, dtype=np.int64)
-        y = np.full(self.seq_len, IGNORE, dtype=np.int64)
-        if doc is not None:
-            w = np.asarray(doc[s:e], dtype=np.int64)
-            x[: len(w) - 1] = w[:-1]
-            y[: len(w) - 1] = w[1:]
-        return torch.from_numpy(x), torch.from_numpy(y)
+        g, c = self.items[i]
+        group = self.groups[g] if g >= 0 else []
+        x = np.full((max(len(group), 1), self.seq_len), self.pad_id, dtype=np.int64)
+        y = np.full_like(x, IGNORE)
+        for r, k in enumerate(group):
+            w = self.window(k, c)
+            if len(w) > 1:
+                x[r, : len(w) - 1] = w[:-1]
+                y[r, : len(w) - 1] = w[1:]
+        return torch.from_numpy(x), torch.from_numpy(y), torch.tensor(c == 0)
+
+
+EvalStreams = PieceChunks  # how validation and `musicgen evaluate` read held-out pieces
+
+
+class TrainPieces(PieceChunks):
+    """Training on whole pieces (truncated back-propagation through time): `PieceChunks`
+    with new groups each epoch (by length with a random jitter, so that groups change)
+    in a random order, each piece transposed by its amount for the epoch."""
+
+    def __init__(self, docs: list[np.ndarray], starts: np.ndarray, seq_len: int, pad_id: int, lanes: int, transposer: Transposer, seed: int):
+        self.starts, self.transpose, self.seed = np.asarray(starts, dtype=np.int64), transposer, seed
+        super().__init__(docs, seq_len, pad_id, lanes)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.transpose.set_epoch(epoch)
+        rng = np.random.default_rng((self.seed, epoch, 11))
+        jitter = rng.uniform(0.75, 1.25, len(self.docs))
+        self.group(sorted(range(len(self.docs)), key=lambda k: -len(self.docs[k]) * jitter[k]))
+        self.set_groups([self.groups[g] for g in rng.permutation(len(self.groups)).tolist()])
+
+    def window(self, k: int, c: int) -> np.ndarray:
+        return self.transpose(super().window(k, c), int(self.starts[k]) + c * self.seq_len)
 
 
 class ResumableBatchSampler(BatchSampler):
@@ -126,24 +207,47 @@ class ResumableBatchSampler(BatchSampler):
                 yield batch
 
 
+class _Batches(Dataset):
+    """A dataset whose items are whole batches, read one item per step."""
+
+    def __init__(self, items: Dataset):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+    @staticmethod
+    def collate(batch: list):
+        return batch[0]
+
+
 class MusicDataModule(L.LightningDataModule):
-    def __init__(self, data_dir, cfg: TrainConfig):
+    def __init__(self, data_dir, cfg: TrainConfig, *, streams: bool = False):
         super().__init__()
         self.ds = TokenDataset.open(data_dir)
-        self.cfg = cfg
+        self.cfg, self.streams = cfg, streams
         v = self.ds.vocab
+        lo, _ = self.ds.split_range("train")
         train = self.ds.split_tokens("train")
-        per_epoch = cfg.steps_per_epoch * cfg.batch_size if cfg.steps_per_epoch else max(len(train) // cfg.seq_len, cfg.batch_size)
-        self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed)
+        starts = np.array([e["offset"] - lo for e in self.ds.index["files"] if e["split"] == "train"], dtype=np.int64)
+        self.transposer = Transposer(train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed)
+        if streams:
+            self.train_set: Dataset = TrainPieces(self.ds.documents("train"), starts, cfg.seq_len, v.pad_id, cfg.batch_size, self.transposer, cfg.seed)
+        else:
+            per_epoch = cfg.steps_per_epoch * cfg.batch_size if cfg.steps_per_epoch else max(len(train) // cfg.seq_len, cfg.batch_size)
+            self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, self.transposer, cfg.seed)
         val_docs = self.ds.documents("val")
         # A corpus too small to hold files out still gets a validation number, but says so.
         self.val_is_held_out = bool(val_docs)
         if not val_docs:
             val_docs = self.ds.documents("train")[:1]
-        self.val_set = EvalChunks(val_docs, cfg.seq_len, v.pad_id)
+        self.val_set = EvalStreams(val_docs, cfg.seq_len, v.pad_id, cfg.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        self.train_set.epoch = epoch
+        self.train_set.set_epoch(epoch)
 
     def _placement(self) -> tuple[int, int]:
         """(world size, this process's rank); samplers are made here, not by Lightning."""
@@ -155,6 +259,7 @@ class MusicDataModule(L.LightningDataModule):
         return DataLoader(
             ds,
             batch_sampler=batches,
+            collate_fn=_Batches.collate if isinstance(ds, _Batches) else None,
             num_workers=self.cfg.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.cfg.num_workers > 0,
@@ -162,23 +267,32 @@ class MusicDataModule(L.LightningDataModule):
 
     @staticmethod
     def _sampler(ds, world: int, rank: int):
-        # In order: training items are already random windows, validation covers every chunk once.
+        # In order: training items are already random windows.
         if world > 1:
             return DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False, drop_last=False)
         return SequentialSampler(ds)
 
     def train_dataloader(self) -> DataLoader:
         world, rank = self._placement()
-        batches = ResumableBatchSampler(self._sampler(self.train_set, world, rank), self.cfg.batch_size)
         if self.trainer is not None:
             self.set_epoch(self.trainer.current_epoch)
+        if self.streams:  # a device reads whole groups of pieces; an item is a whole batch
+            items = self.train_set.for_rank(world, rank, fill="repeat")
+            if self.cfg.steps_per_epoch:
+                items.items = (items.items * -(-self.cfg.steps_per_epoch // len(items.items)))[: self.cfg.steps_per_epoch]
+            data: Dataset = _Batches(items)
+            batches = ResumableBatchSampler(SequentialSampler(data), 1)
+        else:
+            data = self.train_set
+            batches = ResumableBatchSampler(self._sampler(data, world, rank), self.cfg.batch_size)
+        if self.trainer is not None:
             # Every epoch is len(batches) optimizer steps: steps beyond the finished epochs
             # were taken in this one before the run stopped (0 unless resuming mid-epoch).
             done = self.trainer.global_step - self.trainer.current_epoch * len(batches)
             batches.skip = done if 0 < done < len(batches) else 0
-        return self._loader(self.train_set, batches)
+        return self._loader(data, batches)
 
     def val_dataloader(self) -> DataLoader:
         world, rank = self._placement()
-        ds = self.val_set.padded_to(world) if world > 1 else self.val_set
-        return self._loader(ds, BatchSampler(self._sampler(ds, world, rank), self.cfg.batch_size, drop_last=False))
+        data = _Batches(self.val_set.for_rank(world, rank))
+        return self._loader(data, BatchSampler(SequentialSampler(data), 1, drop_last=False))

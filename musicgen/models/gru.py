@@ -17,6 +17,7 @@ class GRUCore(nn.Module):
     """
 
     supports_cache = True
+    recurrent = True  # by default it carries its state from one training window to the next
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -40,22 +40,33 @@ class MusicLM(L.LightningModule):
         self.val_notes = SumMetric()
         self.val_correct = SumMetric()
         self._t_start: float | None = None
+        # Truncated back-propagation through time: the state the last training batch ended
+        # in, detached, which the next batch (the same streams, one window on) starts from.
+        self._train_state = None
+        self._val_state = None
 
     def forward(self, tokens: torch.Tensor, state=None):
         return self.core(tokens, state)
 
     # --- steps -----------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._train_state = None  # new streams each epoch
+
     def training_step(self, batch, batch_idx):
-        x, y = batch  # (B, T), (B, T)
-        logits, _ = self.core(x)  # (B, T, V)
+        x, y, *first = batch  # (B, T), (B, T); whole pieces: whether this batch starts new ones
+        carried = None if not self.train_cfg.carry_state or (first and first[0]) else self._train_state
+        logits, state = self.core(x, carried)  # (B, T, V)
+        if self.train_cfg.carry_state:
+            self._train_state = detach(state)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits, _ = self.core(x)
+        x, y, first = batch  # one chunk of a group of pieces; `first` restarts the state
+        logits, state = self.core(x, None if first else self._val_state)
+        self._val_state = detach(state)
         flat_y = y.reshape(-1)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat_y, ignore_index=IGNORE, reduction="sum")
         valid = flat_y != IGNORE
@@ -127,6 +138,17 @@ class MusicLM(L.LightningModule):
             "global_step": int(self.global_step),
             "world_size": _world_size(self),  # devices x nodes: the batch per step is batch_size x this
         }
+
+
+def detach(state):
+    """A core's state (tensors in tuples, dicts) cut from the graph that made it."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, dict):
+        return {k: detach(v) for k, v in state.items()}
+    if isinstance(state, tuple | list):
+        return type(state)(detach(v) for v in state)
+    return state
 
 
 def _world_size(module: L.LightningModule) -> int:

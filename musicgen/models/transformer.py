@@ -114,6 +114,7 @@ class Block(nn.Module):
 
 class TransformerCore(nn.Module):
     supports_cache = True
+    recurrent = False  # trains on independent windows unless asked to carry its key/value cache
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
