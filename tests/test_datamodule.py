@@ -12,9 +12,9 @@ from musicgen.data.datamodule import (
     IGNORE,
     EvalStreams,
     MusicDataModule,
-    Transposer,
     TrainPieces,
     TrainWindows,
+    Transposer,
 )
 from musicgen.data.dataset import TokenDataset
 from tests._fixtures import dataset  # noqa: F401 - pytest fixture
