@@ -222,6 +222,12 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     except ValueError as exc:
         raise MusicgenError(str(exc)) from None
     hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
+    ctx = click.get_current_context()
+    size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
+    given = [n for n in size_flags if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)]
+    sized = train_cfg.max_time > 0 and not given and not resume
+    if sized:
+        model_cfg, train_cfg = _sized(data_dir, model_cfg, train_cfg, hw)
     out = out or Path("checkpoints") / model_name
     result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
     if not result.is_global_zero:
@@ -242,6 +248,38 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
             f"warning: {data_dir} has no validation files, so validation used the first training piece and "
             "its scores are not held out; ingest with a larger --val-fraction"
         )
+
+
+def _sized(data_dir: Path, model_cfg, train_cfg, hw):
+    """Size the model for the time budget on the device it will train on (musicgen/sizing.py).
+
+    With several devices, the first process probes and hands its choice to the ones
+    Lightning launches (they inherit the environment), so every rank builds one model."""
+    import json
+
+    from musicgen.config import ModelConfig, TrainConfig, from_dict, to_dict
+    from musicgen.sizing import size_for_budget
+
+    run = [str(data_dir), model_cfg.name, train_cfg.max_time]
+    chosen = json.loads(os.environ.get("MUSICGEN_SIZED", "{}"))
+    if chosen.get("run") == run:  # a process Lightning launched: the first one has probed
+        return from_dict(ModelConfig, chosen["model"]), from_dict(TrainConfig, chosen["train"])
+    if hw.num_nodes > 1:
+        raise MusicgenError("sizing by budget works on one machine; with several nodes give --hidden, --layers, --heads and --seq-len")
+    import torch
+
+    import time
+    from dataclasses import replace
+
+    gpu = hw.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    device = torch.device("cuda" if gpu else "cpu")
+    t0 = time.perf_counter()
+    sizing = size_for_budget(data_dir, model_cfg, train_cfg, device)
+    # the probe's time comes out of the budget: M minutes means M minutes in all
+    sizing.train = replace(sizing.train, max_time=max(train_cfg.max_time - (time.perf_counter() - t0) / 60, 0.05))
+    click.echo(sizing.describe(train_cfg.max_time, "a GPU" if gpu else "this CPU") + "; give --hidden, --layers, --seq-len ... to choose yourself")
+    os.environ["MUSICGEN_SIZED"] = json.dumps({"run": run, "model": to_dict(sizing.model), "train": to_dict(sizing.train)})
+    return sizing.model, sizing.train
 
 
 @cli.command()

@@ -335,13 +335,13 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     """Stopped mid-epoch and resumed, a run sees exactly the windows an unbroken run sees:
     the rest of the epoch, not its first windows again."""
     seen: list[tuple[int, int]] = []
-    real = TrainPieces.__getitem__
+    real = TrainPieces.rows
 
-    def spy(self, i):
+    def spy(self, i, lanes):
         seen.append((self.epoch, i))
-        return real(self, i)
+        return real(self, i, lanes)
 
-    monkeypatch.setattr(TrainPieces, "__getitem__", spy)  # the GRU trains on whole pieces
+    monkeypatch.setattr(TrainPieces, "rows", spy)  # the GRU trains on whole pieces
     cfg = {**TRAIN_KW, "steps_per_epoch": 4, "batch_size": 2, "val_every": 3}
     model = ModelConfig(name="gru", **MODEL_KW)
 
@@ -351,3 +351,31 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 10}), resume=True, progress_bar=False, logs=False)
     assert len(whole) == 10  # one item per step: a batch of whole-piece windows
     assert seen == whole
+
+
+def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(dataset, monkeypatch):  # noqa: F811
+    import musicgen.sizing as S
+
+    seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
+    monkeypatch.setattr(S, "step_time", lambda m, t, tokens, device: seconds.get(m.d_model, 10.0))
+    cfg = TrainConfig(max_time=5.0)  # 300 s: 1,500 steps at 0.2 s, 600 at 0.5 s
+    sizing = S.size_for_budget(dataset, ModelConfig(name="gru"), cfg, torch.device("cpu"))
+    assert (sizing.model.d_model, sizing.expected_steps) == (320, 1500)
+    assert sizing.train.seq_len == S.RECURRENT_WINDOW
+    tiny = S.size_for_budget(dataset, ModelConfig(name="gru"), TrainConfig(max_time=0.01), torch.device("cpu"))
+    assert tiny.model.d_model == 192  # nothing fits: the smallest
+    t = S.size_for_budget(dataset, ModelConfig(name="transformer"), cfg, torch.device("cpu"))
+    assert t.train.seq_len in (256, 512, 1024, 2048) and t.train.batch_size * t.train.seq_len == S.TRANSFORMER_BATCH_TOKENS
+    assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(5, "this CPU")
+
+
+def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):  # noqa: F811
+    out = tmp_path / "sized"
+    result = run_cli("train", "--data", dataset, "--model", "gru", "--out", out, "--max-time", "0.05", "--no-progress", "--val-every", "2")
+    assert_ok(result)
+    assert "sized for 0.05 min on this CPU: gru 192 wide, 2 layers, context 256" in result.stdout
+    meta = load(out / "last.ckpt")["musicgen"]
+    assert (meta["model"]["d_model"], meta["train"]["seq_len"]) == (192, 256)
+    given = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "given", "--max-time", "0.02", "--hidden", "32", "--no-progress", "--val-every", "2")
+    assert_ok(given)
+    assert "sized for" not in given.stdout

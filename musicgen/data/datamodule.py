@@ -132,15 +132,12 @@ class PieceChunks(Dataset):
             longest = max(len(self.docs[k]) for k in group) - 1
             self.items += [(g, c) for c in range(max(1, -(-longest // self.seq_len)))]
 
-    def for_rank(self, world: int, rank: int, fill: str = "empty") -> PieceChunks:
-        """The groups of one device, whole. A device with fewer items than another gets
-        empty batches (`fill="empty"`: they score nothing) or its first items again
-        ("repeat": training needs a target in every batch)."""
+    def for_rank(self, world: int, rank: int) -> PieceChunks:
+        """The groups of one device, whole; a device with fewer items than another gets
+        empty batches (they score nothing), so every device steps as often."""
         out = copy.copy(self)
         per_rank = [[it for it in self.items if it[0] % world == r] for r in range(world)]
-        mine, longest = per_rank[rank], max(len(p) for p in per_rank)
-        extra = [(-1, 0)] * (longest - len(mine)) if fill == "empty" or not mine else (mine * longest)[len(mine) : longest]
-        out.items = mine + extra
+        out.items = per_rank[rank] + [(-1, 0)] * (max(len(p) for p in per_rank) - len(per_rank[rank]))
         return out
 
     def __len__(self) -> int:
@@ -165,26 +162,76 @@ class PieceChunks(Dataset):
 EvalStreams = PieceChunks  # how validation and `musicgen evaluate` read held-out pieces
 
 
-class TrainPieces(PieceChunks):
-    """Training on whole pieces (truncated back-propagation through time): `PieceChunks`
-    with new groups each epoch (by length with a random jitter, so that groups change)
-    in a random order, each piece transposed by its amount for the epoch."""
+class TrainPieces(Dataset):
+    """Training on whole pieces (truncated back-propagation through time).
+
+    Each of `lanes` rows walks its own share of the pieces, one after another, a
+    window of `seq_len` at a time; a piece's last window is padded, and the next
+    one starts on a fresh window, flagged, so the core restarts that row's state
+    (`restart_rows`) and reads every piece from its BOS, as when it generates.
+    Rows walk different pieces at different places, so a batch is as varied as one
+    of random windows. Each epoch deals a new random order of the pieces to the
+    lanes (the longest first, each to the lane with least to read) and transposes
+    each piece by its amount for the epoch; a lane that runs out begins its share
+    again. Item k is step k for every lane: (x (lanes, T), y (lanes, T), fresh (lanes,)).
+    """
 
     def __init__(self, docs: list[np.ndarray], starts: np.ndarray, seq_len: int, pad_id: int, lanes: int, transposer: Transposer, seed: int):
-        self.starts, self.transpose, self.seed = np.asarray(starts, dtype=np.int64), transposer, seed
-        super().__init__(docs, seq_len, pad_id, lanes)
+        self.docs, self.starts = docs, np.asarray(starts, dtype=np.int64)
+        self.seq_len, self.pad_id, self.lanes = seq_len, pad_id, lanes
+        self.transpose, self.seed = transposer, seed
+        self.windows = [max(1, -(-(len(d) - 1) // seq_len)) for d in docs]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.transpose.set_epoch(epoch)
         rng = np.random.default_rng((self.seed, epoch, 11))
-        jitter = rng.uniform(0.75, 1.25, len(self.docs))
-        self.group(sorted(range(len(self.docs)), key=lambda k: -len(self.docs[k]) * jitter[k]))
-        self.set_groups([self.groups[g] for g in rng.permutation(len(self.groups)).tolist()])
+        order = sorted(rng.permutation(len(self.docs)).tolist(), key=lambda k: -self.windows[k])
+        dealt: list[list[int]] = [[] for _ in range(self.lanes)]
+        load = [0] * self.lanes
+        for k in order:
+            lane = min(range(self.lanes), key=lambda r: (load[r], r))
+            dealt[lane].append(k)
+            load[lane] += self.windows[k]
+        # each lane reads its pieces in a random order (dealt longest first only for balance)
+        shares = [[(k, c) for k in rng.permutation(ks).tolist() for c in range(self.windows[k])] for ks in dealt]
+        self.steps = max(1, max(load))  # every piece read; a lighter lane begins its share again
+        self.plan = [[share[i % len(share)] if share else (-1, 0) for i in range(self.steps)] for share in shares]
 
-    def window(self, k: int, c: int) -> np.ndarray:
-        return self.transpose(super().window(k, c), int(self.starts[k]) + c * self.seq_len)
+    def __len__(self) -> int:
+        return self.steps
+
+    def rows(self, k: int, lanes: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = np.full((len(lanes), self.seq_len), self.pad_id, dtype=np.int64)
+        y = np.full_like(x, IGNORE)
+        fresh = np.zeros(len(lanes), dtype=bool)
+        for r, lane in enumerate(lanes):
+            piece, c = self.plan[lane][k]
+            fresh[r] = c == 0
+            if piece < 0:
+                continue
+            w = np.asarray(self.docs[piece][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64)
+            w = self.transpose(w, int(self.starts[piece]) + c * self.seq_len)
+            x[r, : len(w) - 1] = w[:-1]
+            y[r, : len(w) - 1] = w[1:]
+        return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(fresh)
+
+    def __getitem__(self, k: int):
+        return self.rows(k, range(self.lanes))
+
+
+class _DeviceRows(Dataset):
+    """One device's lanes of a `TrainPieces`: rows [rank * batch, (rank + 1) * batch)."""
+
+    def __init__(self, pieces: TrainPieces, batch: int, rank: int, steps: int):
+        self.pieces, self.lanes, self.steps = pieces, range(rank * batch, (rank + 1) * batch), steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, k: int):
+        return self.pieces.rows(k % len(self.pieces), self.lanes)
 
 
 class ResumableBatchSampler(BatchSampler):
@@ -234,8 +281,9 @@ class MusicDataModule(L.LightningDataModule):
         train = self.ds.split_tokens("train")
         starts = np.array([e["offset"] - lo for e in self.ds.index["files"] if e["split"] == "train"], dtype=np.int64)
         self.transposer = Transposer(train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed)
-        if streams:
-            self.train_set: Dataset = TrainPieces(self.ds.documents("train"), starts, cfg.seq_len, v.pad_id, cfg.batch_size, self.transposer, cfg.seed)
+        self.train_docs, self.train_starts = self.ds.documents("train"), starts
+        if streams:  # its lanes depend on the number of devices: made in train_dataloader
+            self.train_set: Dataset = TrainPieces(self.train_docs, starts, cfg.seq_len, v.pad_id, cfg.batch_size, self.transposer, cfg.seed)
         else:
             per_epoch = cfg.steps_per_epoch * cfg.batch_size if cfg.steps_per_epoch else max(len(train) // cfg.seq_len, cfg.batch_size)
             self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, self.transposer, cfg.seed)
@@ -276,11 +324,13 @@ class MusicDataModule(L.LightningDataModule):
         world, rank = self._placement()
         if self.trainer is not None:
             self.set_epoch(self.trainer.current_epoch)
-        if self.streams:  # a device reads whole groups of pieces; an item is a whole batch
-            items = self.train_set.for_rank(world, rank, fill="repeat")
-            if self.cfg.steps_per_epoch:
-                items.items = (items.items * -(-self.cfg.steps_per_epoch // len(items.items)))[: self.cfg.steps_per_epoch]
-            data: Dataset = _Batches(items)
+        if self.streams:  # every device walks its own lanes; an item is a whole batch
+            if self.train_set.lanes != self.cfg.batch_size * world:
+                self.train_set = TrainPieces(self.train_docs, self.train_starts, self.cfg.seq_len, self.ds.vocab.pad_id,
+                                             self.cfg.batch_size * world, self.transposer, self.cfg.seed)  # fmt: skip
+                self.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
+            steps = self.cfg.steps_per_epoch or len(self.train_set)
+            data: Dataset = _Batches(_DeviceRows(self.train_set, self.cfg.batch_size, rank, steps))
             batches = ResumableBatchSampler(SequentialSampler(data), 1)
         else:
             data = self.train_set

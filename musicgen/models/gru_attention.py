@@ -13,7 +13,8 @@ the last `window` outputs; a full forward longer than the window uses the same b
 mask, so cached and uncached runs agree at any length.
 
 State (a tuple): (h, memory) with h the GRU hidden (n_layers, B, d_model) and memory the
-newest earlier GRU outputs (B, M, d_model), M <= window - 1.
+newest earlier GRU outputs (B, M, d_model), M <= window - 1; in training on whole pieces
+also `start` (B,), the first memory slot of each row's own piece (see `restart_rows`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from musicgen.config import ModelConfig
 from musicgen.models.gru import GRUCore
-from musicgen.models.transformer import window_mask
+from musicgen.models.transformer import own_piece, window_mask
 
 State = tuple[Tensor, Tensor]
 
@@ -40,7 +41,7 @@ class GRUAttentionCore(GRUCore):
         self.combine = nn.Linear(2 * d, d, bias=False)  # W_c
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        h, memory = state if state is not None else (None, None)
+        h, memory, *start = state if state is not None else (None, None)
         o, h = self.recur(tokens, h)  # (B, T, D), (L, B, D)
         t = o.size(1)
         keys = o if memory is None else torch.cat((memory, o), dim=1)  # (B, S, D)
@@ -49,6 +50,8 @@ class GRUAttentionCore(GRUCore):
             mask = None
         else:
             mask = window_mask(t, s, self.window, tokens.device)  # (T, S)
+        if start:  # rows that began a new piece see none of the memory before it
+            mask = own_piece(mask if mask is not None else window_mask(t, s, self.window, tokens.device), start[0])  # (B, 1, T, S)
         # One "head": unsqueeze to (B, 1, ., D) for scaled_dot_product_attention.
         context = F.scaled_dot_product_attention(
             self.score(o).unsqueeze(1),
@@ -58,10 +61,17 @@ class GRUAttentionCore(GRUCore):
             is_causal=mask is None,
         ).squeeze(1)  # (B, T, D)
         attended = torch.tanh(self.combine(torch.cat((context, o), dim=-1)))  # (B, T, D)
-        return self.project(attended), self.trim_state((h, keys))
+        return self.project(attended), self.trim_state((h, keys, *start))
 
     def trim_state(self, state: State) -> State:
         """Keep the newest window - 1 outputs so the next step sees at most `window`."""
-        h, memory = state
+        h, memory, *start = state
         drop = max(0, memory.size(1) - (self.window - 1))
-        return h, memory[:, drop:]  # (B, <= window - 1, D)
+        return (h, memory[:, drop:], *[(st - drop).clamp(min=0) for st in start])  # (B, <= window - 1, D)
+
+    def restart_rows(self, state: State, fresh: Tensor) -> State:
+        """Rows marked `fresh` (B,) start from nothing: a zero hidden state, and their memory
+        out of sight (their own piece starts after the memory held now)."""
+        h, memory, *start = state
+        start = start[0] if start else torch.zeros(memory.size(0), dtype=torch.long, device=memory.device)
+        return super().restart_rows(h, fresh), memory, torch.where(fresh, memory.size(1), start)

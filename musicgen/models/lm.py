@@ -53,8 +53,10 @@ class MusicLM(L.LightningModule):
         self._train_state = None  # new streams each epoch
 
     def training_step(self, batch, batch_idx):
-        x, y, *first = batch  # (B, T), (B, T); whole pieces: whether this batch starts new ones
-        carried = None if not self.train_cfg.carry_state or (first and first[0]) else self._train_state
+        x, y, *fresh = batch  # (B, T), (B, T); on whole pieces also (B,): rows that start a piece
+        carried = self._train_state if self.train_cfg.carry_state and fresh else None
+        if carried is not None:
+            carried = None if bool(fresh[0].all()) else self.core.restart_rows(carried, fresh[0])
         logits, state = self.core(x, carried)  # (B, T, V)
         if self.train_cfg.carry_state:
             self._train_state = detach(state)

@@ -8,7 +8,8 @@ length; with RoPE a sliding window of at most `max_len` keys keeps every attenti
 distance inside the range seen in training, so generation can go on indefinitely.
 
 State (a dict): {"pos": int, tokens consumed so far (absolute position of the next token),
-"kv": tuple over layers of (k, v), each (B, n_heads, S, head_dim) with S <= max_len - 1}.
+"kv": tuple over layers of (k, v), each (B, n_heads, S, head_dim) with S <= max_len - 1};
+in training on whole pieces also "start" (B,): the first cached key of each row's own piece.
 Cached keys are stored *before* rotation and rotated by their place in the window at
 each call: scores only depend on distances, and positions stay below max_len + T,
 so float32 angles never lose precision however long generation runs.
@@ -25,6 +26,12 @@ from torch import Tensor, nn
 from musicgen.config import ModelConfig
 
 KV = tuple[Tensor, Tensor]
+
+
+def own_piece(mask: Tensor, start: Tensor) -> Tensor:
+    """A (T, S) mask narrowed per row to keys at or after `start` (B,): (B, 1, T, S)."""
+    keys = torch.arange(mask.size(-1), device=mask.device)
+    return mask[None, None] & (keys[None, None, None, :] >= start[:, None, None, None])
 
 
 def window_mask(t: int, s: int, window: int, device: torch.device) -> Tensor:
@@ -154,6 +161,9 @@ class TransformerCore(nn.Module):
             mask = None
         else:
             mask = window_mask(t, s, self.cfg.max_len, tokens.device)  # (T, S)
+        start = state.get("start") if state is not None else None
+        if start is not None:  # rows that began a new piece see none of the cache before it
+            mask = own_piece(mask if mask is not None else window_mask(t, s, self.cfg.max_len, tokens.device), start)
         cis = self.rotary.angles(s, tokens.device)  # (S, hd/2) complex
         x = self.drop(self.emb(tokens))  # (B, T, D)
         new_kv = []
@@ -162,11 +172,23 @@ class TransformerCore(nn.Module):
             new_kv.append(kv)
         logits = self.head(self.norm(x))  # (B, T, V)
         pos = (state["pos"] if state is not None else 0) + t
-        return logits, self.trim_state({"pos": pos, "kv": tuple(new_kv)})
+        new = {"pos": pos, "kv": tuple(new_kv)}
+        if start is not None:
+            new["start"] = start
+        return logits, self.trim_state(new)
 
     def trim_state(self, state: dict) -> dict:
         """Keep the newest max_len - 1 keys so the next query sees at most max_len."""
         drop = max(0, state["kv"][0][0].size(2) - (self.cfg.max_len - 1))
         # each (B, H, <= max_len - 1, hd)
         kv = tuple((k[:, :, drop:], v[:, :, drop:]) for k, v in state["kv"])
-        return {"pos": state["pos"], "kv": kv}
+        out = {"pos": state["pos"], "kv": kv}
+        if "start" in state:
+            out["start"] = (state["start"] - drop).clamp(min=0)
+        return out
+
+    def restart_rows(self, state: dict, fresh: Tensor) -> dict:
+        """Rows marked `fresh` (B,) see none of the cache held now: their piece starts after it."""
+        cached = state["kv"][0][0].size(2)
+        start = state.get("start", torch.zeros(fresh.size(0), dtype=torch.long, device=fresh.device))
+        return {**state, "start": torch.where(fresh, cached, start)}

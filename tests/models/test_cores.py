@@ -170,3 +170,21 @@ def test_overfits_repeating_sequence(name):
         loss.backward()
         opt.step()
     assert loss.item() < 0.1
+
+
+@pytest.mark.parametrize("name", ["gru", "gru-attn", "transformer"])
+def test_a_restarted_row_forgets_what_came_before(name):
+    """restart_rows: a row marked fresh gives what a core with no state gives; the others go on."""
+    torch.manual_seed(0)
+    core = build_core(ModelConfig(name=name, vocab_size=20, d_model=16, n_layers=2, n_heads=2, dropout=0.0, max_len=8)).eval()
+    a = torch.randint(0, 20, (3, 8))
+    b = torch.randint(0, 20, (3, 8))
+    with torch.no_grad():
+        _, state = core(a)
+        fresh = torch.tensor([True, False, True])
+        got, _ = core(b, core.restart_rows(state, fresh))
+        alone, _ = core(b)  # no state at all
+        carried, _ = core(b, state)
+    assert torch.allclose(got[fresh], alone[fresh], atol=1e-5)
+    assert torch.allclose(got[~fresh], carried[~fresh], atol=1e-5)
+    assert not torch.allclose(got[~fresh], alone[~fresh], atol=1e-3)

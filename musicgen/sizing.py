@@ -1,0 +1,116 @@
+"""Sizing by budget: `musicgen train --max-time M` without size flags picks the model.
+
+The rule, for the device the run will use: try the sizes of a ladder from small
+to large, timing a few optimizer steps of each on real training windows, and keep
+the largest whose time budget still buys `MIN_STEPS` steps (fewer steps than that
+and a bigger model ends a short run less trained than a smaller one: on this
+project's 2-core CPU five minutes buy a small model, a GPU hour a large one).
+The transformer's context is the length of the corpus's pieces (their 90th
+percentile, as a power of two between 256 and 2048): long enough to hold a whole
+strain and its repeat. The recurrent cores read whole pieces whatever their
+window (truncated back-propagation through time), so theirs stays 256.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from musicgen.config import ModelConfig, TrainConfig
+from musicgen.data.dataset import TokenDataset
+from musicgen.models.registry import CORES, build_core
+
+MIN_STEPS = 1200
+# (d_model, n_layers, n_heads) from small to large
+LADDER = {
+    "gru": [(192, 2, 1), (256, 2, 1), (320, 2, 1), (384, 3, 1), (512, 3, 1), (768, 3, 1), (1024, 4, 1)],
+    "transformer": [(128, 3, 4), (192, 4, 4), (256, 4, 4), (384, 6, 6), (512, 8, 8), (768, 12, 12)],
+}
+LADDER["gru-attn"] = LADDER["gru"]
+RECURRENT_WINDOW = 256
+TRANSFORMER_BATCH_TOKENS = 16 * 1024  # a batch holds about this many tokens
+
+
+@dataclass
+class Sizing:
+    model: ModelConfig
+    train: TrainConfig
+    step_seconds: float
+    expected_steps: int
+
+    def describe(self, minutes: float, device: str) -> str:
+        m, t = self.model, self.train
+        params = _parameters(m)
+        heads = f", {m.n_heads} heads" if m.name == "transformer" else ""
+        return (
+            f"sized for {minutes:g} min on {device}: {m.name} {m.d_model} wide, {m.n_layers} layers{heads}, "
+            f"context {t.seq_len}, batch {t.batch_size} ({params / 1e6:.2f} M parameters; a step took "
+            f"{self.step_seconds:.2f} s, so about {self.expected_steps:,} steps)"
+        )
+
+
+def _parameters(cfg: ModelConfig) -> int:
+    return sum(p.numel() for p in build_core(cfg).parameters())
+
+
+def context_for(ds: TokenDataset) -> int:
+    lengths = [e["tokens"] for e in ds.index["files"] if e["split"] == "train"]
+    p90 = float(np.percentile(lengths, 90)) if lengths else 256.0
+    return int(min(2048, max(256, 2 ** math.ceil(math.log2(max(p90, 1))))))
+
+
+def step_time(model_cfg: ModelConfig, train_cfg: TrainConfig, tokens: np.ndarray, device: torch.device, steps: int = 3) -> float:
+    """Seconds per optimizer step (forward, backward, AdamW) on windows of the training tokens."""
+    core = build_core(model_cfg).to(device).train()
+    opt = torch.optim.AdamW(core.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    T, B = train_cfg.seq_len, train_cfg.batch_size
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def one() -> None:
+        off = rng.integers(0, max(len(tokens) - T - 1, 1), B)
+        w = torch.from_numpy(np.stack([np.asarray(tokens[o : o + T + 1], dtype=np.int64) for o in off])).to(device)
+        with autocast:
+            logits, _ = core(w[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), w[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    one()  # the first step allocates
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def size_for_budget(data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device) -> Sizing:
+    """The largest rung of the ladder whose step time leaves MIN_STEPS steps in train_cfg.max_time."""
+    ds = TokenDataset.open(data_dir)
+    tokens = ds.split_tokens("train")
+    budget = train_cfg.max_time * 60.0
+    if CORES[model_cfg.name].recurrent:
+        seq_len, batch = RECURRENT_WINDOW, train_cfg.batch_size
+    else:
+        seq_len = min(context_for(ds), max(len(tokens) - 1, 2))
+        batch = max(1, TRANSFORMER_BATCH_TOKENS // seq_len)
+    best = None
+    for d, layers, heads in LADDER[model_cfg.name]:
+        m = replace(model_cfg, d_model=d, n_layers=layers, n_heads=heads, vocab_size=len(ds.vocab), max_len=seq_len)
+        t = replace(train_cfg, seq_len=seq_len, batch_size=batch)
+        seconds = step_time(m, t, tokens, device)
+        steps = int(budget / seconds)
+        if best is not None and steps < MIN_STEPS:
+            break
+        best = Sizing(m, t, seconds, steps)
+    assert best is not None
+    return best
