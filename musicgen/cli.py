@@ -266,10 +266,10 @@ def _sized(data_dir: Path, model_cfg, train_cfg, hw):
         return from_dict(ModelConfig, chosen["model"]), from_dict(TrainConfig, chosen["train"])
     if hw.num_nodes > 1:
         raise MusicgenError("sizing by budget works on one machine; with several nodes give --hidden, --layers, --heads and --seq-len")
-    import torch
-
     import time
     from dataclasses import replace
+
+    import torch
 
     gpu = hw.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
