@@ -1,13 +1,14 @@
 """Form: do generated pieces repeat and develop the way the corpus does?
 
     python benchmarks/form.py CORPUS [--minutes 10] [--models gru,gru-attn,transformer]
-        [--pieces 16] [--bars 32] [--settings 1.0:0.95,0.9:0.95] [--train-args "..."] [--out work/form]
+        [--pieces 16] [--bars 32] [--settings 1.0:0.95:0,1.0:0.95:2] [--train-args=...] [--out work/form]
 
 CORPUS is a folder of music (ingested into OUT/data) or an ingested dataset.
-Each model trains for the same wall time (`--minutes`, with `--train-args` added
-to every `musicgen train`; a model already trained in OUT is reused), is scored
+Each model trains for the same wall time (`--minutes`; sized by budget, as
+`musicgen train --max-time` sizes it, unless `--fixed-size`; `--train-args` is
+added to every `musicgen train`; a model already trained in OUT is reused), is scored
 on the held-out split (bits per note), and generates `--pieces` pieces of `--bars`
-bars from scratch at each sampling setting (temperature:top_p). The pieces are
+bars from scratch at each sampling setting (temperature:top_p:repeat_bias). The pieces are
 compared with the first `--bars` bars of every held-out piece:
 
 * distinct 4-note figures, longest repeated stretch, share of bars that recur
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 FORM_KEYS = ("distinct_4gram_share", "longest_repeat_run", "recurring_bar_share", "recurrence_distance")
-MODEL_ARGS = {  # the sizes of scripts/quality_5min.sh
+FIXED_SIZES = {  # --fixed-size: the sizes of scripts/quality_5min.sh instead of sizing by budget
     "gru": ["--hidden", "256", "--layers", "2", "--warmup", "50"],
     "gru-attn": ["--hidden", "256", "--layers", "2", "--warmup", "50"],
     "transformer": ["--hidden", "128", "--layers", "3", "--heads", "4", "--lr", "3e-3", "--warmup", "30", "--batch-size", "16", "--dropout", "0.0"],
@@ -64,8 +65,9 @@ def main() -> int:
     ap.add_argument("--models", default="gru,gru-attn,transformer")
     ap.add_argument("--pieces", type=int, default=16)
     ap.add_argument("--bars", type=int, default=32)
-    ap.add_argument("--settings", default="1.0:0.95", help="comma-separated temperature:top_p pairs")
+    ap.add_argument("--settings", default="1.0:0.95:0", help="comma-separated temperature:top_p:repeat_bias")
     ap.add_argument("--train-args", default="", help="added to every `musicgen train`")
+    ap.add_argument("--fixed-size", action="store_true", help="the sizes of scripts/quality_5min.sh, not sizing by budget")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "form")
     ns = ap.parse_args()
 
@@ -87,14 +89,15 @@ def main() -> int:
         run = out / name
         if not (run / "best.ckpt").exists():
             mg("train", "--data", str(data), "--model", name, "--out", str(run), "--max-time", str(ns.minutes),
-               "--epochs", "0", "--patience", "0", "--no-progress", *MODEL_ARGS[name], *shlex.split(ns.train_args))  # fmt: skip
+               "--epochs", "0", "--patience", "0", "--no-progress", *(FIXED_SIZES[name] if ns.fixed_size else []), *shlex.split(ns.train_args))  # fmt: skip
         model = load_model(run / "best.ckpt")
         rep = evaluate(model, data_dir=data, ngram=False)
         row = {"bits_per_note": rep.bits_per_note, "context": rep.context, "steps": model.meta.get("global_step"), "settings": {}}
         for setting in ns.settings.split(","):
-            t, p = (float(x) for x in setting.split(":"))
+            t, p, r = ([float(x) for x in setting.split(":")] + [0.0])[:3]
             t0 = time.perf_counter()
-            songs, _ = generate_songs(model, GenerateConfig(num_samples=ns.pieces, unit="bars", length=ns.bars, temperature=t, top_p=p, seed=1))
+            cfg = GenerateConfig(num_samples=ns.pieces, unit="bars", length=ns.bars, temperature=t, top_p=p, repeat_bias=r, seed=1)
+            songs, _ = generate_songs(model, cfg)
             gen = [M.piece_metrics(s.score) for s in songs]
             overlap = M.compare_to_reference(gen, real)
             row["settings"][setting] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from musicgen.config import TIME_MODES, EncodingConfig, IngestConfig
+from musicgen.config import TIME_MODES, EncodingConfig, GenerateConfig, IngestConfig
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
 
@@ -337,9 +337,10 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
 @click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
 @click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
 @click.option("--instruments", help="The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].")
+@click.option("--repeat-bias", type=click.FloatRange(0), default=GenerateConfig.repeat_bias, show_default=True, help="Repetition-aware sampling: logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).")
 @click.option("--no-cache", is_flag=True, help="Recompute the whole context every step (for benchmarks and checks).")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps).")
-def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, instruments, no_cache, device):
+def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, instruments, repeat_bias, no_cache, device):
     """Generate songs from a checkpoint.
 
     \b
@@ -360,7 +361,7 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
     if primer_bars is not None and primer is None:
         raise MusicgenError("--primer-bars needs --primer")
     try:
-        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, instruments=lineup, use_cache=not no_cache)
+        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, instruments=lineup, repeat_bias=repeat_bias, use_cache=not no_cache)
     except ValueError as exc:
         raise MusicgenError(str(exc)) from None
     if checkpoint is None:
@@ -536,6 +537,7 @@ def _metrics_text(out: dict) -> str:
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
 @click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling threshold (1 = off).")
 @click.option("--instruments", help="Add these instruments to the primer's line-up, e.g. 0,33,drums.")
+@click.option("--repeat-bias", type=click.FloatRange(0), default=GenerateConfig.repeat_bias, show_default=True, help="Repetition-aware sampling (see generate --help).")
 @click.option("--reference/--no-reference", default=True, show_default=True, help="Add the real continuation of the primer as a column.")
 @click.option("--ngram/--no-ngram", default=True, show_default=True, help="Add a Kneser-Ney n-gram baseline column (needs a dataset).")
 @click.option("--blind", is_flag=True, help="Hide and shuffle the candidates in each row; reveal after voting.")
@@ -543,7 +545,7 @@ def _metrics_text(out: dict) -> str:
 @click.option("--soundfont", type=click.Path(dir_okay=False, path_type=Path), help="General MIDI soundfont for FluidSynth.")
 @click.option("--builtin-synth", is_flag=True, help="Render with the built-in synth even when FluidSynth is installed.")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on.")
-def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, instruments, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
+def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, instruments, repeat_bias, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
     """Continue one primer with several checkpoints; write a listening page.
 
     \b
@@ -557,7 +559,7 @@ def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars
     cfg = CompareConfig(
         out=out, primer=primer, data=data_dir, primer_bars=primer_bars, samples=samples, seed=seed, bars=bars,
         temperature=temperature, top_k=top_k, top_p=top_p, reference=reference,
-        instruments=parse_instruments(instruments) if instruments is not None else None, ngram=ngram, blind=blind,
+        instruments=parse_instruments(instruments) if instruments is not None else None, repeat_bias=repeat_bias, ngram=ngram, blind=blind,
         evaluate=not no_eval, soundfont=soundfont, use_fluidsynth=not builtin_synth, device=device,
     )  # fmt: skip
     summary = run_compare(list(checkpoints), cfg, echo=click.echo)

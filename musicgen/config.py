@@ -242,6 +242,10 @@ class GenerateConfig:
     tempo: float | None = None
     program: int | None = None
     instruments: tuple[int, ...] | None = None  # the line-up (128 = drums); None: the model chooses
+    # Repetition-aware sampling (musicgen/repetition.py): logit bonus for the token that followed
+    # the last `repeat_context` tokens, at the same place in the bar, earlier in the piece.
+    repeat_bias: float = 0.0
+    repeat_context: int = 8
     use_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -263,6 +267,8 @@ class GenerateConfig:
             raise ValueError("program must be a General MIDI program 0..127")
         if self.primer_bars is not None and self.primer_bars < 1:
             raise ValueError("primer_bars must be at least 1")
+        if not self.repeat_bias >= 0 or self.repeat_context < 1:
+            raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.instruments is not None:
             object.__setattr__(self, "instruments", tuple(sorted(set(int(p) for p in self.instruments))))
             if not self.instruments or not all(0 <= p <= 128 for p in self.instruments):

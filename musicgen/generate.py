@@ -24,6 +24,7 @@ from musicgen.fsutil import atomic_write_group
 from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
+from musicgen.repetition import RepeatMemory
 from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.encoding import decode, encode, quarters_per_step
 from musicgen.tokens.space import BOS, DRUMS, PAD
@@ -167,6 +168,15 @@ class LengthTracker:
         self.done = np.zeros(batch, dtype=bool)
         self.end_step = np.full(batch, -1, dtype=np.int64)  # where a time target cut the piece (absolute steps)
         self._eos = vocab.eos_id
+        self.memories = []
+        if cfg.repeat_bias:
+            for stream in self.streams:
+                memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
+                replay = vocab.stream()  # the prompt's bar positions, token by token
+                for t in np.asarray(prompt).tolist():
+                    replay.feed(vocab.uids[t])
+                    memory.push(t, replay.bar_position)
+                self.memories.append(memory)
 
     @property
     def notes(self) -> np.ndarray:
@@ -183,6 +193,17 @@ class LengthTracker:
             rows.append(row)
         return torch.from_numpy(np.stack(rows))
 
+    def bias(self) -> torch.Tensor | None:
+        """(B, V): the repetition-aware pull towards what followed this context before."""
+        if not self.memories:
+            return None
+        out = torch.zeros(len(self.streams), len(self.vocab))
+        for b, memory in enumerate(self.memories):
+            token = memory.suggestion()
+            if token is not None and not self.done[b]:
+                out[b, token] = memory.bias
+        return out
+
     def update(self, new: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         for b, t in enumerate(new.cpu().tolist()):
@@ -192,6 +213,8 @@ class LengthTracker:
             step0, sec0 = stream.step, stream.seconds
             sec_per_step = _seconds_per_step(stream)
             stream.feed(self.vocab.uids[t])
+            if self.memories:
+                self.memories[b].push(t, stream.bar_position)
             self.tokens[b] += 1
             if stream.step == self.start_step and stream.time_signatures and stream.time_signatures[-1][0] == stream.step:
                 self.bar_len[b] = stream.bar_steps  # a metre chosen before any time passes
@@ -352,6 +375,7 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
         parts += ["--program", str(cfg.program)]
     if cfg.instruments:
         parts += ["--instruments", ",".join(map(instrument_name, cfg.instruments))]
+    parts += ["--repeat-bias", f"{cfg.repeat_bias:g}"]
     if not cfg.use_cache:
         parts.append("--no-cache")
     return " ".join(parts)

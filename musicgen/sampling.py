@@ -139,6 +139,9 @@ class Rules(Protocol):
     def update(self, new: torch.Tensor) -> torch.Tensor:
         """Take the new tokens (B,); return (B,) bool: the rows that are finished."""
 
+    def bias(self) -> torch.Tensor | None:
+        """(B, V) added to the logits before sampling, or None."""
+
 
 @torch.no_grad()
 def generate(
@@ -198,13 +201,17 @@ def generate(
             mask = None
             if allowed_next is not None:
                 mask = allowed_next[seq[:, -1]]  # (B, V)
+            step_logits = logits[:, -1]  # (B, V)
             if rules is not None:
+                extra = rules.bias()
+                if extra is not None:
+                    step_logits = step_logits + extra.to(step_logits.device)
                 rule_mask = rules.mask().to(seq.device)  # (B, V)
                 mask = rule_mask if mask is None else mask & rule_mask
             if mask is not None:
                 # a finished row's pad may allow nothing, and its draw is discarded anyway
                 mask = mask | finished[:, None]
-            new = sample(logits[:, -1], temperature, top_k, top_p, generator, mask)  # (B,)
+            new = sample(step_logits, temperature, top_k, top_p, generator, mask)  # (B,)
             new = new.masked_fill(finished, pad_id)  # (B,)
             seq = torch.cat([seq, new[:, None]], dim=1)  # (B, T + 1)
             if stop is not None:

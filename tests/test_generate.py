@@ -77,6 +77,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
         assert side["settings"] == {
             "num_samples": 3, "temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "unit": "notes",
             "length": 8.0, "primer": None, "primer_bars": None, "tempo": None, "program": None, "instruments": None,
+            "repeat_bias": GenerateConfig.repeat_bias, "repeat_context": 8,
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8

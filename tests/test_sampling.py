@@ -355,3 +355,55 @@ def test_generate_rejects_bad_shapes():
         generate(core, torch.zeros(1, 1, dtype=torch.long), 2, use_cache=False, context_len=0)
     with pytest.raises(ValueError, match="allowed_next"):
         generate(core, torch.zeros(1, 1, dtype=torch.long), 2, allowed_next=torch.ones(4, 4))
+
+
+# --- repetition-aware sampling --------------------------------------------------------------
+
+
+def test_repeat_memory_suggests_what_followed_the_same_context_at_the_same_bar_place():
+    from musicgen.repetition import RepeatMemory
+
+    m = RepeatMemory(context=2, bias=3.0)
+    phrase = [5, 6, 7, 8]
+    for i, t in enumerate(phrase + [5, 6]):
+        m.push(t, bar_position=i % 4)
+        got = m.suggestion()
+        if i < 5:
+            assert got is None  # nothing yet has this context before it
+    assert got == 7  # "5 6" at bar place 1 was followed by 7
+    m.push(7, 2)
+    assert m.suggestion() == 8
+    other = RepeatMemory(context=2, bias=3.0)
+    for i, t in enumerate(phrase + [5, 6]):
+        other.push(t, bar_position=i % 3)  # the second "5 6" falls elsewhere in the bar
+        last = other.suggestion()
+    assert last is None
+
+
+def test_repeat_bias_pulls_generation_into_repeating_itself(monkeypatch):
+    """A flat model (uniform logits) with a strong pull repeats what it played: most of each
+    sequence is the continuation its earlier context suggests."""
+    from musicgen.config import GenerateConfig
+    from musicgen.repetition import RepeatMemory
+
+    V = 6
+    seqs = {}
+    for bias in (0.0, 8.0):
+        memory = RepeatMemory(context=2, bias=bias)
+        g = torch.Generator().manual_seed(0)
+        seq, hits = [0, 1, 2, 3, 0, 1], 0
+        for i, t in enumerate(seq):
+            memory.push(t, i % 4)
+            memory.suggestion()
+        for i in range(len(seq), 200):
+            want = memory.suggestion()
+            logits = torch.zeros(V)
+            if want is not None:
+                logits[want] += bias
+            t = int(sample(logits[None], 1.0, 0, 1.0, g)[0])
+            hits += t == want
+            seq.append(t)
+            memory.push(t, i % 4)
+        seqs[bias] = hits / 194
+    assert seqs[8.0] > 0.9 and seqs[0.0] < 0.5
+    assert GenerateConfig(repeat_bias=2.0).repeat_bias == 2.0

@@ -59,6 +59,7 @@ class CompareConfig:
     top_k: int = 0
     top_p: float = 0.95
     instruments: tuple[int, ...] | None = None  # widen the primer's line-up (128 = drums)
+    repeat_bias: float = 0.0
     reference: bool = True
     ngram: bool = True
     ngram_order: int = NGRAM_ORDER
@@ -121,7 +122,7 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     try:
         gen_cfg = GenerateConfig(
             num_samples=cfg.samples, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-            seed=cfg.seed, unit="bars", length=float(cfg.bars), instruments=cfg.instruments,
+            seed=cfg.seed, unit="bars", length=float(cfg.bars), instruments=cfg.instruments, repeat_bias=cfg.repeat_bias,
         )  # fmt: skip
     except ValueError as exc:
         raise MusicgenError(str(exc)) from None
@@ -433,6 +434,7 @@ def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: in
     V = len(vocab)
     for _ in range(max_tokens):
         masks = tracker.mask().numpy()
+        pull = tracker.bias()
         new = np.full(B, PAD, dtype=np.int64)
         for b in range(B):
             if done[b]:
@@ -440,6 +442,8 @@ def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: in
             cands = np.flatnonzero(masks[b])
             logits = torch.full((V,), float("-inf"), dtype=torch.float64)
             logits[torch.from_numpy(cands)] = torch.from_numpy(ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2))
+            if pull is not None:
+                logits = logits + pull[b].double()
             new[b] = int(sample(logits[None], gcfg.temperature, gcfg.top_k, gcfg.top_p, gen)[0])
             seqs[b].append(int(new[b]))
         done |= tracker.update(torch.from_numpy(new)).numpy()

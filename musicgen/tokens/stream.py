@@ -167,6 +167,7 @@ class Stream:
         self.qpm = 120.0
         # beats: one bar of the current metre; seconds: a nominal 4/4 bar at 120 qpm (2 s)
         self.bar_steps = 4 * self.steps_per_unit if self.beats else 2 * self.steps_per_unit
+        self.bar_origin = 0  # the step the current metre's bars count from
         self.notes = 0
         self.tempos: list[tuple[int, float]] = []  # (step, qpm)
         self.time_signatures: list[tuple[int, int, int]] = []  # (step, num, den)
@@ -184,6 +185,11 @@ class Stream:
     def allowed(self) -> np.ndarray:
         """Bool mask over universal ids: the tokens the grammar allows next."""
         return self.grammar.allowed(self.key())
+
+    @property
+    def bar_position(self) -> int:
+        """Steps since the last bar line."""
+        return (self.step - self.bar_origin) % max(self.bar_steps, 1)
 
     def allows(self, uid: int) -> bool:
         return bool(self.allowed()[uid])
@@ -251,6 +257,7 @@ class Stream:
         elif fam == _TIMESIG:
             num, den = self.space.timesig_of(int(value))
             self.bar_steps = num * 4 * self.steps_per_unit // den
+            self.bar_origin = self.step
             self.meta_here = max(self.meta_here, 1)
             self.time_signatures.append((self.step, num, den))
         return None
