@@ -8,6 +8,7 @@ at the length asked for.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -168,15 +169,14 @@ class LengthTracker:
         self.done = np.zeros(batch, dtype=bool)
         self.end_step = np.full(batch, -1, dtype=np.int64)  # where a time target cut the piece (absolute steps)
         self._eos = vocab.eos_id
-        self.memories = []
+        self.memories: list[RepeatMemory] = []
         if cfg.repeat_bias:
-            for stream in self.streams:
-                memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
-                replay = vocab.stream()  # the prompt's bar positions, token by token
-                for t in np.asarray(prompt).tolist():
-                    replay.feed(vocab.uids[t])
-                    memory.push(t, replay.bar_position)
-                self.memories.append(memory)
+            memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
+            replay = vocab.stream()  # the prompt's bar positions, token by token
+            for t in np.asarray(prompt).tolist():
+                replay.feed(vocab.uids[t])
+                memory.push(t, replay.bar_position)
+            self.memories = [copy.deepcopy(memory) for _ in range(batch)]
 
     @property
     def notes(self) -> np.ndarray:
