@@ -38,6 +38,20 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(dict)
 
 
+class Duration(click.ParamType):
+    """A time budget in minutes, written as `5`, `90s`, `1h30m` or DD:HH:MM:SS."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from musicgen.durations import parse_minutes
+
+        try:
+            return parse_minutes(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def encoding_options(f):
     """Options shared by every command that encodes music."""
     d = EncodingConfig()
@@ -173,7 +187,7 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @click.option("--model", "model_name", type=click.Choice(["gru", "gru-attn", "transformer"]), default="gru", show_default=True, help="Which core to train.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: checkpoints/MODEL].")
 @click.option("--epochs", type=click.IntRange(0), default=None, help="Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
-@click.option("--max-time", type=click.FloatRange(0), default=0.0, show_default=True, help="Wall-clock budget in minutes (0 = none); the LR schedule ends with it.")
+@click.option("--max-time", type=Duration(), default=0.0, show_default=True, help="Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.")
 @click.option("--max-steps", type=int, default=-1, show_default=True, help="Optimizer steps (-1 = no limit).")
 @click.option("--seq-len", type=click.IntRange(2), default=256, show_default=True, help="Training window in tokens.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Windows per batch (per device).")

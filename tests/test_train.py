@@ -379,3 +379,12 @@ def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):  # 
     given = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "given", "--max-time", "0.02", "--hidden", "32", "--no-progress", "--val-every", "2")
     assert_ok(given)
     assert "sized for" not in given.stdout
+
+
+def test_max_time_takes_the_budgets_people_write(dataset, tmp_path):  # noqa: F811
+    bad = run_cli("train", "--data", dataset, "--out", tmp_path / "x", "--max-time", "five")
+    assert bad.exit_code == 2 and "is not a time budget" in bad.output
+    ok = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "ok", "--max-time", "00:00:00:30",
+                 "--max-steps", "2", "--hidden", "16", "--layers", "1", "--val-every", "2", "--patience", "0", "--no-progress")  # fmt: skip
+    assert_ok(ok)
+    assert load(tmp_path / "ok" / "last.ckpt")["musicgen"]["train"]["max_time"] == 0.5
