@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from importlib import resources
 import json
 import math
 import random
@@ -506,99 +507,9 @@ TABLE_COLUMNS = (
     ("ngram8_in_train", "8-grams found in training", "{:.1%}"),
 )
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.2em;color:#222;background:#fafafa}
-h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
-.meta{color:#555;font-size:.9em}.meta code{background:#eee;padding:0 .2em}
-table{border-collapse:collapse}
-table.grid{width:100%;table-layout:fixed}
-table.grid td,table.grid th{border:1px solid #ddd;padding:.4em;vertical-align:top;background:#fff}
-table.grid th.rowhead{width:4.5em;background:#f0f0f0}
-td.cell img{width:100%;height:auto;display:block;margin:.3em 0}
-td.cell audio{width:100%}
-.label{font-weight:bold;font-size:1.1em}.name{color:#0a5;font-weight:bold;margin-left:.4em}
-.links{font-size:.85em;display:flex;justify-content:space-between;align-items:center}
-.primer{display:flex;gap:1em;align-items:center;flex-wrap:wrap}.primer img{max-width:700px;width:100%}
-table.stats td,table.stats th{border:1px solid #ddd;padding:.25em .5em;text-align:right;background:#fff;font-size:.9em}
-table.stats td:first-child,table.stats th:first-child{text-align:left}
-.controls{margin:1em 0}.controls button{font-size:1em;margin-right:.5em;padding:.3em .9em}
-#tally table td,#tally table th{border:1px solid #ddd;padding:.2em .6em}
-.note{color:#a60}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("compare-data").textContent);
-  var revealed = !data.settings.blind;
-  var votes = {};
-  function column(row, pos) { return data.columns[data.rows[row].order[pos]]; }
-  function letter(pos) { return String.fromCharCode(65 + pos); }
-  function tally() {
-    var counts = {};
-    data.columns.forEach(function (c) { counts[c.name] = 0; });
-    Object.keys(votes).forEach(function (r) { counts[column(+r, votes[r]).name] += 1; });
-    return counts;
-  }
-  function showTally() {
-    var box = document.getElementById("tally");
-    if (!revealed) { box.textContent = Object.keys(votes).length + " of " + data.rows.length + " rows voted"; return; }
-    var counts = tally();
-    var rows = Object.keys(counts).map(function (n) {
-      return "<tr><td>" + esc(n) + "</td><td>" + counts[n] + "</td></tr>";
-    }).join("");
-    box.innerHTML = "<table><tr><th>candidate</th><th>favourite in rows</th></tr>" + rows + "</table>";
-  }
-  function esc(s) {
-    return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; });
-  }
-  function reveal() {
-    revealed = true;
-    var names = [];
-    document.querySelectorAll(".name").forEach(function (el) {
-      var c = column(+el.dataset.row, +el.dataset.pos);
-      el.textContent = c.name;
-      names.push(c.name);
-    });
-    var res = document.getElementById("results");
-    if (res && data.results_html && !res.dataset.filled) { res.innerHTML = data.results_html; res.dataset.filled = "1"; }
-    if (res) { res.hidden = false; }
-    document.body.classList.add("revealed");
-    showTally();
-    return names;
-  }
-  function votesJson() {
-    return {
-      format: "musicgen-votes",
-      page_created: data.created,
-      blind: data.settings.blind,
-      revealed: revealed,
-      votes: Object.keys(votes).map(function (r) {
-        return {row: +r + 1, choice: letter(votes[r]), candidate: column(+r, votes[r]).name,
-                order: data.rows[+r].order.map(function (i) { return data.columns[i].name; })};
-      }),
-      tally: tally()
-    };
-  }
-  function download() {
-    var blob = new Blob([JSON.stringify(votesJson(), null, 2)], {type: "application/json"});
-    var a = document.getElementById("download-link");
-    a.href = URL.createObjectURL(blob);
-    a.download = "votes.json";
-    a.textContent = "votes.json";
-    a.hidden = false;
-    a.click();
-  }
-  document.querySelectorAll("input.vote").forEach(function (el) {
-    el.addEventListener("change", function () { votes[el.dataset.row] = +el.dataset.pos; showTally(); });
-  });
-  var rb = document.getElementById("reveal");
-  if (rb) { rb.addEventListener("click", reveal); }
-  document.getElementById("download").addEventListener("click", download);
-  showTally();
-  window.musicgenCompare = {data: data, reveal: reveal, tally: tally, votes: votesJson};
-})();
-"""
+def _asset(name: str) -> str:
+    """A file of the page (musicgen/listen/page/), shipped as package data."""
+    return (resources.files("musicgen.listen") / "page" / name).read_text(encoding="utf-8")
 
 
 def _fmt(v, spec: str) -> str:
@@ -648,7 +559,7 @@ def build_page(summary: dict) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{esc(title)}</title><style>{_asset('compare.css')}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">{s["samples"]} samples of {s["bars"]} bars after a {s["primer_bars"]}-bar primer; '
         f"seed {s['seed']}, temperature {s['temperature']:g}, top-k {s['top_k']}, top-p {s['top_p']:g}. "
@@ -704,6 +615,6 @@ def build_page(summary: dict) -> str:
     data = {**summary, "results_html": table if blind else ""}
     blob = json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
     parts.append(f'<script type="application/json" id="compare-data">{blob}</script>')
-    parts.append(f"<script>{_JS}</script>")
+    parts.append(f"<script>{_asset('compare.js')}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -54,7 +54,10 @@ f.addEventListener("load", function () {
       namesBefore: before, namesAfter: after, votes: votes,
       resultsHidden: doc.getElementById("results").hidden,
       resultsText: doc.getElementById("results").textContent.slice(0, 2000),
-      downloadButton: !!doc.getElementById("download")
+      downloadButton: !!doc.getElementById("download"),
+      images: Array.prototype.map.call(doc.querySelectorAll("img"), function (i) { return [i.getAttribute("src"), i.complete && i.naturalWidth > 0, i.getBoundingClientRect().width]; }),
+      styled: win.getComputedStyle(doc.querySelector("table.grid")).borderCollapse,
+      cells: doc.querySelectorAll("td.cell").length
     });
   }
   function settle(i) { if (!seen[i]) { seen[i] = true; left -= 1; if (left === 0) { finish(false); } } }
@@ -125,12 +128,23 @@ def test_page_in_headless_chromium(served, blind_page, tmp_path):
     assert votes["votes"] == [{"row": 1, "choice": "B", "candidate": chosen, "order": expected[: len(cols)]}]
     assert votes["tally"][chosen] == 1 and sum(votes["tally"].values()) == 1
     assert result["downloadButton"]
+    # what the browser drew: the stylesheet applied, a cell per sample and candidate, every piano roll loaded and shown
+    assert result["styled"] == "collapse"
+    assert result["cells"] == len(summary["rows"]) * len(cols)
+    assert result["images"] and all(loaded and width > 50 for _, loaded, width in result["images"]), result["images"]
 
 
-def test_screenshot(served, tmp_path):
+def test_screenshot_shows_the_page(served, tmp_path):
+    """The page as pixels: not blank, with dark text near the top and the colours of the piano rolls."""
+    import matplotlib.image
+
     url, _ = served
     shot = tmp_path / "page.png"
     proc = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", f"{url}/index.html")
     assert shot.exists(), proc.stderr[-800:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png_size(shot) == (1200, 900)
+    rgb = matplotlib.image.imread(str(shot))[..., :3]  # (900, 1200, 3) in 0..1
+    assert rgb.std() > 0.05, "a blank page"
+    assert (rgb[:120].max(axis=-1) < 0.3).mean() > 0.002, "no dark text in the heading"
+    colourful = (rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.3
+    assert colourful.mean() > 0.001, "no coloured notes from the piano rolls"
