@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from importlib import resources
 import json
 import math
 import random
@@ -25,6 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
