@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from musicgen.config import TIME_MODES, EncodingConfig, GenerateConfig, IngestConfig
+from musicgen.config import MODEL_NAMES, TIME_MODES, EncodingConfig, GenerateConfig, IngestConfig
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
 
@@ -32,10 +32,8 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="musicgen")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli() -> None:
     """Train sequence models on your MIDI, generate songs, listen and compare."""
-    ctx.ensure_object(dict)
 
 
 class Duration(click.ParamType):
@@ -184,7 +182,7 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @cli.command()
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), callback=load_yaml_defaults, is_eager=True, expose_value=False, help="YAML file whose keys match these options (command-line flags win).")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Dataset folder written by `musicgen ingest`.")
-@click.option("--model", "model_name", type=click.Choice(["gru", "gru-attn", "transformer"]), default="gru", show_default=True, help="Which core to train.")
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="gru", show_default=True, help="Which core to train.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: checkpoints/MODEL].")
 @click.option("--epochs", type=click.IntRange(0), default=None, help="Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
 @click.option("--max-time", type=Duration(), default=0.0, show_default=True, help="Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.")
@@ -600,7 +598,7 @@ def export(checkpoint, out):
 
 
 def main() -> None:
-    cli(obj={})
+    cli()
 
 
 if __name__ == "__main__":

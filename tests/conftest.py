@@ -1,4 +1,5 @@
-"""Shared fixtures: the default corpus and a byte-level MIDI file builder."""
+"""Shared fixtures: the default corpus, a byte-level MIDI file builder, music of the kinds
+people bring, and a tiny dataset with tiny trained models."""
 
 import struct
 import types
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import TrainedModels, build_dataset
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "midi"
 
@@ -180,3 +183,18 @@ def pop_song(tmp_path_factory) -> Built:
     r = np.array([(tick, length, p, v, d) for tick, length, p, v, _, d in rows])
     sec = 60 / 112 / tpq
     return Built(path, r[:, 0] * sec, (r[:, 0] + r[:, 1]) * sec, r[:, 2], r[:, 3], r[:, 4].astype(bool))
+
+
+# --- a tiny dataset and tiny trained models, once per session --------------------------------
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Folder of a dataset ingested from the first 12 chorales of data/midi (train + val)."""
+    return build_dataset(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, dataset) -> TrainedModels:
+    """`trained[name]`: TrainResult (best.ckpt, last.ckpt) of a tiny model trained STEPS steps."""
+    return TrainedModels(tmp_path_factory, dataset)

@@ -15,16 +15,14 @@ from musicgen.config import ModelConfig, TrainConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import CheckpointError
 from musicgen.train import train
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     MODEL_KW,
     MODEL_NAMES,
     SEQ_LEN,
     TRAIN_KW,
     assert_cli_error,
     assert_ok,
-    dataset,
     run_cli,
-    trained,
 )
 
 
@@ -47,7 +45,7 @@ def poisoned(path: Path, marker: Path, real: Path | None = None) -> Path:
 
 
 @pytest.fixture
-def evil(tmp_path, trained) -> tuple[Path, Path]:  # noqa: F811
+def evil(tmp_path, trained) -> tuple[Path, Path]:
     marker = tmp_path / "PWNED"
     return poisoned(tmp_path / "evil.ckpt", marker, trained["gru"].best), marker
 
@@ -70,7 +68,7 @@ def test_cli_refuses_pickled_code_in_one_line(evil, tmp_path, command):
     assert not (tmp_path / "song.mid").exists()
 
 
-def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(dataset, trained, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(dataset, trained, tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     marker = tmp_path / "PWNED"
@@ -87,7 +85,7 @@ def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(dataset, tra
     assert not marker.exists()
 
 
-def test_foreign_lightning_checkpoint_is_refused(trained, tmp_path):  # noqa: F811
+def test_foreign_lightning_checkpoint_is_refused(trained, tmp_path):
     ckpt = torch.load(trained["gru"].best, weights_only=True)
     del ckpt["musicgen"]
     foreign = tmp_path / "foreign.ckpt"
@@ -105,7 +103,7 @@ def test_foreign_lightning_checkpoint_is_refused(trained, tmp_path):  # noqa: F8
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "random-bytes", "folder"])
-def test_damaged_files_are_refused(trained, tmp_path, damage):  # noqa: F811
+def test_damaged_files_are_refused(trained, tmp_path, damage):
     path = tmp_path / "damaged.ckpt"
     data = trained["gru"].best.read_bytes()
     if damage == "truncated":
@@ -131,7 +129,7 @@ def test_missing_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path, name):  # noqa: F811
+def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path, name):
     best = trained[name].best
     folder = export_model(best, tmp_path / "export")
     assert (folder / "model.safetensors").is_file() and (folder / "musicgen.json").is_file()
@@ -151,7 +149,7 @@ def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path,
             assert exported.vocab == original.vocab and exported.model_cfg == original.model_cfg
 
 
-def test_exported_model_generates_the_same_song(trained, tmp_path):  # noqa: F811
+def test_exported_model_generates_the_same_song(trained, tmp_path):
     best = trained["gru"].best
     folder = export_model(best, tmp_path / "export")
     args = ["--tokens", 40, "--seed", 5]
@@ -160,7 +158,7 @@ def test_exported_model_generates_the_same_song(trained, tmp_path):  # noqa: F81
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
 
 
-def test_damaged_export_is_refused(trained, tmp_path):  # noqa: F811
+def test_damaged_export_is_refused(trained, tmp_path):
     folder = export_model(trained["gru"].best, tmp_path / "export")
     (folder / "musicgen.json").write_text("[1, 2, 3]")
     with pytest.raises(CheckpointError):
@@ -173,7 +171,7 @@ def test_damaged_export_is_refused(trained, tmp_path):  # noqa: F811
         load_model(folder)
 
 
-def test_a_checkpoint_of_the_old_representation_is_refused_in_one_line(trained, tmp_path):  # noqa: F811
+def test_a_checkpoint_of_the_old_representation_is_refused_in_one_line(trained, tmp_path):
     import torch
 
     ckpt = torch.load(trained["gru"].best, map_location="cpu", weights_only=True)

@@ -14,16 +14,13 @@ from musicgen.data.dataset import TokenDataset
 from musicgen.data.ingest import ingest
 from musicgen.errors import MusicgenError
 from musicgen.evaluate import evaluate, score_ngram
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     MODEL_NAMES,
-    SEQ_LEN,
     assert_cli_error,
     assert_ok,
     corpus_files,
-    dataset,
     odd_midi,
     run_cli,
-    trained,
     uniform_bits,
 )
 
@@ -35,11 +32,11 @@ FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def gru(trained):  # noqa: F811
+def gru(trained):
     return load_model(trained["gru"].best)
 
 
-def test_report_fields_and_their_arithmetic(gru, dataset):  # noqa: F811
+def test_report_fields_and_their_arithmetic(gru, dataset):
     ds = TokenDataset.open(dataset)
     val = ds.documents("val")
     rep = evaluate(gru)  # the dataset recorded in the checkpoint
@@ -60,7 +57,7 @@ def test_report_fields_and_their_arithmetic(gru, dataset):  # noqa: F811
     assert rep.ngram_by_order[2] < rep.ngram_by_order[1]  # context helps the n-gram on Bach
 
 
-def test_ngram_scores_the_same_tokens(dataset, gru):  # noqa: F811
+def test_ngram_scores_the_same_tokens(dataset, gru):
     ds = TokenDataset.open(dataset)
     val = [np.asarray(d) for d in ds.documents("val")]
     by_order, best = score_ngram([np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), gru.vocab.note_ids, 3)
@@ -71,15 +68,15 @@ def test_ngram_scores_the_same_tokens(dataset, gru):  # noqa: F811
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_trained_model_beats_uniform(trained, name):  # noqa: F811
+def test_trained_model_beats_uniform(trained, name):
     model = load_model(trained[name].best)
     rep = evaluate(model, ngram=False)
     assert rep.bits_per_token < uniform_bits(model) - 0.5, (rep.bits_per_token, uniform_bits(model))
     assert rep.ngram_order is None and rep.ratio_to_ngram is None
 
 
-@pytest.mark.parametrize("name", ["gru", "gru-attn", "transformer"])
-def test_a_piece_is_scored_whole_with_its_state_carried(trained, name):  # noqa: F811
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_piece_is_scored_whole_with_its_state_carried(trained, name):
     """Chunk by chunk with the state carried gives what one forward over the whole piece gives
     (for the transformer: with its window, as it generates)."""
     import torch
@@ -124,7 +121,7 @@ def _notes_of(model, path) -> int:
     return len(encode(read_score(path), model.encoding).notes)
 
 
-def test_cli_json_is_one_object(trained, tmp_path):  # noqa: F811
+def test_cli_json_is_one_object(trained, tmp_path):
     result = run_cli("evaluate", trained["gru"].best, "--json")
     assert_ok(result)
     assert len(result.stdout.strip().splitlines()) == 1
@@ -135,7 +132,7 @@ def test_cli_json_is_one_object(trained, tmp_path):  # noqa: F811
     assert data["ratio_to_ngram"] == pytest.approx(data["bits_per_note"] / data["ngram_bits_per_note"])
 
 
-def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):  # noqa: F811
+def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):
     odd = odd_midi(tmp_path / "songs" / "odd.mid", gru)
     (tmp_path / "songs" / "broken.mid").write_bytes(b"MThd not really")
     result = run_cli("evaluate", trained["gru"].best, tmp_path / "songs", "--json", "--no-ngram")
@@ -152,7 +149,7 @@ def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):  # noqa:
     assert " on 1 piece, 5 notes, " in text.stdout  # not "1 pieces"
 
 
-def test_cli_evaluate_errors(trained, tmp_path):  # noqa: F811
+def test_cli_evaluate_errors(trained, tmp_path):
     (tmp_path / "empty.mid").write_bytes(b"")
     assert_cli_error(run_cli("evaluate", trained["gru"].best, tmp_path / "empty.mid"), "no evaluable pieces")
     assert_cli_error(run_cli("evaluate", tmp_path / "missing.ckpt"), "no checkpoint")

@@ -18,16 +18,14 @@ from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.tokens.encoding import decode
 from musicgen.tokens.space import BOS, EOS, PAD
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     MODEL_NAMES,
     SEQ_LEN,
     assert_cli_error,
     assert_ok,
     corpus_files,
-    dataset,
     odd_midi,
     run_cli,
-    trained,
     untrained_model,
     write_notes_midi,
 )
@@ -36,7 +34,7 @@ EPS = 1e-9
 
 
 @pytest.fixture(scope="module")
-def ckpt(trained) -> Path:  # noqa: F811
+def ckpt(trained) -> Path:
     return trained["gru"].best
 
 
@@ -246,7 +244,7 @@ def test_bad_settings_exit_2_in_one_line(ckpt, tmp_path, args, fragment):
     assert not (tmp_path / "x.mid").exists()
 
 
-def test_bad_files_exit_2_in_one_line(trained, tmp_path):  # noqa: F811
+def test_bad_files_exit_2_in_one_line(trained, tmp_path):
     out = ["--out", tmp_path / "x.mid"]
     assert_cli_error(run_cli("generate", tmp_path / "missing.ckpt", *out), "no checkpoint")
     foreign = tmp_path / "foreign.ckpt"
@@ -278,7 +276,7 @@ def test_no_cache_gives_the_same_greedy_song(ckpt, gru, tmp_path):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_untrained_models_still_write_grammatical_music(dataset, name):  # noqa: F811
+def test_untrained_models_still_write_grammatical_music(dataset, name):
     model = untrained_model(name, dataset, seed=1)
     fam = model.vocab.families
     songs = songs_of(model, unit="tokens", length=200, num_samples=32, top_p=1.0, seed=0)

@@ -4,7 +4,7 @@ import json
 
 from musicgen.checkpoint import load_model
 from musicgen.pretrained import DEFAULT_ORDER, default_checkpoint, pretrained_models
-from tests._fixtures import assert_cli_error, assert_ok, dataset, run_cli, trained  # noqa: F401
+from tests.helpers import assert_cli_error, assert_ok, run_cli
 
 
 def test_export_cli_writes_a_loadable_folder(trained, tmp_path):

@@ -24,7 +24,7 @@ from musicgen.errors import MusicgenError
 from musicgen.evaluate import evaluate
 from musicgen.models.lm import MusicLM
 from musicgen.train import train
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     MODEL_KW,
     MODEL_NAMES,
     SEQ_LEN,
@@ -32,10 +32,8 @@ from tests._fixtures import (  # noqa: F401 - pytest fixtures
     TRAIN_KW,
     assert_cli_error,
     assert_ok,
-    dataset,
     run_cli,
     train_tiny,
-    trained,
     untrained_model,
 )
 
@@ -46,7 +44,7 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_loss_goes_down(trained, dataset):  # noqa: F811
+def test_loss_goes_down(trained, dataset):
     run = trained["gru"]
     before = evaluate(untrained_model("gru", dataset), ngram=False)
     after = evaluate(load_model(run.best), ngram=False)
@@ -59,7 +57,7 @@ def test_loss_goes_down(trained, dataset):  # noqa: F811
     assert run.best_val_bpn == pytest.approx(meta["val_bpn"])
 
 
-def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):  # noqa: F811
+def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):
     run = trained["gru"]
     assert run.best == run.out / "best.ckpt" and run.best.is_file()
     assert run.last == run.out / "last.ckpt" and run.last.is_file()
@@ -85,7 +83,7 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):  # noq
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_load_model_rebuilds_the_trained_core(trained, dataset, name):  # noqa: F811
+def test_load_model_rebuilds_the_trained_core(trained, dataset, name):
     ckpt = load(trained[name].best)
     meta = ckpt["musicgen"]
     lm = MusicLM(
@@ -102,7 +100,7 @@ def test_load_model_rebuilds_the_trained_core(trained, dataset, name):  # noqa: 
     assert torch.equal(got, expected)
 
 
-def test_resume_continues_step_count_and_optimizer(dataset, tmp_path):  # noqa: F811
+def test_resume_continues_step_count_and_optimizer(dataset, tmp_path):
     out = tmp_path / "run"
     first = train_tiny(dataset, out, max_steps=4, val_every=2)
     assert first.steps == 4
@@ -123,14 +121,14 @@ def test_resume_continues_step_count_and_optimizer(dataset, tmp_path):  # noqa: 
     assert not torch.equal(ckpt["state_dict"]["core.emb.weight"], weights_at_4)
 
 
-def test_last_checkpoint_holds_the_final_step_between_validations(dataset, tmp_path):  # noqa: F811
+def test_last_checkpoint_holds_the_final_step_between_validations(dataset, tmp_path):
     result = train_tiny(dataset, tmp_path / "run", max_steps=3, val_every=2)
     assert result.steps == 3
     assert load(result.last)["global_step"] == 3
     assert load(result.best)["global_step"] == 2
 
 
-def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):  # noqa: F811
+def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):
     result = train_tiny(dataset, tmp_path / "run", max_steps=8, val_every=4, steps_per_epoch=3)
     assert result.steps == 8
     assert load(result.best)["global_step"] in (4, 8)  # validated across epoch boundaries
@@ -139,7 +137,7 @@ def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):  # noqa: F
         train_tiny(dataset, tmp_path / "never", val_every=0)
 
 
-def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):  # noqa: F811
+def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):
     run = trained["gru"]
     with pytest.raises(MusicgenError, match="holds a 'gru' model"):
         train(dataset, run.out, ModelConfig(name="transformer", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
@@ -152,7 +150,7 @@ def write_yaml(path: Path, data: dict) -> Path:
     return path
 
 
-def test_cli_train_yaml_sets_defaults_flags_win_and_reports_bits_per_note(dataset, tmp_path):  # noqa: F811
+def test_cli_train_yaml_sets_defaults_flags_win_and_reports_bits_per_note(dataset, tmp_path):
     config = write_yaml(
         tmp_path / "train.yaml",
         {
@@ -196,7 +194,7 @@ def test_cli_train_yaml_sets_defaults_flags_win_and_reports_bits_per_note(datase
         ("model: [unclosed\n", "cannot read"),
     ],
 )
-def test_cli_train_bad_yaml_exits_2(dataset, tmp_path, content, fragment):  # noqa: F811
+def test_cli_train_bad_yaml_exits_2(dataset, tmp_path, content, fragment):
     path = tmp_path / "bad.yaml"
     if isinstance(content, dict):
         write_yaml(path, content)
@@ -209,7 +207,7 @@ def test_cli_train_bad_yaml_exits_2(dataset, tmp_path, content, fragment):  # no
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_train_errors_are_one_line(dataset, tmp_path):  # noqa: F811
+def test_cli_train_errors_are_one_line(dataset, tmp_path):
     result = run_cli("train", "--data", dataset, "--out", tmp_path / "run", "--resume")
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: nothing to resume")
@@ -225,7 +223,7 @@ def test_importing_the_main_module_does_not_run_the_cli():
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):  # noqa: F811
+def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):
     """Lightning's launcher re-runs `python -m musicgen ...` for the second rank."""
     docs = TokenDataset.open(dataset).documents("val")
     # a validation set that two ranks cannot split evenly: padding must not count twice
@@ -294,7 +292,7 @@ def test_best_and_last_are_named_the_way_out_was_given(dataset, tmp_path, monkey
 def test_training_without_validation_files_says_its_scores_are_not_held_out(tmp_path):
     from musicgen.config import IngestConfig
     from musicgen.data.ingest import ingest
-    from tests._fixtures import corpus_files
+    from tests.helpers import corpus_files
 
     data = tmp_path / "ds"
     ingest(corpus_files(3), data, ing_cfg=IngestConfig(val_fraction=0.0, workers=1))
@@ -331,7 +329,7 @@ def test_ctrl_c_saves_reports_and_exits_130(dataset, tmp_path):
     assert load(out / "last.ckpt")["global_step"] > 0
 
 
-def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypatch):
     """Stopped mid-epoch and resumed, a run sees exactly the windows an unbroken run sees:
     the rest of the epoch, not its first windows again."""
     seen: list[tuple[int, int]] = []
@@ -353,7 +351,7 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     assert seen == whole
 
 
-def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(dataset, monkeypatch):  # noqa: F811
+def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(dataset, monkeypatch):
     import musicgen.sizing as S
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
@@ -369,7 +367,7 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(d
     assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(5, "this CPU")
 
 
-def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):  # noqa: F811
+def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):
     out = tmp_path / "sized"
     result = run_cli("train", "--data", dataset, "--model", "gru", "--out", out, "--max-time", "0.05", "--no-progress", "--val-every", "2")
     assert_ok(result)
@@ -381,7 +379,7 @@ def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):  # 
     assert "sized for" not in given.stdout
 
 
-def test_max_time_takes_the_budgets_people_write(dataset, tmp_path):  # noqa: F811
+def test_max_time_takes_the_budgets_people_write(dataset, tmp_path):
     bad = run_cli("train", "--data", dataset, "--out", tmp_path / "x", "--max-time", "five")
     assert bad.exit_code == 2 and "is not a time budget" in bad.output
     ok = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "ok", "--max-time", "00:00:00:30",

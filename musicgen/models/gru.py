@@ -16,7 +16,6 @@ class GRUCore(nn.Module):
     can run forever without trimming.
     """
 
-    supports_cache = True
     recurrent = True  # by default it carries its state from one training window to the next
 
     def __init__(self, cfg: ModelConfig) -> None:

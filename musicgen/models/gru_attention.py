@@ -31,7 +31,6 @@ State = tuple[Tensor, Tensor]
 
 
 class GRUAttentionCore(GRUCore):
-    supports_cache = True
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from musicgen.config import ModelConfig
+from musicgen.config import MODEL_NAMES, ModelConfig
 from musicgen.models.gru import GRUCore
 from musicgen.models.gru_attention import GRUAttentionCore
 from musicgen.models.transformer import TransformerCore
 
-CORES: dict[str, type[nn.Module]] = {
-    "gru": GRUCore,
-    "gru-attn": GRUAttentionCore,
-    "transformer": TransformerCore,
-}
+# One class per name of config.MODEL_NAMES (the one list of names), in that order.
+CORES: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (GRUCore, GRUAttentionCore, TransformerCore), strict=True))
 
 
 def build_core(cfg: ModelConfig) -> nn.Module:

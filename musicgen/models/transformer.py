@@ -120,7 +120,6 @@ class Block(nn.Module):
 
 
 class TransformerCore(nn.Module):
-    supports_cache = True
     recurrent = False  # trains on independent windows unless asked to carry its key/value cache
 
     def __init__(self, cfg: ModelConfig) -> None:

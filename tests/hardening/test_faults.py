@@ -28,13 +28,11 @@ from musicgen.config import IngestConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.data.ingest import ingest
 from musicgen.models.lm import MusicLM
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     CORPUS,
     assert_cli_error,
     assert_ok,
-    dataset,
     run_cli,
-    trained,
     write_notes_midi,
 )
 
@@ -84,7 +82,7 @@ def one_error_line(stderr: str, *fragments: str) -> str:
 KILL_TRAINING = """
 import io, os, signal, sys
 from pathlib import Path
-from tests._fixtures import train_tiny
+from tests.helpers import train_tiny
 
 mode, data, out, at = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 
@@ -139,7 +137,7 @@ KILLS = [
 
 
 @pytest.fixture(scope="module")
-def killed_runs(dataset, tmp_path_factory):  # noqa: F811
+def killed_runs(dataset, tmp_path_factory):
     """All three killed trainings, run at the same time (each is mostly interpreter start-up)."""
     base = tmp_path_factory.mktemp("killed")
     procs = {mode: python(KILL_TRAINING, mode, dataset, base / mode, at) for mode, at, *_ in KILLS}
@@ -160,7 +158,7 @@ def steps_run_by(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize(("mode", "at", "last_step", "temp_left"), KILLS, ids=[k[0] for k in KILLS])
 def test_sigkill_then_resume_continues_from_the_last_complete_checkpoint(
-    killed_runs, dataset, monkeypatch, mode, at, last_step, temp_left  # noqa: F811
+    killed_runs, dataset, monkeypatch, mode, at, last_step, temp_left
 ):
     out, code, stdout, stderr = killed_runs[mode]
     assert code == -signal.SIGKILL, f"exit {code}\n{stdout[-2000:]}\n{stderr[-3000:]}"
@@ -295,7 +293,7 @@ def test_full_disk_during_ingest_exits_2_and_keeps_the_earlier_dataset(tmp_path)
     TokenDataset.open(out)
 
 
-def test_unwritable_output_folder_exits_2_in_one_line(tmp_path, trained):  # noqa: F811
+def test_unwritable_output_folder_exits_2_in_one_line(tmp_path, trained):
     blocker = tmp_path / "blocker.txt"
     blocker.write_text("a regular file where a folder should be\n")
     music = tiny_songs(tmp_path / "music", 2, 60)
@@ -305,7 +303,7 @@ def test_unwritable_output_folder_exits_2_in_one_line(tmp_path, trained):  # noq
     assert blocker.read_text() == "a regular file where a folder should be\n"
 
 
-def test_full_disk_during_generate_exits_2_and_keeps_the_earlier_song(tmp_path, trained):  # noqa: F811
+def test_full_disk_during_generate_exits_2_and_keeps_the_earlier_song(tmp_path, trained):
     ckpt = trained["gru"].best
     song = tmp_path / "song.mid"
     assert_ok(run_cli("generate", ckpt, "--out", song, "--tokens", 24, "--seed", 1))

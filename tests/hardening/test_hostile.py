@@ -20,12 +20,10 @@ import torch
 from musicgen.config import EncodingConfig
 from musicgen.data.ingest import ingest
 from musicgen.tokens.vocab import Vocabulary
-from tests._fixtures import (  # noqa: F401 - pytest fixtures
+from tests.helpers import (
     assert_cli_error,
     assert_ok,
-    dataset,
     run_cli,
-    trained,
     write_notes_midi,
 )
 
@@ -125,7 +123,7 @@ DATASET_CASES = [
 
 
 @pytest.fixture
-def damaged(dataset, tmp_path, request):  # noqa: F811
+def damaged(dataset, tmp_path, request):
     _, damage, _ = request.param
     ds = tmp_path / "ds"
     shutil.copytree(dataset, ds)
@@ -148,7 +146,7 @@ def test_train_refuses_a_damaged_dataset(damaged, tmp_path, request):
 
 
 @pytest.mark.parametrize("damaged", DATASET_CASES, ids=[c[0] for c in DATASET_CASES], indirect=True)
-def test_evaluate_refuses_a_damaged_dataset(damaged, trained, request):  # noqa: F811
+def test_evaluate_refuses_a_damaged_dataset(damaged, trained, request):
     fragment = request.node.callspec.params["damaged"][2]
     result = run_cli("evaluate", trained["gru"].best, "--data", damaged)
     assert_cli_error(result, fragment)
@@ -170,7 +168,7 @@ def other_dataset(tmp_path_factory) -> Path:
     return out
 
 
-def test_resume_on_a_dataset_with_another_vocabulary_is_refused(trained, other_dataset, tmp_path):  # noqa: F811
+def test_resume_on_a_dataset_with_another_vocabulary_is_refused(trained, other_dataset, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained["gru"].out, run)
     before = {p.name: p.read_bytes() for p in run.glob("*.ckpt")}
@@ -179,7 +177,7 @@ def test_resume_on_a_dataset_with_another_vocabulary_is_refused(trained, other_d
     assert {p.name: p.read_bytes() for p in run.glob("*.ckpt")} == before
 
 
-def test_evaluate_on_a_dataset_with_another_vocabulary_is_refused(trained, other_dataset):  # noqa: F811
+def test_evaluate_on_a_dataset_with_another_vocabulary_is_refused(trained, other_dataset):
     assert_cli_error(run_cli("evaluate", trained["gru"].best, "--data", other_dataset), "different vocabulary")
 
 
@@ -209,7 +207,7 @@ CKPT_CASES = [
 
 @pytest.mark.parametrize(("name", "change", "fragment"), CKPT_CASES, ids=[c[0] for c in CKPT_CASES])
 @pytest.mark.parametrize("command", ["generate", "evaluate"])
-def test_checkpoint_whose_vocabulary_does_not_fit_is_refused(trained, dataset, tmp_path, command, name, change, fragment):  # noqa: F811
+def test_checkpoint_whose_vocabulary_does_not_fit_is_refused(trained, dataset, tmp_path, command, name, change, fragment):
     bad = tamper(trained["gru"].best, tmp_path / "bad.ckpt", change)
     song = tmp_path / "song.mid"
     args = ["--out", song, "--tokens", 8] if command == "generate" else ["--data", dataset]
@@ -218,7 +216,7 @@ def test_checkpoint_whose_vocabulary_does_not_fit_is_refused(trained, dataset, t
     assert not song.exists() and result.stdout == ""
 
 
-def test_the_untouched_copy_works(dataset, trained, tmp_path):  # noqa: F811
+def test_the_untouched_copy_works(dataset, trained, tmp_path):
     """The damage above is what fails: the same commands on an intact copy succeed."""
     ds = tmp_path / "ds"
     shutil.copytree(dataset, ds)

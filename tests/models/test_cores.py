@@ -48,11 +48,16 @@ WINDOWS = [(32, 0, 24), (8, 0, 20), (32, 8, 20)]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_registry_covers_every_name(name):
-    assert name in CORES
+def test_every_name_builds_a_core_with_the_one_interface(name):
     model = make(name)
-    assert model.supports_cache is True
-    assert hasattr(model, "trim_state")
+    assert type(model) is CORES[name]
+    x = torch.randint(0, model.cfg.vocab_size, (2, 5))
+    logits, state = model(x)
+    assert logits.shape == (2, 5, model.cfg.vocab_size)
+    more, _ = model(x[:, :1], state)  # a state it can go on from
+    assert more.shape == (2, 1, model.cfg.vocab_size)
+    with pytest.raises(ValueError, match="unknown model 'lstm'"):
+        ModelConfig(name="lstm")
 
 
 def test_build_core_needs_vocab():
@@ -172,7 +177,7 @@ def test_overfits_repeating_sequence(name):
     assert loss.item() < 0.1
 
 
-@pytest.mark.parametrize("name", ["gru", "gru-attn", "transformer"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_a_restarted_row_forgets_what_came_before(name):
     """restart_rows: a row marked fresh gives what a core with no state gives; the others go on."""
     torch.manual_seed(0)

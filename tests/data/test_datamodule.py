@@ -17,13 +17,12 @@ from musicgen.data.datamodule import (
     Transposer,
 )
 from musicgen.data.dataset import TokenDataset
-from tests._fixtures import dataset  # noqa: F401 - pytest fixture
 
 SEQ = 48
 
 
 @pytest.fixture(scope="module")
-def ds(dataset) -> TokenDataset:  # noqa: F811
+def ds(dataset) -> TokenDataset:
     return TokenDataset.open(dataset)
 
 
@@ -163,7 +162,7 @@ def test_validation_scores_every_token_after_bos_exactly_once_piece_by_piece(ds)
 
 
 @pytest.mark.parametrize("streams", [False, True])
-def test_data_module_batches(dataset, streams):  # noqa: F811
+def test_data_module_batches(dataset, streams):
     cfg = TrainConfig(seq_len=SEQ, batch_size=4, steps_per_epoch=3, transpose=2)
     dm = MusicDataModule(dataset, cfg, streams=streams)
     batches = list(dm.train_dataloader())

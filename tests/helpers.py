@@ -1,9 +1,6 @@
-"""A tiny ingested dataset and tiny trained checkpoints for the end-to-end tests.
-
-Test modules import the fixtures by name (`from tests._fixtures import dataset, trained`).
-pytest builds a session fixture once per module that imports it, so the work itself is
-cached here: every module shares one dataset and one training run per model.
-"""
+"""Helpers for the end-to-end tests: a tiny ingested dataset and tiny trained checkpoints
+(built once per session: the `dataset` and `trained` fixtures in conftest.py call these),
+MIDI builders and CLI assertions."""
 
 from __future__ import annotations
 
@@ -12,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner, Result
 
 from musicgen.checkpoint import LoadedModel, dataset_meta
 from musicgen.cli import cli
-from musicgen.config import EncodingConfig, IngestConfig, ModelConfig, TrainConfig
+from musicgen.config import MODEL_NAMES, EncodingConfig, IngestConfig, ModelConfig, TrainConfig  # noqa: F401 - MODEL_NAMES for the tests
 from musicgen.data.dataset import TokenDataset
 from musicgen.data.ingest import ingest
 from musicgen.midi.score import NOTE_DTYPE, Score
@@ -31,7 +27,6 @@ CORPUS = ROOT / "data" / "midi"
 N_FILES = 12
 VAL_FRACTION = 0.25  # the split hashes each path: 2 of the first 12 chorales land in val
 
-MODEL_NAMES = ("gru", "gru-attn", "transformer")
 MODEL_KW = dict(d_model=32, n_layers=1, n_heads=4, dropout=0.0)
 SEQ_LEN = 64
 STEPS = 80
@@ -84,18 +79,6 @@ class TrainedModels:
         return self.runs[name]
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory) -> Path:
-    """Folder of a dataset ingested from the first 12 chorales of data/midi (train + val)."""
-    return build_dataset(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, dataset) -> TrainedModels:
-    """`trained[name]`: TrainResult (best.ckpt, last.ckpt) of a tiny model trained STEPS steps."""
-    return TrainedModels(tmp_path_factory, dataset)
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -113,7 +96,7 @@ def uniform_bits(model: LoadedModel) -> float:
 
 
 def run_cli(*args) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], obj={})
+    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_ok(result: Result) -> None:
