@@ -51,11 +51,13 @@ def main() -> int:
     ap.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
     ns = ap.parse_args()
 
+    from musicgen.config import GenerateConfig
     from musicgen.listen.compare import CompareConfig, run_compare
     from musicgen.pretrained import pretrained_models
 
     models = list(pretrained_models().values())
-    cfg = CompareConfig(out=ns.out, data=ns.data, samples=ns.samples, bars=ns.bars, seed=ns.seed, temperature=0.9, top_p=0.95)
+    sampling = GenerateConfig(num_samples=ns.samples, unit="bars", length=ns.bars, seed=ns.seed, temperature=0.9, top_p=0.95)
+    cfg = CompareConfig(out=ns.out, data=ns.data, sampling=sampling)
     summary = run_compare(models, cfg, echo=lambda *a, **k: None)
     ns.img.mkdir(parents=True, exist_ok=True)
     summary_path = ns.out / "compare.json"

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from musicgen.config import MODEL_NAMES, TIME_MODES, EncodingConfig, GenerateConfig, IngestConfig
+from musicgen.config import (
+    MODEL_NAMES,
+    TIME_MODES,
+    EncodingConfig,
+    GenerateConfig,
+    IngestConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
 
@@ -48,6 +56,50 @@ class Duration(click.ParamType):
             return parse_minutes(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def config_options(cls, types: dict | None = None, defaults: dict | None = None, only: tuple[str, ...] | None = None):
+    """Options for the fields of a config dataclass made with `config.opt`: the flag, the
+    default and the help come from the field, so the CLI never restates a setting."""
+    import dataclasses
+
+    types, defaults = types or {}, defaults or {}
+
+    def decorate(f):
+        for fld in reversed(dataclasses.fields(cls)):
+            meta = fld.metadata
+            if not meta.get("cli") or (only is not None and fld.name not in only):
+                continue
+            flag = "--" + (meta.get("flag") or fld.name).replace("_", "-")
+            decls = [flag, *([meta["short"]] if meta.get("short") else [])]
+            default = defaults.get(fld.name, fld.default)
+            if isinstance(fld.default, bool) or fld.type in ("bool", "bool | None"):
+                f = click.option(f"{flag}/--no-{flag[2:]}", fld.name, default=default, show_default=default is not None, help=meta["help"])(f)
+            else:
+                kind = types.get(fld.name) or {"int": int, "float": float}.get(str(fld.type), str)
+                f = click.option(*decls, fld.name, type=kind, default=default, show_default=default is not None, help=meta["help"])(f)
+        return f
+
+    return decorate
+
+
+def build_config(cls, values: dict, **fixed):
+    """A config from the command's values (its own fields only); a bad value is one line."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in values.items() if k in names}, **fixed)
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+
+
+SAMPLING = ("temperature", "top_k", "top_p", "seed", "repeat_bias")
+
+
+def sampling_options(f):
+    """The sampling settings every command that generates takes (generate, compare ...)."""
+    return config_options(GenerateConfig, only=SAMPLING)(f)
 
 
 def encoding_options(f):
@@ -182,29 +234,9 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @cli.command()
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), callback=load_yaml_defaults, is_eager=True, expose_value=False, help="YAML file whose keys match these options (command-line flags win).")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="Dataset folder written by `musicgen ingest`.")
-@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="gru", show_default=True, help="Which core to train.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Run folder [default: checkpoints/MODEL].")
-@click.option("--epochs", type=click.IntRange(0), default=None, help="Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
-@click.option("--max-time", type=Duration(), default=0.0, show_default=True, help="Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.")
-@click.option("--max-steps", type=int, default=-1, show_default=True, help="Optimizer steps (-1 = no limit).")
-@click.option("--seq-len", type=click.IntRange(2), default=256, show_default=True, help="Training window in tokens.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Windows per batch (per device).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--warmup", "warmup_steps", type=click.IntRange(0), default=100, show_default=True, help="Linear warm-up steps before cosine decay.")
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.01, show_default=True, help="AdamW weight decay on matrices.")
-@click.option("--hidden", "d_model", type=click.IntRange(8), default=256, show_default=True, help="Hidden / model width.")
-@click.option("--layers", "n_layers", type=click.IntRange(1), default=2, show_default=True, help="GRU or transformer layers.")
-@click.option("--heads", "n_heads", type=click.IntRange(1), default=4, show_default=True, help="Attention heads (transformer).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Dropout rate.")
-@click.option("--tie-embeddings/--no-tie-embeddings", default=True, show_default=True, help="Share input embedding and output layer weights.")
-@click.option("--transpose", type=click.IntRange(0, 12), default=5, show_default=True, help="Random transposition of each window within +-N semitones.")
-@click.option("--carry-state/--no-carry-state", default=None, help="Truncated back-propagation through time: batch rows continue each other's streams and the state is carried [default: on for gru and gru-attn, off for the transformer].")
-@click.option("--grad-clip", type=click.FloatRange(0), default=1.0, show_default=True, help="Gradient norm clip (0 = off).")
-@click.option("--patience", type=click.IntRange(0), default=5, show_default=True, help="Early stopping: validations without improvement (0 = off).")
-@click.option("--steps-per-epoch", type=click.IntRange(0), default=0, show_default=True, help="Batches per epoch (0 = one pass over the training tokens).")
-@click.option("--val-every", type=float, default=1.0, show_default=True, help="Validate every N batches (int) or this fraction of an epoch.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed.")
-@click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader worker processes.")
+@config_options(ModelConfig, types={"name": click.Choice(MODEL_NAMES)})
+@config_options(TrainConfig, types={"max_time": Duration()}, defaults={"epochs": None})
 @click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator: cpu, gpu, mps, auto.")
 @click.option("--devices", default="auto", show_default=True, help="Lightning devices: a count, a list like 0,1, or auto.")
 @click.option("--num-nodes", type=click.IntRange(1), default=1, show_default=True, help="Machines for multi-node DDP.")
@@ -212,14 +244,13 @@ def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
 @click.option("--precision", default="auto", show_default=True, help="32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.ckpt (weights, optimizer, step).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
-def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_embeddings, accelerator, devices, num_nodes, strategy, precision, resume, progress, **kw):
+def train(data_dir, out, accelerator, devices, num_nodes, strategy, precision, resume, progress, **kw):
     """Train a model on an ingested dataset.
 
     \b
     Example:
       musicgen train --data work/bach --model transformer --max-time 5
     """
-    from musicgen.config import ModelConfig, TrainConfig
     from musicgen.quiet import quiet_lightning
     from musicgen.train import HardwareConfig
     from musicgen.train import train as run
@@ -227,12 +258,11 @@ def train(data_dir, model_name, out, d_model, n_layers, n_heads, dropout, tie_em
     quiet_lightning()
     if kw["epochs"] is None:  # a time budget alone means "train for that long"
         kw["epochs"] = 0 if kw["max_time"] > 0 else 20
-    try:
-        model_cfg = ModelConfig(name=model_name, d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout, tie_embeddings=tie_embeddings, max_len=kw["seq_len"])
-        val_every = kw.pop("val_every")
-        train_cfg = TrainConfig(val_every=int(val_every) if val_every > 1 else val_every, **kw)
-    except ValueError as exc:
-        raise MusicgenError(str(exc)) from None
+    if kw["val_every"] > 1:
+        kw["val_every"] = int(kw["val_every"])  # a number of batches, not a fraction of an epoch
+    model_cfg = build_config(ModelConfig, kw, max_len=kw["seq_len"])
+    train_cfg = build_config(TrainConfig, kw)
+    model_name = model_cfg.name
     hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
     ctx = click.get_current_context()
     size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
@@ -336,10 +366,7 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
 @click.argument("checkpoint", type=click.Path(path_type=Path), required=False)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("song.mid"), show_default=True, help="MIDI file to write; with several samples, song-001.mid, song-002.mid ...")
 @click.option("--num-samples", "-n", type=click.IntRange(1, 256), default=1, show_default=True, help="Songs to generate (decoded together as one batch).")
-@click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
-@click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling: smallest set of tokens whose probability reaches p (1 = off).")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed; same seed and settings give the same MIDI bytes.")
+@sampling_options
 @click.option("--primer", type=click.Path(path_type=Path), help="MIDI file to continue.")
 @click.option("--primer-bars", type=click.IntRange(1), help="Use only the primer's first N bars.")
 @click.option("--bars", type=click.FloatRange(0, min_open=True), help="Length of new music in bars [default: 16].")
@@ -349,10 +376,9 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
 @click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
 @click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
 @click.option("--instruments", help="The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].")
-@click.option("--repeat-bias", type=click.FloatRange(0), default=GenerateConfig.repeat_bias, show_default=True, help="Repetition-aware sampling: logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).")
 @click.option("--no-cache", is_flag=True, help="Recompute the whole context every step (for benchmarks and checks).")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps).")
-def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, instruments, repeat_bias, no_cache, device):
+def generate(checkpoint, out, num_samples, primer, primer_bars, bars, seconds, notes, tokens, tempo, program, instruments, no_cache, device, **sampling):
     """Generate songs from a checkpoint.
 
     \b
@@ -361,7 +387,7 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
       musicgen generate run/best.ckpt -n 4 -t 0.9 --top-p 0.9 --primer intro.mid --primer-bars 4
     """
     from musicgen.checkpoint import load_model
-    from musicgen.generate import GenerateConfig, generate_songs, parse_instruments, write_songs
+    from musicgen.generate import generate_songs, parse_instruments, write_songs
 
     lineup = parse_instruments(instruments) if instruments is not None else None
     lengths = {k: v for k, v in (("bars", bars), ("seconds", seconds), ("notes", notes), ("tokens", tokens)) if v is not None}
@@ -372,10 +398,10 @@ def generate(checkpoint, out, num_samples, temperature, top_k, top_p, seed, prim
         raise MusicgenError(f"primer {primer} does not exist")
     if primer_bars is not None and primer is None:
         raise MusicgenError("--primer-bars needs --primer")
-    try:
-        cfg = GenerateConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, unit=unit, length=float(length), primer=str(primer) if primer else None, primer_bars=primer_bars, tempo=tempo, program=program, instruments=lineup, repeat_bias=repeat_bias, use_cache=not no_cache)
-    except ValueError as exc:
-        raise MusicgenError(str(exc)) from None
+    cfg = build_config(
+        GenerateConfig, sampling, num_samples=num_samples, unit=unit, length=float(length), primer=str(primer) if primer else None,
+        primer_bars=primer_bars, tempo=tempo, program=program, instruments=lineup, use_cache=not no_cache,
+    )  # fmt: skip
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 
@@ -543,13 +569,9 @@ def _metrics_text(out: dict) -> str:
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dataset: primer from a held-out piece, real continuation, n-gram baseline, bits per note.")
 @click.option("--primer-bars", type=click.IntRange(1), default=4, show_default=True, help="Bars of the primer piece to continue.")
 @click.option("--samples", "-n", type=click.IntRange(1, 64), default=4, show_default=True, help="Samples (rows) per model.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed, the same for every model.")
 @click.option("--bars", type=click.IntRange(1), default=8, show_default=True, help="Bars of new music per sample.")
-@click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Softmax temperature; 0 is greedy.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample from the k likeliest tokens (0 = off).")
-@click.option("--top-p", type=float, default=0.95, show_default=True, help="Nucleus sampling threshold (1 = off).")
+@sampling_options
 @click.option("--instruments", help="Add these instruments to the primer's line-up, e.g. 0,33,drums.")
-@click.option("--repeat-bias", type=click.FloatRange(0), default=GenerateConfig.repeat_bias, show_default=True, help="Repetition-aware sampling (see generate --help).")
 @click.option("--reference/--no-reference", default=True, show_default=True, help="Add the real continuation of the primer as a column.")
 @click.option("--ngram/--no-ngram", default=True, show_default=True, help="Add a Kneser-Ney n-gram baseline column (needs a dataset).")
 @click.option("--blind", is_flag=True, help="Hide and shuffle the candidates in each row; reveal after voting.")
@@ -557,7 +579,7 @@ def _metrics_text(out: dict) -> str:
 @click.option("--soundfont", type=click.Path(dir_okay=False, path_type=Path), help="General MIDI soundfont for FluidSynth.")
 @click.option("--builtin-synth", is_flag=True, help="Render with the built-in synth even when FluidSynth is installed.")
 @click.option("--device", default="cpu", show_default=True, help="torch device to sample on.")
-def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars, temperature, top_k, top_p, instruments, repeat_bias, reference, ngram, blind, no_eval, soundfont, builtin_synth, device):
+def compare(checkpoints, out, primer, data_dir, primer_bars, samples, bars, instruments, reference, ngram, blind, no_eval, soundfont, builtin_synth, device, **sampling):
     """Continue one primer with several checkpoints; write a listening page.
 
     \b
@@ -568,11 +590,11 @@ def compare(checkpoints, out, primer, data_dir, primer_bars, samples, seed, bars
     from musicgen.generate import parse_instruments
     from musicgen.listen.compare import CompareConfig, run_compare
 
+    lineup = parse_instruments(instruments) if instruments is not None else None
+    gen = build_config(GenerateConfig, sampling, num_samples=samples, unit="bars", length=float(bars), instruments=lineup)
     cfg = CompareConfig(
-        out=out, primer=primer, data=data_dir, primer_bars=primer_bars, samples=samples, seed=seed, bars=bars,
-        temperature=temperature, top_k=top_k, top_p=top_p, reference=reference,
-        instruments=parse_instruments(instruments) if instruments is not None else None, repeat_bias=repeat_bias, ngram=ngram, blind=blind,
-        evaluate=not no_eval, soundfont=soundfont, use_fluidsynth=not builtin_synth, device=device,
+        out=out, primer=primer, data=data_dir, primer_bars=primer_bars, sampling=gen, reference=reference, ngram=ngram,
+        blind=blind, evaluate=not no_eval, soundfont=soundfont, use_fluidsynth=not builtin_synth, device=device,
     )  # fmt: skip
     summary = run_compare(list(checkpoints), cfg, echo=click.echo)
     cols = summary["columns"]

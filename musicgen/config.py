@@ -162,26 +162,34 @@ class IngestConfig:
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 
 
+def opt(default: Any, help: str, flag: str | None = None, cli: bool = True, short: str | None = None) -> Any:
+    """A config field that is also a command-line option: `--<flag>` (default: the field's
+    name with dashes), this default and this help. The CLI is built from these
+    (musicgen/cli.py `config_options`), so a setting is one edit here."""
+    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "short": short})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of one core. `name` picks the core from the registry."""
 
-    name: str = "gru"
-    vocab_size: int = 0
-    d_model: int = 256
-    n_layers: int = 2
-    n_heads: int = 4  # transformer only
-    d_ff: int = 0  # transformer feed-forward width; 0 means 4 * d_model
-    dropout: float = 0.1
-    tie_embeddings: bool = True
-    max_len: int = 512  # training context; the transformer's rotary positions are relative
-    attn_window: int = 0  # gru-attn memory kept when generating; 0 means max_len
+    name: str = opt("gru", "Which core to train.", flag="model")
+    vocab_size: int = opt(0, "Set from the dataset's vocabulary.", cli=False)
+    d_model: int = opt(256, "Hidden / model width.", flag="hidden")
+    n_layers: int = opt(2, "GRU or transformer layers.", flag="layers")
+    n_heads: int = opt(4, "Attention heads (transformer).", flag="heads")
+    d_ff: int = opt(0, "Transformer feed-forward width; 0 means 4 x the width.", cli=False)
+    dropout: float = opt(0.1, "Dropout rate.")
+    tie_embeddings: bool = opt(True, "Share input embedding and output layer weights.")
+    max_len: int = opt(512, "The context it learns (set from --seq-len); rotary positions are relative.", cli=False)
+    attn_window: int = opt(0, "gru-attn memory kept when generating; 0 means max_len.", cli=False)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; choose one of {', '.join(MODEL_NAMES)}")
-        if self.d_model < 1 or self.n_layers < 1:
-            raise ValueError("d_model and n_layers must be at least 1")
+        if self.d_model < 1 or self.n_layers < 1 or self.n_heads < 1:
+            raise ValueError("d_model, n_layers and n_heads must be at least 1")
         if self.name == "transformer" and self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
         if not 0.0 <= self.dropout < 1.0:
@@ -194,33 +202,38 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 256
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    max_steps: int = -1  # -1: set by epochs/max_time
-    epochs: int = 20
-    max_time: float = 0.0  # wall-clock budget in minutes; 0 = none
-    grad_clip: float = 1.0
-    transpose: int = 5  # random shift of all pitches within +-transpose semitones
-    steps_per_epoch: int = 0  # 0: one pass over the training tokens
-    val_every: float = 1.0
-    patience: int = 5
-    seed: int = 0
-    num_workers: int = 0
-    # Truncated back-propagation through time: each batch row continues the stream of the
-    # row before it, and the core's state is carried across (detached). None: on for the
-    # recurrent cores, off for the transformer (see musicgen/models/registry.py).
-    carry_state: bool | None = None
+    seq_len: int = opt(256, "Training window in tokens.")
+    batch_size: int = opt(32, "Windows per batch (per device).")
+    lr: float = opt(2e-3, "Peak learning rate (AdamW).")
+    weight_decay: float = opt(0.01, "AdamW weight decay on matrices.")
+    warmup_steps: int = opt(100, "Linear warm-up steps before cosine decay.", flag="warmup")
+    max_steps: int = opt(-1, "Optimizer steps (-1 = no limit).")
+    epochs: int = opt(20, "Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
+    max_time: float = opt(0.0, "Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.")
+    grad_clip: float = opt(1.0, "Gradient norm clip (0 = off).")
+    transpose: int = opt(5, "Each piece transposed by one random amount within +-N semitones per epoch.")
+    steps_per_epoch: int = opt(0, "Batches per epoch (0 = one pass over the training music).")
+    val_every: float = opt(1.0, "Validate every N batches (N > 1) or this fraction of an epoch.")
+    patience: int = opt(5, "Early stopping: validations without improvement (0 = off).")
+    seed: int = opt(0, "Random seed.")
+    num_workers: int = opt(0, "DataLoader worker processes.")
+    # Truncated back-propagation through time on whole pieces (musicgen/data/datamodule.py).
+    # None: on for the recurrent cores, off for the transformer (see models/registry.py).
+    carry_state: bool | None = opt(None, "Train on whole pieces, the state carried from window to window [default: on for gru and gru-attn, off for the transformer].")
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
-        if self.lr <= 0:
+        if not self.lr > 0:
             raise ValueError("lr must be positive")
-        if self.transpose < 0:
-            raise ValueError("transpose must be >= 0")
+        if self.transpose < 0 or self.transpose > 12:
+            raise ValueError("transpose must be in 0..12")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.max_time < 0:
+            raise ValueError("warmup, weight decay, gradient clip and max time must be >= 0")
+        if self.epochs < 0 or self.patience < 0 or self.steps_per_epoch < 0 or self.seed < 0 or self.num_workers < 0:
+            raise ValueError("epochs, patience, steps per epoch, seed and workers must be >= 0")
+        if not self.val_every > 0:
+            raise ValueError(f"val_every must be positive (a number of batches, or a fraction of an epoch), got {self.val_every}")
 
 
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
@@ -230,25 +243,27 @@ LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
 class GenerateConfig:
     """Sampling and length settings of `musicgen generate`; saved in every song's sidecar."""
 
-    num_samples: int = 1
-    temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # 0 = off
-    top_p: float = 0.95  # 1 = off
-    seed: int = 0
-    unit: str = "bars"  # one of LENGTH_UNITS; counts new music, not the primer
-    length: float = 16
-    primer: str | None = None
-    primer_bars: int | None = None
-    tempo: float | None = None
-    program: int | None = None
-    instruments: tuple[int, ...] | None = None  # the line-up (128 = drums); None: the model chooses
+    num_samples: int = opt(1, "Songs to generate (decoded together as one batch).", cli=False)
+    temperature: float = opt(1.0, "Softmax temperature; 0 is greedy.", short="-t")
+    top_k: int = opt(0, "Sample from the k likeliest tokens (0 = off).")
+    top_p: float = opt(0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches p (1 = off).")
+    seed: int = opt(0, "Random seed; the same seed and settings give the same MIDI bytes.")
+    unit: str = opt("bars", "One of LENGTH_UNITS; counts new music, not the primer.", cli=False)
+    length: float = opt(16, "How much new music, in `unit`s.", cli=False)
+    primer: str | None = opt(None, "MIDI file to continue.", cli=False)
+    primer_bars: int | None = opt(None, "Use only the primer's first N bars.", cli=False)
+    tempo: float | None = opt(None, "Play back at this tempo (quarter notes per minute).", cli=False)
+    program: int | None = opt(None, "Play every note with this General MIDI program (0-127).", cli=False)
+    instruments: tuple[int, ...] | None = opt(None, "The line-up (128 = drums); None: the model chooses.", cli=False)
     # Repetition-aware sampling (musicgen/repetition.py): logit bonus for the token that followed
     # the last `repeat_context` tokens, at the same place in the bar, earlier in the piece.
-    repeat_bias: float = 0.0
-    repeat_context: int = 8
-    use_cache: bool = True
+    repeat_bias: float = opt(0.0, "Repetition-aware sampling: a logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).")
+    repeat_context: int = opt(8, "Tokens of context that must match for --repeat-bias.", cli=False)
+    use_cache: bool = opt(True, "Carry the model's state instead of recomputing the context.", cli=False)
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
         if not self.top_k >= 0:

@@ -133,8 +133,10 @@ def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):
     assert result.steps == 8
     assert load(result.best)["global_step"] in (4, 8)  # validated across epoch boundaries
     assert math.isfinite(result.best_val_bpn)
-    with pytest.raises(MusicgenError, match="val_every must be positive"):
-        train_tiny(dataset, tmp_path / "never", val_every=0)
+    with pytest.raises(ValueError, match="val_every must be positive"):  # the config refuses it, before any training
+        TrainConfig(val_every=0)
+    bad = run_cli("train", "--data", dataset, "--out", tmp_path / "never", "--val-every", "0")
+    assert bad.exit_code == 2 and "error: val_every must be positive" in bad.stderr
 
 
 def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from musicgen import __version__
+from musicgen.config import GenerateConfig
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_bytes, atomic_write_json
 from musicgen.listen import metrics as M
@@ -49,18 +50,14 @@ MAX_REFERENCE_PIECES = 200  # validation pieces measured for the "real music" ro
 
 @dataclass(frozen=True)
 class CompareConfig:
+    """What `musicgen compare` does. `sampling` holds the samples (rows), their bars of new
+    music and every sampling setting, the same for every model (its `primer` is set here)."""
+
     out: Path
     primer: Path | None = None
     data: Path | None = None
     primer_bars: int = 4
-    samples: int = 4
-    seed: int = 0
-    bars: int = 8
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    instruments: tuple[int, ...] | None = None  # widen the primer's line-up (128 = drums)
-    repeat_bias: float = 0.0
+    sampling: GenerateConfig = field(default_factory=lambda: GenerateConfig(num_samples=4, unit="bars", length=8))
     reference: bool = True
     ngram: bool = True
     ngram_order: int = NGRAM_ORDER
@@ -69,6 +66,18 @@ class CompareConfig:
     soundfont: Path | None = None
     use_fluidsynth: bool = True
     device: str = "cpu"
+
+    @property
+    def samples(self) -> int:
+        return self.sampling.num_samples
+
+    @property
+    def bars(self) -> int:
+        return int(self.sampling.length)
+
+    @property
+    def seed(self) -> int:
+        return self.sampling.seed
 
 
 @dataclass
@@ -108,7 +117,7 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     """Generate, render, measure and lay out; returns the summary also written to compare.json."""
     from musicgen.checkpoint import load_model
     from musicgen.data.dataset import TokenDataset
-    from musicgen.generate import GenerateConfig, generate_songs, tokens_to_score, write_songs
+    from musicgen.generate import generate_songs, tokens_to_score, write_songs
 
     t0 = time.perf_counter()
     if not checkpoints:
@@ -120,13 +129,9 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         raise MusicgenError("compare needs one primer for every model: give --primer FILE or --data DIR (a held-out excerpt)")
     if cfg.primer is not None and not Path(cfg.primer).is_file():
         raise MusicgenError(f"primer {cfg.primer} does not exist")
-    try:
-        gen_cfg = GenerateConfig(
-            num_samples=cfg.samples, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-            seed=cfg.seed, unit="bars", length=float(cfg.bars), instruments=cfg.instruments, repeat_bias=cfg.repeat_bias,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise MusicgenError(str(exc)) from None
+    gen_cfg = cfg.sampling
+    if gen_cfg.unit != "bars":
+        raise MusicgenError("compare measures new music in bars")
     out = Path(cfg.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +161,7 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     gcfg = dataclasses.replace(gen_cfg, primer=str(primer.path))
     for i, (model, name) in enumerate(zip(models, names, strict=True)):
         col = Column(key_of(i, name), name, "model", str(model.path))
-        echo(f"generating {cfg.samples} x {cfg.bars} bars with {name} ...")
+        echo(f"generating {cfg.samples} x {cfg.bars:g} bars with {name} ...")
         songs, pinfo = generate_songs(model, gcfg, cfg.device)
         first = out / col.key / "sample-001.mid"
         try:
@@ -256,7 +261,8 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {
             "samples": cfg.samples, "seed": cfg.seed, "bars": cfg.bars, "primer_bars": cfg.primer_bars,
-            "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p, "blind": cfg.blind,
+            "temperature": cfg.sampling.temperature, "top_k": cfg.sampling.top_k, "top_p": cfg.sampling.top_p,
+            "repeat_bias": cfg.sampling.repeat_bias, "blind": cfg.blind,
             "ngram_order": cfg.ngram_order if cfg.ngram else None,
         },  # fmt: skip
         "primer": {"source": primer.source, "midi": _rel(primer.path, out), "wav": primer_wav, "png": primer_png},
@@ -392,7 +398,7 @@ def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, i
         raise MusicgenError(f"{ds.root} has no training pieces")
     lm = KneserNey(cfg.ngram_order, vocab_size=len(ds.vocab)).fit(train)
     p = load_primer(primer.path, ds.vocab, None, gcfg.instruments)
-    echo(f"sampling {cfg.samples} x {cfg.bars} bars from the n-gram ...")
+    echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
     seqs = sample_ngram(lm, ds.vocab, p.ids, gcfg, cfg.ngram_order)
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
     col = Column(key, f"{cfg.ngram_order}-gram", "ngram", f"interpolated Kneser-Ney, order {cfg.ngram_order}, fitted on {ds.root}")

@@ -104,11 +104,12 @@ def _single_torch_thread():
 @pytest.fixture(scope="session")
 def plain_page(tiny_checkpoints, tiny_dataset, tmp_path_factory):
     """A non-blind comparison through the library: dataset primer, n-gram, real music, evaluation."""
+    from musicgen.config import GenerateConfig
     from musicgen.listen.compare import CompareConfig, run_compare
 
     out = tmp_path_factory.mktemp("listen-plain") / "page"
     log: list[str] = []
-    cfg = CompareConfig(out=out, data=tiny_dataset, primer_bars=2, samples=2, bars=2, use_fluidsynth=False)
+    cfg = CompareConfig(out=out, data=tiny_dataset, primer_bars=2, sampling=GenerateConfig(num_samples=2, length=2), use_fluidsynth=False)
     with one_thread():
         summary = run_compare(tiny_checkpoints, cfg, echo=log.append)
     return types.SimpleNamespace(out=out, summary=summary, log=log)

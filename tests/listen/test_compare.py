@@ -94,10 +94,11 @@ def test_plain_page_has_a_cell_per_sample_and_candidate(plain_page):
 
 def test_same_seed_same_songs(plain_page, tiny_checkpoints, tiny_dataset, tmp_path):
     """The page is reproducible: a second run with the same seed writes the same MIDI."""
+    from musicgen.config import GenerateConfig
     from musicgen.listen.compare import CompareConfig, run_compare
 
     cfg = CompareConfig(
-        out=tmp_path / "again", data=tiny_dataset, primer_bars=2, samples=2, bars=2, use_fluidsynth=False,
+        out=tmp_path / "again", data=tiny_dataset, primer_bars=2, sampling=GenerateConfig(num_samples=2, length=2), use_fluidsynth=False,
         evaluate=False, reference=False, ngram=False,
     )  # fmt: skip
     run_compare(tiny_checkpoints[:1], cfg, echo=lambda s: None)
