@@ -27,6 +27,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check musicgen tests benchmarks scripts
+	$(VENV)/bin/ruff format --check musicgen tests benchmarks scripts
 
 demo: install
 	$(PY) scripts/demo.py --out $(DEMO_DIR)

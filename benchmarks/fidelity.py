@@ -39,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 def independent_notes(sm) -> dict[str, np.ndarray]:
     """Every note of a symusic score (any time unit), sustain pedal applied per track."""
-    cols: dict[str, list] = {k: [] for k in ("start", "end", "pitch", "velocity", "program", "drum")}
+    cols: dict[str, list] = {
+        k: [] for k in ("start", "end", "pitch", "velocity", "program", "drum")
+    }
     for track in sm.tracks:
         n = track.notes.numpy()
         if not len(n["time"]):
@@ -47,7 +49,11 @@ def independent_notes(sm) -> dict[str, np.ndarray]:
         start = n["time"].astype(np.float64)
         end = start + n["duration"].astype(np.float64)
         if not track.is_drum:
-            for down, length in zip(track.pedals.numpy()["time"].tolist(), track.pedals.numpy()["duration"].tolist(), strict=True):
+            for down, length in zip(
+                track.pedals.numpy()["time"].tolist(),
+                track.pedals.numpy()["duration"].tolist(),
+                strict=True,
+            ):
                 held = (end >= down) & (end < down + length)
                 end[held] = down + length
             pitch = n["pitch"].astype(int)
@@ -55,7 +61,9 @@ def independent_notes(sm) -> dict[str, np.ndarray]:
                 mine = np.flatnonzero(pitch == p)
                 mine = mine[np.argsort(start[mine], kind="stable")]
                 later = start[mine[1:]]
-                end[mine[:-1]] = np.where(later > start[mine[:-1]], np.minimum(end[mine[:-1]], later), end[mine[:-1]])
+                end[mine[:-1]] = np.where(
+                    later > start[mine[:-1]], np.minimum(end[mine[:-1]], later), end[mine[:-1]]
+                )
         cols["start"].append(start)
         cols["end"].append(end)
         cols["pitch"].append(n["pitch"].astype(int))
@@ -105,7 +113,9 @@ def doubled(notes: dict, step: float) -> np.ndarray:
     return out
 
 
-def tempo_errors(orig_sm, decoded_tempos: list[tuple[float, float]], last_onset_q: float) -> list[float]:
+def tempo_errors(
+    orig_sm, decoded_tempos: list[tuple[float, float]], last_onset_q: float
+) -> list[float]:
     """Relative error of the decoded tempo at the time of every original tempo change up
     to the last onset (quarters); of several changes at one tick the last is the one played."""
     tpq = orig_sm.ticks_per_quarter
@@ -165,11 +175,15 @@ def measure(folder: Path, time_mode: str) -> dict:
         orig_sm = symusic.Score.from_midi(f.read_bytes(), sanitize_data=True)
         orig = independent_notes(orig_sm.to(unit))
         back = independent_notes(symusic.Score.from_midi(score_to_midi_bytes(dec)).to(unit))
-        po, pb, unpaired = match(orig, back, 1 / cfg.steps_per_quarter if beats else 1 / cfg.steps_per_second)
+        po, pb, unpaired = match(
+            orig, back, 1 / cfg.steps_per_quarter if beats else 1 / cfg.steps_per_second
+        )
         d_on = np.abs(orig["start"][po] - back["start"][pb])
         # a unison doubling sounds once, as long as its longest note, at one velocity: its
         # notes count for the onset, not for the end and velocity of each
-        single = ~doubled(orig, 1 / cfg.steps_per_quarter if beats else 1 / cfg.steps_per_second)[po]
+        single = ~doubled(orig, 1 / cfg.steps_per_quarter if beats else 1 / cfg.steps_per_second)[
+            po
+        ]
         pitched = ~orig["drum"][po].astype(bool) & single
         d_end = np.abs(orig["end"][po] - back["end"][pb])[pitched]
         d_vel = np.abs(orig["velocity"][po] - back["velocity"][pb])[single]
@@ -185,7 +199,9 @@ def measure(folder: Path, time_mode: str) -> dict:
         agg["drum_in"] += int(orig["drum"].astype(bool).sum())
         agg["drum_out"] += int(back["drum"].astype(bool).sum())
         agg["pedal_in"] += sum(len(t.pedals) for t in orig_sm.tracks)
-        agg["pedal_out"] += sum(len(t.pedals) for t in symusic.Score.from_midi(score_to_midi_bytes(dec)).tracks)
+        agg["pedal_out"] += sum(
+            len(t.pedals) for t in symusic.Score.from_midi(score_to_midi_bytes(dec)).tracks
+        )
         agg["tokens"] += len(enc.ids)
         agg["kept"] += len(enc.notes)
         agg["seconds"] += score.duration_seconds
@@ -234,14 +250,19 @@ def main() -> int:
     for r in rows:
         unit = "q" if r["mode"] == "beats" else "s"
         tempo = "-" if r["tempo_max_error"] is None else f"{r['tempo_max_error']:.2%}"
-        lost = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in r["lost_by_reason"].items()) or "none"
+        lost = (
+            ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in r["lost_by_reason"].items())
+            or "none"
+        )
         lost += f" ({r['unpaired']} unpaired)"
         print(
             f"{Path(r['folder']).name:28s} {r['files']:5d} {r['mode']:7s} {r['tokens_per_note']:8.2f} {r['tokens_per_second']:6.1f} "
             f"{r['onset_share']:7.2%} {r['end_share']:7.2%} {r['velocity_share']:7.2%} {tempo:>9s} "
             f"{r['pedal_in']:>5d}/{r['pedal_out']:<6d} {r['drum_in']:>5d}/{r['drum_out']:<6d} {lost}"
         )
-        print(f"{'':28s} onset within {r['onset_within']:g} {unit}, end within {r['end_within']:g} {unit}; {r['why']}")
+        print(
+            f"{'':28s} onset within {r['onset_within']:g} {unit}, end within {r['end_within']:g} {unit}; {r['why']}"
+        )
         if r["skipped"]:
             print(f"{'':28s} skipped: {r['skipped']}")
     if ns.json:

@@ -36,11 +36,31 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FORM_KEYS = ("distinct_4gram_share", "longest_repeat_run", "recurring_bar_share", "recurrence_distance")
+FORM_KEYS = (
+    "distinct_4gram_share",
+    "longest_repeat_run",
+    "recurring_bar_share",
+    "recurrence_distance",
+)
 FIXED_SIZES = {  # --fixed-size: the sizes of scripts/quality_5min.sh instead of sizing by budget
     "gru": ["--hidden", "256", "--layers", "2", "--warmup", "50"],
     "gru-attn": ["--hidden", "256", "--layers", "2", "--warmup", "50"],
-    "transformer": ["--hidden", "128", "--layers", "3", "--heads", "4", "--lr", "3e-3", "--warmup", "30", "--batch-size", "16", "--dropout", "0.0"],
+    "transformer": [
+        "--hidden",
+        "128",
+        "--layers",
+        "3",
+        "--heads",
+        "4",
+        "--lr",
+        "3e-3",
+        "--warmup",
+        "30",
+        "--batch-size",
+        "16",
+        "--dropout",
+        "0.0",
+    ],
 }
 
 
@@ -65,9 +85,15 @@ def main() -> int:
     ap.add_argument("--models", default="gru,gru-attn,transformer")
     ap.add_argument("--pieces", type=int, default=16)
     ap.add_argument("--bars", type=int, default=32)
-    ap.add_argument("--settings", default="1.0:0.95:0", help="comma-separated temperature:top_p:repeat_bias")
+    ap.add_argument(
+        "--settings", default="1.0:0.95:0", help="comma-separated temperature:top_p:repeat_bias"
+    )
     ap.add_argument("--train-args", default="", help="added to every `musicgen train`")
-    ap.add_argument("--fixed-size", action="store_true", help="the sizes of scripts/quality_5min.sh, not sizing by budget")
+    ap.add_argument(
+        "--fixed-size",
+        action="store_true",
+        help="the sizes of scripts/quality_5min.sh, not sizing by budget",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "form")
     ns = ap.parse_args()
 
@@ -83,20 +109,56 @@ def main() -> int:
     if data != ns.corpus:
         mg("ingest", str(ns.corpus), "--out", str(data))
     real = [M.piece_metrics(first_bars(s, ns.bars)) for _, s in M.load_corpus(data, "val")[0]]
-    results = {"corpus": str(ns.corpus), "bars": ns.bars, "minutes": ns.minutes, "train_args": ns.train_args,
-               "real": {k: mean(real, k) for k in FORM_KEYS}, "real_pieces": len(real), "models": {}}  # fmt: skip
+    results = {
+        "corpus": str(ns.corpus),
+        "bars": ns.bars,
+        "minutes": ns.minutes,
+        "train_args": ns.train_args,
+        "real": {k: mean(real, k) for k in FORM_KEYS},
+        "real_pieces": len(real),
+        "models": {},
+    }
     for name in ns.models.split(","):
         run = out / name
         if not (run / "best.ckpt").exists():
-            mg("train", "--data", str(data), "--model", name, "--out", str(run), "--max-time", str(ns.minutes),
-               "--epochs", "0", "--patience", "0", "--no-progress", *(FIXED_SIZES[name] if ns.fixed_size else []), *shlex.split(ns.train_args))  # fmt: skip
+            mg(
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                name,
+                "--out",
+                str(run),
+                "--max-time",
+                str(ns.minutes),
+                "--epochs",
+                "0",
+                "--patience",
+                "0",
+                "--no-progress",
+                *(FIXED_SIZES[name] if ns.fixed_size else []),
+                *shlex.split(ns.train_args),
+            )
         model = load_model(run / "best.ckpt")
         rep = evaluate(model, data_dir=data, ngram=False)
-        row = {"bits_per_note": rep.bits_per_note, "context": rep.context, "steps": model.meta.get("global_step"), "settings": {}}
+        row = {
+            "bits_per_note": rep.bits_per_note,
+            "context": rep.context,
+            "steps": model.meta.get("global_step"),
+            "settings": {},
+        }
         for setting in ns.settings.split(","):
             t, p, r = ([float(x) for x in setting.split(":")] + [0.0])[:3]
             t0 = time.perf_counter()
-            cfg = GenerateConfig(num_samples=ns.pieces, unit="bars", length=ns.bars, temperature=t, top_p=p, repeat_bias=r, seed=1)
+            cfg = GenerateConfig(
+                num_samples=ns.pieces,
+                unit="bars",
+                length=ns.bars,
+                temperature=t,
+                top_p=p,
+                repeat_bias=r,
+                seed=1,
+            )
             songs, _ = generate_songs(model, cfg)
             gen = [M.piece_metrics(s.score) for s in songs]
             overlap = M.compare_to_reference(gen, real)
@@ -113,20 +175,37 @@ def main() -> int:
 
 def report(results: dict) -> None:
     real = results["real"]
-    print(f"{results['corpus']}: {results['real_pieces']} held-out pieces, first {results['bars']} bars; "
-          f"{results['minutes']:g} min of training per model {results['train_args']}")  # fmt: skip
+    print(
+        f"{results['corpus']}: {results['real_pieces']} held-out pieces, first {results['bars']} bars; "
+        f"{results['minutes']:g} min of training per model {results['train_args']}"
+    )
     cols = ["distinct 4-grams", "longest repeat", "bars recur", "recur distance"]
-    print(f"{'source':24s} {'bits/note':>9s} " + " ".join(f"{c:>16s}" for c in cols) + "  min overlap (feature)")
+    print(
+        f"{'source':24s} {'bits/note':>9s} "
+        + " ".join(f"{c:>16s}" for c in cols)
+        + "  min overlap (feature)"
+    )
     print(f"{'real (held out)':24s} {'':>9s} " + " ".join(f"{real[k]:16.3f}" for k in FORM_KEYS))
     for name, row in results["models"].items():
         for setting, g in row["settings"].items():
             cells = []
             for k in FORM_KEYS:
-                ok = abs(g[k] - real[k]) <= 0.2 * abs(real[k]) if np.isfinite(g[k]) and np.isfinite(real[k]) else False
+                ok = (
+                    abs(g[k] - real[k]) <= 0.2 * abs(real[k])
+                    if np.isfinite(g[k]) and np.isfinite(real[k])
+                    else False
+                )
                 cells.append(f"{g[k]:14.3f}{' *' if ok else '  '}")
-            worst = min(((v, k) for k, v in g["overlap"].items() if v is not None), default=(float("nan"), "-"))
+            worst = min(
+                ((v, k) for k, v in g["overlap"].items() if v is not None),
+                default=(float("nan"), "-"),
+            )
             loops = " LOOPS" if g["longest_repeat_run"] >= 2 * real["longest_repeat_run"] else ""
-            print(f"{name + ' ' + setting:24s} {row['bits_per_note']:9.3f} " + " ".join(cells) + f"  {worst[0]:.2f} ({worst[1]}){loops}")
+            print(
+                f"{name + ' ' + setting:24s} {row['bits_per_note']:9.3f} "
+                + " ".join(cells)
+                + f"  {worst[0]:.2f} ({worst[1]}){loops}"
+            )
     print("(* within 20% of real music's mean)")
 
 

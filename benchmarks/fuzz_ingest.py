@@ -41,7 +41,14 @@ STRUCTURAL = {"truncate", "chunk_len"}
 
 def _notes(score) -> list[tuple]:
     n = score.notes
-    return sorted(zip(n["start"].round(6).tolist(), n["pitch"].tolist(), n["duration"].round(6).tolist(), strict=True))
+    return sorted(
+        zip(
+            n["start"].round(6).tolist(),
+            n["pitch"].tolist(),
+            n["duration"].round(6).tolist(),
+            strict=True,
+        )
+    )
 
 
 class Check:
@@ -65,14 +72,18 @@ class Check:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "midi")
     ap.add_argument("--count", type=int, default=3000, help="inputs to try (at most)")
     ap.add_argument("--seconds", type=float, default=120.0, help="stop generating after this long")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5.0, help="per-file time limit in seconds")
-    ap.add_argument("--ingest-sample", type=int, default=300, help="mutated files in the final ingestion")
+    ap.add_argument(
+        "--ingest-sample", type=int, default=300, help="mutated files in the final ingestion"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "fuzz")
     args = ap.parse_args()
 
@@ -101,7 +112,9 @@ def main() -> None:
                 inputs[path] = {"base": base, "other": other, "ops": ops}
                 paths.append((path, args.corpus / base, all(op[0] in STRUCTURAL for op in ops)))
                 tried += 1
-            for k, res in run_isolated(Check(), paths, workers=args.workers, timeout=args.timeout, chunk_size=16):
+            for k, res in run_isolated(
+                Check(), paths, workers=args.workers, timeout=args.timeout, chunk_size=16
+            ):
                 path = paths[k][0]
                 if isinstance(res, Failure):
                     statuses["FINDING"] += 1
@@ -130,14 +143,23 @@ def main() -> None:
         for p in good:
             (src / p.name).symlink_to(p)
         t1 = time.perf_counter()
-        ingest([src], tmp / "ds", EncodingConfig(), IngestConfig(workers=args.workers, file_timeout=args.timeout))
+        ingest(
+            [src],
+            tmp / "ds",
+            EncodingConfig(),
+            IngestConfig(workers=args.workers, file_timeout=args.timeout),
+        )
         report = json.loads((tmp / "ds" / "report.json").read_text())["files"]
         by_path = {r["path"]: r for r in report}
-        ingest_ok = len(report) == len(sample) + len(good) and all(by_path[p.name]["status"] == "ok" for p in good)
+        ingest_ok = len(report) == len(sample) + len(good) and all(
+            by_path[p.name]["status"] == "ok" for p in good
+        )
         ingest_counts = Counter(r["status"] for r in report)
         ingest_seconds = time.perf_counter() - t1
 
-    print(f"inputs tried: {tried} in {fuzz_seconds:.1f} s ({tried / max(fuzz_seconds, 1e-9):.0f}/s, {args.workers} workers)")
+    print(
+        f"inputs tried: {tried} in {fuzz_seconds:.1f} s ({tried / max(fuzz_seconds, 1e-9):.0f}/s, {args.workers} workers)"
+    )
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     print(f"slowest input: {slowest[0] * 1000:.1f} ms ({slowest[1]})")
     print("skip reasons:")

@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from train import MODELS  # noqa: E402  (same sizes as the training benchmark)
 
 
-def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, vocab, context: int) -> float:
+def tokens_per_second(
+    core, prompt: torch.Tensor, new: int, use_cache: bool, vocab, context: int
+) -> float:
     """Decoding speed with the grammar mask on, as `generate_songs` runs it."""
     from musicgen.generate import GenerateConfig, LengthTracker
     from musicgen.sampling import generate
@@ -36,10 +38,30 @@ def tokens_per_second(core, prompt: torch.Tensor, new: int, use_cache: bool, voc
         return LengthTracker(vocab, GenerateConfig(unit="tokens", length=n), prompt[0].numpy(), 1)
 
     # warm-up with the very same call: first-call set-up (allocator, kernels) is not decoding
-    generate(core, prompt, 16, temperature=1.0, top_p=0.95, generator=torch.Generator().manual_seed(1), rules=rules(16), use_cache=use_cache, context_len=context)
+    generate(
+        core,
+        prompt,
+        16,
+        temperature=1.0,
+        top_p=0.95,
+        generator=torch.Generator().manual_seed(1),
+        rules=rules(16),
+        use_cache=use_cache,
+        context_len=context,
+    )
     g = torch.Generator().manual_seed(0)
     t = time.perf_counter()
-    out = generate(core, prompt, new, temperature=1.0, top_p=0.95, generator=g, rules=rules(new), use_cache=use_cache, context_len=context)
+    out = generate(
+        core,
+        prompt,
+        new,
+        temperature=1.0,
+        top_p=0.95,
+        generator=g,
+        rules=rules(new),
+        use_cache=use_cache,
+        context_len=context,
+    )
     dt = time.perf_counter() - t
     assert out.size(1) == prompt.size(1) + new
     return new / dt
@@ -73,11 +95,20 @@ def main() -> int:
     pieces = [ingest_file(f, enc).uids for f in files]
     vocab = Vocabulary(enc, np.unique(np.concatenate(pieces)))
     first = next(p for p in pieces if len(p) > ns.context)
-    ids, _ = vocab.from_universal(first[: ns.context])  # the start of one piece: a grammatical prompt
+    ids, _ = vocab.from_universal(
+        first[: ns.context]
+    )  # the start of one piece: a grammatical prompt
     prompt = torch.from_numpy(ids.astype(np.int64))[None]  # (1, context)
     torch.manual_seed(0)
-    results: dict = {"context": ns.context, "new_tokens": ns.new, "threads": torch.get_num_threads(), "models": {}}
-    print(f"prompt {ns.context} tokens, {ns.new} new tokens, batch 1, {torch.get_num_threads()} threads")
+    results: dict = {
+        "context": ns.context,
+        "new_tokens": ns.new,
+        "threads": torch.get_num_threads(),
+        "models": {},
+    }
+    print(
+        f"prompt {ns.context} tokens, {ns.new} new tokens, batch 1, {torch.get_num_threads()} threads"
+    )
     for name, size in MODELS.items():
         cfg = ModelConfig(name=name, vocab_size=len(vocab), max_len=ns.context, **size)
         core = build_core(cfg).eval()
@@ -91,7 +122,9 @@ def main() -> int:
             "speedup": round(cached / full, 1),
             "seconds_for_1000_notes": round(secs, 2),
         }
-        print(f"{name:12s} cached {cached:8.0f} tok/s   no cache {full:7.1f} tok/s   speed-up {cached / full:6.1f}x   1,000 notes in {secs:.2f} s ({notes} notes)")
+        print(
+            f"{name:12s} cached {cached:8.0f} tok/s   no cache {full:7.1f} tok/s   speed-up {cached / full:6.1f}x   1,000 notes in {secs:.2f} s ({notes} notes)"
+        )
     if ns.json:
         ns.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

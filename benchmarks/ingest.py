@@ -131,9 +131,13 @@ def main() -> int:
         t_parse = min(parse_only(files) for _ in range(3))
         # Cold: a fresh output folder each time, so nothing is reused; the best of
         # three, measured like the parse-only pass.
-        t_cold, summary = min((musicgen_ingest(ns.corpus, tmp / f"cold-{k}") for k in range(3)), key=lambda r: r[0])
+        t_cold, summary = min(
+            (musicgen_ingest(ns.corpus, tmp / f"cold-{k}") for k in range(3)), key=lambda r: r[0]
+        )
         t_warm, _ = musicgen_ingest(ns.corpus, tmp / "cold-0")
-        per_stage = stages(files)  # after the timed runs: it leaves the parsed corpus in this process's heap
+        per_stage = stages(
+            files
+        )  # after the timed runs: it leaves the parsed corpus in this process's heap
         sample = files[: ns.music21_sample]
         t_m21 = music21_ingest(sample)
         per_m21 = t_m21 / len(sample)
@@ -170,16 +174,24 @@ def main() -> int:
     }
     print(f"corpus: {len(files)} files, {summary.notes:,} notes, {summary.tokens:,} tokens")
     print(f"symusic parse only       {t_parse:8.3f} s   ({len(files) / t_parse:,.0f} files/s)")
-    print(f"musicgen ingest (cold)   {t_cold:8.3f} s   = {t_cold / t_parse:.2f}x parse-only   ({summary.time['mode']}, chosen by --time auto)")
+    print(
+        f"musicgen ingest (cold)   {t_cold:8.3f} s   = {t_cold / t_parse:.2f}x parse-only   ({summary.time['mode']}, chosen by --time auto)"
+    )
     print(f"musicgen ingest (re-run) {t_warm:8.3f} s")
     print(
         "one process, per file:   "
         + ", ".join(f"{k.replace('_', ' ')} {v * 1e6:.0f} us" for k, v in per_stage.items())
         + f"  (symusic parse only {t_parse / len(files) * 1e6:.0f} us)"
     )
-    print(f"on {n_big} files (10x)     parse only {t_parse_big:.3f} s, ingest (cold) {t_cold_big:.3f} s = {t_cold_big / t_parse_big:.2f}x")
-    print(f"music21 ingest           {per_m21 * 1000:8.1f} ms/file on {len(sample)} files; musicgen {per_ours * 1000:.2f} ms/file = {per_m21 / per_ours:,.0f}x faster (target >= 100x)")
-    print(f"peak RSS                 {rss_small:8.1f} MiB on the corpus, {rss_big:.1f} MiB on {n_big} files (10x)   (target < 1024 MiB, flat)")
+    print(
+        f"on {n_big} files (10x)     parse only {t_parse_big:.3f} s, ingest (cold) {t_cold_big:.3f} s = {t_cold_big / t_parse_big:.2f}x"
+    )
+    print(
+        f"music21 ingest           {per_m21 * 1000:8.1f} ms/file on {len(sample)} files; musicgen {per_ours * 1000:.2f} ms/file = {per_m21 / per_ours:,.0f}x faster (target >= 100x)"
+    )
+    print(
+        f"peak RSS                 {rss_small:8.1f} MiB on the corpus, {rss_big:.1f} MiB on {n_big} files (10x)   (target < 1024 MiB, flat)"
+    )
     if ns.json:
         ns.json.write_text(json.dumps(fig, indent=2) + "\n")
     return 0

@@ -34,8 +34,12 @@ def lineup(score, seconds: float) -> dict[str, float]:
     names = np.where(n["drum"], "drums", n["program"].astype(str))
     for name in np.unique(names[start < seconds]):
         mine = names == name
-        sounding = {int(w) for s, e in zip(start[mine], end[mine], strict=True) if s < seconds
-                    for w in range(int(s // WINDOW), min(int(np.ceil(max(e, s + 1e-3) / WINDOW)), windows))}  # fmt: skip
+        sounding = {
+            int(w)
+            for s, e in zip(start[mine], end[mine], strict=True)
+            if s < seconds
+            for w in range(int(s // WINDOW), min(int(np.ceil(max(e, s + 1e-3) / WINDOW)), windows))
+        }
         out[str(name)] = len(sounding) / windows
     return out
 
@@ -43,10 +47,14 @@ def lineup(score, seconds: float) -> dict[str, float]:
 def describe(label: str, lineups: list[dict[str, float]]) -> None:
     counts = [len(u) for u in lineups]
     shares = [s for u in lineups for s in u.values()]
-    print(f"{label}: instruments per song {min(counts)}-{max(counts)} (median {np.median(counts):g}); "
-          f"share of windows each sounds: median {np.median(shares):.0%}, under 10%: {np.mean(np.array(shares) < 0.1):.0%}")  # fmt: skip
+    print(
+        f"{label}: instruments per song {min(counts)}-{max(counts)} (median {np.median(counts):g}); "
+        f"share of windows each sounds: median {np.median(shares):.0%}, under 10%: {np.mean(np.array(shares) < 0.1):.0%}"
+    )
     for u in lineups:
-        print("   " + ", ".join(f"{k} {v:.0%}" for k, v in sorted(u.items(), key=lambda kv: -kv[1])))
+        print(
+            "   " + ", ".join(f"{k} {v:.0%}" for k, v in sorted(u.items(), key=lambda kv: -kv[1]))
+        )
 
 
 def main() -> int:
@@ -67,14 +75,48 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
         mg = [sys.executable, "-m", "musicgen"]
-        subprocess.run([*mg, "ingest", str(ns.corpus), "--out", str(data), "--val-fraction", "0"], check=True)
-        subprocess.run([*mg, "train", "--data", str(data), "--model", "transformer", "--out", str(run), "--max-time", str(ns.minutes),
-                        "--hidden", "128", "--layers", "3", "--heads", "4", "--lr", "3e-3", "--warmup", "30", "--batch-size", "16",
-                        "--dropout", "0.0", "--no-progress"], check=True)  # fmt: skip
+        subprocess.run(
+            [*mg, "ingest", str(ns.corpus), "--out", str(data), "--val-fraction", "0"], check=True
+        )
+        subprocess.run(
+            [
+                *mg,
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                "transformer",
+                "--out",
+                str(run),
+                "--max-time",
+                str(ns.minutes),
+                "--hidden",
+                "128",
+                "--layers",
+                "3",
+                "--heads",
+                "4",
+                "--lr",
+                "3e-3",
+                "--warmup",
+                "30",
+                "--batch-size",
+                "16",
+                "--dropout",
+                "0.0",
+                "--no-progress",
+            ],
+            check=True,
+        )
         model = load_model(run / "best.ckpt")
-        songs, _ = generate_songs(model, GenerateConfig(num_samples=ns.songs, unit="seconds", length=ns.seconds, seed=1))
+        songs, _ = generate_songs(
+            model, GenerateConfig(num_samples=ns.songs, unit="seconds", length=ns.seconds, seed=1)
+        )
     describe(f"real (first {ns.seconds:g} s of {len(real)} files)", real)
-    describe(f"generated ({len(songs)} songs of {ns.seconds:g} s)", [lineup(s.score, ns.seconds) for s in songs])
+    describe(
+        f"generated ({len(songs)} songs of {ns.seconds:g} s)",
+        [lineup(s.score, ns.seconds) for s in songs],
+    )
     return 0
 
 

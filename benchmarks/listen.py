@@ -29,7 +29,13 @@ def markdown_table(summary: dict) -> str:
     def row(name, s, bpn):
         cells = []
         for key, _, spec in TABLE_COLUMNS:
-            v = bpn if key == "bits_per_note" else ((s or {}).get(key) or {}).get("mean") if isinstance((s or {}).get(key), dict) else None
+            v = (
+                bpn
+                if key == "bits_per_note"
+                else ((s or {}).get(key) or {}).get("mean")
+                if isinstance((s or {}).get(key), dict)
+                else None
+            )
             cells.append(_fmt(v, spec))
         return f"| {name} | " + " | ".join(cells) + " |"
 
@@ -56,7 +62,14 @@ def main() -> int:
     from musicgen.pretrained import pretrained_models
 
     models = list(pretrained_models().values())
-    sampling = GenerateConfig(num_samples=ns.samples, unit="bars", length=ns.bars, seed=ns.seed, temperature=0.9, top_p=0.95)
+    sampling = GenerateConfig(
+        num_samples=ns.samples,
+        unit="bars",
+        length=ns.bars,
+        seed=ns.seed,
+        temperature=0.9,
+        top_p=0.95,
+    )
     cfg = CompareConfig(out=ns.out, data=ns.data, sampling=sampling)
     summary = run_compare(models, cfg, echo=lambda *a, **k: None)
     ns.img.mkdir(parents=True, exist_ok=True)
@@ -65,7 +78,9 @@ def main() -> int:
     for c in data["columns"]:
         png = next((cell.get("png") for cell in c.get("cells", []) if cell.get("png")), None)
         if png:
-            shutil.copy(ns.out / png, ns.img / f"pianoroll-{c['name'].split()[0].replace('/', '-')}.png")
+            shutil.copy(
+                ns.out / png, ns.img / f"pianoroll-{c['name'].split()[0].replace('/', '-')}.png"
+            )
     print(markdown_table(summary))
     return 0
 

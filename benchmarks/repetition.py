@@ -71,23 +71,39 @@ def main() -> int:
         from musicgen.data.ingest import ingest
 
         ingest([ROOT / "data" / "midi"], ns.data)
-    results: dict = {"notes": ns.notes, "pieces": ns.pieces, "real": stats(real_music(ns.data, ns.notes)), "models": {}}
+    results: dict = {
+        "notes": ns.notes,
+        "pieces": ns.pieces,
+        "real": stats(real_music(ns.data, ns.notes)),
+        "models": {},
+    }
     r = results["real"]
     print(f"{'source':14s} {'T':>4s} {'top-p':>5s}  distinct 4-grams  longest repeat (mean / max)")
-    print(f"{'held-out real':14s} {'':>4s} {'':>5s}  {r['distinct_4gram_share']:16.3f}  {r['longest_repeat_run_mean']:6.1f} / {r['longest_repeat_run_max']}")
+    print(
+        f"{'held-out real':14s} {'':>4s} {'':>5s}  {r['distinct_4gram_share']:16.3f}  {r['longest_repeat_run_mean']:6.1f} / {r['longest_repeat_run_max']}"
+    )
     for ck in ckpts:
         model = load_model(ck)
         name = model.model_cfg.name
         results["models"][name] = {}
         for temp, top_p in SETTINGS:
             t = time.perf_counter()
-            cfg = GenerateConfig(num_samples=ns.pieces, temperature=temp, top_p=top_p, seed=0, unit="notes", length=ns.notes)
+            cfg = GenerateConfig(
+                num_samples=ns.pieces,
+                temperature=temp,
+                top_p=top_p,
+                seed=0,
+                unit="notes",
+                length=ns.notes,
+            )
             songs, _ = generate_songs(model, cfg)
             s = stats([pitch_sequence(song.score)[: ns.notes] for song in songs])
             s["seconds"] = round(time.perf_counter() - t, 1)
             results["models"][name][f"T{temp:g}_p{top_p:g}"] = s
             label = "greedy" if temp == 0 else f"{temp:g}"
-            print(f"{name:14s} {label:>6s} {top_p:5.2f}  {s['distinct_4gram_share']:16.3f}  {s['longest_repeat_run_mean']:6.1f} / {s['longest_repeat_run_max']}")
+            print(
+                f"{name:14s} {label:>6s} {top_p:5.2f}  {s['distinct_4gram_share']:16.3f}  {s['longest_repeat_run_mean']:6.1f} / {s['longest_repeat_run_max']}"
+            )
     if ns.json:
         ns.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

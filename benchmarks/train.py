@@ -84,12 +84,25 @@ def lightning_loop(name: str, dm, bs, seq_len: int, warm: int) -> float:
     torch.manual_seed(0)
     v = dm.ds.vocab
     tc = TrainConfig(seq_len=seq_len, batch_size=bs[0][0].size(0), warmup_steps=1)
-    lm = MusicLM(ModelConfig(name=name, vocab_size=len(v), max_len=seq_len, **MODELS[name]), tc, v.note_ids.tolist(), dataset_meta(v, dm.ds.root))
+    lm = MusicLM(
+        ModelConfig(name=name, vocab_size=len(v), max_len=seq_len, **MODELS[name]),
+        tc,
+        v.note_ids.tolist(),
+        dataset_meta(v, dm.ds.root),
+    )
     clock = Clock()
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=len(bs), logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, callbacks=[clock],
-        gradient_clip_val=1.0, num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        max_steps=len(bs),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[clock],
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
     )
     trainer.fit(lm, train_dataloaders=DataLoader(bs, batch_size=None))
     return (len(bs) - warm) * bs[0][0].numel() / (clock.t1 - clock.t0)
@@ -104,7 +117,9 @@ def peak_rss_training(data: Path, steps: int) -> float:
         f" TrainConfig(seq_len=128, batch_size=8, max_steps={steps}, epochs=1, steps_per_epoch={steps}), progress_bar=False, logs=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -120,17 +135,30 @@ def main() -> int:
 
     from musicgen.data.ingest import ingest
 
-    results: dict = {"batch_size": ns.batch_size, "seq_len": ns.seq_len, "threads": torch.get_num_threads(), "models": {}}
+    results: dict = {
+        "batch_size": ns.batch_size,
+        "seq_len": ns.seq_len,
+        "threads": torch.get_num_threads(),
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ingest([ROOT / "data" / "midi"], tmp / "ds")
         bs, dm = batches(tmp / "ds", ns.seq_len, ns.batch_size, ns.steps)
-        print(f"batch {ns.batch_size} x {ns.seq_len} tokens, {ns.steps} steps ({ns.warm} warm-up), {torch.get_num_threads()} threads")
+        print(
+            f"batch {ns.batch_size} x {ns.seq_len} tokens, {ns.steps} steps ({ns.warm} warm-up), {torch.get_num_threads()} threads"
+        )
         for name in MODELS:
             bare = bare_loop(name, len(dm.ds.vocab), bs, ns.seq_len, ns.warm)
             light = lightning_loop(name, dm, bs, ns.seq_len, ns.warm)
-            results["models"][name] = {"bare_tok_s": round(bare), "lightning_tok_s": round(light), "lightning_over_bare": round(light / bare, 3)}
-            print(f"{name:12s} bare {bare:9,.0f} tok/s   lightning {light:9,.0f} tok/s   lightning/bare {light / bare:.2f}  (target >= 0.90)")
+            results["models"][name] = {
+                "bare_tok_s": round(bare),
+                "lightning_tok_s": round(light),
+                "lightning_over_bare": round(light / bare, 3),
+            }
+            print(
+                f"{name:12s} bare {bare:9,.0f} tok/s   lightning {light:9,.0f} tok/s   lightning/bare {light / bare:.2f}  (target >= 0.90)"
+            )
         g = results["models"]
         ratio = g["gru-attn"]["lightning_tok_s"] / g["gru"]["lightning_tok_s"]
         results["gru_attn_over_gru"] = round(ratio, 3)
@@ -142,7 +170,9 @@ def main() -> int:
         small_rss = peak_rss_training(tmp / "ds", 20)
         big_rss = peak_rss_training(tmp / "ds10", 20)
         results["peak_rss_mib"] = {"corpus": round(small_rss, 1), "10x": round(big_rss, 1)}
-        print(f"peak RSS training: {small_rss:.0f} MiB on the corpus, {big_rss:.0f} MiB on 10x (memory-mapped: flat)")
+        print(
+            f"peak RSS training: {small_rss:.0f} MiB on the corpus, {big_rss:.0f} MiB on 10x (memory-mapped: flat)"
+        )
     if ns.json:
         ns.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

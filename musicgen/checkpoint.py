@@ -65,7 +65,9 @@ def read_checkpoint_dict(path: str | Path) -> dict:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file (an exported model needs model.safetensors + musicgen.json)")
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint file (an exported model needs model.safetensors + musicgen.json)"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about odd pickles it then refuses anyway
             warnings.simplefilter("ignore")
@@ -100,7 +102,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         return _load_exported(path if path.is_dir() else path.parent, device)
     ckpt = read_musicgen_checkpoint(path)
     meta = ckpt[META_KEY]
-    state = {k.removeprefix("core."): v for k, v in ckpt["state_dict"].items() if k.startswith("core.")}
+    state = {
+        k.removeprefix("core."): v for k, v in ckpt["state_dict"].items() if k.startswith("core.")
+    }
     return _build(meta, state, path, device)
 
 
@@ -136,11 +140,15 @@ def _build(meta: dict, state: dict, path: Path, device) -> LoadedModel:
     try:
         core.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model ({str(exc).splitlines()[0][:160]})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit the model ({str(exc).splitlines()[0][:160]})"
+        ) from None
     try:
         core.to(device).eval()
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise MusicgenError(f"cannot use device {str(device)!r}: {str(exc).splitlines()[0][:160]}") from None
+        raise MusicgenError(
+            f"cannot use device {str(device)!r}: {str(exc).splitlines()[0][:160]}"
+        ) from None
     return LoadedModel(core, model_cfg, vocab, meta, path)
 
 
@@ -151,7 +159,11 @@ def export_model(ckpt_path: str | Path, out_dir: str | Path, extra: dict | None 
     ckpt = read_musicgen_checkpoint(ckpt_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k.removeprefix("core."): v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("core.")}
+    state = {
+        k.removeprefix("core."): v.contiguous()
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("core.")
+    }
     # tied weights share storage; safetensors wants each tensor once
     seen: dict[int, str] = {}
     tensors, aliases = {}, {}

@@ -45,9 +45,13 @@ class EncodingConfig:
     """
 
     time: str = "auto"
-    steps_per_quarter: int = 48  # 32nds are 6 steps, sixteenth triplets 8; any onset within 1/96 quarter
+    steps_per_quarter: int = (
+        48  # 32nds are 6 steps, sixteenth triplets 8; any onset within 1/96 quarter
+    )
     steps_per_second: int = 100  # 10 ms: any onset within 5 ms
-    max_shift_quarters: float = 4.0  # one Shift token moves at most this far; longer gaps use several
+    max_shift_quarters: float = (
+        4.0  # one Shift token moves at most this far; longer gaps use several
+    )
     max_shift_seconds: float = 1.0
     # Durations are exact up to the first limit, then lose one bit of resolution per doubling
     # (error at most 1/2 step x 2^k), up to the second, where longer notes are clipped (counted).
@@ -68,7 +72,9 @@ class EncodingConfig:
     drums: bool = True
     tempo_min: float = 20.0
     tempo_max: float = 400.0
-    tempo_step: float = 0.01  # neighbouring Tempo tokens differ by 1%, so every tempo is kept within 0.5%
+    tempo_step: float = (
+        0.01  # neighbouring Tempo tokens differ by 1%, so every tempo is kept within 0.5%
+    )
     time_signatures: bool = True
 
     def __post_init__(self) -> None:
@@ -78,9 +84,14 @@ class EncodingConfig:
         if self.steps_per_quarter < 1 or self.steps_per_second < 1:
             raise ValueError("steps_per_quarter and steps_per_second must be at least 1")
         for unit in ("quarters", "seconds"):
-            shift, exact, longest = (getattr(self, f"{k}_{unit}") for k in ("max_shift", "exact_duration", "max_duration"))
+            shift, exact, longest = (
+                getattr(self, f"{k}_{unit}")
+                for k in ("max_shift", "exact_duration", "max_duration")
+            )
             if self.steps(shift, unit) < 1 or self.steps(exact, unit) < 1 or longest < exact:
-                raise ValueError(f"need max_shift_{unit} and exact_duration_{unit} of at least one step, and max_duration_{unit} >= exact_duration_{unit}")
+                raise ValueError(
+                    f"need max_shift_{unit} and exact_duration_{unit} of at least one step, and max_duration_{unit} >= exact_duration_{unit}"
+                )
         if not 0 <= self.pitch_min <= self.pitch_max <= 127:
             raise ValueError("need 0 <= pitch_min <= pitch_max <= 127")
         if not 0 <= self.velocity_bins <= 127:
@@ -101,7 +112,9 @@ class EncodingConfig:
     def unit(self) -> str:
         """The unit steps count in: "quarters" (beats mode) or "seconds"."""
         if self.time == "auto":
-            raise ValueError("the time mode is not decided yet (time='auto'); see musicgen.tokens.timebase")
+            raise ValueError(
+                "the time mode is not decided yet (time='auto'); see musicgen.tokens.timebase"
+            )
         return "quarters" if self.time == "beats" else "seconds"
 
     @property
@@ -162,7 +175,9 @@ class IngestConfig:
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 
 
-def opt(default: Any, help: str, flag: str | None = None, cli: bool = True, short: str | None = None) -> Any:
+def opt(
+    default: Any, help: str, flag: str | None = None, cli: bool = True, short: str | None = None
+) -> Any:
     """A config field that is also a command-line option: `--<flag>` (default: the field's
     name with dashes), this default and this help. The CLI is built from these
     (musicgen/cli.py `config_options`), so a setting is one edit here."""
@@ -181,7 +196,9 @@ class ModelConfig:
     d_ff: int = opt(0, "Transformer feed-forward width; 0 means 4 x the width.", cli=False)
     dropout: float = opt(0.1, "Dropout rate.")
     tie_embeddings: bool = opt(True, "Share input embedding and output layer weights.")
-    max_len: int = opt(512, "The context it learns (set from --seq-len); rotary positions are relative.", cli=False)
+    max_len: int = opt(
+        512, "The context it learns (set from --seq-len); rotary positions are relative.", cli=False
+    )
     attn_window: int = opt(0, "gru-attn memory kept when generating; 0 means max_len.", cli=False)
 
     def __post_init__(self) -> None:
@@ -208,10 +225,18 @@ class TrainConfig:
     weight_decay: float = opt(0.01, "AdamW weight decay on matrices.")
     warmup_steps: int = opt(100, "Linear warm-up steps before cosine decay.", flag="warmup")
     max_steps: int = opt(-1, "Optimizer steps (-1 = no limit).")
-    epochs: int = opt(20, "Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].")
-    max_time: float = opt(0.0, "Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.")
+    epochs: int = opt(
+        20,
+        "Passes over the training tokens; 0 = until --max-time or --max-steps [default: 20, or no limit when --max-time is given].",
+    )
+    max_time: float = opt(
+        0.0,
+        "Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.",
+    )
     grad_clip: float = opt(1.0, "Gradient norm clip (0 = off).")
-    transpose: int = opt(5, "Each piece transposed by one random amount within +-N semitones per epoch.")
+    transpose: int = opt(
+        5, "Each piece transposed by one random amount within +-N semitones per epoch."
+    )
     steps_per_epoch: int = opt(0, "Batches per epoch (0 = one pass over the training music).")
     val_every: float = opt(1.0, "Validate every N batches (N > 1) or this fraction of an epoch.")
     patience: int = opt(5, "Early stopping: validations without improvement (0 = off).")
@@ -219,7 +244,10 @@ class TrainConfig:
     num_workers: int = opt(0, "DataLoader worker processes.")
     # Truncated back-propagation through time on whole pieces (musicgen/data/datamodule.py).
     # None: on for the recurrent cores, off for the transformer (see models/registry.py).
-    carry_state: bool | None = opt(None, "Train on whole pieces, the state carried from window to window [default: on for gru and gru-attn, off for the transformer].")
+    carry_state: bool | None = opt(
+        None,
+        "Train on whole pieces, the state carried from window to window [default: on for gru and gru-attn, off for the transformer].",
+    )
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1:
@@ -228,12 +256,25 @@ class TrainConfig:
             raise ValueError("lr must be positive")
         if self.transpose < 0 or self.transpose > 12:
             raise ValueError("transpose must be in 0..12")
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.max_time < 0:
+        if (
+            self.warmup_steps < 0
+            or self.weight_decay < 0
+            or self.grad_clip < 0
+            or self.max_time < 0
+        ):
             raise ValueError("warmup, weight decay, gradient clip and max time must be >= 0")
-        if self.epochs < 0 or self.patience < 0 or self.steps_per_epoch < 0 or self.seed < 0 or self.num_workers < 0:
+        if (
+            self.epochs < 0
+            or self.patience < 0
+            or self.steps_per_epoch < 0
+            or self.seed < 0
+            or self.num_workers < 0
+        ):
             raise ValueError("epochs, patience, steps per epoch, seed and workers must be >= 0")
         if not self.val_every > 0:
-            raise ValueError(f"val_every must be positive (a number of batches, or a fraction of an epoch), got {self.val_every}")
+            raise ValueError(
+                f"val_every must be positive (a number of batches, or a fraction of an epoch), got {self.val_every}"
+            )
 
 
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
@@ -246,20 +287,33 @@ class GenerateConfig:
     num_samples: int = opt(1, "Songs to generate (decoded together as one batch).", cli=False)
     temperature: float = opt(1.0, "Softmax temperature; 0 is greedy.", short="-t")
     top_k: int = opt(0, "Sample from the k likeliest tokens (0 = off).")
-    top_p: float = opt(0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches p (1 = off).")
+    top_p: float = opt(
+        0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches p (1 = off)."
+    )
     seed: int = opt(0, "Random seed; the same seed and settings give the same MIDI bytes.")
     unit: str = opt("bars", "One of LENGTH_UNITS; counts new music, not the primer.", cli=False)
     length: float = opt(16, "How much new music, in `unit`s.", cli=False)
     primer: str | None = opt(None, "MIDI file to continue.", cli=False)
     primer_bars: int | None = opt(None, "Use only the primer's first N bars.", cli=False)
-    tempo: float | None = opt(None, "Play back at this tempo (quarter notes per minute).", cli=False)
-    program: int | None = opt(None, "Play every note with this General MIDI program (0-127).", cli=False)
-    instruments: tuple[int, ...] | None = opt(None, "The line-up (128 = drums); None: the model chooses.", cli=False)
+    tempo: float | None = opt(
+        None, "Play back at this tempo (quarter notes per minute).", cli=False
+    )
+    program: int | None = opt(
+        None, "Play every note with this General MIDI program (0-127).", cli=False
+    )
+    instruments: tuple[int, ...] | None = opt(
+        None, "The line-up (128 = drums); None: the model chooses.", cli=False
+    )
     # Repetition-aware sampling (musicgen/repetition.py): logit bonus for the token that followed
     # the last `repeat_context` tokens, at the same place in the bar, earlier in the piece.
-    repeat_bias: float = opt(0.0, "Repetition-aware sampling: a logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).")
+    repeat_bias: float = opt(
+        0.0,
+        "Repetition-aware sampling: a logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).",
+    )
     repeat_context: int = opt(8, "Tokens of context that must match for --repeat-bias.", cli=False)
-    use_cache: bool = opt(True, "Carry the model's state instead of recomputing the context.", cli=False)
+    use_cache: bool = opt(
+        True, "Carry the model's state instead of recomputing the context.", cli=False
+    )
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -285,7 +339,9 @@ class GenerateConfig:
         if not self.repeat_bias >= 0 or self.repeat_context < 1:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.instruments is not None:
-            object.__setattr__(self, "instruments", tuple(sorted(set(int(p) for p in self.instruments))))
+            object.__setattr__(
+                self, "instruments", tuple(sorted(set(int(p) for p in self.instruments)))
+            )
             if not self.instruments or not all(0 <= p <= 128 for p in self.instruments):
                 raise ValueError("instruments must be General MIDI programs 0..127 or 128 (drums)")
 

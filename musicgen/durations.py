@@ -20,10 +20,16 @@ def parse_minutes(text: str | float | int) -> float:
         elif re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", t):
             days, hours, minutes, seconds = (int(x) for x in t.split(":"))
             value = days * 1440 + hours * 60 + minutes + seconds / 60
-        elif t and _PART.sub("", t) == "" and len({u for _, u in _PART.findall(t)}) == len(_PART.findall(t)):
+        elif (
+            t
+            and _PART.sub("", t) == ""
+            and len({u for _, u in _PART.findall(t)}) == len(_PART.findall(t))
+        ):
             value = sum(float(n) * _UNITS[u] for n, u in _PART.findall(t))
         else:
-            raise ValueError(f"{text!r} is not a time budget: give minutes (5), or 90s, 1h30m, or DD:HH:MM:SS")
+            raise ValueError(
+                f"{text!r} is not a time budget: give minutes (5), or 90s, 1h30m, or DD:HH:MM:SS"
+            )
     if value < 0:
         raise ValueError(f"a time budget cannot be negative, got {text!r}")
     return value

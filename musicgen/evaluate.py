@@ -61,7 +61,9 @@ class Report:
     context: int
     unknown_tokens: int = 0
     files_skipped: dict[str, str] = field(default_factory=dict)
-    files_in_training: int = 0  # scored files that are in the dataset's training split: not held out
+    files_in_training: int = (
+        0  # scored files that are in the dataset's training split: not held out
+    )
     ngram_order: int | None = None
     ngram_bits_per_note: float | None = None
     ngram_bits_per_token: float | None = None
@@ -73,7 +75,9 @@ class Report:
 
 
 @torch.no_grad()
-def score_model(model: LoadedModel, docs: list[np.ndarray], context: int | None = None, batch_size: int = 16) -> Scores:
+def score_model(
+    model: LoadedModel, docs: list[np.ndarray], context: int | None = None, batch_size: int = 16
+) -> Scores:
     """Bits of every token after BOS of every piece. With no `context`, each piece is scored
     whole, chunk by chunk with the state carried, so a token sees all that came before it
     (up to the core's window), as in generation; with `context` N, in independent windows
@@ -99,9 +103,17 @@ def score_model(model: LoadedModel, docs: list[np.ndarray], context: int | None 
     return Scores(bits, tokens, notes, correct)
 
 
-def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, note_ids: np.ndarray, max_order: int = 8) -> tuple[dict[int, Scores], int]:
+def score_ngram(
+    train_docs: list[np.ndarray],
+    eval_docs: list[np.ndarray],
+    vocab_size: int,
+    note_ids: np.ndarray,
+    max_order: int = 8,
+) -> tuple[dict[int, Scores], int]:
     """Kneser-Ney of orders 1..max_order on the same tokens the model is scored on."""
-    lm = KneserNey(max_order, vocab_size=vocab_size).fit(np.asarray(d, dtype=np.int64) for d in train_docs)
+    lm = KneserNey(max_order, vocab_size=vocab_size).fit(
+        np.asarray(d, dtype=np.int64) for d in train_docs
+    )
     notes = sum(int(np.isin(d[1:], note_ids).sum()) for d in eval_docs)
     tokens = sum(max(len(d) - 1, 0) for d in eval_docs)
     out: dict[int, Scores] = {}
@@ -115,7 +127,9 @@ def score_ngram(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab
     return out, best
 
 
-def encode_files(paths: list[Path], model: LoadedModel, digests: list[str] | None = None) -> tuple[list[np.ndarray], int, dict[str, str]]:
+def encode_files(
+    paths: list[Path], model: LoadedModel, digests: list[str] | None = None
+) -> tuple[list[np.ndarray], int, dict[str, str]]:
     """MIDI files -> the checkpoint's token ids; unknown tokens are counted and dropped.
 
     `digests`, if given, receives the SHA-1 of every scored file (to spot training files)."""
@@ -156,12 +170,18 @@ def evaluate(
     max_order: int = 8,
 ) -> Report:
     ds = None
-    if data_dir is None and model.meta.get("data") and Path(model.meta["data"], "index.json").exists():
+    if (
+        data_dir is None
+        and model.meta.get("data")
+        and Path(model.meta["data"], "index.json").exists()
+    ):
         data_dir = model.meta["data"]
     if data_dir is not None:
         ds = TokenDataset.open(data_dir)
         if ds.vocab.tokens != model.vocab.tokens:
-            raise MusicgenError(f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead")
+            raise MusicgenError(
+                f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead"
+            )
     unknown, skipped, digests = 0, {}, []
     if sources:
         docs, unknown, skipped = encode_files(sources, model, digests)
@@ -189,7 +209,9 @@ def evaluate(
     )
     if ngram and ds is not None:
         train_docs = [np.asarray(d) for d in ds.documents("train")]
-        by_order, best = score_ngram(train_docs, docs, len(model.vocab), model.vocab.note_ids, max_order)
+        by_order, best = score_ngram(
+            train_docs, docs, len(model.vocab), model.vocab.note_ids, max_order
+        )
         rep.ngram_order = best
         rep.ngram_bits_per_note = by_order[best].bits_per_note
         rep.ngram_bits_per_token = by_order[best].bits_per_token

@@ -66,7 +66,9 @@ def atomic_write(path: str | Path, write: Writer) -> Path:
     return path
 
 
-def atomic_write_group(files: Mapping[str | Path, Writer | bytes], marker: str | Path | None = None) -> list[Path]:
+def atomic_write_group(
+    files: Mapping[str | Path, Writer | bytes], marker: str | Path | None = None
+) -> list[Path]:
     """Replace several files together.
 
     Every file is first written in full to a temporary file beside it (a full disk
@@ -87,7 +89,11 @@ def atomic_write_group(files: Mapping[str | Path, Writer | bytes], marker: str |
     done: set[int] = set()
     try:
         for path, w in items:
-            temps.append(_write_temp(path, (lambda fh, b=w: fh.write(b)) if isinstance(w, bytes | bytearray) else w))
+            temps.append(
+                _write_temp(
+                    path, (lambda fh, b=w: fh.write(b)) if isinstance(w, bytes | bytearray) else w
+                )
+            )
         if marker is not None:
             Path(marker).unlink(missing_ok=True)
         for i in order:
@@ -105,7 +111,9 @@ def atomic_write_group(files: Mapping[str | Path, Writer | bytes], marker: str |
 def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
     """indent=None writes compact JSON: for large machine-read files such as a dataset index."""
     separators = None if indent is not None else (",", ":")
-    return (json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False) + "\n").encode("utf-8")
+    return (
+        json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False) + "\n"
+    ).encode("utf-8")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -50,7 +50,7 @@ class Primer:
 
 
 def parse_instruments(text: str) -> tuple[int, ...]:
-    """"0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
+    """ "0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
     out = set()
     for part in (p.strip().lower() for p in text.split(",")):
         if part in ("drums", "drum", "kit"):
@@ -58,7 +58,9 @@ def parse_instruments(text: str) -> tuple[int, ...]:
         elif part.isdigit() and 0 <= int(part) <= 127:
             out.add(int(part))
         else:
-            raise MusicgenError(f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'")
+            raise MusicgenError(
+                f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'"
+            )
     if not out:
         raise MusicgenError("--instruments needs at least one instrument")
     return tuple(sorted(out))
@@ -69,7 +71,11 @@ def instrument_name(program: int) -> str:
 
 
 def _check_instruments(vocab, instruments: tuple[int, ...]) -> None:
-    known = [int(v) for v in vocab.space.inst.values if vocab.lookup[vocab.space.inst.offset + int(v)] >= 0]
+    known = [
+        int(v)
+        for v in vocab.space.inst.values
+        if vocab.lookup[vocab.space.inst.offset + int(v)] >= 0
+    ]
     missing = [p for p in instruments if p not in known]
     if missing:
         raise MusicgenError(
@@ -78,7 +84,9 @@ def _check_instruments(vocab, instruments: tuple[int, ...]) -> None:
         )
 
 
-def load_primer(path: str | Path, vocab, bars: int | None, instruments: tuple[int, ...] | None = None) -> Primer:
+def load_primer(
+    path: str | Path, vocab, bars: int | None, instruments: tuple[int, ...] | None = None
+) -> Primer:
     """A MIDI file as the start of a piece in `vocab`'s tokens.
 
     Notes on instruments the vocabulary has never seen are left out (counted); a
@@ -110,7 +118,9 @@ def load_primer(path: str | Path, vocab, bars: int | None, instruments: tuple[in
     stream = vocab.stream()
     for t in ids.tolist():
         if not vocab.allowed(stream)[t]:
-            raise MusicgenError(f"primer {path}: cannot be written in the model's tokens ({vocab.tokens[t]} out of place)")
+            raise MusicgenError(
+                f"primer {path}: cannot be written in the model's tokens ({vocab.tokens[t]} out of place)"
+            )
         stream.feed(vocab.uids[t])
     return Primer(ids, unknown, len(enc.notes), int((~known).sum()))
 
@@ -153,7 +163,15 @@ class LengthTracker:
     It is the decode loop's `rules`: `mask()` before each draw, `update(new)` after.
     """
 
-    def __init__(self, vocab, cfg: GenerateConfig, prompt: np.ndarray, batch: int, *, header_fixed: bool = False):
+    def __init__(
+        self,
+        vocab,
+        cfg: GenerateConfig,
+        prompt: np.ndarray,
+        batch: int,
+        *,
+        header_fixed: bool = False,
+    ):
         self.vocab, self.cfg = vocab, cfg
         self.streams = []
         for _ in range(batch):
@@ -163,11 +181,17 @@ class LengthTracker:
                 stream.end_header()
             self.streams.append(stream)
         first = self.streams[0]
-        self.start_step, self.start_seconds, self.start_notes = first.step, first.seconds, first.notes
+        self.start_step, self.start_seconds, self.start_notes = (
+            first.step,
+            first.seconds,
+            first.notes,
+        )
         self.bar_len = np.full(batch, first.bar_steps, dtype=np.int64)
         self.tokens = np.zeros(batch, dtype=np.int64)
         self.done = np.zeros(batch, dtype=bool)
-        self.end_step = np.full(batch, -1, dtype=np.int64)  # where a time target cut the piece (absolute steps)
+        self.end_step = np.full(
+            batch, -1, dtype=np.int64
+        )  # where a time target cut the piece (absolute steps)
         self._eos = vocab.eos_id
         self.memories: list[RepeatMemory] = []
         if cfg.repeat_bias:
@@ -216,7 +240,11 @@ class LengthTracker:
             if self.memories:
                 self.memories[b].push(t, stream.bar_position)
             self.tokens[b] += 1
-            if stream.step == self.start_step and stream.time_signatures and stream.time_signatures[-1][0] == stream.step:
+            if (
+                stream.step == self.start_step
+                and stream.time_signatures
+                and stream.time_signatures[-1][0] == stream.step
+            ):
                 self.bar_len[b] = stream.bar_steps  # a metre chosen before any time passes
             new_steps = stream.step - self.start_step
             if cfg.unit == "tokens":
@@ -233,7 +261,9 @@ class LengthTracker:
                 if reached:
                     # whole steps that still fit: the piece ends at or before the target, never after
                     room = max(cfg.length - (sec0 - self.start_seconds), 0.0)
-                    self.end_step[b] = step0 + min(stream.step - step0, int(np.floor(room / sec_per_step + 1e-9)))
+                    self.end_step[b] = step0 + min(
+                        stream.step - step0, int(np.floor(room / sec_per_step + 1e-9))
+                    )
             self.done[b] |= bool(reached)
         return torch.from_numpy(self.done.copy())
 
@@ -247,7 +277,9 @@ class LengthTracker:
 
 
 def _seconds_per_step(stream) -> float:
-    return 60.0 / (stream.qpm * stream.steps_per_unit) if stream.beats else 1.0 / stream.steps_per_unit
+    return (
+        60.0 / (stream.qpm * stream.steps_per_unit) if stream.beats else 1.0 / stream.steps_per_unit
+    )
 
 
 def start_of_piece(vocab, cfg: GenerateConfig) -> tuple[np.ndarray, Primer | None, bool]:
@@ -264,25 +296,31 @@ def start_of_piece(vocab, cfg: GenerateConfig) -> tuple[np.ndarray, Primer | Non
     return vocab.lookup[uids], None, bool(cfg.instruments)
 
 
-def generate_songs(model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu") -> tuple[list[Song], Primer | None]:
+def generate_songs(
+    model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu"
+) -> tuple[list[Song], Primer | None]:
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
     tracker = LengthTracker(model.vocab, cfg, prompt, B, header_fixed=header_fixed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
-    seq = decode_loop(
-        model.core,
-        x,
-        tracker.max_tokens(),
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        generator=generator,
-        rules=tracker,
-        pad_id=PAD,
-        use_cache=cfg.use_cache,
-        context_len=model.model_cfg.max_len,
-    ).cpu().numpy()
+    seq = (
+        decode_loop(
+            model.core,
+            x,
+            tracker.max_tokens(),
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            generator=generator,
+            rules=tracker,
+            pad_id=PAD,
+            use_cache=cfg.use_cache,
+            context_len=model.model_cfg.max_len,
+        )
+        .cpu()
+        .numpy()
+    )
     songs = []
     per_step = quarters_per_step(model.encoding)
     new_notes = tracker.notes
@@ -308,7 +346,9 @@ def tokens_to_score(ids: np.ndarray, vocab) -> Score:
 
 def output_paths(out: Path, n: int) -> list[Path]:
     if out.suffix.lower() not in (".mid", ".midi"):
-        out = out.with_name(out.name + ".mid")  # "-o song" means song.mid, never a file its sidecar could clobber
+        out = out.with_name(
+            out.name + ".mid"
+        )  # "-o song" means song.mid, never a file its sidecar could clobber
     if n == 1:
         return [out]
     return [out.with_name(f"{out.stem}-{i:03d}{out.suffix or '.mid'}") for i in range(1, n + 1)]
@@ -327,7 +367,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateConfig, primer: Primer | None) -> list[Path]:
+def write_songs(
+    songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateConfig, primer: Primer | None
+) -> list[Path]:
     """Every MIDI file with its sidecar, or nothing: a full disk never leaves a new song
     beside an old sidecar (or half the samples of a batch) behind."""
     paths = output_paths(out, len(songs))
@@ -352,7 +394,12 @@ def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateC
             "regenerate": regenerate_command(model.path, out, cfg),
         }
         files.append((path, score_to_midi_bytes(song.score)))
-        files.append((path.with_suffix(".json"), (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
+        files.append(
+            (
+                path.with_suffix(".json"),
+                (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+            )
+        )
     for path, _ in files:
         path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_group(dict(files))  # a song and its sidecar land together or not at all
@@ -362,8 +409,23 @@ def write_songs(songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateC
 
 
 def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
-    parts = ["musicgen", "generate", str(ckpt), "--out", str(out), "--num-samples", str(cfg.num_samples)]
-    parts += ["--temperature", f"{cfg.temperature:g}", "--top-k", str(cfg.top_k), "--top-p", f"{cfg.top_p:g}"]
+    parts = [
+        "musicgen",
+        "generate",
+        str(ckpt),
+        "--out",
+        str(out),
+        "--num-samples",
+        str(cfg.num_samples),
+    ]
+    parts += [
+        "--temperature",
+        f"{cfg.temperature:g}",
+        "--top-k",
+        str(cfg.top_k),
+        "--top-p",
+        f"{cfg.top_p:g}",
+    ]
     parts += ["--seed", str(cfg.seed), f"--{cfg.unit}", f"{cfg.length:g}"]
     if cfg.primer:
         parts += ["--primer", cfg.primer]
@@ -379,4 +441,3 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
     if not cfg.use_cache:
         parts.append("--no-cache")
     return " ".join(parts)
-

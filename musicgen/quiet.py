@@ -19,7 +19,11 @@ _HARMLESS = (
 def quiet_lightning() -> None:
     if os.environ.get("MUSICGEN_DEBUG"):
         return
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in _HARMLESS:
         warnings.filterwarnings("ignore", message=pattern)

@@ -219,7 +219,9 @@ def generate(
                     stop(new, step), dtype=torch.bool, device=seq.device
                 )
             if rules is not None:
-                finished = finished | torch.as_tensor(rules.update(new), dtype=torch.bool, device=seq.device)
+                finished = finished | torch.as_tensor(
+                    rules.update(new), dtype=torch.bool, device=seq.device
+                )
             if finished.all():
                 break
         return seq

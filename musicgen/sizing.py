@@ -28,7 +28,15 @@ from musicgen.models.registry import CORES, build_core
 MIN_STEPS = 1200
 # (d_model, n_layers, n_heads) from small to large
 LADDER = {
-    "gru": [(192, 2, 1), (256, 2, 1), (320, 2, 1), (384, 3, 1), (512, 3, 1), (768, 3, 1), (1024, 4, 1)],
+    "gru": [
+        (192, 2, 1),
+        (256, 2, 1),
+        (320, 2, 1),
+        (384, 3, 1),
+        (512, 3, 1),
+        (768, 3, 1),
+        (1024, 4, 1),
+    ],
     "transformer": [(128, 3, 4), (192, 4, 4), (256, 4, 4), (384, 6, 6), (512, 8, 8), (768, 12, 12)],
 }
 LADDER["gru-attn"] = LADDER["gru"]
@@ -64,20 +72,34 @@ def context_for(ds: TokenDataset) -> int:
     return int(min(2048, max(256, 2 ** math.ceil(math.log2(max(p90, 1))))))
 
 
-def step_time(model_cfg: ModelConfig, train_cfg: TrainConfig, tokens: np.ndarray, device: torch.device, steps: int = 3) -> float:
+def step_time(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    tokens: np.ndarray,
+    device: torch.device,
+    steps: int = 3,
+) -> float:
     """Seconds per optimizer step (forward, backward, AdamW) on windows of the training tokens."""
     core = build_core(model_cfg).to(device).train()
     opt = torch.optim.AdamW(core.parameters(), lr=1e-4)
     rng = np.random.default_rng(0)
     T, B = train_cfg.seq_len, train_cfg.batch_size
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
 
     def one() -> None:
         off = rng.integers(0, max(len(tokens) - T - 1, 1), B)
-        w = torch.from_numpy(np.stack([np.asarray(tokens[o : o + T + 1], dtype=np.int64) for o in off])).to(device)
+        w = torch.from_numpy(
+            np.stack([np.asarray(tokens[o : o + T + 1], dtype=np.int64) for o in off])
+        ).to(device)
         with autocast:
             logits, _ = core(w[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), w[:, 1:].reshape(-1))
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), w[:, 1:].reshape(-1)
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -93,7 +115,9 @@ def step_time(model_cfg: ModelConfig, train_cfg: TrainConfig, tokens: np.ndarray
     return (time.perf_counter() - t0) / steps
 
 
-def size_for_budget(data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device) -> Sizing:
+def size_for_budget(
+    data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device
+) -> Sizing:
     """The largest rung of the ladder whose step time leaves MIN_STEPS steps in train_cfg.max_time."""
     ds = TokenDataset.open(data_dir)
     tokens = ds.split_tokens("train")
@@ -105,7 +129,14 @@ def size_for_budget(data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, de
         batch = max(1, TRANSFORMER_BATCH_TOKENS // seq_len)
     best = None
     for d, layers, heads in LADDER[model_cfg.name]:
-        m = replace(model_cfg, d_model=d, n_layers=layers, n_heads=heads, vocab_size=len(ds.vocab), max_len=seq_len)
+        m = replace(
+            model_cfg,
+            d_model=d,
+            n_layers=layers,
+            n_heads=heads,
+            vocab_size=len(ds.vocab),
+            max_len=seq_len,
+        )
         t = replace(train_cfg, seq_len=seq_len, batch_size=batch)
         seconds = step_time(m, t, tokens, device)
         steps = int(budget / seconds)

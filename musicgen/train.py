@@ -108,7 +108,9 @@ def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
     fraction of each epoch.
     """
     if not val_every > 0:
-        raise MusicgenError(f"val_every must be positive (a number of batches, or a fraction of an epoch), got {val_every}")
+        raise MusicgenError(
+            f"val_every must be positive (a number of batches, or a fraction of an epoch), got {val_every}"
+        )
     if val_every > 1:
         return int(val_every), None
     return (None if val_every == 1 else float(val_every)), 1
@@ -126,7 +128,9 @@ def _lock_run_folder(out: Path):
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
-        raise MusicgenError(f"another training run is writing {out}; wait for it or use another --out") from None
+        raise MusicgenError(
+            f"another training run is writing {out}; wait for it or use another --out"
+        ) from None
     remove_stale_temps(out, ["last.ckpt", "best.ckpt"])  # left by a run that was killed mid-write
     return fh
 
@@ -148,7 +152,9 @@ def train(
     out = Path(out_dir)
     if train_cfg.carry_state is None:
         train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
-    dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state)  # a damaged dataset is refused before anything is written
+    dm = MusicDataModule(
+        data_dir, train_cfg, streams=train_cfg.carry_state
+    )  # a damaged dataset is refused before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -157,22 +163,30 @@ def train(
     try:
         L.seed_everything(train_cfg.seed, workers=True, verbose=False)
         vocab = dm.ds.vocab
-        model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)  # the context it learns
+        model_cfg = replace(
+            model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
+        )  # the context it learns
 
         last = out / "last.ckpt"
         ckpt_path = None
         if resume:
             if not last.exists():
                 raise MusicgenError(f"nothing to resume: {last} does not exist")
-            saved = read_musicgen_checkpoint(last)  # refuses pickled code and foreign files before Lightning sees them
+            saved = read_musicgen_checkpoint(
+                last
+            )  # refuses pickled code and foreign files before Lightning sees them
             meta = saved["musicgen"]
             saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
             if saved_model.get("name") != model_cfg.name:
-                raise MusicgenError(f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}")
+                raise MusicgenError(
+                    f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
+                )
             from musicgen.config import from_dict
 
             try:
-                model_cfg = from_dict(ModelConfig, saved_model)  # resume the architecture that was saved
+                model_cfg = from_dict(
+                    ModelConfig, saved_model
+                )  # resume the architecture that was saved
             except (TypeError, ValueError) as exc:
                 raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
             saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
@@ -182,18 +196,28 @@ def train(
 
         lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), dataset_meta(vocab, data_dir))
         ckpt_cb = ModelCheckpoint(
-            dirpath=out, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True,
+            dirpath=out,
+            filename="best",
+            monitor="val_loss",
+            mode="min",
+            save_top_k=1,
+            save_last=True,
             enable_version_counter=False,
         )
         interrupt = SaveOnInterrupt(last)
         callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
         if train_cfg.patience > 0:
-            callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience))
+            callbacks.append(
+                EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience)
+            )
         loggers: list = []
         if logs:
             from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-            loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tb", version="")]
+            loggers = [
+                CSVLogger(out, name="logs", version=""),
+                TensorBoardLogger(out, name="tb", version=""),
+            ]
         trainer = L.Trainer(
             accelerator=hw.accelerator,
             devices=hw.lightning_devices(),
@@ -231,8 +255,15 @@ def train(
         if best is not None and best.exists():
             bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
         return TrainResult(
-            out, best, last if last.exists() else None, bpn, trainer.global_step, seconds, bool(trainer.interrupted),
-            trainer.is_global_zero, dm.val_is_held_out,
+            out,
+            best,
+            last if last.exists() else None,
+            bpn,
+            trainer.global_step,
+            seconds,
+            bool(trainer.interrupted),
+            trainer.is_global_zero,
+            dm.val_is_held_out,
         )
     finally:
         if lock is not None:

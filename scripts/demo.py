@@ -40,10 +40,41 @@ def main() -> int:
     data = out / "data"
     run(["ingest", "data/midi", "--out", str(data)])
     for name, size in MODELS.items():
-        run(["train", "--data", str(data), "--model", name, "--out", str(out / "runs" / name),
-             "--max-time", str(ns.minutes), "--epochs", "0", "--seq-len", "256", "--no-progress", *size])
-        run(["generate", str(out / "runs" / name / "best.ckpt"), "--out", str(out / "songs" / f"{name}.mid"),
-             "--bars", "16", "--temperature", "0.9", "--top-p", "0.95", "--seed", "1"])
+        run(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                name,
+                "--out",
+                str(out / "runs" / name),
+                "--max-time",
+                str(ns.minutes),
+                "--epochs",
+                "0",
+                "--seq-len",
+                "256",
+                "--no-progress",
+                *size,
+            ]
+        )
+        run(
+            [
+                "generate",
+                str(out / "runs" / name / "best.ckpt"),
+                "--out",
+                str(out / "songs" / f"{name}.mid"),
+                "--bars",
+                "16",
+                "--temperature",
+                "0.9",
+                "--top-p",
+                "0.95",
+                "--seed",
+                "1",
+            ]
+        )
     from musicgen.pretrained import pretrained_models
 
     shipped = pretrained_models()
@@ -54,8 +85,28 @@ def main() -> int:
         checkpoints = [str(out / "runs" / name / "best.ckpt") for name in MODELS]
         label = "models trained just now (no pretrained models found)"
     page = out / "compare"
-    run(["compare", *checkpoints, "--data", str(data), "--out", str(page), "--samples", str(ns.samples),
-         "--primer-bars", "4", "--bars", "8", "--seed", "7", "--temperature", "0.9", "--top-p", "0.95"])
+    run(
+        [
+            "compare",
+            *checkpoints,
+            "--data",
+            str(data),
+            "--out",
+            str(page),
+            "--samples",
+            str(ns.samples),
+            "--primer-bars",
+            "4",
+            "--bars",
+            "8",
+            "--seed",
+            "7",
+            "--temperature",
+            "0.9",
+            "--top-p",
+            "0.95",
+        ]
+    )
     minutes = (time.time() - t0) / 60
     print(f"\nDone in {minutes:.1f} min.")
     print(f"Songs from the models trained just now: {out / 'songs'}")

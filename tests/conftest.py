@@ -39,7 +39,9 @@ def _notes(*notes, ch=0, eot=True) -> bytes:
     """Track body of (delta before note-on, pitch, length in ticks[, velocity]) played one after another."""
     body = b""
     for delta, pitch, ticks, *vel in notes:
-        body += _event(delta, 0x90 | ch, pitch, vel[0] if vel else 64) + _event(ticks, 0x80 | ch, pitch, 0)
+        body += _event(delta, 0x90 | ch, pitch, vel[0] if vel else 64) + _event(
+            ticks, 0x80 | ch, pitch, 0
+        )
     return body + (_event(0, 0xFF, 0x2F, 0) if eot else b"")
 
 
@@ -91,7 +93,9 @@ def _write_mido(path: Path, tpq: int, tracks: list[list[tuple[int, object]]]) ->
     for events in tracks:
         tr = mido.MidiTrack()
         now = 0
-        for tick, msg in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):  # note-offs first
+        for tick, msg in sorted(
+            events, key=lambda e: (e[0], e[1].type == "note_on")
+        ):  # note-offs first
             tr.append(msg.copy(time=tick - now))
             now = tick
         tr.append(mido.MetaMessage("end_of_track", time=0))
@@ -111,7 +115,11 @@ def performed_chorale(tmp_path_factory) -> Built:
     score = read_score(CORPUS / "bwv1.6.mid")
     rng = np.random.default_rng(11)
     # one note per (onset, pitch): unison doublings of the score would merge anyway
-    _, first = np.unique(np.stack([np.round(score.notes["start"] * 48), score.notes["pitch"]], axis=1), axis=0, return_index=True)
+    _, first = np.unique(
+        np.stack([np.round(score.notes["start"] * 48), score.notes["pitch"]], axis=1),
+        axis=0,
+        return_index=True,
+    )
     notes = score.notes[np.sort(first)]
     beat = 60 / 76
     onsets = notes["start"] * beat + rng.normal(0, 0.012, len(notes)) + 0.5
@@ -135,7 +143,9 @@ def performed_chorale(tmp_path_factory) -> Built:
     _write_mido(path, tpq, [events])
     # what sounds: a key released under the pedal sounds until the pedal lifts
     on_ticks = np.array([t(x) for x in onsets]) / tps
-    up_ticks = np.array([max(t(off), t(on) + 1) for on, off in zip(onsets, keyup, strict=True)]) / tps
+    up_ticks = (
+        np.array([max(t(off), t(on) + 1) for on, off in zip(onsets, keyup, strict=True)]) / tps
+    )
     ends = up_ticks.copy()
     for down, up in presses:
         held = (up_ticks >= t(down) / tps) & (up_ticks < t(up) / tps)
@@ -144,7 +154,15 @@ def performed_chorale(tmp_path_factory) -> Built:
         mine = np.flatnonzero(notes["pitch"] == p)
         mine = mine[np.argsort(on_ticks[mine])]
         ends[mine[:-1]] = np.minimum(ends[mine[:-1]], on_ticks[mine[1:]])
-    return Built(path, on_ticks, ends, notes["pitch"].astype(int), velocities, np.zeros(len(notes), bool), len(presses))
+    return Built(
+        path,
+        on_ticks,
+        ends,
+        notes["pitch"].astype(int),
+        velocities,
+        np.zeros(len(notes), bool),
+        len(presses),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -154,8 +172,12 @@ def pop_song(tmp_path_factory) -> Built:
 
     tpq = 480
     rng = np.random.default_rng(5)
-    tracks: list[list[tuple[int, object]]] = [[(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(112))),
-                                              (0, mido.MetaMessage("time_signature", numerator=4, denominator=4))]]  # fmt: skip
+    tracks: list[list[tuple[int, object]]] = [
+        [
+            (0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(112))),
+            (0, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
+        ]
+    ]
     rows = []  # (tick, length, pitch, velocity, channel, drum)
     chords = [(48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50)]
     for b in range(16):
@@ -165,14 +187,20 @@ def pop_song(tmp_path_factory) -> Built:
             rows.append((tick, tpq // 2, root[0] - 12, 90 + int(rng.integers(-6, 6)), 1, False))
             for p in root:
                 rows.append((tick, tpq, p + 12, 60 + int(rng.integers(-4, 4)), 0, False))
-            rows.append((tick, 30, 36 if q % 2 == 0 else 38, 100 + int(rng.integers(-10, 10)), 9, True))
+            rows.append(
+                (tick, 30, 36 if q % 2 == 0 else 38, 100 + int(rng.integers(-10, 10)), 9, True)
+            )
             for h in range(2):
                 rows.append((tick + h * tpq // 2, 20, 42, 70 + int(rng.integers(-10, 10)), 9, True))
             if b >= 8:
                 rows.append((tick + tpq // 4, tpq // 4, 72 + [0, 2, 4, 7][q], 95, 2, False))
     programs = {0: 0, 1: 33, 2: 81}
     for ch in (0, 1, 2, 9):
-        ev: list[tuple[int, object]] = [] if ch == 9 else [(0, mido.Message("program_change", program=programs[ch], channel=ch))]
+        ev: list[tuple[int, object]] = (
+            []
+            if ch == 9
+            else [(0, mido.Message("program_change", program=programs[ch], channel=ch))]
+        )
         for tick, length, p, v, c, _ in rows:
             if c == ch:
                 ev.append((tick, mido.Message("note_on", note=p, velocity=v, channel=ch)))
@@ -182,7 +210,9 @@ def pop_song(tmp_path_factory) -> Built:
     _write_mido(path, tpq, tracks)
     r = np.array([(tick, length, p, v, d) for tick, length, p, v, _, d in rows])
     sec = 60 / 112 / tpq
-    return Built(path, r[:, 0] * sec, (r[:, 0] + r[:, 1]) * sec, r[:, 2], r[:, 3], r[:, 4].astype(bool))
+    return Built(
+        path, r[:, 0] * sec, (r[:, 0] + r[:, 1]) * sec, r[:, 2], r[:, 3], r[:, 4].astype(bool)
+    )
 
 
 # --- a tiny dataset and tiny trained models, once per session --------------------------------

@@ -31,8 +31,16 @@ MODEL_KW = dict(d_model=32, n_layers=1, n_heads=4, dropout=0.0)
 SEQ_LEN = 64
 STEPS = 80
 TRAIN_KW = dict(
-    seq_len=SEQ_LEN, batch_size=8, epochs=0, max_steps=STEPS, warmup_steps=2, val_every=8,
-    patience=0, lr=1e-2, transpose=2, seed=0,
+    seq_len=SEQ_LEN,
+    batch_size=8,
+    epochs=0,
+    max_steps=STEPS,
+    warmup_steps=2,
+    val_every=8,
+    patience=0,
+    lr=1e-2,
+    transpose=2,
+    seed=0,
 )
 
 _cache: dict = {}
@@ -48,7 +56,12 @@ def corpus_files(n: int = N_FILES) -> list[Path]:
 def build_dataset(tmp_path_factory) -> Path:
     if "dataset" not in _cache:
         out = tmp_path_factory.mktemp("dataset")
-        ingest(corpus_files(), out, EncodingConfig(), IngestConfig(val_fraction=VAL_FRACTION, workers=1))
+        ingest(
+            corpus_files(),
+            out,
+            EncodingConfig(),
+            IngestConfig(val_fraction=VAL_FRACTION, workers=1),
+        )
         ds = TokenDataset.open(out)
         assert ds.documents("val"), "choose VAL_FRACTION so that some chorales are held out"
         assert ds.documents("train")
@@ -60,7 +73,14 @@ def train_tiny(data: Path, out: Path, name: str = "gru", **overrides) -> TrainRe
     """A few optimizer steps of a 32-wide, one-layer model."""
     model_kw = {k: overrides.pop(k) for k in list(overrides) if k in MODEL_KW}
     cfg = TrainConfig(**{**TRAIN_KW, **overrides})
-    return train(data, out, ModelConfig(name=name, **{**MODEL_KW, **model_kw}), cfg, progress_bar=False, logs=False)
+    return train(
+        data,
+        out,
+        ModelConfig(name=name, **{**MODEL_KW, **model_kw}),
+        cfg,
+        progress_bar=False,
+        logs=False,
+    )
 
 
 class TrainedModels:
@@ -153,7 +173,13 @@ def odd_midi(path: Path, model: LoadedModel) -> OddMidi:
     res = enc.steps_per_quarter
     dur = next(int(v) for v in reversed(space.dur.values) if f"Dur_{v}" not in vocab.index)
     tempo = next(float(q) for q in space.tempo.values if f"Tempo_{q:g}" not in vocab.index)
-    notes = [(0.0, 1.0, 60), (1.0, 1.0, 64), (2.0, dur / res, 67), (2.0 + dur / res, 1.0, 72), (3.0 + dur / res, 1.0, 76, 40)]
+    notes = [
+        (0.0, 1.0, 60),
+        (1.0, 1.0, 64),
+        (2.0, dur / res, 67),
+        (2.0 + dur / res, 1.0, 72),
+        (3.0 + dur / res, 1.0, 76, 40),
+    ]
     write_notes_midi(path, notes, tempo=tempo)
     ids = encode(read_score(path), enc).ids[:-1]
     strings = space.strings()

@@ -68,7 +68,9 @@ def test_cli_refuses_pickled_code_in_one_line(evil, tmp_path, command):
     assert not (tmp_path / "song.mid").exists()
 
 
-def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(dataset, trained, tmp_path, monkeypatch):
+def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(
+    dataset, trained, tmp_path, monkeypatch
+):
     run = tmp_path / "run"
     run.mkdir()
     marker = tmp_path / "PWNED"
@@ -79,8 +81,17 @@ def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(dataset, tra
 
     monkeypatch.setattr("musicgen.train.L.Trainer", no_lightning)
     with pytest.raises(CheckpointError, match="pickled code"):
-        train(dataset, run, ModelConfig(name="gru", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
-    result = run_cli("train", "--data", dataset, "--out", run, "--model", "gru", "--resume", "--no-progress")
+        train(
+            dataset,
+            run,
+            ModelConfig(name="gru", **MODEL_KW),
+            TrainConfig(**TRAIN_KW),
+            resume=True,
+            logs=False,
+        )
+    result = run_cli(
+        "train", "--data", dataset, "--out", run, "--model", "gru", "--resume", "--no-progress"
+    )
     assert_cli_error(result, "pickled code")
     assert not marker.exists()
 
@@ -92,7 +103,9 @@ def test_foreign_lightning_checkpoint_is_refused(trained, tmp_path):
     torch.save(ckpt, foreign)
     with pytest.raises(CheckpointError, match="not a musicgen checkpoint"):
         load_model(foreign)
-    assert_cli_error(run_cli("generate", foreign, "--out", tmp_path / "s.mid"), "not a musicgen checkpoint")
+    assert_cli_error(
+        run_cli("generate", foreign, "--out", tmp_path / "s.mid"), "not a musicgen checkpoint"
+    )
     assert_cli_error(run_cli("evaluate", foreign), "not a musicgen checkpoint")
     with pytest.raises(CheckpointError, match="not a musicgen checkpoint"):
         export_model(foreign, tmp_path / "export")
@@ -134,11 +147,16 @@ def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path,
     folder = export_model(best, tmp_path / "export")
     assert (folder / "model.safetensors").is_file() and (folder / "musicgen.json").is_file()
     meta = json.loads((folder / "musicgen.json").read_text())
-    assert meta["model"]["name"] == name and meta["vocab"]["tokens"] == TokenDataset.open(dataset).vocab.tokens
+    assert (
+        meta["model"]["name"] == name
+        and meta["vocab"]["tokens"] == TokenDataset.open(dataset).vocab.tokens
+    )
     assert meta["aliases"] == {"head.weight": "emb.weight"}  # tied weights are stored once
     assert "head.weight" not in load_file(folder / "model.safetensors")
 
-    x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[:SEQ_LEN].astype("int64"))[None]
+    x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[:SEQ_LEN].astype("int64"))[
+        None
+    ]
     original = load_model(best)
     with torch.no_grad():
         want, _ = original.core(x)
@@ -178,6 +196,8 @@ def test_a_checkpoint_of_the_old_representation_is_refused_in_one_line(trained, 
     ckpt["musicgen"]["vocab"]["version"] = 1
     old = tmp_path / "old.ckpt"
     torch.save(ckpt, old)
-    line = assert_cli_error(run_cli("generate", old, "--out", tmp_path / "s.mid"), "older musicgen (representation v1)")
+    line = assert_cli_error(
+        run_cli("generate", old, "--out", tmp_path / "s.mid"), "older musicgen (representation v1)"
+    )
     assert "ingest the music again and retrain" in line
     assert not (tmp_path / "s.mid").exists()

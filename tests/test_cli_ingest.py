@@ -39,7 +39,10 @@ def test_ingest_prints_the_summary(runner, music, tmp_path):
     index = json.loads((out / "index.json").read_text())
     notes = sum(e["notes"] for e in index["files"])
     tokens = index["splits"]["val"][1]
-    m = re.fullmatch(r"notes: ([\d,]+)  tokens: ([\d,]+) \(train ([\d,]+), val ([\d,]+)\)  tokens/note: (\d+\.\d\d)", lines[2])
+    m = re.fullmatch(
+        r"notes: ([\d,]+)  tokens: ([\d,]+) \(train ([\d,]+), val ([\d,]+)\)  tokens/note: (\d+\.\d\d)",
+        lines[2],
+    )
     assert m, lines[2]
     assert int(m[1].replace(",", "")) == notes and int(m[2].replace(",", "")) == tokens
     assert 2.0 < float(m[5]) < 3.0
@@ -49,11 +52,16 @@ def test_ingest_prints_the_summary(runner, music, tmp_path):
     assert lines[5] == f"wrote {out}"
     assert lines[6] == f"report: {out / 'report.json'}"
     assert len(lines) == 7
-    assert json.loads((out / "vocab.json").read_text())["encoding"]["time"] == "beats"  # every later command follows it
+    assert (
+        json.loads((out / "vocab.json").read_text())["encoding"]["time"] == "beats"
+    )  # every later command follows it
 
     again = runner.invoke(cli, ["ingest", str(music), "--out", str(out), "--workers", "2"])
     assert again.exit_code == 0
-    assert again.stdout.splitlines()[0] == "files: 11 (10 ok, 0 partial, 1 skipped), 10 reused from cache"
+    assert (
+        again.stdout.splitlines()[0]
+        == "files: 11 (10 ok, 0 partial, 1 skipped), 10 reused from cache"
+    )
     assert f"wrote {out} (up to date, nothing re-parsed)" in again.stdout.splitlines()
 
 
@@ -63,7 +71,9 @@ def test_ingest_only_bad_files_exits_2_with_one_line(runner, tmp_path):
     (bad / "empty.mid").write_bytes(b"")
     (bad / "text.mid").write_text("not music at all")
     (bad / "random.MID").write_bytes(bytes(range(256)) * 4)
-    result = runner.invoke(cli, ["ingest", str(bad), "--out", str(tmp_path / "ds"), "--workers", "1"])
+    result = runner.invoke(
+        cli, ["ingest", str(bad), "--out", str(tmp_path / "ds"), "--workers", "1"]
+    )
     assert result.exit_code == 2
     assert result.stdout == ""
     err = result.stderr.splitlines()
@@ -96,8 +106,18 @@ def test_tokenize_prints_and_writes_the_round_trip(runner, corpus_files, tmp_pat
     assert tok_line == f"tokens: {len(enc.ids)}  tokens/note: {len(enc.ids) / 445:.2f}"
     first = next(ln for ln in lines if ln.startswith("first tokens: ")).split()[2:]
     assert len(first) == 12
-    assert first[:5] == ["BOS", "Inst_0", "TimeSig_4/4", "Tempo_75.93", "Prog_0"]  # 76 qpm within 0.1%
-    assert first[5].startswith("Vel_") and first[6].startswith("Pitch_") and first[7].startswith("Dur_")
+    assert first[:5] == [
+        "BOS",
+        "Inst_0",
+        "TimeSig_4/4",
+        "Tempo_75.93",
+        "Prog_0",
+    ]  # 76 qpm within 0.1%
+    assert (
+        first[5].startswith("Vel_")
+        and first[6].startswith("Pitch_")
+        and first[7].startswith("Dur_")
+    )
     assert re.fullmatch(rf"wrote {re.escape(str(out))} \(445 notes, \d+\.\d s\)", lines[-1])
 
     grid = score_grid(read_score(out), enc.cfg)
@@ -106,7 +126,9 @@ def test_tokenize_prints_and_writes_the_round_trip(runner, corpus_files, tmp_pat
 
 
 def test_tokenize_options_change_the_tokens(runner, corpus_files):
-    result = runner.invoke(cli, ["tokenize", str(corpus_files[0]), "--velocity-bins", "0", "--show", "100000"])
+    result = runner.invoke(
+        cli, ["tokenize", str(corpus_files[0]), "--velocity-bins", "0", "--show", "100000"]
+    )
     assert result.exit_code == 0
     first = next(ln for ln in result.stdout.splitlines() if ln.startswith("first tokens: "))
     assert "Vel_" not in first and first.split()[-1] == "EOS"
@@ -115,8 +137,12 @@ def test_tokenize_options_change_the_tokens(runner, corpus_files):
 def test_tokenize_chooses_seconds_for_played_music(runner, performed_chorale):
     result = runner.invoke(cli, ["tokenize", str(performed_chorale.path), "--show", "4"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1].startswith("time: seconds (1 of 1 file (100% of the notes) looks played")
-    forced = runner.invoke(cli, ["tokenize", str(performed_chorale.path), "--time", "beats", "--show", "4"])
+    assert result.stdout.splitlines()[1].startswith(
+        "time: seconds (1 of 1 file (100% of the notes) looks played"
+    )
+    forced = runner.invoke(
+        cli, ["tokenize", str(performed_chorale.path), "--time", "beats", "--show", "4"]
+    )
     assert forced.stdout.splitlines()[1] == "time: beats (asked for)"
 
 

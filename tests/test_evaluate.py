@@ -25,9 +25,24 @@ from tests.helpers import (
 )
 
 FIELDS = {
-    "model", "checkpoint", "pieces", "tokens", "notes", "bits_per_token", "bits_per_note", "perplexity",
-    "accuracy", "context", "unknown_tokens", "files_skipped", "files_in_training", "ngram_order", "ngram_bits_per_note",
-    "ngram_bits_per_token", "ngram_by_order", "ratio_to_ngram",
+    "model",
+    "checkpoint",
+    "pieces",
+    "tokens",
+    "notes",
+    "bits_per_token",
+    "bits_per_note",
+    "perplexity",
+    "accuracy",
+    "context",
+    "unknown_tokens",
+    "files_skipped",
+    "files_in_training",
+    "ngram_order",
+    "ngram_bits_per_note",
+    "ngram_bits_per_token",
+    "ngram_by_order",
+    "ratio_to_ngram",
 }
 
 
@@ -44,7 +59,9 @@ def test_report_fields_and_their_arithmetic(gru, dataset):
     assert rep.pieces == len(val)
     assert rep.tokens == sum(len(d) - 1 for d in val)  # every token after BOS
     assert rep.notes == ds.num_notes("val") > 0  # one Pitch token per note
-    assert rep.bits_per_note == pytest.approx(rep.bits_per_token * rep.tokens / rep.notes, rel=1e-12)
+    assert rep.bits_per_note == pytest.approx(
+        rep.bits_per_token * rep.tokens / rep.notes, rel=1e-12
+    )
     assert rep.perplexity == pytest.approx(2**rep.bits_per_token, rel=1e-12)
     assert 0 < rep.accuracy < 1
     assert rep.unknown_tokens == 0 and rep.files_skipped == {}
@@ -52,7 +69,9 @@ def test_report_fields_and_their_arithmetic(gru, dataset):
     assert set(rep.ngram_by_order) == set(range(1, 9))
     assert rep.ngram_bits_per_note == pytest.approx(min(rep.ngram_by_order.values()))
     assert rep.ngram_by_order[rep.ngram_order] == pytest.approx(rep.ngram_bits_per_note)
-    assert rep.ngram_bits_per_note == pytest.approx(rep.ngram_bits_per_token * rep.tokens / rep.notes)
+    assert rep.ngram_bits_per_note == pytest.approx(
+        rep.ngram_bits_per_token * rep.tokens / rep.notes
+    )
     assert rep.ratio_to_ngram == pytest.approx(rep.bits_per_note / rep.ngram_bits_per_note)
     assert rep.ngram_by_order[2] < rep.ngram_by_order[1]  # context helps the n-gram on Bach
 
@@ -60,7 +79,9 @@ def test_report_fields_and_their_arithmetic(gru, dataset):
 def test_ngram_scores_the_same_tokens(dataset, gru):
     ds = TokenDataset.open(dataset)
     val = [np.asarray(d) for d in ds.documents("val")]
-    by_order, best = score_ngram([np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), gru.vocab.note_ids, 3)
+    by_order, best = score_ngram(
+        [np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), gru.vocab.note_ids, 3
+    )
     assert best in (1, 2, 3)
     for s in by_order.values():
         assert s.tokens == sum(len(d) - 1 for d in val)
@@ -91,7 +112,11 @@ def test_a_piece_is_scored_whole_with_its_state_carried(trained, name):
     with torch.no_grad():
         for d in docs:
             logits, _ = model.core(torch.from_numpy(d[None, :-1]))
-            bits -= float(torch.log_softmax(logits[0].double(), -1)[torch.arange(len(d) - 1), torch.from_numpy(d[1:])].sum()) / math.log(2)
+            bits -= float(
+                torch.log_softmax(logits[0].double(), -1)[
+                    torch.arange(len(d) - 1), torch.from_numpy(d[1:])
+                ].sum()
+            ) / math.log(2)
     assert chunked.tokens == sum(len(d) - 1 for d in docs)
     assert chunked.bits == pytest.approx(bits, rel=1e-4)
 
@@ -111,7 +136,9 @@ def test_midi_files_with_tokens_the_vocabulary_lacks(gru, tmp_path):
     assert rep.pieces == 2
     assert rep.notes == 5 + _notes_of(gru, chorale)  # unknown tokens dropped, not their notes
     assert math.isfinite(rep.bits_per_note) and rep.bits_per_note > 0
-    assert rep.ngram_order is not None  # the training split of the checkpoint's dataset trains the baseline
+    assert (
+        rep.ngram_order is not None
+    )  # the training split of the checkpoint's dataset trains the baseline
 
 
 def _notes_of(model, path) -> int:
@@ -127,9 +154,13 @@ def test_cli_json_is_one_object(trained, tmp_path):
     assert len(result.stdout.strip().splitlines()) == 1
     data = json.loads(result.stdout)
     assert set(data) == FIELDS
-    assert data["bits_per_note"] == pytest.approx(data["bits_per_token"] * data["tokens"] / data["notes"])
+    assert data["bits_per_note"] == pytest.approx(
+        data["bits_per_token"] * data["tokens"] / data["notes"]
+    )
     assert data["perplexity"] == pytest.approx(2 ** data["bits_per_token"])
-    assert data["ratio_to_ngram"] == pytest.approx(data["bits_per_note"] / data["ngram_bits_per_note"])
+    assert data["ratio_to_ngram"] == pytest.approx(
+        data["bits_per_note"] / data["ngram_bits_per_note"]
+    )
 
 
 def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):
@@ -151,13 +182,20 @@ def test_cli_midi_sources_count_unknown_tokens(gru, trained, tmp_path):
 
 def test_cli_evaluate_errors(trained, tmp_path):
     (tmp_path / "empty.mid").write_bytes(b"")
-    assert_cli_error(run_cli("evaluate", trained["gru"].best, tmp_path / "empty.mid"), "no evaluable pieces")
+    assert_cli_error(
+        run_cli("evaluate", trained["gru"].best, tmp_path / "empty.mid"), "no evaluable pieces"
+    )
     assert_cli_error(run_cli("evaluate", tmp_path / "missing.ckpt"), "no checkpoint")
 
 
 def test_dataset_with_another_vocabulary_is_refused(gru, tmp_path):
     other = tmp_path / "other"
-    ingest(corpus_files(3), other, EncodingConfig(velocity_bins=0), IngestConfig(val_fraction=0.5, workers=1))
+    ingest(
+        corpus_files(3),
+        other,
+        EncodingConfig(velocity_bins=0),
+        IngestConfig(val_fraction=0.5, workers=1),
+    )
     with pytest.raises(MusicgenError, match="different vocabulary"):
         evaluate(gru, data_dir=other)
 
@@ -166,7 +204,9 @@ def test_scoring_training_files_is_flagged(trained, dataset):
     index = json.loads((dataset / "index.json").read_text())
     train_names = {e["path"] for e in index["files"] if e["split"] == "train"}
     files = [f for f in corpus_files() if f.name in train_names][:3]
-    result = run_cli("evaluate", str(trained["gru"].best), *map(str, files), "--data", str(dataset), "--json")
+    result = run_cli(
+        "evaluate", str(trained["gru"].best), *map(str, files), "--data", str(dataset), "--json"
+    )
     assert_ok(result)
     assert json.loads(result.output)["files_in_training"] == 3
     text = run_cli("evaluate", str(trained["gru"].best), *map(str, files), "--data", str(dataset))

@@ -61,7 +61,22 @@ def bar_quarters(score) -> float:
 def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
     out = tmp_path / "song.mid"
     result = run_cli(
-        "generate", ckpt, "--out", out, "-n", 3, "--notes", 8, "--seed", 7, "-t", 0.9, "--top-p", 0.9, "--top-k", 20
+        "generate",
+        ckpt,
+        "--out",
+        out,
+        "-n",
+        3,
+        "--notes",
+        8,
+        "--seed",
+        7,
+        "-t",
+        0.9,
+        "--top-p",
+        0.9,
+        "--top-k",
+        20,
     )
     assert_ok(result)
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -73,9 +88,20 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
         assert side["checkpoint"] == str(ckpt) and side["checkpoint_sha256"] == digest
         assert side["model"] == "gru" and side["sample_index"] == i - 1
         assert side["settings"] == {
-            "num_samples": 3, "temperature": 0.9, "top_k": 20, "top_p": 0.9, "seed": 7, "unit": "notes",
-            "length": 8.0, "primer": None, "primer_bars": None, "tempo": None, "program": None, "instruments": None,
-            "repeat_bias": GenerateConfig.repeat_bias, "repeat_context": 8,
+            "num_samples": 3,
+            "temperature": 0.9,
+            "top_k": 20,
+            "top_p": 0.9,
+            "seed": 7,
+            "unit": "notes",
+            "length": 8.0,
+            "primer": None,
+            "primer_bars": None,
+            "tempo": None,
+            "program": None,
+            "instruments": None,
+            "repeat_bias": GenerateConfig.repeat_bias,
+            "repeat_context": 8,
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8
@@ -88,7 +114,9 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
     args[args.index("--out") + 1] = str(again / "song.mid")
     assert_ok(run_cli("generate", *args))
     for i in (1, 2, 3):
-        assert (again / f"song-00{i}.mid").read_bytes() == (tmp_path / f"song-00{i}.mid").read_bytes()
+        assert (again / f"song-00{i}.mid").read_bytes() == (
+            tmp_path / f"song-00{i}.mid"
+        ).read_bytes()
 
 
 def test_same_seed_same_bytes_other_seed_other_song(ckpt, tmp_path):
@@ -165,7 +193,9 @@ def test_primer_bars_is_continued(gru):
     expected = tokens_to_score(primer.ids, gru.vocab).notes
     assert 0 < len(expected) < len(read_score(path).notes)
     assert expected["start"].max() < bars[2]  # only the first two bars
-    for song in songs_of(gru, unit="notes", length=6, num_samples=3, seed=5, primer=str(path), primer_bars=2):
+    for song in songs_of(
+        gru, unit="notes", length=6, num_samples=3, seed=5, primer=str(path), primer_bars=2
+    ):
         assert np.array_equal(song.ids[: len(primer.ids)], primer.ids)
         assert song.primer_tokens == len(primer.ids)
         notes = song.score.notes
@@ -177,7 +207,9 @@ def test_primer_bars_is_continued(gru):
 def test_cli_primer(ckpt, gru, tmp_path):
     path = corpus_files()[1]
     out = tmp_path / "cont.mid"
-    assert_ok(run_cli("generate", ckpt, "--primer", path, "--primer-bars", 2, "--notes", 5, "--out", out))
+    assert_ok(
+        run_cli("generate", ckpt, "--primer", path, "--primer-bars", 2, "--notes", 5, "--out", out)
+    )
     side = json.loads(out.with_suffix(".json").read_text())
     primer = load_primer(path, gru.vocab, 2)
     assert side["primer_tokens"] == len(primer.ids) and side["primer_unknown_tokens"] == 0
@@ -185,17 +217,25 @@ def test_cli_primer(ckpt, gru, tmp_path):
     grid = gru.encoding.steps_per_quarter
 
     def keys(notes):
-        return {(round(s * grid), int(p), round(d * grid)) for s, p, d in zip(notes["start"], notes["pitch"], notes["duration"], strict=True)}
+        return {
+            (round(s * grid), int(p), round(d * grid))
+            for s, p, d in zip(notes["start"], notes["pitch"], notes["duration"], strict=True)
+        }
 
     assert keys(tokens_to_score(primer.ids, gru.vocab).notes) <= keys(read_score(out).notes)
 
 
 def test_a_primer_keeps_what_the_model_can_write(ckpt, gru, tmp_path):
     odd = odd_midi(tmp_path / "odd.mid", gru)
-    result = run_cli("generate", ckpt, "--primer", odd.path, "--notes", 3, "--out", tmp_path / "o.mid")
+    result = run_cli(
+        "generate", ckpt, "--primer", odd.path, "--notes", 3, "--out", tmp_path / "o.mid"
+    )
     assert_ok(result)
     # the unknown length, tempo and velocity become the nearest the model knows; the violin note is left out
-    assert "primer: 3 values unknown to the model's vocabulary became the nearest it knows" in result.stdout
+    assert (
+        "primer: 3 values unknown to the model's vocabulary became the nearest it knows"
+        in result.stdout
+    )
     assert "primer: 1 notes on instruments the model has never seen were left out" in result.stdout
     side = json.loads((tmp_path / "o.json").read_text())
     assert side["primer_unknown_tokens"] == 3 and side["primer_notes_left_out"] == 1
@@ -207,18 +247,30 @@ def test_a_primer_keeps_what_the_model_can_write(ckpt, gru, tmp_path):
 
 def test_a_snapped_value_keeps_the_timing_of_the_next_note(gru, tmp_path):
     space = gru.vocab.space
-    dur = next(int(v) for v in reversed(space.dur.values) if f"Dur_{v}" not in gru.vocab.index) / space.cfg.steps_per_quarter
-    path = write_notes_midi(tmp_path / "p.mid", [(0.0, dur, 60), (dur, 1.0, 64), (dur + 1.0, 1.0, 67)], velocity=90)
+    dur = (
+        next(int(v) for v in reversed(space.dur.values) if f"Dur_{v}" not in gru.vocab.index)
+        / space.cfg.steps_per_quarter
+    )
+    path = write_notes_midi(
+        tmp_path / "p.mid", [(0.0, dur, 60), (dur, 1.0, 64), (dur + 1.0, 1.0, 67)], velocity=90
+    )
     primer = load_primer(path, gru.vocab, None)
     assert primer.unknown == 1 and primer.left_out == 0
     notes = tokens_to_score(primer.ids, gru.vocab).notes
-    assert notes["start"].tolist() == [0.0, dur, dur + 1.0] and notes["pitch"].tolist() == [60, 64, 67]
+    assert notes["start"].tolist() == [0.0, dur, dur + 1.0] and notes["pitch"].tolist() == [
+        60,
+        64,
+        67,
+    ]
     assert notes["duration"][0] != dur  # the nearest length the model knows
 
 
 def test_a_primer_on_instruments_the_model_never_saw_is_refused(gru, tmp_path):
     path = write_notes_midi(tmp_path / "v.mid", [(0.0, 1.0, 60), (1.0, 1.0, 64)], program=40)
-    with pytest.raises(MusicgenError, match="no notes the model's encoding keeps .on instruments the model has never seen"):
+    with pytest.raises(
+        MusicgenError,
+        match="no notes the model's encoding keeps .on instruments the model has never seen",
+    ):
         load_primer(path, gru.vocab, None)
 
 
@@ -252,10 +304,14 @@ def test_bad_files_exit_2_in_one_line(trained, tmp_path):
     assert_cli_error(run_cli("generate", foreign, *out), "not a musicgen checkpoint")
     text = tmp_path / "notes.mid"
     text.write_text("these are not MIDI bytes\n")
-    assert_cli_error(run_cli("generate", trained["gru"].best, "--primer", text, *out), "not a MIDI file")
+    assert_cli_error(
+        run_cli("generate", trained["gru"].best, "--primer", text, *out), "not a MIDI file"
+    )
     other = tmp_path / "primer.txt"
     other.write_text("C D E F G")
-    assert_cli_error(run_cli("generate", trained["gru"].best, "--primer", other, *out), "unsupported file type")
+    assert_cli_error(
+        run_cli("generate", trained["gru"].best, "--primer", other, *out), "unsupported file type"
+    )
     assert not (tmp_path / "x.mid").exists()
 
 
@@ -293,7 +349,9 @@ def test_untrained_models_still_write_grammatical_music(dataset, name):
         assert ((prev == "prog") <= ((nxt == "vel") | (nxt == "pitch"))).all()
         score, stats = decode(model.vocab.to_universal(ids), model.encoding)
         assert stats["duration_without_pitch"] == 0
-        assert stats["pitch_without_duration"] == int(f[-1] == "pitch")  # only a note cut off by the length
+        assert stats["pitch_without_duration"] == int(
+            f[-1] == "pitch"
+        )  # only a note cut off by the length
         assert score.num_notes == song.score.num_notes == int((f == "dur").sum())
         back = midi_bytes_to_score(score_to_midi_bytes(song.score))
         assert back.num_notes == song.score.num_notes
@@ -322,20 +380,29 @@ def band(tmp_path_factory, pop_song, performed_chorale):
     src = tmp_path_factory.mktemp("band-src")
     for k in range(3):
         shutil.copy(pop_song.path, src / f"band{k}.mid")
-    write_notes_midi(src / "violin.mid", [(k * 0.5, 0.5, 60 + k % 12) for k in range(64)], program=40)
+    write_notes_midi(
+        src / "violin.mid", [(k * 0.5, 0.5, 60 + k % 12) for k in range(64)], program=40
+    )
     out = tmp_path_factory.mktemp("band") / "ds"
     ingest([src], out, ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
     return out
 
 
 def instruments_of(score) -> set[int]:
-    return {128 if d else int(p) for p, d in zip(score.notes["program"].tolist(), score.notes["drum"].tolist(), strict=True)}
+    return {
+        128 if d else int(p)
+        for p, d in zip(score.notes["program"].tolist(), score.notes["drum"].tolist(), strict=True)
+    }
 
 
 def test_a_song_plays_only_its_declared_line_up(band):
     model = untrained_model("gru", band, seed=3)
     for song in songs_of(model, unit="tokens", length=300, num_samples=16, top_p=1.0, seed=2):
-        header = {int(model.vocab.space.value[u]) for u in model.vocab.to_universal(song.ids) if model.vocab.space.inst.contains(u)}
+        header = {
+            int(model.vocab.space.value[u])
+            for u in model.vocab.to_universal(song.ids)
+            if model.vocab.space.inst.contains(u)
+        }
         assert header and instruments_of(song.score) <= header
 
 
@@ -344,26 +411,46 @@ def test_instruments_choose_the_line_up(band, tmp_path):
     cfg = dict(unit="notes", length=40, num_samples=6, top_p=1.0, seed=5)
     for song in songs_of(model, instruments=(0, 128), **cfg):
         assert instruments_of(song.score) <= {0, 128} and len(song.score.notes) == 40
-        assert [model.vocab.tokens[t] for t in song.ids[:3]] == ["BOS", "Inst_0", "Inst_drums"]  # nothing added to it
+        assert [model.vocab.tokens[t] for t in song.ids[:3]] == [
+            "BOS",
+            "Inst_0",
+            "Inst_drums",
+        ]  # nothing added to it
     path = tmp_path / "m"
     ckpt = _save(model, tmp_path / "band.ckpt")  # the CLI takes a file
-    result = run_cli("generate", ckpt, "--out", path, "--instruments", "33,drums", "--notes", 10, "--seed", 1)
+    result = run_cli(
+        "generate", ckpt, "--out", path, "--instruments", "33,drums", "--notes", 10, "--seed", 1
+    )
     assert_ok(result)
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["settings"]["instruments"] == [33, 128]
     assert "--instruments 33,drums" in side["regenerate"]
     assert instruments_of(read_score(path.with_suffix(".mid"))) <= {33, 128}
-    line = assert_cli_error(run_cli("generate", ckpt, "--out", path, "--instruments", "25"), "never saw instrument 25")
+    line = assert_cli_error(
+        run_cli("generate", ckpt, "--out", path, "--instruments", "25"), "never saw instrument 25"
+    )
     assert "it knows 0, 33, 40, 81, drums" in line
-    assert_cli_error(run_cli("generate", ckpt, "--out", path, "--instruments", "guitar"), "not a General MIDI program")
+    assert_cli_error(
+        run_cli("generate", ckpt, "--out", path, "--instruments", "guitar"),
+        "not a General MIDI program",
+    )
 
 
 def _save(model, path: Path) -> Path:
     """A checkpoint file of an in-memory model, as `musicgen train` writes one."""
     from musicgen.config import TrainConfig, to_dict
 
-    torch.save({"state_dict": {f"core.{k}": v for k, v in model.core.state_dict().items()},
-                "musicgen": {**model.meta, "model": to_dict(model.model_cfg), "train": to_dict(TrainConfig())}}, path)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": {f"core.{k}": v for k, v in model.core.state_dict().items()},
+            "musicgen": {
+                **model.meta,
+                "model": to_dict(model.model_cfg),
+                "train": to_dict(TrainConfig()),
+            },
+        },
+        path,
+    )
     return path
 
 

@@ -37,7 +37,9 @@ from tests.helpers import (
     untrained_model,
 )
 
-BPN_LINE = re.compile(r"^gru: (\d+) steps in [\d.]+ min, best validation (\d+\.\d+) bits/note$", re.M)
+BPN_LINE = re.compile(
+    r"^gru: (\d+) steps in [\d.]+ min, best validation (\d+\.\d+) bits/note$", re.M
+)
 
 
 def load(path: Path) -> dict:
@@ -49,7 +51,10 @@ def test_loss_goes_down(trained, dataset):
     before = evaluate(untrained_model("gru", dataset), ngram=False)
     after = evaluate(load_model(run.best), ngram=False)
     assert after.tokens == before.tokens > 0
-    assert after.bits_per_token < before.bits_per_token - 1.0, (before.bits_per_token, after.bits_per_token)
+    assert after.bits_per_token < before.bits_per_token - 1.0, (
+        before.bits_per_token,
+        after.bits_per_token,
+    )
     # the figure training reports is the one `evaluate` measures on the same chunks
     meta = load(run.best)["musicgen"]
     assert meta["val_bpt"] == pytest.approx(after.bits_per_token, rel=1e-4)
@@ -70,7 +75,9 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):
         assert model == ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, **MODEL_KW)
         assert meta["vocab"]["tokens"] == vocab.tokens
         assert meta["encoding"] == to_dict(EncodingConfig(time="beats"))  # as ingestion decided
-        assert from_dict(TrainConfig, meta["train"]) == TrainConfig(**TRAIN_KW, carry_state=True)  # a GRU carries its state
+        assert from_dict(TrainConfig, meta["train"]) == TrainConfig(
+            **TRAIN_KW, carry_state=True
+        )  # a GRU carries its state
         assert meta["versions"]["musicgen"] == musicgen.__version__
         assert meta["versions"]["torch"] == str(torch.__version__)
         assert meta["versions"]["lightning"] == lightning.__version__
@@ -87,13 +94,18 @@ def test_load_model_rebuilds_the_trained_core(trained, dataset, name):
     ckpt = load(trained[name].best)
     meta = ckpt["musicgen"]
     lm = MusicLM(
-        from_dict(ModelConfig, meta["model"]), from_dict(TrainConfig, meta["train"]), tuple(meta["note_ids"]), meta
+        from_dict(ModelConfig, meta["model"]),
+        from_dict(TrainConfig, meta["train"]),
+        tuple(meta["note_ids"]),
+        meta,
     )
     lm.load_state_dict(ckpt["state_dict"])
     lm.eval()
     loaded = load_model(trained[name].best)
     assert loaded.model_cfg.name == name and not loaded.core.training
-    x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[: 2 * SEQ_LEN].astype("int64")).view(2, SEQ_LEN)
+    x = torch.as_tensor(
+        TokenDataset.open(dataset).split_tokens("val")[: 2 * SEQ_LEN].astype("int64")
+    ).view(2, SEQ_LEN)
     with torch.no_grad():
         expected, _ = lm(x)
         got, _ = loaded.core(x)
@@ -109,8 +121,13 @@ def test_resume_continues_step_count_and_optimizer(dataset, tmp_path):
     weights_at_4 = saved["state_dict"]["core.emb.weight"].clone()
 
     second = train(
-        dataset, out, ModelConfig(name="gru", **MODEL_KW), TrainConfig(**{**TRAIN_KW, "max_steps": 8, "val_every": 2}),
-        resume=True, progress_bar=False, logs=False,
+        dataset,
+        out,
+        ModelConfig(name="gru", **MODEL_KW),
+        TrainConfig(**{**TRAIN_KW, "max_steps": 8, "val_every": 2}),
+        resume=True,
+        progress_bar=False,
+        logs=False,
     )
     assert second.steps == 8  # continued to 8, not 4 + 8
     ckpt = load(out / "last.ckpt")
@@ -133,7 +150,9 @@ def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):
     assert result.steps == 8
     assert load(result.best)["global_step"] in (4, 8)  # validated across epoch boundaries
     assert math.isfinite(result.best_val_bpn)
-    with pytest.raises(ValueError, match="val_every must be positive"):  # the config refuses it, before any training
+    with pytest.raises(
+        ValueError, match="val_every must be positive"
+    ):  # the config refuses it, before any training
         TrainConfig(val_every=0)
     bad = run_cli("train", "--data", dataset, "--out", tmp_path / "never", "--val-every", "0")
     assert bad.exit_code == 2 and "error: val_every must be positive" in bad.stderr
@@ -142,9 +161,23 @@ def test_validation_interval_longer_than_an_epoch(dataset, tmp_path):
 def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):
     run = trained["gru"]
     with pytest.raises(MusicgenError, match="holds a 'gru' model"):
-        train(dataset, run.out, ModelConfig(name="transformer", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
+        train(
+            dataset,
+            run.out,
+            ModelConfig(name="transformer", **MODEL_KW),
+            TrainConfig(**TRAIN_KW),
+            resume=True,
+            logs=False,
+        )
     with pytest.raises(MusicgenError, match="nothing to resume"):
-        train(dataset, tmp_path / "empty", ModelConfig(name="gru", **MODEL_KW), TrainConfig(**TRAIN_KW), resume=True, logs=False)
+        train(
+            dataset,
+            tmp_path / "empty",
+            ModelConfig(name="gru", **MODEL_KW),
+            TrainConfig(**TRAIN_KW),
+            resume=True,
+            logs=False,
+        )
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -183,7 +216,11 @@ def test_cli_train_yaml_sets_defaults_flags_win_and_reports_bits_per_note(datase
     assert f"last: {out / 'last.ckpt'}" in result.stdout
     assert meta["model"]["d_model"] == 32  # the flag beat the file
     assert meta["model"]["n_layers"] == 1
-    assert meta["train"]["lr"] == 0.005 and meta["train"]["seq_len"] == 32 and meta["train"]["max_steps"] == 4
+    assert (
+        meta["train"]["lr"] == 0.005
+        and meta["train"]["seq_len"] == 32
+        and meta["train"]["max_steps"] == 4
+    )
     assert meta["train"]["batch_size"] == 4 and meta["train"]["warmup_steps"] == 1
 
 
@@ -232,10 +269,41 @@ def test_ddp_two_processes_via_python_dash_m(dataset, tmp_path):
     seq_len = next(n for n in range(32, 64) if len(EvalStreams(docs, n, 0, 4)) % 2)
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "musicgen", "train", "--data", str(dataset), "--out", str(out),
-        "--model", "gru", "--hidden", "32", "--layers", "1", "--seq-len", str(seq_len), "--batch-size", "4",
-        "--max-steps", "4", "--epochs", "0", "--val-every", "2", "--warmup", "1", "--patience", "0",
-        "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--no-progress",
+        sys.executable,
+        "-m",
+        "musicgen",
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--model",
+        "gru",
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+        "--seq-len",
+        str(seq_len),
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "4",
+        "--epochs",
+        "0",
+        "--val-every",
+        "2",
+        "--warmup",
+        "1",
+        "--patience",
+        "0",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        "--no-progress",
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
@@ -262,7 +330,9 @@ def test_a_second_run_into_a_busy_folder_fails_clearly_and_stale_temps_are_swept
     stale.write_bytes(b"half a checkpoint")
     with open(out / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = run_cli("train", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--no-progress")
+        result = run_cli(
+            "train", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--no-progress"
+        )
         assert_cli_error(result, "another training run is writing")
         assert stale.exists()  # nothing was touched while the other run held the folder
     train_tiny(dataset, out, "gru", max_steps=2)
@@ -272,15 +342,54 @@ def test_a_second_run_into_a_busy_folder_fails_clearly_and_stale_temps_are_swept
 
 def test_a_time_budget_alone_is_not_cut_short_by_the_epoch_default(dataset, tmp_path):
     out = tmp_path / "timed"
-    result = run_cli("train", "--data", str(dataset), "--out", str(out), "--max-time", "0.01", "--hidden", "16",
-                     "--layers", "1", "--seq-len", "32", "--batch-size", "4", "--steps-per-epoch", "1", "--no-progress")
+    result = run_cli(
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--max-time",
+        "0.01",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--steps-per-epoch",
+        "1",
+        "--no-progress",
+    )
     assert_ok(result)
     meta = torch.load(out / "last.ckpt", weights_only=True)["musicgen"]
     assert meta["train"]["epochs"] == 0 and meta["train"]["max_time"] == 0.01
 
 
-TINY_CLI = ["--model", "gru", "--hidden", 16, "--layers", 1, "--seq-len", 32, "--batch-size", 4, "--max-steps", 2,
-            "--epochs", 0, "--val-every", 2, "--warmup", 1, "--patience", 0, "--no-progress"]  # fmt: skip
+TINY_CLI = [
+    "--model",
+    "gru",
+    "--hidden",
+    16,
+    "--layers",
+    1,
+    "--seq-len",
+    32,
+    "--batch-size",
+    4,
+    "--max-steps",
+    2,
+    "--epochs",
+    0,
+    "--val-every",
+    2,
+    "--warmup",
+    1,
+    "--patience",
+    0,
+    "--no-progress",
+]
 
 
 def test_best_and_last_are_named_the_way_out_was_given(dataset, tmp_path, monkeypatch):
@@ -325,7 +434,11 @@ def test_ctrl_c_saves_reports_and_exits_130(dataset, tmp_path):
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-3000:]
     assert f"interrupted: saved {out / 'last.ckpt'}; continue with --resume" in stdout
-    assert re.search(r"^gru: interrupted after \d+ steps in [\d.]+ min, best validation \d+\.\d+ bits/note$", stdout, re.M), stdout
+    assert re.search(
+        r"^gru: interrupted after \d+ steps in [\d.]+ min, best validation \d+\.\d+ bits/note$",
+        stdout,
+        re.M,
+    ), stdout
     assert f"last: {out / 'last.ckpt'}  (continue with --resume)" in stdout
     assert "Traceback" not in stderr
     assert load(out / "last.ckpt")["global_step"] > 0
@@ -345,15 +458,39 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
     cfg = {**TRAIN_KW, "steps_per_epoch": 4, "batch_size": 2, "val_every": 3}
     model = ModelConfig(name="gru", **MODEL_KW)
 
-    train(dataset, tmp_path / "whole", model, TrainConfig(**{**cfg, "max_steps": 10}), progress_bar=False, logs=False)
+    train(
+        dataset,
+        tmp_path / "whole",
+        model,
+        TrainConfig(**{**cfg, "max_steps": 10}),
+        progress_bar=False,
+        logs=False,
+    )
     whole, seen[:] = list(seen), []
-    train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 6}), progress_bar=False, logs=False)
-    train(dataset, tmp_path / "broken", model, TrainConfig(**{**cfg, "max_steps": 10}), resume=True, progress_bar=False, logs=False)
+    train(
+        dataset,
+        tmp_path / "broken",
+        model,
+        TrainConfig(**{**cfg, "max_steps": 6}),
+        progress_bar=False,
+        logs=False,
+    )
+    train(
+        dataset,
+        tmp_path / "broken",
+        model,
+        TrainConfig(**{**cfg, "max_steps": 10}),
+        resume=True,
+        progress_bar=False,
+        logs=False,
+    )
     assert len(whole) == 10  # one item per step: a batch of whole-piece windows
     assert seen == whole
 
 
-def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(dataset, monkeypatch):
+def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
+    dataset, monkeypatch
+):
     import musicgen.sizing as S
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
@@ -362,21 +499,56 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(d
     sizing = S.size_for_budget(dataset, ModelConfig(name="gru"), cfg, torch.device("cpu"))
     assert (sizing.model.d_model, sizing.expected_steps) == (320, 1500)
     assert sizing.train.seq_len == S.RECURRENT_WINDOW
-    tiny = S.size_for_budget(dataset, ModelConfig(name="gru"), TrainConfig(max_time=0.01), torch.device("cpu"))
+    tiny = S.size_for_budget(
+        dataset, ModelConfig(name="gru"), TrainConfig(max_time=0.01), torch.device("cpu")
+    )
     assert tiny.model.d_model == 192  # nothing fits: the smallest
     t = S.size_for_budget(dataset, ModelConfig(name="transformer"), cfg, torch.device("cpu"))
-    assert t.train.seq_len in (256, 512, 1024, 2048) and t.train.batch_size * t.train.seq_len == S.TRANSFORMER_BATCH_TOKENS
-    assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(5, "this CPU")
+    assert (
+        t.train.seq_len in (256, 512, 1024, 2048)
+        and t.train.batch_size * t.train.seq_len == S.TRANSFORMER_BATCH_TOKENS
+    )
+    assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(
+        5, "this CPU"
+    )
 
 
 def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):
     out = tmp_path / "sized"
-    result = run_cli("train", "--data", dataset, "--model", "gru", "--out", out, "--max-time", "0.05", "--no-progress", "--val-every", "2")
+    result = run_cli(
+        "train",
+        "--data",
+        dataset,
+        "--model",
+        "gru",
+        "--out",
+        out,
+        "--max-time",
+        "0.05",
+        "--no-progress",
+        "--val-every",
+        "2",
+    )
     assert_ok(result)
     assert "sized for 0.05 min on this CPU: gru 192 wide, 2 layers, context 256" in result.stdout
     meta = load(out / "last.ckpt")["musicgen"]
     assert (meta["model"]["d_model"], meta["train"]["seq_len"]) == (192, 256)
-    given = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "given", "--max-time", "0.02", "--hidden", "32", "--no-progress", "--val-every", "2")
+    given = run_cli(
+        "train",
+        "--data",
+        dataset,
+        "--model",
+        "gru",
+        "--out",
+        tmp_path / "given",
+        "--max-time",
+        "0.02",
+        "--hidden",
+        "32",
+        "--no-progress",
+        "--val-every",
+        "2",
+    )
     assert_ok(given)
     assert "sized for" not in given.stdout
 
@@ -384,7 +556,27 @@ def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):
 def test_max_time_takes_the_budgets_people_write(dataset, tmp_path):
     bad = run_cli("train", "--data", dataset, "--out", tmp_path / "x", "--max-time", "five")
     assert bad.exit_code == 2 and "is not a time budget" in bad.output
-    ok = run_cli("train", "--data", dataset, "--model", "gru", "--out", tmp_path / "ok", "--max-time", "00:00:00:30",
-                 "--max-steps", "2", "--hidden", "16", "--layers", "1", "--val-every", "2", "--patience", "0", "--no-progress")  # fmt: skip
+    ok = run_cli(
+        "train",
+        "--data",
+        dataset,
+        "--model",
+        "gru",
+        "--out",
+        tmp_path / "ok",
+        "--max-time",
+        "00:00:00:30",
+        "--max-steps",
+        "2",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--val-every",
+        "2",
+        "--patience",
+        "0",
+        "--no-progress",
+    )
     assert_ok(ok)
     assert load(tmp_path / "ok" / "last.ckpt")["musicgen"]["train"]["max_time"] == 0.5

@@ -46,7 +46,15 @@ IGNORE = -100
 class Transposer:
     """One random transposition per piece and epoch, keeping every pitch of the piece in range."""
 
-    def __init__(self, tokens: np.ndarray, starts: np.ndarray, pitch_start: int, pitch_count: int, max_shift: int, seed: int):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        starts: np.ndarray,
+        pitch_start: int,
+        pitch_count: int,
+        max_shift: int,
+        seed: int,
+    ):
         self.starts = np.asarray(starts, dtype=np.int64)  # where each piece begins in `tokens`
         self.pitch = (pitch_start, pitch_count)
         self.max_shift, self.seed = max_shift, seed
@@ -67,7 +75,9 @@ class Transposer:
         if self.max_shift == 0:
             return
         u = np.random.default_rng((self.seed, epoch, 7)).random(len(self.starts))
-        self.shift = -self.down + np.floor(u * (self.down + self.up + 1)).astype(np.int64)  # in [-down, up]
+        self.shift = -self.down + np.floor(u * (self.down + self.up + 1)).astype(
+            np.int64
+        )  # in [-down, up]
 
     def __call__(self, window: np.ndarray, offset: int) -> np.ndarray:
         """`window` starts at `offset` in the tokens: every Pitch token moved by its piece's shift."""
@@ -86,7 +96,9 @@ class Transposer:
 class TrainWindows(Dataset):
     """`length` random windows; item i is a pure function of (seed, epoch, i)."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, length: int, transposer: Transposer, seed: int):
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, length: int, transposer: Transposer, seed: int
+    ):
         if len(tokens) < seq_len + 1:
             raise MusicgenError(
                 f"the training split has {len(tokens)} tokens, fewer than one window of {seq_len + 1}; "
@@ -137,14 +149,18 @@ class PieceChunks(Dataset):
         empty batches (they score nothing), so every device steps as often."""
         out = copy.copy(self)
         per_rank = [[it for it in self.items if it[0] % world == r] for r in range(world)]
-        out.items = per_rank[rank] + [(-1, 0)] * (max(len(p) for p in per_rank) - len(per_rank[rank]))
+        out.items = per_rank[rank] + [(-1, 0)] * (
+            max(len(p) for p in per_rank) - len(per_rank[rank])
+        )
         return out
 
     def __len__(self) -> int:
         return len(self.items)
 
     def window(self, k: int, c: int) -> np.ndarray:
-        return np.asarray(self.docs[k][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64)
+        return np.asarray(
+            self.docs[k][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64
+        )
 
     def __getitem__(self, i: int):
         g, c = self.items[i]
@@ -176,7 +192,16 @@ class TrainPieces(Dataset):
     again. Item k is step k for every lane: (x (lanes, T), y (lanes, T), fresh (lanes,)).
     """
 
-    def __init__(self, docs: list[np.ndarray], starts: np.ndarray, seq_len: int, pad_id: int, lanes: int, transposer: Transposer, seed: int):
+    def __init__(
+        self,
+        docs: list[np.ndarray],
+        starts: np.ndarray,
+        seq_len: int,
+        pad_id: int,
+        lanes: int,
+        transposer: Transposer,
+        seed: int,
+    ):
         self.docs, self.starts = docs, np.asarray(starts, dtype=np.int64)
         self.seq_len, self.pad_id, self.lanes = seq_len, pad_id, lanes
         self.transpose, self.seed = transposer, seed
@@ -195,9 +220,15 @@ class TrainPieces(Dataset):
             dealt[lane].append(k)
             load[lane] += self.windows[k]
         # each lane reads its pieces in a random order (dealt longest first only for balance)
-        shares = [[(k, c) for k in rng.permutation(ks).tolist() for c in range(self.windows[k])] for ks in dealt]
+        shares = [
+            [(k, c) for k in rng.permutation(ks).tolist() for c in range(self.windows[k])]
+            for ks in dealt
+        ]
         self.steps = max(1, max(load))  # every piece read; a lighter lane begins its share again
-        self.plan = [[share[i % len(share)] if share else (-1, 0) for i in range(self.steps)] for share in shares]
+        self.plan = [
+            [share[i % len(share)] if share else (-1, 0) for i in range(self.steps)]
+            for share in shares
+        ]
 
     def __len__(self) -> int:
         return self.steps
@@ -211,7 +242,9 @@ class TrainPieces(Dataset):
             fresh[r] = c == 0
             if piece < 0:
                 continue
-            w = np.asarray(self.docs[piece][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64)
+            w = np.asarray(
+                self.docs[piece][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64
+            )
             w = self.transpose(w, int(self.starts[piece]) + c * self.seq_len)
             x[r, : len(w) - 1] = w[:-1]
             y[r, : len(w) - 1] = w[1:]
@@ -279,13 +312,30 @@ class MusicDataModule(L.LightningDataModule):
         v = self.ds.vocab
         lo, _ = self.ds.split_range("train")
         train = self.ds.split_tokens("train")
-        starts = np.array([e["offset"] - lo for e in self.ds.index["files"] if e["split"] == "train"], dtype=np.int64)
-        self.transposer = Transposer(train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed)
+        starts = np.array(
+            [e["offset"] - lo for e in self.ds.index["files"] if e["split"] == "train"],
+            dtype=np.int64,
+        )
+        self.transposer = Transposer(
+            train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed
+        )
         self.train_docs, self.train_starts = self.ds.documents("train"), starts
         if streams:  # its lanes depend on the number of devices: made in train_dataloader
-            self.train_set: Dataset = TrainPieces(self.train_docs, starts, cfg.seq_len, v.pad_id, cfg.batch_size, self.transposer, cfg.seed)
+            self.train_set: Dataset = TrainPieces(
+                self.train_docs,
+                starts,
+                cfg.seq_len,
+                v.pad_id,
+                cfg.batch_size,
+                self.transposer,
+                cfg.seed,
+            )
         else:
-            per_epoch = cfg.steps_per_epoch * cfg.batch_size if cfg.steps_per_epoch else max(len(train) // cfg.seq_len, cfg.batch_size)
+            per_epoch = (
+                cfg.steps_per_epoch * cfg.batch_size
+                if cfg.steps_per_epoch
+                else max(len(train) // cfg.seq_len, cfg.batch_size)
+            )
             self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, self.transposer, cfg.seed)
         val_docs = self.ds.documents("val")
         # A corpus too small to hold files out still gets a validation number, but says so.
@@ -317,7 +367,9 @@ class MusicDataModule(L.LightningDataModule):
     def _sampler(ds, world: int, rank: int):
         # In order: training items are already random windows.
         if world > 1:
-            return DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False, drop_last=False)
+            return DistributedSampler(
+                ds, num_replicas=world, rank=rank, shuffle=False, drop_last=False
+            )
         return SequentialSampler(ds)
 
     def train_dataloader(self) -> DataLoader:
@@ -326,8 +378,15 @@ class MusicDataModule(L.LightningDataModule):
             self.set_epoch(self.trainer.current_epoch)
         if self.streams:  # every device walks its own lanes; an item is a whole batch
             if self.train_set.lanes != self.cfg.batch_size * world:
-                self.train_set = TrainPieces(self.train_docs, self.train_starts, self.cfg.seq_len, self.ds.vocab.pad_id,
-                                             self.cfg.batch_size * world, self.transposer, self.cfg.seed)  # fmt: skip
+                self.train_set = TrainPieces(
+                    self.train_docs,
+                    self.train_starts,
+                    self.cfg.seq_len,
+                    self.ds.vocab.pad_id,
+                    self.cfg.batch_size * world,
+                    self.transposer,
+                    self.cfg.seed,
+                )
                 self.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
             steps = self.cfg.steps_per_epoch or len(self.train_set)
             data: Dataset = _Batches(_DeviceRows(self.train_set, self.cfg.batch_size, rank, steps))

@@ -24,7 +24,9 @@ class TokenDataset:
     def open(cls, root: str | Path) -> TokenDataset:
         root = Path(root)
         if not (root / "index.json").exists():
-            raise MusicgenError(f"{root} is not an ingested dataset (no index.json); run `musicgen ingest` first")
+            raise MusicgenError(
+                f"{root} is not an ingested dataset (no index.json); run `musicgen ingest` first"
+            )
         try:
             index = json.loads((root / "index.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -46,14 +48,26 @@ class TokenDataset:
         try:
             tokens = np.load(root / "tokens.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise MusicgenError(f"cannot read {root / 'tokens.npy'}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-        if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-            raise MusicgenError(f"{root / 'tokens.npy'} is not a flat array of token ids (run `musicgen ingest` again)")
-        verify_outputs(root, index)  # the vocabulary and tokens are the ones index.json was written with
+            raise MusicgenError(
+                f"cannot read {root / 'tokens.npy'}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            ) from None
+        if (
+            not isinstance(tokens, np.ndarray)
+            or tokens.ndim != 1
+            or not np.issubdtype(tokens.dtype, np.integer)
+        ):
+            raise MusicgenError(
+                f"{root / 'tokens.npy'} is not a flat array of token ids (run `musicgen ingest` again)"
+            )
+        verify_outputs(
+            root, index
+        )  # the vocabulary and tokens are the ones index.json was written with
         _check_index(root, index, len(tokens))
         signed = np.issubdtype(tokens.dtype, np.signedinteger)
         if len(tokens) and (int(tokens.max()) >= len(vocab) or (signed and int(tokens.min()) < 0)):
-            raise MusicgenError(f"{root / 'tokens.npy'} has ids outside its vocabulary of {len(vocab)} tokens")
+            raise MusicgenError(
+                f"{root / 'tokens.npy'} has ids outside its vocabulary of {len(vocab)} tokens"
+            )
         return cls(root, vocab, tokens, index)
 
     def split_range(self, split: str) -> tuple[int, int]:
@@ -67,7 +81,9 @@ class TokenDataset:
     def documents(self, split: str) -> list[np.ndarray]:
         """Per-file token arrays (views into the memory map)."""
         return [
-            self.tokens[e["offset"] : e["offset"] + e["tokens"]] for e in self.index["files"] if e["split"] == split
+            self.tokens[e["offset"] : e["offset"] + e["tokens"]]
+            for e in self.index["files"]
+            if e["split"] == split
         ]
 
     def num_notes(self, split: str) -> int:
@@ -78,13 +94,17 @@ def _check_index(root: Path, index: dict, n_tokens: int) -> None:
     """Every range in index.json lies inside tokens.npy and inside its split."""
     where = root / "index.json"
     try:
-        splits = {k: (int(index["splits"][k][0]), int(index["splits"][k][1])) for k in ("train", "val")}
+        splits = {
+            k: (int(index["splits"][k][0]), int(index["splits"][k][1])) for k in ("train", "val")
+        }
         files = index["files"]
         if not isinstance(files, list):
             raise TypeError("'files' is not a list")
         entries = [(e["split"], int(e["offset"]), int(e["tokens"]), int(e["notes"])) for e in files]
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise MusicgenError(f"{where} is damaged ({type(exc).__name__}: {exc}); run `musicgen ingest` again") from None
+        raise MusicgenError(
+            f"{where} is damaged ({type(exc).__name__}: {exc}); run `musicgen ingest` again"
+        ) from None
     (t0, t1), (v0, v1) = splits["train"], splits["val"]
     if not (t0 == 0 and t0 <= t1 == v0 <= v1):
         raise MusicgenError(f"{where} is damaged (splits {splits}); run `musicgen ingest` again")

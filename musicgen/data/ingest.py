@@ -101,7 +101,9 @@ class IngestSummary:
         if self.time:
             out.append(f"time: {self.time['mode']} ({self.time['reason']})")
         out.append(f"vocabulary: {self.vocab_size} tokens  took {self.seconds:.2f} s")
-        out.append(f"wrote {self.out}" + (" (up to date, nothing re-parsed)" if self.up_to_date else ""))
+        out.append(
+            f"wrote {self.out}" + (" (up to date, nothing re-parsed)" if self.up_to_date else "")
+        )
         return out
 
 
@@ -225,10 +227,18 @@ def ingest_file(path: str | Path, cfg: EncodingConfig) -> FileResult:
     if isinstance(score, ReadError):
         return FileResult("skipped", str(score), digest=digest)
     cfg, _ = resolve_time(cfg, [score])
-    return _file_result(score, encode(score, cfg), digest, timing_of(score, cfg.steps_per_quarter), stream_dtype(cfg))
+    return _file_result(
+        score,
+        encode(score, cfg),
+        digest,
+        timing_of(score, cfg.steps_per_quarter),
+        stream_dtype(cfg),
+    )
 
 
-def _file_result(score: Score, enc: Encoded, digest: str, timing: Timing, id_dtype: np.dtype) -> FileResult:
+def _file_result(
+    score: Score, enc: Encoded, digest: str, timing: Timing, id_dtype: np.dtype
+) -> FileResult:
     stats = {k: v for k, v in enc.stats.items() if v}
     dropped = _dropped_text(stats)
     if not len(enc.notes):
@@ -245,7 +255,9 @@ def _file_result(score: Score, enc: Encoded, digest: str, timing: Timing, id_dty
     lost = stats.get("drum_notes_dropped", 0) + stats.get("out_of_range_dropped", 0)
     status = "partial" if lost or score.warnings else "ok"
     reason = "; ".join(r for r in (*score.warnings, dropped) if r)
-    return FileResult(status, reason, stats, score.n_tracks, enc.ids.astype(id_dtype), digest, timing)
+    return FileResult(
+        status, reason, stats, score.n_tracks, enc.ids.astype(id_dtype), digest, timing
+    )
 
 
 def _dropped_text(stats: dict) -> str:
@@ -294,18 +306,24 @@ def ingest(
     out = Path(out)
     files = discover(sources)
     if not files:
-        raise MusicgenError("no music files found (looked for " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
+        raise MusicgenError(
+            "no music files found (looked for " + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")"
+        )
     with folder_lock(out, "ingestion"):
         return _ingest_locked(files, out, enc_cfg, ing_cfg, progress, t0)
 
 
-def _run_pool(files: list[SourceFile], todo: list[int], cfg: EncodingConfig, ing_cfg: IngestConfig, progress) -> Iterator[tuple[int, FileResult]]:
+def _run_pool(
+    files: list[SourceFile], todo: list[int], cfg: EncodingConfig, ing_cfg: IngestConfig, progress
+) -> Iterator[tuple[int, FileResult]]:
     """(file index, result) for each of `todo`, processed in isolated workers."""
     if not todo:
         return
     workers = ing_cfg.workers or _usable_cpus()
     token_space(cfg)  # built once here, inherited by every forked worker
-    with WorkerPool(_Job(cfg), workers=workers, timeout=ing_cfg.file_timeout, chunk_size=ing_cfg.chunk_size) as pool:
+    with WorkerPool(
+        _Job(cfg), workers=workers, timeout=ing_cfg.file_timeout, chunk_size=ing_cfg.chunk_size
+    ) as pool:
         for done, (k, result) in enumerate(pool.run([files[i].name for i in todo]), start=1):
             i = todo[k]
             res = FileResult("skipped", result.reason) if isinstance(result, Failure) else result
@@ -323,7 +341,9 @@ class _Stream:
     def __init__(self, tmp: Path, cfg: EncodingConfig):
         self.tmp, self.dtype = tmp, stream_dtype(cfg)
         self.used = np.zeros(token_space(cfg).size, dtype=bool)
-        self.pieces: dict[int, tuple[int, int]] = {}  # file -> (offset in the temporary file, length)
+        self.pieces: dict[
+            int, tuple[int, int]
+        ] = {}  # file -> (offset in the temporary file, length)
         self.fh = open(tmp, "wb")  # noqa: SIM115 - closed by close()
         self.at = 0
 
@@ -341,7 +361,9 @@ class _Stream:
         self.fh.close()
 
 
-def _encode_all(files, cfg: EncodingConfig, ing_cfg, prev, tmp: Path, progress) -> tuple[dict[int, FileResult], _Stream, int]:
+def _encode_all(
+    files, cfg: EncodingConfig, ing_cfg, prev, tmp: Path, progress
+) -> tuple[dict[int, FileResult], _Stream, int]:
     """Every file's result in the encoding `cfg` (its clock decided): the previous run's
     where the content and the encoding are unchanged, the workers' for the rest.
     Returns the results, their streamed tokens and how many were reused."""
@@ -351,7 +373,9 @@ def _encode_all(files, cfg: EncodingConfig, ing_cfg, prev, tmp: Path, progress) 
     for i, f in enumerate(files):
         cached = reusable.get(f.digest)
         if cached is not None:
-            results[i] = dataclasses.replace(cached)  # storing empties its tokens: keep the cache whole
+            results[i] = dataclasses.replace(
+                cached
+            )  # storing empties its tokens: keep the cache whole
         else:
             todo.append(i)
     stream = _Stream(tmp, cfg)
@@ -367,7 +391,9 @@ def _encode_all(files, cfg: EncodingConfig, ing_cfg, prev, tmp: Path, progress) 
 
 
 def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t0) -> IngestSummary:
-    remove_stale_temps(out, list(OUTPUTS))  # left by a killed run; the lock says none is writing now
+    remove_stale_temps(
+        out, list(OUTPUTS)
+    )  # left by a killed run; the lock says none is writing now
     prev = load_previous(out)
     splits = {f.rel: split_of(f.rel, ing_cfg.val_fraction) for f in files}
     if prev is not None:
@@ -375,7 +401,9 @@ def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t
         # hash each file as they read it, which saves reading the corpus twice.
         for f in files:
             f.digest = _digest(f.name)
-        if prev["index"].get("signature") == _signature(files, splits, asked) and not _timed_out(prev["report"]):
+        if prev["index"].get("signature") == _signature(files, splits, asked) and not _timed_out(
+            prev["report"]
+        ):
             return _summary_from_index(out, prev["index"], prev["report"], t0, up_to_date=True)
 
     tmp = out / ".tokens-stream.tmp"
@@ -384,11 +412,19 @@ def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t
         # is taken; only if the corpus turns out to be played is it encoded again, in seconds.
         enc_cfg = asked if asked.time != "auto" else asked.resolved("beats")
         if asked.time == "auto" and prev and prev["encoding"] == asked.resolved("seconds"):
-            enc_cfg = prev["encoding"]  # the last run's clock is the likeliest, and its results are reusable
+            enc_cfg = prev[
+                "encoding"
+            ]  # the last run's clock is the likeliest, and its results are reusable
         results, stream, reused = _encode_all(files, enc_cfg, ing_cfg, prev, tmp, progress)
         choice = TimeChoice(asked.time, "asked for")
         if asked.time == "auto":
-            choice = choose_time([r.timing for _, r in sorted(results.items()) if r.timing is not None and r.status != "skipped"])
+            choice = choose_time(
+                [
+                    r.timing
+                    for _, r in sorted(results.items())
+                    if r.timing is not None and r.status != "skipped"
+                ]
+            )
             if choice.mode != enc_cfg.time:
                 enc_cfg = asked.resolved(choice.mode)
                 results, stream, reused = _encode_all(files, enc_cfg, ing_cfg, prev, tmp, progress)
@@ -397,12 +433,27 @@ def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t
             top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
             raise MusicgenError(f"nothing could be ingested from {len(files)} files ({top})")
         # training files first, then validation files, each in file (path) order
-        layout = [i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "train"]
+        layout = [
+            i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "train"
+        ]
         n_train = len(layout)
-        layout += [i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "val"]
+        layout += [
+            i for i in range(len(files)) if i in stream.pieces and splits[files[i].rel] == "val"
+        ]
         vocab = Vocabulary(enc_cfg, np.flatnonzero(stream.used))
         signature = _signature(files, splits, asked)  # every file's digest is known by now
-        run = _Run(files, splits, results, stream.pieces, layout, n_train, enc_cfg, ing_cfg, signature, choice)
+        run = _Run(
+            files,
+            splits,
+            results,
+            stream.pieces,
+            layout,
+            n_train,
+            enc_cfg,
+            ing_cfg,
+            signature,
+            choice,
+        )
         index, report = _index_and_report(run)
         _commit(out, tmp, stream.dtype, [stream.pieces[i] for i in layout], vocab, index, report)
     except OSError as exc:
@@ -415,7 +466,15 @@ def _ingest_locked(files, out: Path, asked: EncodingConfig, ing_cfg, progress, t
 OUTPUTS = ("tokens.npy", "vocab.json", "report.json", "index.json")
 
 
-def _commit(out: Path, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab: Vocabulary, index: dict, report: dict) -> None:
+def _commit(
+    out: Path,
+    tmp: Path,
+    tmp_dtype,
+    pieces: list[tuple[int, int]],
+    vocab: Vocabulary,
+    index: dict,
+    report: dict,
+) -> None:
     """Write the four outputs as one: all in full first, then renamed with index.json last.
 
     A full disk (or any error) while writing leaves an earlier dataset in `out`
@@ -436,7 +495,9 @@ def _commit(out: Path, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], voca
             out / "tokens.npy": tokens,
             out / "vocab.json": vocab_bytes,
             out / "report.json": report_bytes,
-            out / "index.json": lambda fh: fh.write(json_bytes(index, indent=None)),  # after tokens: holds their hash
+            out / "index.json": lambda fh: fh.write(
+                json_bytes(index, indent=None)
+            ),  # after tokens: holds their hash
         },
         marker=out / "index.json",
     )
@@ -448,14 +509,20 @@ def verify_outputs(root: Path, index: dict) -> None:
     if outputs is None:
         return  # written before index.json recorded its outputs
     if not isinstance(outputs, dict):
-        raise MusicgenError(f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again")
+        raise MusicgenError(
+            f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again"
+        )
     for name, want in outputs.items():
         if name not in ("tokens.npy", "vocab.json") or not isinstance(want, dict):
-            raise MusicgenError(f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again")
+            raise MusicgenError(
+                f"{root / 'index.json'} is damaged (bad 'outputs'); run `musicgen ingest` again"
+            )
         path = root / name
         try:
             same = path.stat().st_size == want.get("bytes")
-            if same and name == "vocab.json":  # small: hashed; tokens.npy may be gigabytes: its size is checked
+            if (
+                same and name == "vocab.json"
+            ):  # small: hashed; tokens.npy may be gigabytes: its size is checked
                 same = hashlib.sha1(path.read_bytes()).hexdigest() == want.get("sha1")
         except OSError as exc:
             raise MusicgenError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -467,7 +534,9 @@ def verify_outputs(root: Path, index: dict) -> None:
 
 
 def _timed_out(report: dict) -> bool:
-    return any(r["status"] == "skipped" and r["reason"].startswith("timed out") for r in report["files"])
+    return any(
+        r["status"] == "skipped" and r["reason"].startswith("timed out") for r in report["files"]
+    )
 
 
 class _Hashing:
@@ -483,7 +552,9 @@ class _Hashing:
         return self.fh.write(data)
 
 
-def _write_tokens(fh, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab: Vocabulary) -> dict:
+def _write_tokens(
+    fh, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab: Vocabulary
+) -> dict:
     """Copy (offset, length) pieces of the streamed ids, in order, remapped to the vocabulary.
 
     Pieces are gathered into blocks of about a million tokens, so memory stays flat
@@ -492,7 +563,11 @@ def _write_tokens(fh, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab
     dtype = np.uint16 if len(vocab) <= np.iinfo(np.uint16).max else np.uint32
     total = sum(n for _, n in pieces)
     out = _Hashing(fh)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total,)}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": (total,),
+    }
     np.lib.format.write_array_header_1_0(out, header)
     # a plain view of the memmap: slicing a memmap subclass costs more than copying a piece
     src = np.memmap(tmp, dtype=tmp_dtype, mode="r") if total else np.zeros(0, tmp_dtype)
@@ -502,10 +577,15 @@ def _write_tokens(fh, tmp: Path, tmp_dtype, pieces: list[tuple[int, int]], vocab
     first = 0
     while first < len(pieces):
         # whole pieces, about a million tokens at a time
-        last = max(int(np.searchsorted(ends, ends[first] - lengths[first] + (1 << 20), side="right")), first + 1)
+        last = max(
+            int(np.searchsorted(ends, ends[first] - lengths[first] + (1 << 20), side="right")),
+            first + 1,
+        )
         n, base = lengths[first:last], ends[first] - lengths[first]
         # positions in the stream of every token of these pieces, in their new order
-        where = np.repeat(starts[first:last] - (ends[first:last] - n - base), n) + np.arange(int(n.sum()))
+        where = np.repeat(starts[first:last] - (ends[first:last] - n - base), n) + np.arange(
+            int(n.sum())
+        )
         out.write(vocab.lookup[src[where]].astype(dtype).tobytes())
         first = last
     del src
@@ -557,7 +637,13 @@ def _index_and_report(run: _Run) -> tuple[dict, dict]:
         report_files.append(row)
         if i in offsets:
             entries.append(
-                {**row, "split": run.splits[f.rel], "offset": offsets[i], "tokens": run.streamed[i][1], "notes": int(res.stats.get("notes_kept", 0))}
+                {
+                    **row,
+                    "split": run.splits[f.rel],
+                    "offset": offsets[i],
+                    "tokens": run.streamed[i][1],
+                    "notes": int(res.stats.get("notes_kept", 0)),
+                }
             )
     index = {
         "format": DATASET_FORMAT,
@@ -570,7 +656,12 @@ def _index_and_report(run: _Run) -> tuple[dict, dict]:
         "splits": {"train": [0, n_train_tokens], "val": [n_train_tokens, at]},
         "files": entries,
     }
-    report = {"format": "musicgen-ingest-report", "version": DATASET_VERSION, "time": run.time.to_dict(), "files": report_files}
+    report = {
+        "format": "musicgen-ingest-report",
+        "version": DATASET_VERSION,
+        "time": run.time.to_dict(),
+        "files": report_files,
+    }
     return index, report
 
 
@@ -597,19 +688,38 @@ def load_previous(out: Path) -> dict | None:
                 return None
             ids = np.asarray(tokens[start : start + length])
             timing = Timing.from_list(e["timing"]) if e.get("timing") else None
-            by_digest[e["sha1"]] = FileResult(e["status"], e["reason"], e["stats"], e["tracks"], vocab.to_universal(ids), e["sha1"], timing)
+            by_digest[e["sha1"]] = FileResult(
+                e["status"],
+                e["reason"],
+                e["stats"],
+                e["tracks"],
+                vocab.to_universal(ids),
+                e["sha1"],
+                timing,
+            )
         for r in report["files"]:
             # A time-out depends on how busy the machine was: such files are tried again.
-            if r["status"] != "skipped" or r["sha1"].startswith("unreadable") or r["reason"].startswith("timed out"):
+            if (
+                r["status"] != "skipped"
+                or r["sha1"].startswith("unreadable")
+                or r["reason"].startswith("timed out")
+            ):
                 continue
             timing = Timing.from_list(r["timing"]) if r.get("timing") else None
-            by_digest.setdefault(r["sha1"], FileResult("skipped", r["reason"], r["stats"], r["tracks"], digest=r["sha1"], timing=timing))
+            by_digest.setdefault(
+                r["sha1"],
+                FileResult(
+                    "skipped", r["reason"], r["stats"], r["tracks"], digest=r["sha1"], timing=timing
+                ),
+            )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, MusicgenError):
         return None
     return {"index": index, "report": report, "encoding": encoding, "by_digest": by_digest}
 
 
-def _summary_from_index(out, index, report, t0, *, up_to_date: bool, reused: int = 0) -> IngestSummary:
+def _summary_from_index(
+    out, index, report, t0, *, up_to_date: bool, reused: int = 0
+) -> IngestSummary:
     statuses = Counter(r["status"] for r in report["files"])
     skipped = Counter(r["reason"] for r in report["files"] if r["status"] == "skipped")
     # group reasons that differ only in counts or parser detail

@@ -110,7 +110,9 @@ class WorkerPool:
     whatever the caller does meanwhile (finding the files, say).
     """
 
-    def __init__(self, job: Callable[[Any], Any], *, workers: int, timeout: float, chunk_size: int = 16):
+    def __init__(
+        self, job: Callable[[Any], Any], *, workers: int, timeout: float, chunk_size: int = 16
+    ):
         self.job = job
         self.workers, self.timeout, self.chunk_size = max(1, workers), timeout, max(1, chunk_size)
         self.slots: list[_Slot] = []
@@ -131,7 +133,9 @@ class WorkerPool:
     def _spawn(self) -> _Slot:
         parent, child = self._ctx.Pipe()
         marker = self._ctx.RawArray("d", [_IDLE, 0.0])
-        proc = self._ctx.Process(target=_worker, args=(child, parent, os.getpid(), self.job, marker), daemon=True)
+        proc = self._ctx.Process(
+            target=_worker, args=(child, parent, os.getpid(), self.job, marker), daemon=True
+        )
         proc.start()
         child.close()
         return _Slot(proc, parent, marker)
@@ -170,7 +174,9 @@ class WorkerPool:
         def next_chunk() -> list[int]:
             # Chunks shrink near the end (to a quarter of the full size: each chunk has a
             # fixed cost), so no worker is left alone with a long last chunk.
-            size = max(min(chunk, max(1, chunk // 4)), min(chunk, -(-len(queue) // (2 * len(slots)))))
+            size = max(
+                min(chunk, max(1, chunk // 4)), min(chunk, -(-len(queue) // (2 * len(slots))))
+            )
             return [queue.popleft() for _ in range(min(size, len(queue)))]
 
         def feed(slot: _Slot) -> None:
@@ -178,7 +184,9 @@ class WorkerPool:
             while len(slot.chunks) < 2 and queue:
                 take = next_chunk()
                 if not slot.chunks:
-                    slot.marker[1] = time.monotonic()  # the time limit runs from now until the worker marks its first input
+                    slot.marker[1] = (
+                        time.monotonic()
+                    )  # the time limit runs from now until the worker marks its first input
                     slot.marker[0] = take[0]
                 slot.chunks.append(take)
                 try:
@@ -204,7 +212,10 @@ class WorkerPool:
         while any(s.chunks for s in slots):
             busy = [s for s in slots if s.chunks]
             now = time.monotonic()
-            ready = wait([s.conn for s in busy], timeout=max(0.0, min(s.deadline(timeout) for s in busy) - now))
+            ready = wait(
+                [s.conn for s in busy],
+                timeout=max(0.0, min(s.deadline(timeout) for s in busy) - now),
+            )
             for i, slot in enumerate(slots):
                 if not slot.chunks:
                     continue

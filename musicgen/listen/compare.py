@@ -57,7 +57,9 @@ class CompareConfig:
     primer: Path | None = None
     data: Path | None = None
     primer_bars: int = 4
-    sampling: GenerateConfig = field(default_factory=lambda: GenerateConfig(num_samples=4, unit="bars", length=8))
+    sampling: GenerateConfig = field(
+        default_factory=lambda: GenerateConfig(num_samples=4, unit="bars", length=8)
+    )
     reference: bool = True
     ngram: bool = True
     ngram_order: int = NGRAM_ORDER
@@ -126,7 +128,9 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         if not Path(c).exists():
             raise MusicgenError(f"no checkpoint at {c}")
     if cfg.primer is None and cfg.data is None:
-        raise MusicgenError("compare needs one primer for every model: give --primer FILE or --data DIR (a held-out excerpt)")
+        raise MusicgenError(
+            "compare needs one primer for every model: give --primer FILE or --data DIR (a held-out excerpt)"
+        )
     if cfg.primer is not None and not Path(cfg.primer).is_file():
         raise MusicgenError(f"primer {cfg.primer} does not exist")
     gen_cfg = cfg.sampling
@@ -145,7 +149,9 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
             d = m.meta.get("data")
             if d and Path(d, "index.json").exists():
                 ds = TokenDataset.open(d)
-                echo(f"using {d}, the dataset {m.path} was trained on, for the n-gram, statistics and bits per note")
+                echo(
+                    f"using {d}, the dataset {m.path} was trained on, for the n-gram, statistics and bits per note"
+                )
                 break
 
     primer = _choose_primer(cfg, ds)
@@ -165,12 +171,21 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         songs, pinfo = generate_songs(model, gcfg, cfg.device)
         first = out / col.key / "sample-001.mid"
         try:
-            write_songs(songs, first if cfg.samples == 1 else out / col.key / "sample.mid", model, gcfg, pinfo)
+            write_songs(
+                songs,
+                first if cfg.samples == 1 else out / col.key / "sample.mid",
+                model,
+                gcfg,
+                pinfo,
+            )
         except OSError as exc:
             raise MusicgenError(f"cannot write to {out / col.key}: {exc.strerror or exc}") from None
         primer_notes[col.key] = tokens_to_score(pinfo.ids, model.vocab).num_notes if pinfo else 0
         songs_by_col[col.key] = [s.score for s in songs]
-        col.cells = [Cell(_rel(s.path, out), "", "", s.score.num_notes, s.score.duration_seconds) for s in songs]
+        col.cells = [
+            Cell(_rel(s.path, out), "", "", s.score.num_notes, s.score.duration_seconds)
+            for s in songs
+        ]
         columns.append(col)
 
     page_notes = []
@@ -189,11 +204,15 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     if cfg.reference:
         real_score = _real_continuation(primer, cfg.bars)
         if real_score is None:
-            page_notes.append("no real-continuation column: the primer piece has no bars after the primer")
+            page_notes.append(
+                "no real-continuation column: the primer piece has no bars after the primer"
+            )
         else:
             key = f"cand-{len(columns) + 1}" if cfg.blind else "real"
             col = Column(key, "real continuation", "real", primer.source)
-            path = write_midi(real_score, out / key / ("sample-001.mid" if cfg.blind else "real.mid"))
+            path = write_midi(
+                real_score, out / key / ("sample-001.mid" if cfg.blind else "real.mid")
+            )
             cell = Cell(_rel(path, out), "", "", real_score.num_notes, real_score.duration_seconds)
             col.cells = [cell] * cfg.samples  # the same piece in every row
             columns.append(col)
@@ -208,7 +227,9 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     def media(midi_rel: str, score: Score, title: str) -> tuple[str, str]:
         midi_path = out / midi_rel
         wav, png = midi_path.with_suffix(".wav"), midi_path.with_suffix(".png")
-        r = render(midi_path, wav, soundfont=cfg.soundfont, use_fluidsynth=cfg.use_fluidsynth, score=score)
+        r = render(
+            midi_path, wav, soundfont=cfg.soundfont, use_fluidsynth=cfg.use_fluidsynth, score=score
+        )
         engines[r.engine] = engines.get(r.engine, 0) + 1
         render_notes.add(r.note)
         marks = [(primer.cut, "new")] if primer.cut > 0 and title != "primer" else []
@@ -222,7 +243,13 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         for r, cell in enumerate(col.cells):
             if col.kind == "real" and r > 0:
                 continue
-            label = "" if cfg.blind else f"{col.name}, sample {r + 1}" if col.kind != "real" else col.name
+            label = (
+                ""
+                if cfg.blind
+                else f"{col.name}, sample {r + 1}"
+                if col.kind != "real"
+                else col.name
+            )
             cell.wav, cell.png = media(cell.midi, scores[r], label)
 
     # --- statistics ---------------------------------------------------------------------------------
@@ -260,21 +287,38 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
         "musicgen_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {
-            "samples": cfg.samples, "seed": cfg.seed, "bars": cfg.bars, "primer_bars": cfg.primer_bars,
-            "temperature": cfg.sampling.temperature, "top_k": cfg.sampling.top_k, "top_p": cfg.sampling.top_p,
-            "repeat_bias": cfg.sampling.repeat_bias, "blind": cfg.blind,
+            "samples": cfg.samples,
+            "seed": cfg.seed,
+            "bars": cfg.bars,
+            "primer_bars": cfg.primer_bars,
+            "temperature": cfg.sampling.temperature,
+            "top_k": cfg.sampling.top_k,
+            "top_p": cfg.sampling.top_p,
+            "repeat_bias": cfg.sampling.repeat_bias,
+            "blind": cfg.blind,
             "ngram_order": cfg.ngram_order if cfg.ngram else None,
-        },  # fmt: skip
-        "primer": {"source": primer.source, "midi": _rel(primer.path, out), "wav": primer_wav, "png": primer_png},
+        },
+        "primer": {
+            "source": primer.source,
+            "midi": _rel(primer.path, out),
+            "wav": primer_wav,
+            "png": primer_png,
+        },
         "audio": engine_text,
         "notes": page_notes,
         "columns": [
             {
-                "key": c.key, "name": c.name, "kind": c.kind, "detail": c.detail,
-                "bits_per_note": c.bits_per_note, "eval_note": c.eval_note,
+                "key": c.key,
+                "name": c.name,
+                "kind": c.kind,
+                "detail": c.detail,
+                "bits_per_note": c.bits_per_note,
+                "eval_note": c.eval_note,
                 "cells": [c_.__dict__ for c_ in c.cells],
-                "summary": M.summarize([c_.metrics for c_ in (c.cells[:1] if c.kind == "real" else c.cells)]),
-            }  # fmt: skip
+                "summary": M.summarize(
+                    [c_.metrics for c_ in (c.cells[:1] if c.kind == "real" else c.cells)]
+                ),
+            }
             for c in columns
         ],
         "reference_set": M.summarize(reference_pieces) if reference_pieces else None,
@@ -300,7 +344,12 @@ def _choose_primer(cfg: CompareConfig, ds) -> PrimerInfo:
         lines = full.bar_lines()
         if len(lines) > cfg.primer_bars:
             cut = lines[cfg.primer_bars]
-            return PrimerInfo(full.until(cut), f"first {cfg.primer_bars} bars of {Path(cfg.primer).name}", cut, full)
+            return PrimerInfo(
+                full.until(cut),
+                f"first {cfg.primer_bars} bars of {Path(cfg.primer).name}",
+                cut,
+                full,
+            )
         return PrimerInfo(full, f"{Path(cfg.primer).name} (all of it)", full.end, None)
     entries = [e for e in ds.index["files"] if e["split"] == "val"]
     split = "validation"
@@ -324,7 +373,9 @@ def _choose_primer(cfg: CompareConfig, ds) -> PrimerInfo:
     n_bars, e, full = best
     lines = full.bar_lines()
     if n_bars <= cfg.primer_bars:
-        return PrimerInfo(full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None)
+        return PrimerInfo(
+            full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None
+        )
     cut = lines[cfg.primer_bars]
     src = f"first {cfg.primer_bars} bars of {e['path']} ({split} split of {ds.root})"
     return PrimerInfo(full.until(cut), src, cut, full)
@@ -349,7 +400,12 @@ def _continuation(score: Score, primer_notes: int | None, cut: float) -> Score:
     t0 = min(cut, float(n["start"].min())) if len(n) else cut
     n["start"] = n["start"] - t0
     shift = lambda events: [(max(e[0] - t0, 0.0), *e[1:]) for e in events]  # noqa: E731
-    return Score(notes=n, tempos=shift(score.tempos), time_signatures=shift(score.time_signatures), n_tracks=score.n_tracks)
+    return Score(
+        notes=n,
+        tempos=shift(score.tempos),
+        time_signatures=shift(score.time_signatures),
+        n_tracks=score.n_tracks,
+    )
 
 
 def _model_names(models) -> list[str]:
@@ -388,7 +444,9 @@ def _engine_text(engines: dict[str, int], notes: set[str]) -> str:
 # --- the n-gram baseline --------------------------------------------------------------------------
 
 
-def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, index: int, echo: Echo):
+def _ngram_column(
+    ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, index: int, echo: Echo
+):
     from musicgen.generate import load_primer
     from musicgen.ngram import KneserNey
 
@@ -401,7 +459,12 @@ def _ngram_column(ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, i
     echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
     seqs = sample_ngram(lm, ds.vocab, p.ids, gcfg, cfg.ngram_order)
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
-    col = Column(key, f"{cfg.ngram_order}-gram", "ngram", f"interpolated Kneser-Ney, order {cfg.ngram_order}, fitted on {ds.root}")
+    col = Column(
+        key,
+        f"{cfg.ngram_order}-gram",
+        "ngram",
+        f"interpolated Kneser-Ney, order {cfg.ngram_order}, fitted on {ds.root}",
+    )
     col.lm = lm  # type: ignore[attr-defined]  # kept for the likelihood column
     scores = []
     for r, (ids, end_q) in enumerate(seqs):
@@ -423,7 +486,9 @@ def ngram_next_log2_probs(lm, context: list[int], candidates: np.ndarray, order:
     return lp[np.cumsum([len(s) for s in seqs]) - 1]
 
 
-def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: int = 20_000) -> list[tuple[np.ndarray, float | None]]:
+def sample_ngram(
+    lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: int = 20_000
+) -> list[tuple[np.ndarray, float | None]]:
     """Continue `prompt` gcfg.num_samples times under the vocabulary's grammar.
 
     Same rules as `generate_songs`: EOS is banned until the length target, the
@@ -448,7 +513,9 @@ def sample_ngram(lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: in
                 continue
             cands = np.flatnonzero(masks[b])
             logits = torch.full((V,), float("-inf"), dtype=torch.float64)
-            logits[torch.from_numpy(cands)] = torch.from_numpy(ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2))
+            logits[torch.from_numpy(cands)] = torch.from_numpy(
+                ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2)
+            )
             if pull is not None:
                 logits = logits + pull[b].double()
             new[b] = int(sample(logits[None], gcfg.temperature, gcfg.top_k, gcfg.top_p, gen)[0])
@@ -513,6 +580,7 @@ TABLE_COLUMNS = (
     ("ngram8_in_train", "8-grams found in training", "{:.1%}"),
 )
 
+
 def _asset(name: str) -> str:
     """A file of the page (musicgen/listen/page/), shipped as package data."""
     return (resources.files("musicgen.listen") / "page" / name).read_text(encoding="utf-8")
@@ -536,14 +604,25 @@ def results_table(summary: dict) -> str:
                 cells.append(f"<td>{_fmt(bpn, spec)}</td>")
             else:
                 v = (s or {}).get(key)
-                cells.append(f"<td>{_fmt(v.get('mean') if isinstance(v, dict) else None, spec)}</td>")
+                cells.append(
+                    f"<td>{_fmt(v.get('mean') if isinstance(v, dict) else None, spec)}</td>"
+                )
         return f'<tr><td title="{html.escape(title)}">{html.escape(name)}</td>{"".join(cells)}</tr>'
 
     for c in summary["columns"]:
-        out.append(row(c["name"], f"{c['detail']} {c.get('eval_note') or ''}".strip(), c["summary"], c["bits_per_note"]))
+        out.append(
+            row(
+                c["name"],
+                f"{c['detail']} {c.get('eval_note') or ''}".strip(),
+                c["summary"],
+                c["bits_per_note"],
+            )
+        )
     ref = summary.get("reference_set")
     if ref:
-        out.append(row(f"real music (validation set, {ref['pieces']} pieces)", "whole pieces", ref, None))
+        out.append(
+            row(f"real music (validation set, {ref['pieces']} pieces)", "whole pieces", ref, None)
+        )
     out.append("</table>")
     out.append(
         '<p class="meta">Statistics are means over the samples of the new music only (the primer left out); '
@@ -597,8 +676,14 @@ def build_page(summary: dict) -> str:
             c = cols[ci]
             cell = c["cells"][r]
             label = chr(65 + pos) if blind else c["name"]
-            name_span = f'<span class="name" data-row="{r}" data-pos="{pos}"></span>' if blind else ""
-            alt = f"piano roll {chr(65 + pos)}" if blind else f"piano roll of {c['name']}, sample {r + 1}"
+            name_span = (
+                f'<span class="name" data-row="{r}" data-pos="{pos}"></span>' if blind else ""
+            )
+            alt = (
+                f"piano roll {chr(65 + pos)}"
+                if blind
+                else f"piano roll of {c['name']}, sample {r + 1}"
+            )
             parts.append(
                 f'<td class="cell" data-row="{r}" data-pos="{pos}"><div><span class="label">{esc(label)}</span>{name_span}</div>'
                 f'<audio controls preload="metadata" src="{esc(cell["wav"])}"></audio>'
@@ -611,7 +696,9 @@ def build_page(summary: dict) -> str:
     parts.append('<div class="controls">')
     if blind:
         parts.append('<button id="reveal" type="button">Reveal</button>')
-    parts.append('<button id="download" type="button">Download votes</button> <a id="download-link" hidden></a></div>')
+    parts.append(
+        '<button id="download" type="button">Download votes</button> <a id="download-link" hidden></a></div>'
+    )
     parts.append('<div id="tally"></div>')
     table = results_table(summary)
     if blind:

@@ -178,7 +178,9 @@ def empty_beat_rate(notes: np.ndarray) -> float:
 def time_histogram(values: np.ndarray) -> np.ndarray:
     """Share of `values` (in beats) in each TIME_EDGES bin; zeros for no values."""
     v = np.asarray(values, dtype=float)
-    idx = np.clip(np.searchsorted(np.array(TIME_EDGES), v + _EPS, side="right") - 1, 0, len(TIME_EDGES) - 1)
+    idx = np.clip(
+        np.searchsorted(np.array(TIME_EDGES), v + _EPS, side="right") - 1, 0, len(TIME_EDGES) - 1
+    )
     h = np.bincount(idx, minlength=len(TIME_EDGES)).astype(float)
     return h / h.sum() if h.sum() else h
 
@@ -285,7 +287,9 @@ class SequenceIndex:
         self.names = list(names)
         self.seq = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         self.owner = np.concatenate(owner) if owner else np.zeros(0, np.int64)
-        self.starts = np.concatenate([[0], np.cumsum([len(s) + 1 for s in sequences])])[:-1].astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum([len(s) + 1 for s in sequences])])[:-1].astype(
+            np.int64
+        )
         self.max_len = max((len(s) for s in sequences), default=0)
         self._prefix = _prefix_hashes(self.seq)
         self._cuts = np.concatenate([[0], np.cumsum(self.seq == _SENTINEL)])
@@ -325,7 +329,10 @@ class SequenceIndex:
         keys, starts = self.windows(length)
         qh = _window_hashes(_prefix_hashes(q), len(q), length)
         for qi in hits.tolist():
-            lo, hi = np.searchsorted(keys, qh[qi], side="left"), np.searchsorted(keys, qh[qi], side="right")
+            lo, hi = (
+                np.searchsorted(keys, qh[qi], side="left"),
+                np.searchsorted(keys, qh[qi], side="right"),
+            )
             for pos in starts[lo:hi].tolist():
                 if np.array_equal(self.seq[pos : pos + length], q[qi : qi + length]):
                     return qi, pos
@@ -353,7 +360,9 @@ class SequenceIndex:
 def _prefix_hashes(x: np.ndarray) -> np.ndarray:
     """S[i] = sum_{j < i} x[j] * B^-j and P[i] = B^i (mod 2**64), stacked as (2, n + 1)."""
     n = len(x)
-    vals = (np.asarray(x, dtype=np.int64) + 2048).astype(np.uint64)  # sentinel and intervals stay positive
+    vals = (np.asarray(x, dtype=np.int64) + 2048).astype(
+        np.uint64
+    )  # sentinel and intervals stay positive
     inv_pows = np.ones(n, dtype=np.uint64)
     pows = np.ones(n + 1, dtype=np.uint64)
     if n:
@@ -408,7 +417,9 @@ class TrainIndex:
         return cls.from_sequences(names, seqs)
 
 
-def dataset_pitch_sequences(root: str | Path, split: str | None = "train") -> tuple[list[str], list[np.ndarray]]:
+def dataset_pitch_sequences(
+    root: str | Path, split: str | None = "train"
+) -> tuple[list[str], list[np.ndarray]]:
     """Pitch sequences of a dataset's pieces: each piece decoded from its tokens (by the
     stream interpreter, like every reader of tokens), then `pitch_sequence`."""
     from musicgen.data.dataset import TokenDataset
@@ -555,11 +566,17 @@ def _mean(x: np.ndarray) -> float:
 def summarize(pieces: Sequence[dict]) -> dict:
     """Mean, standard deviation and count of each scalar over a set; mean histograms."""
     out: dict = {"pieces": len(pieces)}
-    keys = [k for k in (*SCALAR_KEYS, *MEMORY_KEYS, "notes", "beats") if any(k in p for p in pieces)]
+    keys = [
+        k for k in (*SCALAR_KEYS, *MEMORY_KEYS, "notes", "beats") if any(k in p for p in pieces)
+    ]
     for k in keys:
         v = np.array([p[k] for p in pieces if p.get(k) is not None], dtype=float)
         v = v[np.isfinite(v)]
-        out[k] = {"mean": float(v.mean()) if len(v) else math.nan, "std": float(v.std()) if len(v) else math.nan, "n": len(v)}
+        out[k] = {
+            "mean": float(v.mean()) if len(v) else math.nan,
+            "std": float(v.std()) if len(v) else math.nan,
+            "n": len(v),
+        }
     for k in HISTOGRAM_KEYS:
         hs = [p[k] for p in pieces if k in p and sum(p[k]) > 0]
         if hs:
@@ -569,7 +586,10 @@ def summarize(pieces: Sequence[dict]) -> dict:
 
 def compare_to_reference(generated: Sequence[dict], reference: Sequence[dict]) -> dict:
     """`compare_sets` for every scalar and histogram feature of two lists of piece metrics."""
-    return {k: compare_sets([p.get(k) for p in generated], [p.get(k) for p in reference]) for k in (*SCALAR_KEYS, *HISTOGRAM_KEYS)}
+    return {
+        k: compare_sets([p.get(k) for p in generated], [p.get(k) for p in reference])
+        for k in (*SCALAR_KEYS, *HISTOGRAM_KEYS)
+    }
 
 
 # --- loading corpora --------------------------------------------------------------------------
@@ -604,7 +624,9 @@ def load_corpus(
 
         ds = TokenDataset.open(path)
         out = []
-        for e in _subsample([e for e in ds.index["files"] if split is None or e["split"] == split], limit):
+        for e in _subsample(
+            [e for e in ds.index["files"] if split is None or e["split"] == split], limit
+        ):
             ids = np.asarray(ds.tokens[e["offset"] : e["offset"] + e["tokens"]])
             score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
             out.append((e["path"], score))

@@ -15,17 +15,45 @@ from musicgen.fsutil import atomic_write_bytes
 from musicgen.midi.score import Score
 
 GM_FAMILIES = (
-    "Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
-    "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive", "Sound effects",
-)  # fmt: skip
+    "Piano",
+    "Chromatic percussion",
+    "Organ",
+    "Guitar",
+    "Bass",
+    "Strings",
+    "Ensemble",
+    "Brass",
+    "Reed",
+    "Pipe",
+    "Synth lead",
+    "Synth pad",
+    "Synth effects",
+    "Ethnic",
+    "Percussive",
+    "Sound effects",
+)
 
 # Colour by program (program % 16), so an instrument has the same colour in every picture
 # and neighbouring programs (violin, viola, cello) differ; the first eight are Okabe & Ito's
 # colour-blind-friendly palette.
 PROGRAM_COLOURS = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-    "#8c564b", "#17becf", "#d62728", "#9467bd", "#bcbd22", "#2ca02c", "#7f7f7f", "#e377c2",
-)  # fmt: skip
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+    "#8c564b",
+    "#17becf",
+    "#d62728",
+    "#9467bd",
+    "#bcbd22",
+    "#2ca02c",
+    "#7f7f7f",
+    "#e377c2",
+)
 DRUM_COLOUR = "#555555"
 
 
@@ -67,7 +95,12 @@ def draw_pianoroll(
         for x in secs.tolist():
             ax.axvline(x, color="#bbbbbb", lw=0.6, zorder=0)
 
-    keys = sorted({(bool(d), int(p)) for d, p in zip(notes["drum"].tolist(), notes["program"].tolist(), strict=True)})
+    keys = sorted(
+        {
+            (bool(d), int(p))
+            for d, p in zip(notes["drum"].tolist(), notes["program"].tolist(), strict=True)
+        }
+    )
     handles = []
     for drum, program in keys:
         sel = notes[(notes["drum"] == drum) & (notes["program"] == program)]
@@ -75,15 +108,29 @@ def draw_pianoroll(
         e = score.quarters_to_seconds(sel["start"] + sel["duration"])
         colour = DRUM_COLOUR if drum else PROGRAM_COLOURS[program % len(PROGRAM_COLOURS)]
         h = ax.barh(
-            sel["pitch"].astype(float), np.maximum(e - s, end_s / 2000), left=s, height=0.85,
-            color=colour, edgecolor="none", alpha=0.9, label=instrument_name(program, drum),
-        )  # fmt: skip
+            sel["pitch"].astype(float),
+            np.maximum(e - s, end_s / 2000),
+            left=s,
+            height=0.85,
+            color=colour,
+            edgecolor="none",
+            alpha=0.9,
+            label=instrument_name(program, drum),
+        )
         handles.append(h)
 
     for quarter, label in marks or []:
         x = float(score.quarters_to_seconds(quarter))
         ax.axvline(x, color="#cc0000", lw=1.2, ls="--", zorder=3)
-        ax.text(x, 1.01, f" {label}", transform=ax.get_xaxis_transform(), color="#cc0000", fontsize=8, va="bottom")
+        ax.text(
+            x,
+            1.01,
+            f" {label}",
+            transform=ax.get_xaxis_transform(),
+            color="#cc0000",
+            fontsize=8,
+            va="bottom",
+        )
 
     ax.set_xlim(0, end_s)
     if len(notes):
@@ -93,12 +140,19 @@ def draw_pianoroll(
         cs = [p for p in range(lo - 2, hi + 3) if p % 12 == 0]
         ax.set_yticks(cs, [f"C{p // 12 - 1}" for p in cs])
         ax.legend(
-            handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-            title="instrument", title_fontsize=8,
-        )  # fmt: skip
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            title="instrument",
+            title_fontsize=8,
+        )
     else:
         ax.set_ylim(48, 84)
-        ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center", color="#888888")
+        ax.text(
+            0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center", color="#888888"
+        )
     ax.set_xlabel("seconds", fontsize=9)
     ax.set_ylabel("pitch", fontsize=9)
     ax.tick_params(labelsize=8)

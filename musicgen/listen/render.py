@@ -108,7 +108,11 @@ def render(
     sf = find_soundfont(soundfont)
     exe = find_fluidsynth() if use_fluidsynth else None
     if exe is None:
-        why = "FluidSynth disabled" if (not use_fluidsynth or fluidsynth_disabled()) else "FluidSynth not found"
+        why = (
+            "FluidSynth disabled"
+            if (not use_fluidsynth or fluidsynth_disabled())
+            else "FluidSynth not found"
+        )
     elif sf is None:
         why = "no General MIDI soundfont found (install fluid-soundfont-gm or pass --soundfont)"
     else:
@@ -117,7 +121,9 @@ def render(
         try:
             audio = _fluidsynth(exe, sf, midi, rate, _expected_seconds(midi, score))
             _write_wav(out, audio, rate)
-            return Rendered(out, "fluidsynth", f"FluidSynth with {sf.name}", len(audio) / rate, rate)
+            return Rendered(
+                out, "fluidsynth", f"FluidSynth with {sf.name}", len(audio) / rate, rate
+            )
         except _RenderFailed as exc:
             why = f"FluidSynth failed ({exc})"
     if score is None:
@@ -142,7 +148,9 @@ def _expected_seconds(midi: Path, score: Score | None) -> float:
             raise MusicgenError(f"{midi}: {exc}") from None
     secs = score.duration_seconds
     if secs > MAX_SECONDS:
-        raise MusicgenError(f"{midi} lasts {secs / 60:.0f} minutes; refusing to render more than {MAX_SECONDS // 60}")
+        raise MusicgenError(
+            f"{midi} lasts {secs / 60:.0f} minutes; refusing to render more than {MAX_SECONDS // 60}"
+        )
     return secs
 
 
@@ -151,9 +159,25 @@ def _fluidsynth(exe: str, sf: Path, midi: Path, rate: int, seconds: float) -> np
     timeout = 30.0 + seconds
     with tempfile.TemporaryDirectory(prefix="musicgen-render-") as tmp:
         raw = Path(tmp) / "out.wav"
-        cmd = [exe, "-ni", "-q", "-g", "0.6", "-T", "wav", "-F", str(raw), "-r", str(rate), str(sf), str(midi)]
+        cmd = [
+            exe,
+            "-ni",
+            "-q",
+            "-g",
+            "0.6",
+            "-T",
+            "wav",
+            "-F",
+            str(raw),
+            "-r",
+            str(rate),
+            str(sf),
+            str(midi),
+        ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+            )
         except subprocess.TimeoutExpired:
             raise _RenderFailed(f"no result after {timeout:.0f} s") from None
         except OSError as exc:
@@ -213,19 +237,28 @@ def synthesize(score: Score, rate: int = DEFAULT_RATE) -> np.ndarray:
     t1 = score.quarters_to_seconds(notes["start"] + notes["duration"])
     total = float(np.max(t1)) + RELEASE_S + 0.2
     if total > MAX_SECONDS:
-        raise MusicgenError(f"the piece lasts {total / 60:.0f} minutes; refusing to render more than {MAX_SECONDS // 60}")
+        raise MusicgenError(
+            f"the piece lasts {total / 60:.0f} minutes; refusing to render more than {MAX_SECONDS // 60}"
+        )
     out = np.zeros(int(np.ceil(total * rate)) + 1, dtype=np.float32)
     rng = np.random.default_rng(0)
     attack = int(0.01 * rate)
     release = int(RELEASE_S * rate)
     for s, e, pitch, vel, drum in zip(
-        t0.tolist(), t1.tolist(), notes["pitch"].tolist(), notes["velocity"].tolist(), notes["drum"].tolist(), strict=True
+        t0.tolist(),
+        t1.tolist(),
+        notes["pitch"].tolist(),
+        notes["velocity"].tolist(),
+        notes["drum"].tolist(),
+        strict=True,
     ):
         amp = 0.15 * (max(vel, 1) / 127.0) ** 1.5
         i0 = int(s * rate)
         if drum:
             n = int(0.08 * rate)
-            seg = rng.standard_normal(n).astype(np.float32) * np.exp(-np.arange(n) / (0.02 * rate)).astype(np.float32)
+            seg = rng.standard_normal(n).astype(np.float32) * np.exp(
+                -np.arange(n) / (0.02 * rate)
+            ).astype(np.float32)
             out[i0 : i0 + n] += amp * seg[: len(out) - i0]
             continue
         hold = max(int((e - s) * rate), attack + 1)

@@ -219,7 +219,11 @@ def _scan_events(data: bytes, pos: int, limit: int) -> tuple[int, bool]:
 def _next_chunk_plausible(data: bytes, pos: int) -> bool:
     """At `pos` the file ends, a few padding bytes follow, or another chunk starts."""
     n = len(data)
-    return pos == n or (pos < n and pos + 8 > n) or (pos + 8 <= n and _is_chunk_id(data[pos : pos + 4]))
+    return (
+        pos == n
+        or (pos < n and pos + 8 > n)
+        or (pos + 8 <= n and _is_chunk_id(data[pos : pos + 4]))
+    )
 
 
 def chunks_intact(data: bytes) -> bool:
@@ -286,16 +290,22 @@ def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
             elif end <= n and _next_chunk_plausible(data, end):
                 # the length fits the file: trust it (bytes after End of Track are ignored)
                 if not eot and stop < end:
-                    warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the track dropped")
+                    warnings.append(
+                        f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the track dropped"
+                    )
                 pos = end
             elif far_eot:
                 warnings.append(wrong_length)
                 stop = pos = far
             elif end > n:
-                warnings.append(f"truncated file: track {k} cut off after {far - start} of {size} bytes")
+                warnings.append(
+                    f"truncated file: track {k} cut off after {far - start} of {size} bytes"
+                )
                 stop, pos = far, n
             else:
-                warnings.append(f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the file dropped")
+                warnings.append(
+                    f"track {k}: unreadable event after {stop - start} of {size} bytes, rest of the file dropped"
+                )
                 pos = n
         tracks.append(data[start:stop])
     if len(tracks) < ntracks:
@@ -304,7 +314,9 @@ def repair_tracks(data: bytes) -> tuple[bytes, list[str]]:
         warnings.append(f"{ntracks - len(tracks)} of {ntracks} tracks missing")
     elif len(tracks) > ntracks:
         declared = f"{ntracks} track" + ("s" if ntracks != 1 else "")
-        warnings.append(f"the header declares {declared} but the file holds {len(tracks)}; all were read")
+        warnings.append(
+            f"the header declares {declared} but the file holds {len(tracks)}; all were read"
+        )
     if not tracks:
         return b"", warnings
     fmt = 1 if len(tracks) > 1 else fmt
@@ -339,7 +351,16 @@ def to_score(parsed: ParsedMidi) -> Score:
             end, n = _sustain(start, end, track.pedals.numpy())
             pressed += len(track.pedals)
             sustained += n
-        columns.append((start, end, arr["pitch"], arr["velocity"], int(track.program) & 0x7F, bool(track.is_drum)))
+        columns.append(
+            (
+                start,
+                end,
+                arr["pitch"],
+                arr["velocity"],
+                int(track.program) & 0x7F,
+                bool(track.is_drum),
+            )
+        )
     start = np.concatenate([c[0] for c in columns]) if columns else np.zeros(0, dtype=np.int64)
     order = np.argsort(start, kind="stable")  # by onset; track order on ties
     notes = np.empty(len(start), dtype=NOTE_DTYPE)
@@ -405,9 +426,13 @@ def _score_file_to_midi(path: Path, data: bytes) -> bytes:
     try:
         from music21 import converter, midi
 
-        fmt = {".xml": "musicxml", ".mxl": "musicxml", ".musicxml": "musicxml", ".abc": "abc", ".krn": "humdrum"}[
-            path.suffix.lower()
-        ]
+        fmt = {
+            ".xml": "musicxml",
+            ".mxl": "musicxml",
+            ".musicxml": "musicxml",
+            ".abc": "abc",
+            ".krn": "humdrum",
+        }[path.suffix.lower()]
         if path.suffix.lower() == ".mxl":  # a zip archive: music21 needs the file itself
             stream = converter.parse(path)
         else:

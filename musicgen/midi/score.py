@@ -34,7 +34,9 @@ class Score:
 
     notes: np.ndarray = field(default_factory=empty_notes)  # NOTE_DTYPE, sorted by start
     tempos: list[tuple[float, float]] = field(default_factory=list)  # (quarter, qpm)
-    time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (quarter, num, den)
+    time_signatures: list[tuple[float, int, int]] = field(
+        default_factory=list
+    )  # (quarter, num, den)
     n_tracks: int = 0
     resolution: int = 0  # ticks per quarter of the file it was read from (0: not read from a file)
     # What the reader had to repair or leave out (a damaged file); empty for a clean read.
@@ -89,7 +91,13 @@ class Score:
         n["duration"] = np.minimum(n["duration"], end_q - n["start"])
         tempos = [t for t in self.tempos if t[0] < end_q] or self.tempos[:1]
         sigs = [t for t in self.time_signatures if t[0] < end_q] or self.time_signatures[:1]
-        return Score(notes=n, tempos=tempos, time_signatures=sigs, n_tracks=self.n_tracks, resolution=self.resolution)
+        return Score(
+            notes=n,
+            tempos=tempos,
+            time_signatures=sigs,
+            n_tracks=self.n_tracks,
+            resolution=self.resolution,
+        )
 
     def bar_lines(self) -> list[float]:
         """Bar starts in quarters, from the time-signature map (4/4 if none)."""

@@ -56,4 +56,6 @@ class GRUCore(nn.Module):
 
     def restart_rows(self, state: Tensor, fresh: Tensor) -> Tensor:
         """The state with the rows marked `fresh` (B,) bool starting from nothing (a new piece)."""
-        return state * (~fresh).to(state.dtype)[None, :, None]  # (L, B, D); zeros are the GRU's start
+        return (
+            state * (~fresh).to(state.dtype)[None, :, None]
+        )  # (L, B, D); zeros are the GRU's start

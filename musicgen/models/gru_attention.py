@@ -31,7 +31,6 @@ State = tuple[Tensor, Tensor]
 
 
 class GRUAttentionCore(GRUCore):
-
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         d = cfg.d_model
@@ -50,7 +49,10 @@ class GRUAttentionCore(GRUCore):
         else:
             mask = window_mask(t, s, self.window, tokens.device)  # (T, S)
         if start:  # rows that began a new piece see none of the memory before it
-            mask = own_piece(mask if mask is not None else window_mask(t, s, self.window, tokens.device), start[0])  # (B, 1, T, S)
+            mask = own_piece(
+                mask if mask is not None else window_mask(t, s, self.window, tokens.device),
+                start[0],
+            )  # (B, 1, T, S)
         # One "head": unsqueeze to (B, 1, ., D) for scaled_dot_product_attention.
         context = F.scaled_dot_product_attention(
             self.score(o).unsqueeze(1),
@@ -66,11 +68,19 @@ class GRUAttentionCore(GRUCore):
         """Keep the newest window - 1 outputs so the next step sees at most `window`."""
         h, memory, *start = state
         drop = max(0, memory.size(1) - (self.window - 1))
-        return (h, memory[:, drop:], *[(st - drop).clamp(min=0) for st in start])  # (B, <= window - 1, D)
+        return (
+            h,
+            memory[:, drop:],
+            *[(st - drop).clamp(min=0) for st in start],
+        )  # (B, <= window - 1, D)
 
     def restart_rows(self, state: State, fresh: Tensor) -> State:
         """Rows marked `fresh` (B,) start from nothing: a zero hidden state, and their memory
         out of sight (their own piece starts after the memory held now)."""
         h, memory, *start = state
-        start = start[0] if start else torch.zeros(memory.size(0), dtype=torch.long, device=memory.device)
+        start = (
+            start[0]
+            if start
+            else torch.zeros(memory.size(0), dtype=torch.long, device=memory.device)
+        )
         return super().restart_rows(h, fresh), memory, torch.where(fresh, memory.size(1), start)

@@ -28,11 +28,15 @@ class MusicLM(L.LightningModule):
     so a checkpoint alone is enough to generate.
     """
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: Sequence[int], meta: dict):
+    def __init__(
+        self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: Sequence[int], meta: dict
+    ):
         super().__init__()
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.note_ids = [int(i) for i in note_ids]
-        self.register_buffer("_note_ids", torch.tensor(self.note_ids, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "_note_ids", torch.tensor(self.note_ids, dtype=torch.long), persistent=False
+        )
         self.meta = meta
         self.core = build_core(model_cfg)
         self.val_nats = SumMetric()
@@ -60,7 +64,9 @@ class MusicLM(L.LightningModule):
         logits, state = self.core(x, carried)  # (B, T, V)
         if self.train_cfg.carry_state:
             self._train_state = detach(state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE
+        )
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
@@ -70,12 +76,19 @@ class MusicLM(L.LightningModule):
         logits, state = self.core(x, None if first else self._val_state)
         self._val_state = detach(state)
         flat_y = y.reshape(-1)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat_y, ignore_index=IGNORE, reduction="sum")
+        nll = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(),
+            flat_y,
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
         valid = flat_y != IGNORE
         self.val_nats.update(nll)
         self.val_tokens.update(valid.sum())
         self.val_notes.update(torch.isin(flat_y, self._note_ids).sum())
-        self.val_correct.update(((logits.reshape(-1, logits.size(-1)).argmax(-1) == flat_y) & valid).sum())
+        self.val_correct.update(
+            ((logits.reshape(-1, logits.size(-1)).argmax(-1) == flat_y) & valid).sum()
+        )
 
     def on_validation_epoch_end(self):
         nats, tokens = self.val_nats.compute(), self.val_tokens.compute().clamp(min=1)
@@ -105,7 +118,9 @@ class MusicLM(L.LightningModule):
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         progress = 0.0
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+        total = (
+            self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+        )
         if math.isfinite(total) and total > cfg.warmup_steps:
             progress = (step - cfg.warmup_steps) / (total - cfg.warmup_steps)
         if cfg.max_time > 0 and self._trainer is not None:
@@ -138,7 +153,9 @@ class MusicLM(L.LightningModule):
             "val_bpn": _metric(self, "val_bpn"),
             "val_bpt": _metric(self, "val_bpt"),
             "global_step": int(self.global_step),
-            "world_size": _world_size(self),  # devices x nodes: the batch per step is batch_size x this
+            "world_size": _world_size(
+                self
+            ),  # devices x nodes: the batch per step is batch_size x this
         }
 
 

@@ -10,7 +10,9 @@ from musicgen.models.gru_attention import GRUAttentionCore
 from musicgen.models.transformer import TransformerCore
 
 # One class per name of config.MODEL_NAMES (the one list of names), in that order.
-CORES: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (GRUCore, GRUAttentionCore, TransformerCore), strict=True))
+CORES: dict[str, type[nn.Module]] = dict(
+    zip(MODEL_NAMES, (GRUCore, GRUAttentionCore, TransformerCore), strict=True)
+)
 
 
 def build_core(cfg: ModelConfig) -> nn.Module:

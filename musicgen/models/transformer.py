@@ -162,7 +162,10 @@ class TransformerCore(nn.Module):
             mask = window_mask(t, s, self.cfg.max_len, tokens.device)  # (T, S)
         start = state.get("start") if state is not None else None
         if start is not None:  # rows that began a new piece see none of the cache before it
-            mask = own_piece(mask if mask is not None else window_mask(t, s, self.cfg.max_len, tokens.device), start)
+            mask = own_piece(
+                mask if mask is not None else window_mask(t, s, self.cfg.max_len, tokens.device),
+                start,
+            )
         cis = self.rotary.angles(s, tokens.device)  # (S, hd/2) complex
         x = self.drop(self.emb(tokens))  # (B, T, D)
         new_kv = []
@@ -189,5 +192,7 @@ class TransformerCore(nn.Module):
     def restart_rows(self, state: dict, fresh: Tensor) -> dict:
         """Rows marked `fresh` (B,) see none of the cache held now: their piece starts after it."""
         cached = state["kv"][0][0].size(2)
-        start = state.get("start", torch.zeros(fresh.size(0), dtype=torch.long, device=fresh.device))
+        start = state.get(
+            "start", torch.zeros(fresh.size(0), dtype=torch.long, device=fresh.device)
+        )
         return {**state, "start": torch.where(fresh, cached, start)}

@@ -7,4 +7,14 @@ from musicgen.tokens.stream import Stream
 from musicgen.tokens.timebase import choose_time, resolve_time
 from musicgen.tokens.vocab import Vocabulary
 
-__all__ = ["Encoded", "Stream", "Vocabulary", "choose_time", "decode", "encode", "resolve_time", "score_grid", "token_space"]
+__all__ = [
+    "Encoded",
+    "Stream",
+    "Vocabulary",
+    "choose_time",
+    "decode",
+    "encode",
+    "resolve_time",
+    "score_grid",
+    "token_space",
+]

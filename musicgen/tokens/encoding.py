@@ -50,7 +50,13 @@ from musicgen.tokens.timebase import resolve_time
 
 # The notes exactly as the tokens describe them (steps of the piece's clock).
 GRID_DTYPE = np.dtype(
-    [("step", np.int64), ("dur", np.int64), ("pitch", np.int64), ("velocity", np.int64), ("program", np.int64)]
+    [
+        ("step", np.int64),
+        ("dur", np.int64),
+        ("pitch", np.int64),
+        ("velocity", np.int64),
+        ("program", np.int64),
+    ]
 )
 
 # Counters reported per file; the README's ingestion report explains each.
@@ -132,14 +138,18 @@ class _Notes:
 # --- the rules, in order --------------------------------------------------------------------
 
 
-def _select(score: Score, cfg: EncodingConfig, stats: Counter) -> tuple[_Notes, np.ndarray, np.ndarray]:
+def _select(
+    score: Score, cfg: EncodingConfig, stats: Counter
+) -> tuple[_Notes, np.ndarray, np.ndarray]:
     """Drop what the encoding leaves out (counted); give drums the program DRUMS.
     Returns the notes (times not set yet) and their onsets and ends in fractional steps."""
     n = score.notes
     drum = n["drum"]
     pitch = n["pitch"].astype(np.int64)
     in_range = (pitch >= cfg.pitch_min) & (pitch <= cfg.pitch_max)
-    stats["out_of_range_dropped"] += int((~in_range & ~drum).sum())  # a drum key names a sound, not a pitch
+    stats["out_of_range_dropped"] += int(
+        (~in_range & ~drum).sum()
+    )  # a drum key names a sound, not a pitch
     keep = in_range | drum
     if not cfg.drums:
         stats["drum_notes_dropped"] += int(drum.sum())
@@ -147,18 +157,28 @@ def _select(score: Score, cfg: EncodingConfig, stats: Counter) -> tuple[_Notes, 
     n, drum = n[keep], drum[keep]
     program = n["program"].astype(np.int64)
     if cfg.programs == "main" and (~drum).any():
-        program[~drum] = int(np.bincount(program[~drum], minlength=128).argmax())  # the most used (lowest on a tie)
+        program[~drum] = int(
+            np.bincount(program[~drum], minlength=128).argmax()
+        )  # the most used (lowest on a tie)
     program[drum] = DRUMS
     zeros = np.zeros(len(n), dtype=np.int64)
-    notes = _Notes(zeros, zeros.copy(), n["pitch"].astype(np.int64), n["velocity"].astype(np.int64), program)
+    notes = _Notes(
+        zeros, zeros.copy(), n["pitch"].astype(np.int64), n["velocity"].astype(np.int64), program
+    )
     start, end = n["start"], n["start"] + n["duration"]
     # steps of the clock: quarters x steps_per_quarter, or seconds through the tempo map x steps_per_second
     if cfg.time == "beats":
         return notes, start * cfg.steps_per_quarter, end * cfg.steps_per_quarter
-    return notes, score.quarters_to_seconds(start) * cfg.steps_per_second, score.quarters_to_seconds(end) * cfg.steps_per_second
+    return (
+        notes,
+        score.quarters_to_seconds(start) * cfg.steps_per_second,
+        score.quarters_to_seconds(end) * cfg.steps_per_second,
+    )
 
 
-def _quantise(g: _Notes, raw_start: np.ndarray, raw_end: np.ndarray, cfg: EncodingConfig, stats: Counter) -> _Notes:
+def _quantise(
+    g: _Notes, raw_start: np.ndarray, raw_end: np.ndarray, cfg: EncodingConfig, stats: Counter
+) -> _Notes:
     """Snap to the clock and to the Dur values; merge unisons, cut re-struck keys; stream order."""
     g.step = np.round(raw_start).astype(np.int64)
     stats["off_grid"] += int(np.count_nonzero(np.abs(raw_start - g.step) > 1e-6))
@@ -191,7 +211,12 @@ def _quantise(g: _Notes, raw_start: np.ndarray, raw_end: np.ndarray, cfg: Encodi
     if len(coarse):
         family = token_space(cfg).dur
         k = family.nearest(g.dur[coarse])
-        fits = np.searchsorted(family.values, np.minimum(room[coarse], family.values[-1]), side="right") - 1
+        fits = (
+            np.searchsorted(
+                family.values, np.minimum(room[coarse], family.values[-1]), side="right"
+            )
+            - 1
+        )
         snapped = family.values[np.where(family.values[k] > room[coarse], fits, k)]
         stats["durations_rounded"] += int(np.count_nonzero(snapped != g.dur[coarse]))
         g.dur[coarse] = snapped
@@ -213,7 +238,9 @@ def _shorten_silences(g: _Notes, cfg: EncodingConfig, stats: Counter) -> np.ndar
     return total
 
 
-def _meta_events(score: Score, cfg: EncodingConfig, g: _Notes, cut: np.ndarray, stats: Counter) -> list[tuple[int, int, int]]:
+def _meta_events(
+    score: Score, cfg: EncodingConfig, g: _Notes, cut: np.ndarray, stats: Counter
+) -> list[tuple[int, int, int]]:
     """(step, kind, universal id) of the time-signature (kind 0) and tempo (kind 1) changes.
 
     Each moves with the silence cuts; a change that repeats the value before it is
@@ -257,8 +284,12 @@ def _velocity_levels(velocity: np.ndarray, levels: list[int], tolerance: int) ->
     """One level per note, changing as rarely as possible: each run of notes gets one
     level within `tolerance` of all of them (or of the nearest level, for a note no
     level is that close to), runs as long as they can be. Greedy is optimal here."""
-    if len(velocity) and velocity.min() == velocity.max():  # one loudness throughout (a sequenced part)
-        return np.full(len(velocity), levels[_nearest_level(int(velocity[0]), levels)], dtype=np.int64)
+    if (
+        len(velocity) and velocity.min() == velocity.max()
+    ):  # one loudness throughout (a sequenced part)
+        return np.full(
+            len(velocity), levels[_nearest_level(int(velocity[0]), levels)], dtype=np.int64
+        )
     # Repeated velocities behave as one note: walk the runs of equal values.
     starts = np.flatnonzero(np.append(True, velocity[1:] != velocity[:-1]))
     values = velocity[starts].tolist()
@@ -277,7 +308,11 @@ def _velocity_levels(velocity: np.ndarray, levels: list[int], tolerance: int) ->
         inside = levels[bisect.bisect_left(levels, lo) : bisect.bisect_right(levels, hi)]
         chosen += [min(inside, key=lambda v: abs(v - (lo + hi) / 2))] * (j - i)
         i = j
-    return np.repeat(chosen, np.diff(np.append(starts, len(velocity)))) if n else np.zeros(0, dtype=np.int64)
+    return (
+        np.repeat(chosen, np.diff(np.append(starts, len(velocity))))
+        if n
+        else np.zeros(0, dtype=np.int64)
+    )
 
 
 def _nearest_level(v: int, levels: list[int]) -> int:
@@ -353,7 +388,9 @@ def _assemble(g: _Notes, meta: list[tuple[int, int, int]], cfg: EncodingConfig) 
     # Every event's Shifts, then its own slots; empty slots dropped.
     tokens = np.concatenate([shift_ids, rows.ravel()])
     owners = np.concatenate([owner, np.repeat(np.arange(len(rows)), 4)])
-    parts = np.concatenate([np.zeros(len(owner), dtype=np.int64), np.ones(rows.size, dtype=np.int64)])
+    parts = np.concatenate(
+        [np.zeros(len(owner), dtype=np.int64), np.ones(rows.size, dtype=np.int64)]
+    )
     body = tokens[np.lexsort((parts, owners))]
     header = space.inst.id(_present(program))
     return np.concatenate([[BOS], header, body[body >= 0], [EOS]]).astype(np.int64)
@@ -369,7 +406,9 @@ def decode(ids: np.ndarray, cfg: EncodingConfig) -> tuple[Score, Counter]:
     notes = stream.feed_all(ids)
     out = np.zeros(len(notes), dtype=NOTE_DTYPE)
     if notes:
-        arr = np.array([(n.step, n.dur, n.pitch, n.velocity, n.program) for n in notes], dtype=np.int64)
+        arr = np.array(
+            [(n.step, n.dur, n.pitch, n.velocity, n.program) for n in notes], dtype=np.int64
+        )
         to_q = quarters_per_step(cfg)
         out["start"] = arr[:, 0] * to_q
         out["duration"] = arr[:, 1] * to_q

@@ -41,7 +41,9 @@ FAMILIES = ("special", "inst", "timesig", "tempo", "shift", "prog", "vel", "pitc
 class Family:
     name: str
     offset: int
-    values: np.ndarray  # what token `offset + k` stands for (for timesig: numerator * 64 + denominator)
+    values: (
+        np.ndarray
+    )  # what token `offset + k` stands for (for timesig: numerator * 64 + denominator)
 
     @property
     def size(self) -> int:
@@ -86,7 +88,9 @@ class Family:
 
 
 def _timesig_values() -> np.ndarray:
-    return np.array([n * 64 + d for n in range(1, TIME_SIG_MAX_NUMERATOR + 1) for d in TIME_SIG_DENOMINATORS])
+    return np.array(
+        [n * 64 + d for n in range(1, TIME_SIG_MAX_NUMERATOR + 1) for d in TIME_SIG_DENOMINATORS]
+    )
 
 
 class TokenSpace:
@@ -94,7 +98,9 @@ class TokenSpace:
 
     def __init__(self, cfg: EncodingConfig):
         if cfg.time == "auto":
-            raise ValueError("a token space needs a decided time mode (beats or seconds), not 'auto'")
+            raise ValueError(
+                "a token space needs a decided time mode (beats or seconds), not 'auto'"
+            )
         self.cfg = cfg
         values = {
             "special": np.arange(len(SPECIALS)),
@@ -115,7 +121,9 @@ class TokenSpace:
             offset += len(values[name])
         self.size = offset
         # per universal id: its family's index in FAMILIES, and its value
-        self.family_index = np.concatenate([np.full(f.size, i) for i, f in enumerate(self.families.values())])
+        self.family_index = np.concatenate(
+            [np.full(f.size, i) for i, f in enumerate(self.families.values())]
+        )
         self.value = np.concatenate([f.values.astype(np.float64) for f in self.families.values()])
         self._strings: list[str] | None = None
 
@@ -147,7 +155,9 @@ class TokenSpace:
             out = list(SPECIALS)
             program = [str(p) for p in range(128)] + ["drums"]
             out += [f"Inst_{p}" for p in program]
-            out += ["TimeSig_{}/{}".format(*self.timesig_of(v)) for v in self.timesig.values.tolist()]
+            out += [
+                "TimeSig_{}/{}".format(*self.timesig_of(v)) for v in self.timesig.values.tolist()
+            ]
             out += [f"Tempo_{q:g}" for q in self.tempo.values.tolist()]
             out += [f"Shift_{n}" for n in self.shift.values.tolist()]
             out += [f"Prog_{p}" for p in program]

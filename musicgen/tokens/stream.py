@@ -37,7 +37,9 @@ import numpy as np
 from musicgen.tokens.space import BOS, DRUMS, EOS, FAMILIES, PAD, TokenSpace
 
 _FAM = {name: i for i, name in enumerate(FAMILIES)}
-_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM = (_FAM[n] for n in FAMILIES)
+_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM = (
+    _FAM[n] for n in FAMILIES
+)
 
 # Where the stream is: before BOS, in the header (after BOS, Inst tokens may follow), in the
 # body, or after EOS. "after" says which token a note is waiting to be completed after.
@@ -82,7 +84,19 @@ class Grammar:
             mask.setflags(write=False)
         return mask
 
-    def _allowed(self, phase, after, program, level, instruments, last_inst, meta, prog_here, key_here, shift_closed) -> np.ndarray:
+    def _allowed(
+        self,
+        phase,
+        after,
+        program,
+        level,
+        instruments,
+        last_inst,
+        meta,
+        prog_here,
+        key_here,
+        shift_closed,
+    ) -> np.ndarray:
         s, f = self.space, self.fam
         out = np.zeros(s.size, dtype=bool)
         if phase == START:
@@ -96,7 +110,10 @@ class Grammar:
         # the notes the current instrument may play next: below its last key at this step
         note = (f["drum"] if program == DRUMS else f["pitch"] & self.can_pitch).copy()
         family = s.drum if program == DRUMS else s.pitch
-        note[family.offset + int(np.searchsorted(family.values, key_here)) : family.offset + family.size] = False
+        note[
+            family.offset + int(np.searchsorted(family.values, key_here)) : family.offset
+            + family.size
+        ] = False
         has_level = level is not None or not self.has_vel
         vel = f["vel"].copy()
         if level is not None:
@@ -127,7 +144,9 @@ class Grammar:
         for p in instruments:
             if p != program and p > prog_here and self.playable(p):
                 out[s.prog.offset + p] = self.present[s.prog.offset + p]
-        if program is not None and program >= prog_here and note.any():  # a Vel must lead into a note
+        if (
+            program is not None and program >= prog_here and note.any()
+        ):  # a Vel must lead into a note
             out |= vel
             if has_level:
                 out |= note
@@ -143,7 +162,9 @@ class Stream:
         cfg = space.cfg
         self.beats = cfg.time == "beats"
         self.steps_per_unit = cfg.steps_per_unit
-        self.drum_steps = max(1, self.steps_per_unit // 4) if self.beats else max(1, cfg.steps_per_second // 10)
+        self.drum_steps = (
+            max(1, self.steps_per_unit // 4) if self.beats else max(1, cfg.steps_per_second // 10)
+        )
         self._fam = space.family_index.tolist()
         self._val = space.value.tolist()
         self._offsets = [f.offset for f in space.families.values()]
@@ -160,7 +181,9 @@ class Stream:
         self.meta_here = 0  # 1: a TimeSig was given at this step, 2: a Tempo
         self.prog_here = -1  # the last instrument that played at this step
         self.key_here = 128  # the current instrument's last key at this step (128: none yet)
-        self.shift_closed = False  # the last token was a Shift shorter than the longest: the gap is over
+        self.shift_closed = (
+            False  # the last token was a Shift shorter than the longest: the gap is over
+        )
         self._longest_shift = int(space.shift.values[-1])
         self.step = 0
         self.seconds = 0.0
@@ -178,9 +201,17 @@ class Stream:
         prog = self.program
         level = self.velocity.get(prog) if prog is not None else None
         return (
-            self.phase, self.after, prog, level, frozenset(self.instruments), self.last_inst,
-            self.meta_here, self.prog_here, self.key_here, self.shift_closed,
-        )  # fmt: skip
+            self.phase,
+            self.after,
+            prog,
+            level,
+            frozenset(self.instruments),
+            self.last_inst,
+            self.meta_here,
+            self.prog_here,
+            self.key_here,
+            self.shift_closed,
+        )
 
     def allowed(self) -> np.ndarray:
         """Bool mask over universal ids: the tokens the grammar allows next."""
@@ -238,7 +269,9 @@ class Stream:
             n = int(value)
             self.meta_here, self.prog_here, self.key_here = 0, -1, 128
             self.step += n
-            self.seconds += n * (60.0 / (self.qpm * self.steps_per_unit) if self.beats else 1.0 / self.steps_per_unit)
+            self.seconds += n * (
+                60.0 / (self.qpm * self.steps_per_unit) if self.beats else 1.0 / self.steps_per_unit
+            )
         elif fam == _PROG:
             p = int(value)
             if p not in self.instruments:
@@ -304,7 +337,14 @@ class Stream:
         self.shift_closed = False
         self.prog_here, self.key_here = program, pitch
         self.notes += 1
-        return Note(self.step, self.drum_steps if drum else int(dur), pitch, velocity, DRUMS if drum else program, drum)
+        return Note(
+            self.step,
+            self.drum_steps if drum else int(dur),
+            pitch,
+            velocity,
+            DRUMS if drum else program,
+            drum,
+        )
 
     def feed_all(self, ids) -> list[Note]:
         notes = []

@@ -37,7 +37,9 @@ class Timing:
 
     notes: int
     on_grid: int  # onsets on the beats-mode grid
-    chance: float  # share of tick positions that are on that grid (1: the grid is as fine as the ticks)
+    chance: (
+        float  # share of tick positions that are on that grid (1: the grid is as fine as the ticks)
+    )
     tempos: int  # distinct tempo values
 
     @property
@@ -88,8 +90,14 @@ def choose_time(timings: Sequence[Timing]) -> TimeChoice:
             "onsets on a 1/48-quarter grid, about what chance gives",
         )
     if played:
-        return TimeChoice("beats", f"{files} ({share:.0%} of the notes) {look} played, the rest are on a beat grid")
-    return TimeChoice("beats", "onsets sit on a beat grid" + (" or the files carry a tempo map" if timings else ""))
+        return TimeChoice(
+            "beats",
+            f"{files} ({share:.0%} of the notes) {look} played, the rest are on a beat grid",
+        )
+    return TimeChoice(
+        "beats",
+        "onsets sit on a beat grid" + (" or the files carry a tempo map" if timings else ""),
+    )
 
 
 def resolve_time(cfg: EncodingConfig, scores: Sequence[Score]) -> tuple[EncodingConfig, TimeChoice]:

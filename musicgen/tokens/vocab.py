@@ -44,7 +44,9 @@ class Vocabulary:
         # Pitch tokens are contiguous: universal order is kept and all pitches are in.
         self.pitch_start = int(self.lookup[pitch.offset])
         self.pitch_count = pitch.size
-        self.families = np.array([FAMILIES[k] for k in self.space.family_index[self.uids].tolist()], dtype=object)
+        self.families = np.array(
+            [FAMILIES[k] for k in self.space.family_index[self.uids].tolist()], dtype=object
+        )
         present = np.zeros(self.space.size, dtype=bool)
         present[self.uids] = True
         self.grammar = Grammar(self.space, present)
@@ -54,7 +56,9 @@ class Vocabulary:
         return len(self.tokens)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.cfg == other.cfg and self.tokens == other.tokens
+        return (
+            isinstance(other, Vocabulary) and self.cfg == other.cfg and self.tokens == other.tokens
+        )
 
     # --- conversions -----------------------------------------------------------------
     def from_universal(self, uids: np.ndarray) -> tuple[np.ndarray, int]:
@@ -104,7 +108,9 @@ class Vocabulary:
                     f"vocabulary version {data['version']} was written by an older musicgen (representation v{data['version']}); "
                     "run `musicgen ingest` again and retrain with this version"
                 )
-            raise MusicgenError(f"vocabulary version {data.get('version')} is not supported (expected {VERSION})")
+            raise MusicgenError(
+                f"vocabulary version {data.get('version')} is not supported (expected {VERSION})"
+            )
         try:
             cfg = from_dict(EncodingConfig, data["encoding"])
             tokens = data["tokens"]
@@ -122,7 +128,9 @@ class Vocabulary:
             raise MusicgenError(f"malformed vocabulary: bad encoding settings ({exc})") from None
         unknown = [t for t in tokens if t not in strings]
         if unknown:
-            raise MusicgenError(f"vocabulary has {len(unknown)} tokens its encoding cannot produce, e.g. {unknown[0]!r}")
+            raise MusicgenError(
+                f"vocabulary has {len(unknown)} tokens its encoding cannot produce, e.g. {unknown[0]!r}"
+            )
         vocab = cls(cfg, [strings[t] for t in tokens])
         if vocab.tokens != tokens:
             raise MusicgenError("vocabulary token order does not match its encoding")

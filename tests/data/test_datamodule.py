@@ -29,11 +29,15 @@ def ds(dataset) -> TokenDataset:
 def transposer(ds: TokenDataset, transpose: int, seed: int = 0) -> Transposer:
     v, lo = ds.vocab, ds.split_range("train")[0]
     starts = [e["offset"] - lo for e in ds.index["files"] if e["split"] == "train"]
-    return Transposer(ds.split_tokens("train"), np.array(starts), v.pitch_start, v.pitch_count, transpose, seed)
+    return Transposer(
+        ds.split_tokens("train"), np.array(starts), v.pitch_start, v.pitch_count, transpose, seed
+    )
 
 
 def windows(ds: TokenDataset, transpose: int = 0, seed: int = 0, length: int = 64) -> TrainWindows:
-    return TrainWindows(ds.split_tokens("train"), SEQ, length, transposer(ds, transpose, seed), seed)
+    return TrainWindows(
+        ds.split_tokens("train"), SEQ, length, transposer(ds, transpose, seed), seed
+    )
 
 
 def full_window(item) -> np.ndarray:
@@ -51,7 +55,9 @@ def test_windows_are_slices_of_the_training_tokens_shifted_by_one(ds):
         assert x.dtype == y.dtype == torch.int64
         assert torch.equal(x[1:], y[:-1])  # the target is the input moved one token on
         whole = full_window((x, y))
-        assert (all_windows == whole).all(axis=1).any(), f"window {i} is not a slice of the training split"
+        assert (all_windows == whole).all(axis=1).any(), (
+            f"window {i} is not a slice of the training split"
+        )
 
 
 def test_transposition_moves_each_piece_by_one_amount_and_nothing_else(ds):
@@ -79,7 +85,9 @@ def test_transposition_moves_each_piece_by_one_amount_and_nothing_else(ds):
 
 def test_transposition_never_leaves_the_pitch_range():
     start, count = 10, 20
-    tokens = np.array([1, 10, 3, 29, 4, 1, 12, 3, 25, 4], dtype=np.int64)  # piece 0 spans the range; piece 1 has 2 down, 4 up
+    tokens = np.array(
+        [1, 10, 3, 29, 4, 1, 12, 3, 25, 4], dtype=np.int64
+    )  # piece 0 spans the range; piece 1 has 2 down, 4 up
     t = Transposer(tokens, np.array([0, 5]), start, count, 12, 0)
     assert (t.down.tolist(), t.up.tolist()) == ([0, 2], [0, 4])
     seen = set()
@@ -101,7 +109,9 @@ def test_windows_are_a_function_of_seed_epoch_and_index(ds):
     a.set_epoch(1)
     b.set_epoch(1)
     assert np.array_equal(full_window(a[5]), full_window(b[5]))
-    assert any(not np.array_equal(full_window(a[i]), first[i]) for i in order), "a new epoch draws new windows"
+    assert any(not np.array_equal(full_window(a[i]), first[i]) for i in order), (
+        "a new epoch draws new windows"
+    )
     other_seed = windows(ds, transpose=5, seed=4)
     assert any(not np.array_equal(full_window(other_seed[i]), first[i]) for i in order)
 
@@ -119,7 +129,9 @@ def test_training_on_whole_pieces_walks_each_piece_from_its_bos(ds):
         for k in range(len(pieces)):
             x, y, fresh = pieces[k]
             both = (y[:, :-1] != IGNORE) & (y[:, 1:] != IGNORE)
-            assert torch.equal(x[:, 1:][both], y[:, :-1][both])  # the target is the input one token on
+            assert torch.equal(
+                x[:, 1:][both], y[:, :-1][both]
+            )  # the target is the input one token on
             for r in range(lanes):
                 if fresh[r]:
                     assert x[r, 0] == ds.vocab.bos_id  # a fresh row starts a piece at its BOS
@@ -133,7 +145,9 @@ def test_training_on_whole_pieces_walks_each_piece_from_its_bos(ds):
         if epoch == 0:
             plan = [list(p) for p in pieces.plan]
     assert plan != pieces.plan, "each epoch deals the pieces anew"
-    assert max(len(p) for p in pieces.plan) == len(pieces) and min(len(p) for p in pieces.plan) == len(pieces)
+    assert max(len(p) for p in pieces.plan) == len(pieces) and min(
+        len(p) for p in pieces.plan
+    ) == len(pieces)
 
 
 def test_validation_scores_every_token_after_bos_exactly_once_piece_by_piece(ds):
@@ -153,7 +167,11 @@ def test_validation_scores_every_token_after_bos_exactly_once_piece_by_piece(ds)
             assert (x[r][~keep] == ds.vocab.pad_id).all()
     spelled = sorted(tuple(gy) for _, gy in got.values() if gy)
     assert spelled == sorted(tuple(d[1:].tolist()) for d in docs)  # each piece, whole and in order
-    assert all(gx == [d for d in docs if d[1:].tolist() == gy][0][:-1].tolist() for gx, gy in got.values() if gy)
+    assert all(
+        gx == [d for d in docs if d[1:].tolist() == gy][0][:-1].tolist()
+        for gx, gy in got.values()
+        if gy
+    )
     # two devices: each takes whole groups, padded with empty batches to the same count
     parts = [chunks.for_rank(2, r) for r in (0, 1)]
     assert len(parts[0]) == len(parts[1])

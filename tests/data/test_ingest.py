@@ -29,7 +29,11 @@ def load(out):
 
 
 def snapshot(folder) -> dict[str, str]:
-    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +72,19 @@ def test_outputs_exist_and_agree(corpus_ds):
     assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert spans[-1][1] == len(tokens)
     for e in index["files"]:
-        lo, hi = (tr if e["split"] == "train" else va)
+        lo, hi = tr if e["split"] == "train" else va
         assert lo <= e["offset"] and e["offset"] + e["tokens"] <= hi
         piece = tokens[e["offset"] : e["offset"] + e["tokens"]]
         assert piece[0] == vocab.bos_id and piece[-1] == vocab.eos_id
         assert int(np.isin(piece, vocab.note_ids).sum()) == e["notes"]
     assert tokens.max() < len(vocab)
 
-    assert summary.files == 410 and summary.ok == 410 and summary.partial == 0 and summary.skipped == {}
+    assert (
+        summary.files == 410
+        and summary.ok == 410
+        and summary.partial == 0
+        and summary.skipped == {}
+    )
     assert summary.notes == 118_000 and summary.tokens == len(tokens)
     assert summary.train_tokens + summary.val_tokens == len(tokens)
     assert summary.vocab_size == len(vocab) and not summary.up_to_date
@@ -90,7 +99,9 @@ def test_dataset_tokens_are_the_encoding(corpus_ds, corpus_files):
     for f in corpus_files[::50]:
         e = entries[f.name]
         want = encode(read_score(f), EncodingConfig()).ids
-        assert np.array_equal(vocab.to_universal(tokens[e["offset"] : e["offset"] + e["tokens"]]), want)
+        assert np.array_equal(
+            vocab.to_universal(tokens[e["offset"] : e["offset"] + e["tokens"]]), want
+        )
 
 
 # --- split -------------------------------------------------------------------------------
@@ -143,7 +154,11 @@ def test_rerun_unchanged_is_up_to_date_and_fast(tmp_path, corpus_files):
     assert time.perf_counter() - t0 < 1.5  # ~0.05 s: nothing is parsed or written
     assert again.up_to_date and again.reused == 410
     assert snapshot(out) == files
-    assert (again.notes, again.tokens, again.vocab_size) == (first.notes, first.tokens, first.vocab_size)
+    assert (again.notes, again.tokens, again.vocab_size) == (
+        first.notes,
+        first.tokens,
+        first.vocab_size,
+    )
     assert "up to date" in again.lines()[-1]
 
 
@@ -225,7 +240,9 @@ def test_second_ingestion_into_a_locked_folder_fails_clearly(tmp_path, small_dir
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         for f in corpus_files[30:35]:
             shutil.copy(f, small_dir / f.name)
-        with pytest.raises(MusicgenError, match="another ingestion is writing .*; wait for it to finish"):
+        with pytest.raises(
+            MusicgenError, match="another ingestion is writing .*; wait for it to finish"
+        ):
             ingest([small_dir], out, ing_cfg=ING)
         assert snapshot(out) == before  # untouched: never half of one run and half of another
     assert ingest([small_dir], out, ing_cfg=ING).files == 35
@@ -251,7 +268,9 @@ def double_or_misbehave(x):
 def run(items, **kw):
     kw = {"workers": 2, "timeout": 10.0, "chunk_size": 4, **kw}
     results = list(run_isolated(double_or_misbehave, items, **kw))
-    assert sorted(i for i, _ in results) == list(range(len(items))), "every input answered exactly once"
+    assert sorted(i for i, _ in results) == list(range(len(items))), (
+        "every input answered exactly once"
+    )
     return dict(results)
 
 
@@ -266,28 +285,46 @@ def test_pool_times_out_a_hanging_input():
     res = run(items, timeout=0.3, chunk_size=8)
     assert time.perf_counter() - t0 < 10
     assert res[2] == Failure("timed out after 0.3 s")
-    assert {i: r for i, r in res.items() if i != 2} == {i: 2 * x for i, x in enumerate(items) if i != 2}
+    assert {i: r for i, r in res.items() if i != 2} == {
+        i: 2 * x for i, x in enumerate(items) if i != 2
+    }
 
 
-@pytest.mark.parametrize(("bad", "reason"), [("kill", "parser crashed (signal 9)"), ("exit", "parser crashed (exit code 3)")])
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [("kill", "parser crashed (signal 9)"), ("exit", "parser crashed (exit code 3)")],
+)
 def test_pool_survives_a_crashing_input(bad, reason):
     items = [1, 2, 3, bad, 5, 6, 7, 8, 9, 10]
     res = run(items, workers=1, chunk_size=16)  # the crash is mid-chunk: the rest is re-queued
     assert res[3] == Failure(reason)
-    assert {i: r for i, r in res.items() if i != 3} == {i: 2 * x for i, x in enumerate(items) if i != 3}
+    assert {i: r for i, r in res.items() if i != 3} == {
+        i: 2 * x for i, x in enumerate(items) if i != 3
+    }
 
 
 def test_pool_turns_exceptions_into_failures():
     res = run([1, "raise", 3, "raise-empty"])
-    assert res == {0: 2, 1: Failure("ValueError: bad input"), 2: 6, 3: Failure("KeyError: KeyError")}
+    assert res == {
+        0: 2,
+        1: Failure("ValueError: bad input"),
+        2: 6,
+        3: Failure("KeyError: KeyError"),
+    }
 
 
 def test_pool_many_failures_at_once():
     items = ["kill", 1, "exit", "hang", 2, "raise", 3]
     res = run(items, timeout=0.3, chunk_size=2)
     assert [type(res[i]).__name__ for i in range(len(items))] == [
-        "Failure", "int", "Failure", "Failure", "int", "Failure", "int",
-    ]  # fmt: skip
+        "Failure",
+        "int",
+        "Failure",
+        "Failure",
+        "int",
+        "Failure",
+        "int",
+    ]
 
 
 def test_outputs_do_not_depend_on_chunks_or_workers(tmp_path, small_dir):
@@ -299,7 +336,12 @@ def test_outputs_do_not_depend_on_chunks_or_workers(tmp_path, small_dir):
         ingest([small_dir], out, ing_cfg=IngestConfig(workers=workers, chunk_size=chunk))
         index, report = load(out)
         del index["ingest"]  # records the settings themselves
-        runs[workers, chunk] = ((out / "tokens.npy").read_bytes(), (out / "vocab.json").read_bytes(), index, report)
+        runs[workers, chunk] = (
+            (out / "tokens.npy").read_bytes(),
+            (out / "vocab.json").read_bytes(),
+            index,
+            report,
+        )
     first, *rest = runs.values()
     assert all(r == first for r in rest)
     assert [r["status"] for r in first[3]["files"]].count("skipped") == 1
@@ -327,7 +369,9 @@ def test_workers_die_with_a_killed_parent(state):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", ORPHAN, state], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", ORPHAN, state], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == -9, proc.stderr
     pids = [int(p) for p in proc.stdout.split()]
     assert len(pids) == 2
@@ -335,7 +379,11 @@ def test_workers_die_with_a_killed_parent(state):
     alive = pids
     while alive and time.monotonic() < deadline:
         time.sleep(0.05)
-        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()]
+        alive = [
+            p
+            for p in pids
+            if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()
+        ]
     assert alive == [], "workers outlived their parent"
 
 
@@ -350,7 +398,9 @@ def test_auto_time_is_decided_for_the_corpus_and_kept(tmp_path, performed_choral
     assert summary.time["mode"] == "seconds" and summary.time["reason"].startswith("3 of 4 files")
     index, report = load(out)
     assert index["time"] == summary.time == report["time"]
-    assert Vocabulary.load(out / "vocab.json").cfg.time == "seconds"  # train, generate ... follow it
+    assert (
+        Vocabulary.load(out / "vocab.json").cfg.time == "seconds"
+    )  # train, generate ... follow it
     assert all(len(r["timing"]) == 4 for r in report["files"])
     # unchanged: up to date; one more sequenced file does not tip it, and the timings come from the cache
     assert ingest([played], out, ing_cfg=ING).up_to_date

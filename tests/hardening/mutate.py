@@ -72,11 +72,17 @@ def apply_ops(data: bytes, ops, other: bytes = b"") -> bytes:
 def random_op(rng: random.Random) -> tuple:
     """One mutation, for campaigns driven by `random` rather than hypothesis."""
     pos = rng.randrange(1 << 20)
-    kind = rng.choice(("flip", "flip", "set", "insert", "delete", "truncate", "chunk_len", "chunk_len", "splice"))
+    kind = rng.choice(
+        ("flip", "flip", "set", "insert", "delete", "truncate", "chunk_len", "chunk_len", "splice")
+    )
     if kind == "flip":
         return ("flip", pos, rng.randrange(8))
     if kind == "set":
-        return ("set", pos, rng.choice(INTERESTING_BYTES) if rng.random() < 0.5 else rng.randrange(256))
+        return (
+            "set",
+            pos,
+            rng.choice(INTERESTING_BYTES) if rng.random() < 0.5 else rng.randrange(256),
+        )
     if kind == "insert":
         return ("insert", pos, list(rng.randbytes(rng.choice((1, 1, 2, 3, 8, 64)))))
     if kind == "delete":
@@ -94,13 +100,17 @@ def check_score(score: Score) -> None:
     """What every successfully read score must look like."""
     notes = score.notes
     assert np.isfinite(notes["start"]).all() and (notes["start"] >= 0).all(), "bad note start"
-    assert np.isfinite(notes["duration"]).all() and (notes["duration"] >= 0).all(), "bad note duration"
+    assert np.isfinite(notes["duration"]).all() and (notes["duration"] >= 0).all(), (
+        "bad note duration"
+    )
     assert ((notes["pitch"] >= 0) & (notes["pitch"] < 128)).all(), "pitch out of 0..127"
     assert ((notes["velocity"] >= 0) & (notes["velocity"] < 128)).all(), "velocity out of 0..127"
     for t, qpm in score.tempos:
         assert np.isfinite(t) and t >= 0 and 1.0 <= qpm <= 1000.0, f"bad tempo {(t, qpm)}"
     for t, num, den in score.time_signatures:
-        assert np.isfinite(t) and t >= 0 and num > 0 and den > 0, f"bad time signature {(t, num, den)}"
+        assert np.isfinite(t) and t >= 0 and num > 0 and den > 0, (
+            f"bad time signature {(t, num, den)}"
+        )
     for w in score.warnings:
         assert w and "\n" not in w, f"bad warning {w!r}"
 
@@ -137,7 +147,9 @@ def outcome(path, cfg=None) -> tuple[str, str]:
     else:
         assert res.uids is not None and len(res.uids) >= 2
         decided, _ = resolve_time(cfg, [score])
-        assert (res.uids >= 0).all() and (res.uids < token_space(decided).size).all(), "token id out of range"
+        assert (res.uids >= 0).all() and (res.uids < token_space(decided).size).all(), (
+            "token id out of range"
+        )
         if res.status == "partial":
             check_reason(res.reason)
     return res.status, res.reason

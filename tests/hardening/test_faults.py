@@ -42,11 +42,20 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="need
 
 def python(code: str, *args, cwd: Path | None = None) -> subprocess.Popen:
     """Start `code` in a fresh interpreter that can import musicgen and tests."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
     env.pop("MUSICGEN_DEBUG", None)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-        cwd=cwd or ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -175,12 +184,46 @@ def test_sigkill_then_resume_continues_from_the_last_complete_checkpoint(
 
     counted = steps_run_by(monkeypatch)
     result = run_cli(
-        "train", "--data", dataset, "--out", out, "--model", "gru", "--hidden", 32, "--layers", 1, "--heads", 4,
-        "--dropout", 0, "--seq-len", 64, "--batch-size", 8, "--epochs", 0, "--max-steps", 8, "--val-every", 2,
-        "--warmup", 2, "--patience", 0, "--lr", 0.01, "--transpose", 2, "--resume", "--no-progress",
-    )  # fmt: skip
+        "train",
+        "--data",
+        dataset,
+        "--out",
+        out,
+        "--model",
+        "gru",
+        "--hidden",
+        32,
+        "--layers",
+        1,
+        "--heads",
+        4,
+        "--dropout",
+        0,
+        "--seq-len",
+        64,
+        "--batch-size",
+        8,
+        "--epochs",
+        0,
+        "--max-steps",
+        8,
+        "--val-every",
+        2,
+        "--warmup",
+        2,
+        "--patience",
+        0,
+        "--lr",
+        0.01,
+        "--transpose",
+        2,
+        "--resume",
+        "--no-progress",
+    )
     assert_ok(result)
-    assert counted == list(range(last_step, 8)), counted  # picked up exactly where the checkpoint was
+    assert counted == list(range(last_step, 8)), (
+        counted
+    )  # picked up exactly where the checkpoint was
     final = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
     assert final["global_step"] == 8
     # AdamW counts its own steps: 8 means the moments saved at last_step were restored
@@ -241,7 +284,9 @@ def test_sigkill_during_ingest_writes_never_leaves_a_mix(tmp_path, where):
     else:
         # index.json goes first and comes back last: no index, no dataset -- never a mix
         assert not (out / "index.json").exists()
-        line = assert_cli_error(run_cli("train", "--data", out, "--out", tmp_path / "run"), "no index.json")
+        line = assert_cli_error(
+            run_cli("train", "--data", out, "--out", tmp_path / "run"), "no index.json"
+        )
         assert "musicgen ingest" in line
     # the next ingestion recovers and sweeps the killed run's temp files
     ingest(files[4:10], out, ing_cfg=IngestConfig(workers=1))
@@ -268,7 +313,9 @@ def tiny_songs(folder: Path, n: int, first_pitch: int) -> Path:
     folder.mkdir(parents=True)
     for i in range(n):
         p = first_pitch + i % 24
-        write_notes_midi(folder / f"song{i:03d}.mid", [(0.0, 1.0, p), (1.0, 1.0, p + 2), (2.0, 2.0, p + 4)])
+        write_notes_midi(
+            folder / f"song{i:03d}.mid", [(0.0, 1.0, p), (1.0, 1.0, p + 2), (2.0, 2.0, p + 4)]
+        )
     return folder
 
 
@@ -285,7 +332,9 @@ def test_full_disk_during_ingest_exits_2_and_keeps_the_earlier_dataset(tmp_path)
     # written in full before the disk fills -- the outputs are committed together or not at all.
     limits = [2000, min(sizes["index.json"], sizes["report.json"]) - 1]
     for n in limits:  # one after the other: two at once would meet the folder's lock
-        code, stdout, stderr = finish(python(FULL_DISK, n, "ingest", new, "--out", out, "--workers", 1))
+        code, stdout, stderr = finish(
+            python(FULL_DISK, n, "ingest", new, "--out", out, "--workers", 1)
+        )
         assert code == 2, f"exit {code}\n{stdout}\n{stderr[-3000:]}"
         one_error_line(stderr, f"cannot write to {out}", "File too large")
         assert snapshot(out) == before
@@ -349,8 +398,14 @@ def check_whole(out: Path, sources: list[Path]) -> None:
     assert sorted(r["path"] for r in report["files"]) == names
     assert sorted(e["path"] for e in index["files"]) == names
     tok = (out / "tokens.npy").read_bytes()
-    assert index["outputs"]["tokens.npy"] == {"bytes": len(tok), "sha1": hashlib.sha1(tok).hexdigest()}
-    assert index["outputs"]["vocab.json"]["sha1"] == hashlib.sha1((out / "vocab.json").read_bytes()).hexdigest()
+    assert index["outputs"]["tokens.npy"] == {
+        "bytes": len(tok),
+        "sha1": hashlib.sha1(tok).hexdigest(),
+    }
+    assert (
+        index["outputs"]["vocab.json"]["sha1"]
+        == hashlib.sha1((out / "vocab.json").read_bytes()).hexdigest()
+    )
     ds = TokenDataset.open(out)
     assert len(ds.tokens) == index["splits"]["val"][1] == sum(e["tokens"] for e in index["files"])
     assert int(np.asarray(ds.tokens).max()) < len(ds.vocab)
@@ -370,9 +425,13 @@ def test_second_ingestion_while_one_is_running_fails_clearly(tmp_path):
     first = python(SLOW_INGEST, 0.1, "ingest", tmp_path / "a", "--out", out, "--workers", 1)
     deadline = time.monotonic() + 60
     while not (out / ".tokens-stream.tmp").exists():  # the first run holds the lock and is parsing
-        assert first.poll() is None and time.monotonic() < deadline, "the first ingestion never started"
+        assert first.poll() is None and time.monotonic() < deadline, (
+            "the first ingestion never started"
+        )
         time.sleep(0.02)
-    code, _, stderr = finish(python(SLOW_INGEST, 0, "ingest", tmp_path / "b", "--out", out, "--workers", 1))
+    code, _, stderr = finish(
+        python(SLOW_INGEST, 0, "ingest", tmp_path / "b", "--out", out, "--workers", 1)
+    )
     assert first.poll() is None, "the first ingestion ended too soon to overlap"
     assert code == 2
     one_error_line(stderr, "another ingestion is writing", str(out))
@@ -389,7 +448,10 @@ def test_two_ingestions_started_together_leave_one_whole_dataset(tmp_path):
         for p in fs:
             (tmp_path / name / p.name).symlink_to(p)
     out = tmp_path / "ds"
-    procs = {n: python(SLOW_INGEST, 0.01, "ingest", tmp_path / n, "--out", out, "--workers", 1) for n in sets}
+    procs = {
+        n: python(SLOW_INGEST, 0.01, "ingest", tmp_path / n, "--out", out, "--workers", 1)
+        for n in sets
+    }
     results = {n: finish(p) for n, p in procs.items()}
     for _, (code, _, stderr) in results.items():
         assert code in (0, 2), stderr[-3000:]

@@ -37,7 +37,9 @@ CORPUS = sorted((ROOT / "data" / "midi").glob("*.mid"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
 # A handful of chorales, small to large: hypothesis shrinks faster on small files.
-BASES = [CORPUS[i] for i in (0, 50, 100, 200, 300)] + sorted(CORPUS, key=lambda p: p.stat().st_size)[:3]
+BASES = [CORPUS[i] for i in (0, 50, 100, 200, 300)] + sorted(
+    CORPUS, key=lambda p: p.stat().st_size
+)[:3]
 BLOBS = {p.name: p.read_bytes() for p in BASES}
 TIME_LIMIT = 5.0  # seconds for one file in-process; ingestion's own limit is 20 s
 
@@ -48,11 +50,15 @@ OPS = st.one_of(
     st.tuples(st.just("insert"), pos, st.lists(st.integers(0, 255), min_size=1, max_size=16)),
     st.tuples(st.just("delete"), pos, st.integers(1, 64)),
     st.tuples(st.just("truncate"), pos),
-    st.tuples(st.just("chunk_len"), st.integers(0, 15), st.sampled_from(INTERESTING_LENGTHS), st.just(0)),
+    st.tuples(
+        st.just("chunk_len"), st.integers(0, 15), st.sampled_from(INTERESTING_LENGTHS), st.just(0)
+    ),
     st.tuples(st.just("chunk_len"), st.integers(0, 15), st.none(), st.integers(-64, 64)),
     st.tuples(st.just("splice"), pos, pos),
 )
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,14 @@ def scratch(tmp_path_factory) -> Path:
 
 def notes_of(score) -> list[tuple]:
     n = score.notes
-    return sorted(zip(n["start"].round(6).tolist(), n["pitch"].tolist(), n["duration"].round(6).tolist(), strict=True))
+    return sorted(
+        zip(
+            n["start"].round(6).tolist(),
+            n["pitch"].tolist(),
+            n["duration"].round(6).tolist(),
+            strict=True,
+        )
+    )
 
 
 def read_once(path: Path) -> tuple[str, str]:
@@ -74,7 +87,11 @@ def read_once(path: Path) -> tuple[str, str]:
 
 
 @FUZZ
-@given(base=st.sampled_from(sorted(BLOBS)), other=st.sampled_from(sorted(BLOBS)), ops=st.lists(OPS, min_size=1, max_size=4))
+@given(
+    base=st.sampled_from(sorted(BLOBS)),
+    other=st.sampled_from(sorted(BLOBS)),
+    ops=st.lists(OPS, min_size=1, max_size=4),
+)
 def test_read_score_survives_mutations(scratch, base, other, ops):
     path = scratch / "mutated.mid"
     path.write_bytes(apply_ops(BLOBS[base], ops, BLOBS[other]))
@@ -82,13 +99,22 @@ def test_read_score_survives_mutations(scratch, base, other, ops):
     assert status in ("ok", "partial", "skipped")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 @given(
     base=st.sampled_from(sorted(BLOBS)),
     damage=st.one_of(
         st.tuples(st.just("truncate"), st.floats(0, 1)),
-        st.tuples(st.just("chunk_len"), st.integers(1, 15), st.sampled_from(INTERESTING_LENGTHS), st.just(0)),
-        st.tuples(st.just("chunk_len"), st.integers(1, 15), st.none(), st.integers(-64, 64).filter(bool)),
+        st.tuples(
+            st.just("chunk_len"),
+            st.integers(1, 15),
+            st.sampled_from(INTERESTING_LENGTHS),
+            st.just(0),
+        ),
+        st.tuples(
+            st.just("chunk_len"), st.integers(1, 15), st.none(), st.integers(-64, 64).filter(bool)
+        ),
         st.tuples(st.just("ntracks"), st.integers(1, 40)),
     ),
 )
@@ -138,7 +164,9 @@ def test_ingest_mutated_files_beside_good_ones(tmp_path):
     (src / "empty.mid").write_bytes(b"")
     (src / "noise.mid").write_bytes(rng.randbytes(2000))
     out = tmp_path / "ds"
-    summary = ingest([src], out, EncodingConfig(), IngestConfig(workers=2, file_timeout=20, val_fraction=0.2))
+    summary = ingest(
+        [src], out, EncodingConfig(), IngestConfig(workers=2, file_timeout=20, val_fraction=0.2)
+    )
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))["files"]
     names = [r["path"] for r in report]
     assert sorted(names) == sorted([p.name for p in good] + mutated + ["empty.mid", "noise.mid"])
@@ -160,7 +188,9 @@ def test_ingest_mutated_files_beside_good_ones(tmp_path):
     assert int(np.asarray(ds.tokens).max()) < len(ds.vocab)
 
 
-FIXTURE_FILES = sorted(p for p in FIXTURES.iterdir() if p.suffix.lower() in (".mid", ".midi", ".kar", ".rmi", ".smf"))
+FIXTURE_FILES = sorted(
+    p for p in FIXTURES.iterdir() if p.suffix.lower() in (".mid", ".midi", ".kar", ".rmi", ".smf")
+)
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.name for p in FIXTURE_FILES])

@@ -27,8 +27,27 @@ from tests.helpers import (
     write_notes_midi,
 )
 
-TRAIN_ARGS = ["--model", "gru", "--hidden", 32, "--layers", 1, "--seq-len", 64, "--batch-size", 8, "--epochs", 0,
-              "--max-steps", 4, "--val-every", 2, "--patience", 0, "--no-progress"]  # fmt: skip
+TRAIN_ARGS = [
+    "--model",
+    "gru",
+    "--hidden",
+    32,
+    "--layers",
+    1,
+    "--seq-len",
+    64,
+    "--batch-size",
+    8,
+    "--epochs",
+    0,
+    "--max-steps",
+    4,
+    "--val-every",
+    2,
+    "--patience",
+    0,
+    "--no-progress",
+]
 
 
 class Payload:
@@ -96,29 +115,64 @@ def offset_negative(d):
 
 # name, damage(ds folder), fragment of the one error line
 DATASET_CASES = [
-    ("vocab-not-json", lambda ds: (ds / "vocab.json").write_text("{not json"), "cannot read vocabulary"),
-    ("vocab-a-list", lambda ds: (ds / "vocab.json").write_text("[1, 2, 3]"), "not a musicgen vocabulary"),
-    ("vocab-version-0", lambda ds: edit_json(ds / "vocab.json", lambda d: {**d, "version": 0}), "vocabulary version 0"),
-    ("vocab-unknown-token", lambda ds: edit_json(ds / "vocab.json", lambda d: {**d, "tokens": [*d["tokens"], "Banjo_5"]}),
-     "tokens its encoding cannot produce"),
+    (
+        "vocab-not-json",
+        lambda ds: (ds / "vocab.json").write_text("{not json"),
+        "cannot read vocabulary",
+    ),
+    (
+        "vocab-a-list",
+        lambda ds: (ds / "vocab.json").write_text("[1, 2, 3]"),
+        "not a musicgen vocabulary",
+    ),
+    (
+        "vocab-version-0",
+        lambda ds: edit_json(ds / "vocab.json", lambda d: {**d, "version": 0}),
+        "vocabulary version 0",
+    ),
+    (
+        "vocab-unknown-token",
+        lambda ds: edit_json(
+            ds / "vocab.json", lambda d: {**d, "tokens": [*d["tokens"], "Banjo_5"]}
+        ),
+        "tokens its encoding cannot produce",
+    ),
     ("vocab-of-another-dataset", smaller_vocab, "does not belong with"),
     # an index that does not record its outputs (as an older one) still meets the ids check
-    ("vocab-of-another-dataset-old-index", lambda ds: (smaller_vocab(ds), index(drop("outputs"))(ds)),
-     "has ids outside its vocabulary"),
+    (
+        "vocab-of-another-dataset-old-index",
+        lambda ds: (smaller_vocab(ds), index(drop("outputs"))(ds)),
+        "has ids outside its vocabulary",
+    ),
     ("tokens-outside-vocab", out_of_vocab, "has ids outside its vocabulary"),
-    ("tokens-cut-short", lambda ds: (ds / "tokens.npy").write_bytes((ds / "tokens.npy").read_bytes()[:300]),
-     "cannot read"),
-    ("tokens-floats", lambda ds: rewrite_tokens(ds, lambda t: t.astype(np.float32)), "not a flat array of token ids"),
+    (
+        "tokens-cut-short",
+        lambda ds: (ds / "tokens.npy").write_bytes((ds / "tokens.npy").read_bytes()[:300]),
+        "cannot read",
+    ),
+    (
+        "tokens-floats",
+        lambda ds: rewrite_tokens(ds, lambda t: t.astype(np.float32)),
+        "not a flat array of token ids",
+    ),
     ("tokens-pickled-objects", pickled_tokens, "cannot read"),
     ("index-file-past-tokens", index(last_file_longer), "points past tokens.npy"),
     ("index-negative-offset", index(offset_negative), "points past tokens.npy"),
     ("index-split-past-tokens", index(val_split_longer), "index.json describes"),
     ("index-no-splits", index(drop("splits")), "is damaged"),
-    ("index-not-json", lambda ds: (ds / "index.json").write_text('{"format": "musicgen-dataset",'), "cannot read"),
+    (
+        "index-not-json",
+        lambda ds: (ds / "index.json").write_text('{"format": "musicgen-dataset",'),
+        "cannot read",
+    ),
     ("index-a-list", lambda ds: (ds / "index.json").write_text("[]"), "not a musicgen dataset"),
     ("dataset-version-0", index(lambda d: {**d, "version": 0}), "dataset format 0"),
     ("dataset-no-format", index(drop("format", "version", "outputs")), "older musicgen"),
-    ("foreign-index", lambda ds: (ds / "index.json").write_text('{"name": "something else"}'), "not a musicgen dataset"),
+    (
+        "foreign-index",
+        lambda ds: (ds / "index.json").write_text('{"name": "something else"}'),
+        "not a musicgen dataset",
+    ),
 ]
 
 
@@ -172,13 +226,17 @@ def test_resume_on_a_dataset_with_another_vocabulary_is_refused(trained, other_d
     run = tmp_path / "run"
     shutil.copytree(trained["gru"].out, run)
     before = {p.name: p.read_bytes() for p in run.glob("*.ckpt")}
-    line = assert_cli_error(run_cli("train", "--data", other_dataset, "--out", run, "--resume", *TRAIN_ARGS))
+    line = assert_cli_error(
+        run_cli("train", "--data", other_dataset, "--out", run, "--resume", *TRAIN_ARGS)
+    )
     assert "different vocabulary" in line
     assert {p.name: p.read_bytes() for p in run.glob("*.ckpt")} == before
 
 
 def test_evaluate_on_a_dataset_with_another_vocabulary_is_refused(trained, other_dataset):
-    assert_cli_error(run_cli("evaluate", trained["gru"].best, "--data", other_dataset), "different vocabulary")
+    assert_cli_error(
+        run_cli("evaluate", trained["gru"].best, "--data", other_dataset), "different vocabulary"
+    )
 
 
 def tamper(src: Path, dst: Path, change) -> Path:
@@ -196,18 +254,27 @@ def vocab_tokens(value):
 
 
 CKPT_CASES = [
-    ("vocab-tokens-not-a-list", vocab_tokens(lambda t: "PAD BOS EOS"), "model settings are damaged"),
+    (
+        "vocab-tokens-not-a-list",
+        vocab_tokens(lambda t: "PAD BOS EOS"),
+        "model settings are damaged",
+    ),
     ("vocab-unknown-token", vocab_tokens(lambda t: [*t, "Banjo_5"]), "model settings are damaged"),
     ("vocab-version-0", lambda m: m["vocab"].update(version=0), "model settings are damaged"),
-    ("vocab-fewer-tokens-than-the-model", vocab_tokens(lambda t: [x for x in t if not x.startswith("Dur_")]),
-     "but the model was built for"),
+    (
+        "vocab-fewer-tokens-than-the-model",
+        vocab_tokens(lambda t: [x for x in t if not x.startswith("Dur_")]),
+        "but the model was built for",
+    ),
     ("no-vocab", lambda m: m.pop("vocab"), "model settings are damaged"),
 ]
 
 
 @pytest.mark.parametrize(("name", "change", "fragment"), CKPT_CASES, ids=[c[0] for c in CKPT_CASES])
 @pytest.mark.parametrize("command", ["generate", "evaluate"])
-def test_checkpoint_whose_vocabulary_does_not_fit_is_refused(trained, dataset, tmp_path, command, name, change, fragment):
+def test_checkpoint_whose_vocabulary_does_not_fit_is_refused(
+    trained, dataset, tmp_path, command, name, change, fragment
+):
     bad = tamper(trained["gru"].best, tmp_path / "bad.ckpt", change)
     song = tmp_path / "song.mid"
     args = ["--out", song, "--tokens", 8] if command == "generate" else ["--data", dataset]

@@ -53,7 +53,12 @@ def tiny_dataset(tiny_corpus, tmp_path_factory) -> Path:
     from musicgen.data.ingest import ingest
 
     out = tmp_path_factory.mktemp("listen-data") / "ds"
-    ingest([tiny_corpus], out, EncodingConfig(steps_per_quarter=4), IngestConfig(val_fraction=0.3, workers=1))
+    ingest(
+        [tiny_corpus],
+        out,
+        EncodingConfig(steps_per_quarter=4),
+        IngestConfig(val_fraction=0.3, workers=1),
+    )
     ds = TokenDataset.open(out)
     assert ds.documents("train") and ds.documents("val"), "the fixture needs both splits"
     return out
@@ -65,7 +70,9 @@ def make_checkpoint(data_dir: Path, path: Path, name: str, seed: int = 0) -> Pat
     from musicgen.models.registry import build_core
 
     vocab = TokenDataset.open(data_dir).vocab
-    cfg = ModelConfig(name=name, vocab_size=len(vocab), d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=64)
+    cfg = ModelConfig(
+        name=name, vocab_size=len(vocab), d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=64
+    )
     torch.manual_seed(seed)
     core = build_core(cfg)
     meta = {**dataset_meta(vocab, data_dir), "model": to_dict(cfg), "val_bpn": float("nan")}
@@ -109,7 +116,13 @@ def plain_page(tiny_checkpoints, tiny_dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("listen-plain") / "page"
     log: list[str] = []
-    cfg = CompareConfig(out=out, data=tiny_dataset, primer_bars=2, sampling=GenerateConfig(num_samples=2, length=2), use_fluidsynth=False)
+    cfg = CompareConfig(
+        out=out,
+        data=tiny_dataset,
+        primer_bars=2,
+        sampling=GenerateConfig(num_samples=2, length=2),
+        use_fluidsynth=False,
+    )
     with one_thread():
         summary = run_compare(tiny_checkpoints, cfg, echo=log.append)
     return types.SimpleNamespace(out=out, summary=summary, log=log)
@@ -123,8 +136,27 @@ def blind_page(tiny_checkpoints, tiny_corpus, tmp_path_factory):
     from musicgen.cli import cli
 
     out = tmp_path_factory.mktemp("listen-blind") / "page"
-    args = ["compare", *map(str, tiny_checkpoints), "--out", str(out), "--primer", str(tiny_corpus / "song1.mid")]
-    args += ["--primer-bars", "2", "--samples", "2", "--bars", "2", "--blind", "--no-eval", "--builtin-synth", "--seed", "3"]
+    args = [
+        "compare",
+        *map(str, tiny_checkpoints),
+        "--out",
+        str(out),
+        "--primer",
+        str(tiny_corpus / "song1.mid"),
+    ]
+    args += [
+        "--primer-bars",
+        "2",
+        "--samples",
+        "2",
+        "--bars",
+        "2",
+        "--blind",
+        "--no-eval",
+        "--builtin-synth",
+        "--seed",
+        "3",
+    ]
     with one_thread():
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

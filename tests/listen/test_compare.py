@@ -28,7 +28,14 @@ class Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "td" and "cell" in (a.get("class") or ""):
-            self._cell = {"row": int(a["data-row"]), "pos": int(a["data-pos"]), "audio": [], "img": [], "midi": [], "text": ""}
+            self._cell = {
+                "row": int(a["data-row"]),
+                "pos": int(a["data-pos"]),
+                "audio": [],
+                "img": [],
+                "midi": [],
+                "text": "",
+            }
             self.cells.append(self._cell)
         for key in ("src", "href"):
             if a.get(key):
@@ -98,11 +105,19 @@ def test_same_seed_same_songs(plain_page, tiny_checkpoints, tiny_dataset, tmp_pa
     from musicgen.listen.compare import CompareConfig, run_compare
 
     cfg = CompareConfig(
-        out=tmp_path / "again", data=tiny_dataset, primer_bars=2, sampling=GenerateConfig(num_samples=2, length=2), use_fluidsynth=False,
-        evaluate=False, reference=False, ngram=False,
-    )  # fmt: skip
+        out=tmp_path / "again",
+        data=tiny_dataset,
+        primer_bars=2,
+        sampling=GenerateConfig(num_samples=2, length=2),
+        use_fluidsynth=False,
+        evaluate=False,
+        reference=False,
+        ngram=False,
+    )
     run_compare(tiny_checkpoints[:1], cfg, echo=lambda s: None)
-    assert (tmp_path / "again/gru/sample-001.mid").read_bytes() == (plain_page.out / "gru/sample-001.mid").read_bytes()
+    assert (tmp_path / "again/gru/sample-001.mid").read_bytes() == (
+        plain_page.out / "gru/sample-001.mid"
+    ).read_bytes()
 
 
 def test_blind_page_hides_and_shuffles_the_names(blind_page):
@@ -142,13 +157,25 @@ def test_blind_orders_follow_the_seed(blind_page):
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, tiny_dataset):
-    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "o"), "--data", str(tiny_dataset)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            str(tmp_path / "nope.ckpt"),
+            "--out",
+            str(tmp_path / "o"),
+            "--data",
+            str(tiny_dataset),
+        ],
+    )
     assert result.exit_code == 2
     assert result.output.strip() == f"error: no checkpoint at {tmp_path / 'nope.ckpt'}"
 
 
 def test_no_primer_and_no_data_is_one_line(tmp_path, tiny_checkpoints):
-    result = CliRunner().invoke(cli, ["compare", str(tiny_checkpoints[0]), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        cli, ["compare", str(tiny_checkpoints[0]), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and result.output.strip().count("\n") == 0
     assert "--primer" in result.output and "--data" in result.output
@@ -157,7 +184,9 @@ def test_no_primer_and_no_data_is_one_line(tmp_path, tiny_checkpoints):
 def test_a_foreign_checkpoint_is_one_line(tmp_path, tiny_dataset):
     fake = tmp_path / "fake.ckpt"
     fake.write_bytes(b"not a checkpoint")
-    result = CliRunner().invoke(cli, ["compare", str(fake), "--out", str(tmp_path / "o"), "--data", str(tiny_dataset)])
+    result = CliRunner().invoke(
+        cli, ["compare", str(fake), "--out", str(tmp_path / "o"), "--data", str(tiny_dataset)]
+    )
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0
 
 
@@ -168,7 +197,9 @@ def test_ngram_sampling_follows_the_grammar_and_the_seed(tiny_dataset):
     from musicgen.tokens.space import BOS
 
     ds = TokenDataset.open(tiny_dataset)
-    lm = KneserNey(3, vocab_size=len(ds.vocab)).fit([np.asarray(d, dtype=np.int64) for d in ds.documents("train")])
+    lm = KneserNey(3, vocab_size=len(ds.vocab)).fit(
+        [np.asarray(d, dtype=np.int64) for d in ds.documents("train")]
+    )
     cfg = GenerateConfig(num_samples=2, seed=5, unit="bars", length=1)
     prompt = np.array([BOS, ds.vocab.index["Inst_0"]])
     a = sample_ngram(lm, ds.vocab, prompt, cfg, 3)

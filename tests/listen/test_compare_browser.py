@@ -23,7 +23,10 @@ import pytest
 from musicgen.listen.pianoroll import png_size
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless test needs Debian's /usr/bin/chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="headless test needs Debian's /usr/bin/chromium (apt-get install chromium)",
+)
 
 HARNESS = r"""<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <pre id="result">pending</pre>
@@ -82,7 +85,9 @@ def served(blind_page, tmp_path):
     site = tmp_path / "site"
     shutil.copytree(blind_page.out, site)
     (site / "harness.html").write_text(HARNESS, encoding="utf-8")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -94,11 +99,22 @@ def served(blind_page, tmp_path):
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--mute-audio",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", *args,
-    ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False
+    )
 
 
 def test_page_in_headless_chromium(served, blind_page, tmp_path):
@@ -116,7 +132,9 @@ def test_page_in_headless_chromium(served, blind_page, tmp_path):
     for a in page_audio:
         assert a["readyState"] >= 1 and a["error"] is None, a
         assert a["duration"] > 0.5, a
-    assert control["error"] is not None  # the harness can see a failure: a missing file does not load
+    assert (
+        control["error"] is not None
+    )  # the harness can see a failure: a missing file does not load
 
     # names are hidden until Reveal, then match the shuffled order stored in the page
     assert all(n == "" for n in result["namesBefore"])
@@ -125,13 +143,17 @@ def test_page_in_headless_chromium(served, blind_page, tmp_path):
     assert result["resultsHidden"] is False and "bits/note" in result["resultsText"]
     votes = result["votes"]
     chosen = cols[summary["rows"][0]["order"][1]]["name"]
-    assert votes["votes"] == [{"row": 1, "choice": "B", "candidate": chosen, "order": expected[: len(cols)]}]
+    assert votes["votes"] == [
+        {"row": 1, "choice": "B", "candidate": chosen, "order": expected[: len(cols)]}
+    ]
     assert votes["tally"][chosen] == 1 and sum(votes["tally"].values()) == 1
     assert result["downloadButton"]
     # what the browser drew: the stylesheet applied, a cell per sample and candidate, every piano roll loaded and shown
     assert result["styled"] == "collapse"
     assert result["cells"] == len(summary["rows"]) * len(cols)
-    assert result["images"] and all(loaded and width > 50 for _, loaded, width in result["images"]), result["images"]
+    assert result["images"] and all(
+        loaded and width > 50 for _, loaded, width in result["images"]
+    ), result["images"]
 
 
 def test_screenshot_shows_the_page(served, tmp_path):

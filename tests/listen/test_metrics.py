@@ -22,7 +22,11 @@ def score_of(rows) -> Score:
     notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
     for i, r in enumerate(rows):
         notes[i] = (r[0], r[1], r[2], 80, r[3] if len(r) > 3 else 0, False)
-    return Score(notes=notes[np.argsort(notes["start"], kind="stable")], tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
+    return Score(
+        notes=notes[np.argsort(notes["start"], kind="stable")],
+        tempos=[(0.0, 120.0)],
+        time_signatures=[(0.0, 4, 4)],
+    )
 
 
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71]
@@ -103,7 +107,9 @@ def test_memorisation_finds_a_copied_run_exactly(train):
     assert m["longest_copied_run"] == 12
     assert m["copied_from"] == "b.mid"
     assert m["copied_at_note"] == 5
-    assert m["ngram8_in_train"] == pytest.approx(5 / 15)  # 22 notes: 15 eight-grams, 5 inside the copy
+    assert m["ngram8_in_train"] == pytest.approx(
+        5 / 15
+    )  # 22 notes: 15 eight-grams, 5 inside the copy
 
 
 def test_memorisation_in_another_key(train):
@@ -127,7 +133,9 @@ def test_dataset_sequences_match_decoded_pieces(tiny_dataset):
     assert names == [n for n, _ in pieces]
     for (_, score), seq in zip(pieces, seqs, strict=True):
         assert seq.tolist() == M.pitch_sequence(score).tolist()
-    assert M.TrainIndex.from_dataset(tiny_dataset, "train").pieces == len(M.load_corpus(tiny_dataset, "train")[0])
+    assert M.TrainIndex.from_dataset(tiny_dataset, "train").pieces == len(
+        M.load_corpus(tiny_dataset, "train")[0]
+    )
 
 
 def test_sequence_index_agrees_with_brute_force():
@@ -174,7 +182,15 @@ def test_metrics_command_json(tmp_path, tiny_dataset, tiny_corpus):
     gen = tmp_path / "gen"
     write_midi(song(0), gen / "a.mid")
     write_midi(melody(C_MAJOR), gen / "b.mid")
-    args = ["metrics", str(gen), "--reference", str(tiny_corpus), "--train", str(tiny_dataset), "--json"]
+    args = [
+        "metrics",
+        str(gen),
+        "--reference",
+        str(tiny_corpus),
+        "--train",
+        str(tiny_dataset),
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -221,7 +237,15 @@ def test_bars_that_recur_in_an_aabb_tune():
     b = [[69, 67], [62, 71], [69, 74], [72, 60]]  # half notes: no B bar is an A bar moved
     tune = [bar for strain in (a, a, b, b) for bar in strain]  # AABB, 4-bar strains
     step = lambda bar: 4 // len(bar)  # noqa: E731
-    share, distance = bar_recurrence(score_of([(4 * i + j * step(bar), step(bar), p) for i, bar in enumerate(tune) for j, p in enumerate(bar)]))
+    share, distance = bar_recurrence(
+        score_of(
+            [
+                (4 * i + j * step(bar), step(bar), p)
+                for i, bar in enumerate(tune)
+                for j, p in enumerate(bar)
+            ]
+        )
+    )
     assert share == 1.0 and distance == 4.0  # every bar comes back a strain later
     rng = np.random.default_rng(0)
     wander = score_of([(k, 1, int(p)) for k, p in enumerate(rng.integers(40, 90, 64))])
@@ -230,7 +254,9 @@ def test_bars_that_recur_in_an_aabb_tune():
 
 def test_a_transposed_bar_recurs_and_metrics_report_it():
     bar = [60, 64, 67, 64]
-    rows = [(j, 1, p) for j, p in enumerate(bar)] + [(4 + j, 1, p) for j, p in enumerate([61, 62, 63, 66])]
+    rows = [(j, 1, p) for j, p in enumerate(bar)] + [
+        (4 + j, 1, p) for j, p in enumerate([61, 62, 63, 66])
+    ]
     rows += [(8 + j, 1, p + 5) for j, p in enumerate(bar)]  # the first bar a fourth higher
     m = M.piece_metrics(score_of(rows))
     assert m["recurring_bar_share"] == pytest.approx(2 / 3) and m["recurrence_distance"] == 2.0

@@ -22,8 +22,15 @@ def test_png_has_the_expected_size(tmp_path):
 
 def test_several_instruments_drums_tempo_and_metre_changes(tmp_path):
     notes = np.zeros(4, dtype=NOTE_DTYPE)
-    notes[:] = [(0, 1, 60, 80, 0, False), (1, 1, 64, 80, 40, False), (2, 0.5, 36, 100, 0, True), (6, 3, 72, 80, 73, False)]
-    score = Score(notes=notes, tempos=[(0.0, 90.0), (4.0, 140.0)], time_signatures=[(0.0, 3, 4), (3.0, 6, 8)])
+    notes[:] = [
+        (0, 1, 60, 80, 0, False),
+        (1, 1, 64, 80, 40, False),
+        (2, 0.5, 36, 100, 0, True),
+        (6, 3, 72, 80, 73, False),
+    ]
+    score = Score(
+        notes=notes, tempos=[(0.0, 90.0), (4.0, 140.0)], time_signatures=[(0.0, 3, 4), (3.0, 6, 8)]
+    )
     out = draw_pianoroll(score, tmp_path / "multi.png")
     assert out.read_bytes()[:8] == PNG
     assert instrument_name(40) == "Strings (40)"

@@ -34,7 +34,9 @@ def check_wav(path, seconds: float) -> dict:
     return info
 
 
-@pytest.mark.skipif(not HAVE_FLUIDSYNTH, reason="fluidsynth or a General MIDI soundfont is not installed")
+@pytest.mark.skipif(
+    not HAVE_FLUIDSYNTH, reason="fluidsynth or a General MIDI soundfont is not installed"
+)
 def test_fluidsynth_renders_a_mono_wav(midi, tmp_path, monkeypatch):
     monkeypatch.delenv("MUSICGEN_NO_FLUIDSYNTH", raising=False)
     r = R.render(midi, tmp_path / "out.wav")
@@ -78,7 +80,9 @@ def test_builtin_synth_plays_the_right_pitch():
 
 def test_render_command_writes_wav_and_piano_roll(midi, tmp_path):
     out, png = tmp_path / "x.wav", tmp_path / "x.png"
-    result = CliRunner().invoke(cli, ["render", str(midi), "--out", str(out), "--png", str(png), "--builtin"])
+    result = CliRunner().invoke(
+        cli, ["render", str(midi), "--out", str(out), "--png", str(png), "--builtin"]
+    )
     assert result.exit_code == 0, result.output
     assert "built-in synth" in result.output  # it says which synth it used
     assert R.wav_info(out)["frames"] > 0

@@ -35,7 +35,11 @@ def rmi(smf):
 
 
 def type2(smf):
-    return smf.header(fmt=2, ntracks=2) + smf.track(smf.notes(*THREE)) + smf.track(smf.notes((0, 72, 480)))
+    return (
+        smf.header(fmt=2, ntracks=2)
+        + smf.track(smf.notes(*THREE))
+        + smf.track(smf.notes((0, 72, 480)))
+    )
 
 
 def never_closed(smf):
@@ -47,12 +51,22 @@ def never_closed(smf):
 def overlapping(smf):
     # 60 struck at 0 and again at 240 before the first note-off: two notes, the first cut short
     ev = smf.event
-    body = ev(0, 0x90, 60, 64) + ev(240, 0x90, 60, 64) + ev(240, 0x80, 60, 0) + ev(240, 0x80, 60, 0) + smf.EOT
+    body = (
+        ev(0, 0x90, 60, 64)
+        + ev(240, 0x90, 60, 64)
+        + ev(240, 0x80, 60, 0)
+        + ev(240, 0x80, 60, 0)
+        + smf.EOT
+    )
     return smf.header() + smf.track(body)
 
 
 def drums_and_melody(smf):
-    return smf.header(fmt=1, ntracks=2) + smf.track(smf.notes(*THREE)) + smf.track(smf.notes((0, 36, 240), ch=9))
+    return (
+        smf.header(fmt=1, ntracks=2)
+        + smf.track(smf.notes(*THREE))
+        + smf.track(smf.notes((0, 36, 240), ch=9))
+    )
 
 
 def random_bytes(smf):
@@ -62,50 +76,167 @@ def random_bytes(smf):
 # file name, builder, status, reason ("" for none; None: not checked), notes kept
 CASES = [
     ("empty.mid", lambda smf: b"", "skipped", "empty file", 0),
-    ("text.mid", lambda smf: b"This is a text file, not music.\n" * 20, "skipped", "not a MIDI file (no MThd header)", 0),
+    (
+        "text.mid",
+        lambda smf: b"This is a text file, not music.\n" * 20,
+        "skipped",
+        "not a MIDI file (no MThd header)",
+        0,
+    ),
     ("random.mid", random_bytes, "skipped", "not a MIDI file (no MThd header)", 0),
     # a truncated file keeps every complete event: the third note-on has lost its note-off
-    ("truncated.mid", lambda smf: three_notes(smf)[: 14 + 8 + 23], "partial",
-     "truncated file: track 1 cut off after 22 of 31 bytes", 2),
-    ("truncated_first_event.mid", lambda smf: three_notes(smf)[: 14 + 8 + 2], "skipped",
-     "truncated file: track 1 cut off after 0 of 31 bytes", 0),
-    ("truncated_chunk_header.mid", lambda smf: three_notes(smf)[: 14 + 5], "skipped",
-     "truncated file: track 1 cut off in its chunk header", 0),
-    ("truncated_header.mid", lambda smf: three_notes(smf)[:10], "skipped", "truncated MIDI header", 0),
+    (
+        "truncated.mid",
+        lambda smf: three_notes(smf)[: 14 + 8 + 23],
+        "partial",
+        "truncated file: track 1 cut off after 22 of 31 bytes",
+        2,
+    ),
+    (
+        "truncated_first_event.mid",
+        lambda smf: three_notes(smf)[: 14 + 8 + 2],
+        "skipped",
+        "truncated file: track 1 cut off after 0 of 31 bytes",
+        0,
+    ),
+    (
+        "truncated_chunk_header.mid",
+        lambda smf: three_notes(smf)[: 14 + 5],
+        "skipped",
+        "truncated file: track 1 cut off in its chunk header",
+        0,
+    ),
+    (
+        "truncated_header.mid",
+        lambda smf: three_notes(smf)[:10],
+        "skipped",
+        "truncated MIDI header",
+        0,
+    ),
     # the standard lets MThd grow: readers skip what they do not know
-    ("header_len_8.mid", lambda smf: smf.header(length=8, extra=b"\0\0") + smf.track(smf.notes(*THREE)), "ok", "", 3),
-    ("header_len_4.mid", lambda smf: smf.header(length=4) + smf.track(smf.notes(*THREE)), "skipped",
-     "bad MIDI header length 4", 0),
-    ("header_len_huge.mid", lambda smf: smf.header(length=0xFFFFFFFF) + smf.track(smf.notes(*THREE)), "skipped",
-     "bad MIDI header length 4294967295 (longer than the file)", 0),
+    (
+        "header_len_8.mid",
+        lambda smf: smf.header(length=8, extra=b"\0\0") + smf.track(smf.notes(*THREE)),
+        "ok",
+        "",
+        3,
+    ),
+    (
+        "header_len_4.mid",
+        lambda smf: smf.header(length=4) + smf.track(smf.notes(*THREE)),
+        "skipped",
+        "bad MIDI header length 4",
+        0,
+    ),
+    (
+        "header_len_huge.mid",
+        lambda smf: smf.header(length=0xFFFFFFFF) + smf.track(smf.notes(*THREE)),
+        "skipped",
+        "bad MIDI header length 4294967295 (longer than the file)",
+        0,
+    ),
     # a wrong track length is repaired from the events themselves (up to End of Track)
-    ("track_len_long.mid", lambda smf: smf.header() + smf.track(smf.notes(*THREE), length=1000), "partial",
-     "track 1: wrong chunk length 1000, read up to its End of Track (31 bytes)", 3),
-    ("track_len_short.mid", lambda smf: smf.header() + smf.track(smf.notes(*THREE), length=5), "partial",
-     "track 1: wrong chunk length 5, read up to its End of Track (31 bytes)", 3),
+    (
+        "track_len_long.mid",
+        lambda smf: smf.header() + smf.track(smf.notes(*THREE), length=1000),
+        "partial",
+        "track 1: wrong chunk length 1000, read up to its End of Track (31 bytes)",
+        3,
+    ),
+    (
+        "track_len_short.mid",
+        lambda smf: smf.header() + smf.track(smf.notes(*THREE), length=5),
+        "partial",
+        "track 1: wrong chunk length 5, read up to its End of Track (31 bytes)",
+        3,
+    ),
     # data bytes above 127 are clamped: a velocity of 200 plays at 127, a pitch of 200 is out of range
-    ("velocity_200.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 60, 480, 200), (0, 62, 480))), "ok", "", 2),
-    ("pitch_200.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 200, 480), (0, 62, 480))), "partial",
-     "1 notes out of pitch range dropped", 1),
-    ("smpte.mid", lambda smf: smf.header(division=0xE728) + smf.track(smf.notes(*THREE)), "ok", "", 3),
-    ("smpte_bad_rate.mid", lambda smf: smf.header(division=((256 - 23) << 8) | 40) + smf.track(smf.notes(*THREE)),
-     "skipped", "bad SMPTE time division (23 frames/s, 40 ticks/frame)", 0),
-    ("tempo_zero.mid", lambda smf: smf.header() + smf.track(smf.event(0, 0xFF, 0x51, 3, 0, 0, 0) + smf.notes(*THREE)),
-     "ok", "", 3),
-    ("huge_delta.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 60, 0x0FFFFFFF), (0x0FFFFFFF, 62, 480))),
-     "ok", "", 2),
-    ("tick_overflow.mid",
-     lambda smf: smf.header() + smf.track(smf.notes(*[(0x0FFFFFFF if i else 0, 60 + i, 480) for i in range(12)])),
-     "partial", "4 notes past the 2**31 tick limit dropped", 8),
-    ("zero_tracks.mid", lambda smf: smf.header(ntracks=0), "skipped", "MIDI file has zero tracks", 0),
+    (
+        "velocity_200.mid",
+        lambda smf: smf.header() + smf.track(smf.notes((0, 60, 480, 200), (0, 62, 480))),
+        "ok",
+        "",
+        2,
+    ),
+    (
+        "pitch_200.mid",
+        lambda smf: smf.header() + smf.track(smf.notes((0, 200, 480), (0, 62, 480))),
+        "partial",
+        "1 notes out of pitch range dropped",
+        1,
+    ),
+    (
+        "smpte.mid",
+        lambda smf: smf.header(division=0xE728) + smf.track(smf.notes(*THREE)),
+        "ok",
+        "",
+        3,
+    ),
+    (
+        "smpte_bad_rate.mid",
+        lambda smf: smf.header(division=((256 - 23) << 8) | 40) + smf.track(smf.notes(*THREE)),
+        "skipped",
+        "bad SMPTE time division (23 frames/s, 40 ticks/frame)",
+        0,
+    ),
+    (
+        "tempo_zero.mid",
+        lambda smf: (
+            smf.header() + smf.track(smf.event(0, 0xFF, 0x51, 3, 0, 0, 0) + smf.notes(*THREE))
+        ),
+        "ok",
+        "",
+        3,
+    ),
+    (
+        "huge_delta.mid",
+        lambda smf: smf.header() + smf.track(smf.notes((0, 60, 0x0FFFFFFF), (0x0FFFFFFF, 62, 480))),
+        "ok",
+        "",
+        2,
+    ),
+    (
+        "tick_overflow.mid",
+        lambda smf: (
+            smf.header()
+            + smf.track(smf.notes(*[(0x0FFFFFFF if i else 0, 60 + i, 480) for i in range(12)]))
+        ),
+        "partial",
+        "4 notes past the 2**31 tick limit dropped",
+        8,
+    ),
+    (
+        "zero_tracks.mid",
+        lambda smf: smf.header(ntracks=0),
+        "skipped",
+        "MIDI file has zero tracks",
+        0,
+    ),
     ("type2.mid", type2, "skipped", "MIDI format 2 (independent sequences) is not supported", 0),
     # a note-on never closed has no length: the parser drops it, the closed notes stay
     ("never_closed.mid", never_closed, "ok", "", 1),
-    ("never_closed_only.mid", lambda smf: smf.header() + smf.track(smf.event(0, 0x90, 60, 64) + smf.EOT), "skipped",
-     "no notes", 0),
+    (
+        "never_closed_only.mid",
+        lambda smf: smf.header() + smf.track(smf.event(0, 0x90, 60, 64) + smf.EOT),
+        "skipped",
+        "no notes",
+        0,
+    ),
     ("overlapping.mid", overlapping, "ok", "", 2),
-    ("zero_length.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 60, 0), (0, 62, 480))), "ok", "", 2),
-    ("drums_only.mid", lambda smf: smf.header() + smf.track(smf.notes((0, 36, 240), (0, 38, 240), ch=9)), "ok", "", 2),
+    (
+        "zero_length.mid",
+        lambda smf: smf.header() + smf.track(smf.notes((0, 60, 0), (0, 62, 480))),
+        "ok",
+        "",
+        2,
+    ),
+    (
+        "drums_only.mid",
+        lambda smf: smf.header() + smf.track(smf.notes((0, 36, 240), (0, 38, 240), ch=9)),
+        "ok",
+        "",
+        2,
+    ),
     ("drums_and_melody.mid", drums_and_melody, "ok", "", 4),
     ("Bärenlied — ü.mid", three_notes, "ok", "", 3),
     ("UPPER.MID", three_notes, "ok", "", 3),
@@ -131,7 +262,9 @@ def mixed(tmp_path_factory, hostile_dir, corpus_files):
     """All hostile files and the whole corpus in one ingestion."""
     out = tmp_path_factory.mktemp("mixed") / "ds"
     summary = ingest([corpus_files[0].parent, hostile_dir], out, ing_cfg=IngestConfig(workers=2))
-    report = {r["path"]: r for r in json.loads((out / "report.json").read_text(encoding="utf-8"))["files"]}
+    report = {
+        r["path"]: r for r in json.loads((out / "report.json").read_text(encoding="utf-8"))["files"]
+    }
     index = json.loads((out / "index.json").read_text(encoding="utf-8"))
     return summary, report, index
 
@@ -181,10 +314,16 @@ def test_good_files_unaffected(mixed, corpus_files, tmp_path):
     chorales = [r for r in report.values() if r["path"].startswith("bwv")]
     assert len(chorales) == 410
     assert all(r["status"] == "ok" for r in chorales)
-    counts = {s: sum(1 for r in report.values() if r["status"] == s) for s in ("ok", "partial", "skipped")}
+    counts = {
+        s: sum(1 for r in report.values() if r["status"] == s) for s in ("ok", "partial", "skipped")
+    }
     n_cases = len(CASES) + 1
     assert summary.files == 410 + n_cases
-    assert (summary.ok, summary.partial, sum(summary.skipped.values())) == (counts["ok"], counts["partial"], counts["skipped"])
+    assert (summary.ok, summary.partial, sum(summary.skipped.values())) == (
+        counts["ok"],
+        counts["partial"],
+        counts["skipped"],
+    )
     assert counts["ok"] == 410 + 1 + sum(c[2] == "ok" for c in CASES)
     # the same chorales ingested alone give the same tokens
     alone_out = tmp_path / "alone"

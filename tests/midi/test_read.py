@@ -69,9 +69,14 @@ def test_corpus_round_trip_midi_tokens_midi(corpus):
         if why := grid_mismatch(score_grid(dec, enc.cfg), enc.notes):
             problems.append(f"{name} tokens: {why}")
         # velocities come back within the tolerance, every tempo within 0.5%, the metre exact
-        original = {(round(n["start"] * 48), int(n["pitch"])): int(n["velocity"]) for n in score.notes}
+        original = {
+            (round(n["start"] * 48), int(n["pitch"])): int(n["velocity"]) for n in score.notes
+        }
         for n in enc.notes:
-            assert abs(int(n["velocity"]) - original[int(n["step"]), int(n["pitch"])]) <= enc.cfg.velocity_tolerance, name
+            assert (
+                abs(int(n["velocity"]) - original[int(n["step"]), int(n["pitch"])])
+                <= enc.cfg.velocity_tolerance
+            ), name
         assert dec.time_signatures[0][1:] == score.time_signatures[0][1:], name
         want_qpm = score.tempos[0][1]
         assert dec.tempos[0][0] == 0.0 and abs(dec.tempos[0][1] / want_qpm - 1) <= 0.005, name
@@ -101,7 +106,9 @@ def test_reads_exact_notes_programs_tempo_and_metre(smf):
     melody = smf.program(0, 40, ch=1) + smf.notes((0, 72, 240, 100), (240, 74, 120, 30), ch=1)
     drums = smf.notes((0, 36, 60), (420, 38, 60), ch=9)
     conductor = smf.tempo(0, 500_000) + smf.timesig(0, 3, 2) + smf.tempo(960, 1_000_000) + smf.EOT
-    data = smf.header(fmt=1, ntracks=3) + smf.track(conductor) + smf.track(melody) + smf.track(drums)
+    data = (
+        smf.header(fmt=1, ntracks=3) + smf.track(conductor) + smf.track(melody) + smf.track(drums)
+    )
     s = midi_bytes_to_score(data)
     assert s.n_tracks == 2  # tracks that hold notes; the conductor track holds only meta events
     assert s.tempos == [(0.0, pytest.approx(120.0)), (2.0, pytest.approx(60.0))]
@@ -141,7 +148,9 @@ def test_suffixes_any_case(tmp_path, smf, name):
 def test_riff_wrapped_rmi(tmp_path, smf):
     midi = smf.simple()
     info = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
-    body = b"RMID" + info + b"data" + len(midi).to_bytes(4, "little") + midi + b"\0" * (len(midi) & 1)
+    body = (
+        b"RMID" + info + b"data" + len(midi).to_bytes(4, "little") + midi + b"\0" * (len(midi) & 1)
+    )
     path = tmp_path / "song.rmi"
     path.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
     assert read_score(path).notes["pitch"].tolist() == [60, 64, 67]
@@ -196,11 +205,13 @@ def test_sustain_pedal_extends_what_sounds(smf):
     ev = smf.event
     body = (
         ev(0, 0xB0, 64, 127)  # pedal down at 0
-        + ev(0, 0x90, 60, 80) + ev(240, 0x80, 60, 0)  # C released at 240, under the pedal
+        + ev(0, 0x90, 60, 80)
+        + ev(240, 0x80, 60, 0)  # C released at 240, under the pedal
         + ev(0, 0x90, 64, 80)  # E struck at 240 ...
         + ev(720, 0xB0, 64, 0)  # pedal up at 960
         + ev(240, 0x80, 64, 0)  # ... released at 1200, after the pedal: unchanged
-        + ev(0, 0x90, 67, 80) + ev(480, 0x80, 67, 0)  # G, no pedal
+        + ev(0, 0x90, 67, 80)
+        + ev(480, 0x80, 67, 0)  # G, no pedal
         + smf.EOT
     )
     drums = smf.notes((0, 36, 100), ch=9)

@@ -181,7 +181,11 @@ def test_overfits_repeating_sequence(name):
 def test_a_restarted_row_forgets_what_came_before(name):
     """restart_rows: a row marked fresh gives what a core with no state gives; the others go on."""
     torch.manual_seed(0)
-    core = build_core(ModelConfig(name=name, vocab_size=20, d_model=16, n_layers=2, n_heads=2, dropout=0.0, max_len=8)).eval()
+    core = build_core(
+        ModelConfig(
+            name=name, vocab_size=20, d_model=16, n_layers=2, n_heads=2, dropout=0.0, max_len=8
+        )
+    ).eval()
     a = torch.randint(0, 20, (3, 8))
     b = torch.randint(0, 20, (3, 8))
     with torch.no_grad():

@@ -60,20 +60,36 @@ def round_trip(s: Score, cfg=CFG):
 def test_chord_costs_no_shift_and_goes_highest_first():
     enc, dec = round_trip(score((0, 1, 60), (0, 1, 67), (0, 1, 64), (1, 0.5, 72)))
     assert strings(enc.ids) == [
-        "BOS", "Inst_0", tempo_token(120.0),
-        "Prog_0", vel(80), "Pitch_67", "Dur_48", "Pitch_64", "Dur_48", "Pitch_60", "Dur_48",
-        "Shift_48", "Pitch_72", "Dur_24",
+        "BOS",
+        "Inst_0",
+        tempo_token(120.0),
+        "Prog_0",
+        vel(80),
+        "Pitch_67",
+        "Dur_48",
+        "Pitch_64",
+        "Dur_48",
+        "Pitch_60",
+        "Dur_48",
+        "Shift_48",
+        "Pitch_72",
+        "Dur_24",
         "EOS",
-    ]  # fmt: skip
+    ]
     assert enc.notes["pitch"].tolist() == [67, 64, 60, 72]
     assert dec.notes["start"].tolist() == [0, 0, 0, 1]
 
 
 @pytest.mark.parametrize(
     ("gap_steps", "shifts"),
-    [(1, ["Shift_1"]), (191, ["Shift_191"]), (192, ["Shift_192"]), (193, ["Shift_192", "Shift_1"]),
-     (400, ["Shift_192", "Shift_192", "Shift_16"])],
-)  # fmt: skip
+    [
+        (1, ["Shift_1"]),
+        (191, ["Shift_191"]),
+        (192, ["Shift_192"]),
+        (193, ["Shift_192", "Shift_1"]),
+        (400, ["Shift_192", "Shift_192", "Shift_16"]),
+    ],
+)
 def test_long_gaps_use_several_shifts(gap_steps, shifts):
     enc, dec = round_trip(score((0, 0.5, 60), (gap_steps / Q, 0.5, 62)))
     b = body(enc)
@@ -99,20 +115,37 @@ def test_quintuplets_as_played_are_within_a_ninety_sixth():
 
 def test_programs_and_velocities_per_instrument():
     s = score(
-        (0, 1, 60, 80, 0), (1, 1, 62, 82, 0),  # 82 is within 4 of 80's level: no new Vel
-        (2, 1, 64, 40, 40), (3, 1, 65, 100, 40),
+        (0, 1, 60, 80, 0),
+        (1, 1, 62, 82, 0),  # 82 is within 4 of 80's level: no new Vel
+        (2, 1, 64, 40, 40),
+        (3, 1, 65, 100, 40),
         (4, 1, 67, 81, 0),  # back on program 0: its level (not 40's) still holds
-    )  # fmt: skip
+    )
     enc, dec = round_trip(s)
     b = body(enc)
     assert [t for t in b if t.startswith("Prog_")] == ["Prog_0", "Prog_40", "Prog_0"]
     assert [t for t in b if t.startswith("Vel_")] == [vel(81), vel(40), vel(100)]
-    assert np.abs(dec.notes["velocity"].astype(int) - [80, 82, 40, 100, 81]).max() <= CFG.velocity_tolerance
+    assert (
+        np.abs(dec.notes["velocity"].astype(int) - [80, 82, 40, 100, 81]).max()
+        <= CFG.velocity_tolerance
+    )
     assert strings(enc.ids)[1:3] == ["Inst_0", "Inst_40"]  # the line-up, rising
 
 
 def test_velocity_levels_change_as_rarely_as_the_tolerance_allows():
-    played = [64, 70, 66, 68, 69, 30, 33, 29, 90, 91, 89]  # three phrases, each within 4 of one level
+    played = [
+        64,
+        70,
+        66,
+        68,
+        69,
+        30,
+        33,
+        29,
+        90,
+        91,
+        89,
+    ]  # three phrases, each within 4 of one level
     enc, dec = round_trip(score(*[(k / 2, 0.5, 60, v) for k, v in enumerate(played)]))
     assert sum(t.startswith("Vel_") for t in body(enc)) == 3
     assert np.abs(dec.notes["velocity"].astype(int) - played).max() <= 4
@@ -123,24 +156,54 @@ def test_velocity_levels_change_as_rarely_as_the_tolerance_allows():
 
 
 def test_within_a_step_instrument_then_pitch_order_with_drums_last():
-    s = score((0, 1, 50, 80, 40), (0, 1, 80, 80, 40), (0, 1, 40, 80, 0), (0, 0.1, 36, 100, 0, True),
-              (0, 0.1, 42, 96, 0, True), (0, 1, 70, 80, 0))  # fmt: skip
+    s = score(
+        (0, 1, 50, 80, 40),
+        (0, 1, 80, 80, 40),
+        (0, 1, 40, 80, 0),
+        (0, 0.1, 36, 100, 0, True),
+        (0, 0.1, 42, 96, 0, True),
+        (0, 1, 70, 80, 0),
+    )
     enc, _ = round_trip(s)
     assert [(int(p), int(g)) for p, g in enc.notes[["program", "pitch"]].tolist()] == [
-        (0, 70), (0, 40), (40, 80), (40, 50), (DRUMS, 42), (DRUMS, 36),
-    ]  # fmt: skip
+        (0, 70),
+        (0, 40),
+        (40, 80),
+        (40, 50),
+        (DRUMS, 42),
+        (DRUMS, 36),
+    ]
     b = body(enc)
-    assert b[b.index("Prog_drums") :] == ["Prog_drums", vel(98), "Drum_42", "Drum_36"]  # 96 and 100: one level
+    assert b[b.index("Prog_drums") :] == [
+        "Prog_drums",
+        vel(98),
+        "Drum_42",
+        "Drum_36",
+    ]  # 96 and 100: one level
     assert "Shift_" not in " ".join(b)
 
 
 def test_drums_kept_by_default_as_keys_without_durations():
-    s = score((0, 1, 60), (0, 0.25, 36, 100, 0, True), (0.5, 0.25, 42, 100, 0, True), (0.5, 1, 27, 100, 0, True))
+    s = score(
+        (0, 1, 60),
+        (0, 0.25, 36, 100, 0, True),
+        (0.5, 0.25, 42, 100, 0, True),
+        (0.5, 1, 27, 100, 0, True),
+    )
     enc, dec = round_trip(s)
-    assert enc.stats["drum_notes_dropped"] == 0 and enc.stats["out_of_range_dropped"] == 0  # key 27 is kept
+    assert (
+        enc.stats["drum_notes_dropped"] == 0 and enc.stats["out_of_range_dropped"] == 0
+    )  # key 27 is kept
     assert strings(enc.ids)[:3] == ["BOS", "Inst_0", "Inst_drums"]
-    assert "Drum_27" in strings(enc.ids) and not any(t.startswith("Dur_") for t in body(enc)[body(enc).index("Prog_drums") :])
-    assert sorted(dec.notes[["pitch", "drum"]].tolist()) == [(27, True), (36, True), (42, True), (60, False)]
+    assert "Drum_27" in strings(enc.ids) and not any(
+        t.startswith("Dur_") for t in body(enc)[body(enc).index("Prog_drums") :]
+    )
+    assert sorted(dec.notes[["pitch", "drum"]].tolist()) == [
+        (27, True),
+        (36, True),
+        (42, True),
+        (60, False),
+    ]
     off = dataclasses.replace(CFG, drums=False)
     enc = encode(s, off)
     assert enc.stats["drum_notes_dropped"] == 3 and enc.notes["pitch"].tolist() == [60]
@@ -148,7 +211,9 @@ def test_drums_kept_by_default_as_keys_without_durations():
 
 
 def test_out_of_range_pitches_dropped_and_counted():
-    enc, _ = round_trip(score((0, 1, 20), (0, 1, 21), (0, 1, 108), (0, 1, 109), (1, 1, 127), (1, 1, 0)))
+    enc, _ = round_trip(
+        score((0, 1, 20), (0, 1, 21), (0, 1, 108), (0, 1, 109), (1, 1, 127), (1, 1, 0))
+    )
     assert enc.stats["out_of_range_dropped"] == 4
     assert sorted(enc.notes["pitch"].tolist()) == [21, 108]
     assert enc.stats["notes_in"] == 6 and enc.stats["notes_kept"] == 2
@@ -158,7 +223,9 @@ def test_unison_duplicates_merged_and_the_longest_kept():
     s = score((0, 1, 60), (0, 2, 60), (0, 0.5, 60), (0, 1, 60, 80, 40), (1, 1, 64), (1, 1, 64))
     enc, _ = round_trip(s)
     assert enc.stats["duplicates_merged"] == 3
-    assert [tuple(int(x) for x in n) for n in enc.notes[["step", "pitch", "program", "dur"]].tolist()] == [
+    assert [
+        tuple(int(x) for x in n) for n in enc.notes[["step", "pitch", "program", "dur"]].tolist()
+    ] == [
         (0, 60, 0, 96),  # the longest of the three
         (0, 60, 40, 48),  # another instrument: not a duplicate
         (48, 64, 0, 48),
@@ -168,15 +235,25 @@ def test_unison_duplicates_merged_and_the_longest_kept():
 def test_a_key_struck_again_ends_its_sound_there():
     enc, _ = round_trip(score((0, 2, 60), (1, 1, 60), (1.5, 2, 64), (1.5, 1, 67)))
     assert enc.stats["overlaps_truncated"] == 1
-    assert [(int(a), int(b), int(c)) for a, b, c in enc.notes[["step", "pitch", "dur"]].tolist()] == [
-        (0, 60, 48), (48, 60, 48), (72, 67, 48), (72, 64, 96),
-    ]  # fmt: skip
+    assert [
+        (int(a), int(b), int(c)) for a, b, c in enc.notes[["step", "pitch", "dur"]].tolist()
+    ] == [
+        (0, 60, 48),
+        (48, 60, 48),
+        (72, 67, 48),
+        (72, 64, 96),
+    ]
 
 
 def test_long_durations_lose_resolution_by_doubling_and_are_clipped():
     # exact up to 2 quarters; then 2-step resolution to 4 quarters, 4-step to 8 quarters
     enc, _ = round_trip(score((0, 97 / Q, 60), (0, 2.5, 62), (0, 5 + 1 / Q, 64), (0, 10, 65)))
-    assert sorted(enc.notes["dur"].tolist()) == [96, 120, 240, 384]  # 97 -> 96 (tie: the lower), 241 -> 240
+    assert sorted(enc.notes["dur"].tolist()) == [
+        96,
+        120,
+        240,
+        384,
+    ]  # 97 -> 96 (tie: the lower), 241 -> 240
     assert enc.stats["durations_rounded"] == 2 and enc.stats["durations_clipped"] == 1
     # a rounded duration never reaches past the next strike of its key
     enc, _ = round_trip(score((0, 3, 60), (195 / Q, 1, 60)))
@@ -191,13 +268,22 @@ def test_zero_length_notes_are_extended_and_counted():
 
 def test_long_silences_shortened_and_counted():
     cap = CFG.limit("max_silence")  # 16 quarters
-    s = score((0, 1, 60), (100, 1, 62), (101, 1, 64), (200, 1, 65), tempos=[(0, 100.0), (50, 60.0)],
-              sigs=[(0, 4, 4), (60, 3, 4)])  # fmt: skip
+    s = score(
+        (0, 1, 60),
+        (100, 1, 62),
+        (101, 1, 64),
+        (200, 1, 65),
+        tempos=[(0, 100.0), (50, 60.0)],
+        sigs=[(0, 4, 4), (60, 3, 4)],
+    )
     enc, dec = round_trip(s)
     assert enc.stats["silences_shortened"] == 2
     assert enc.notes["step"].tolist() == [0, Q + cap, 2 * Q + cap, 3 * Q + 2 * cap]
     # changes inside a removed silence are kept and move to the next note
-    assert [(t, f"Tempo_{q:g}") for t, q in dec.tempos] == [(0.0, tempo_token(100)), ((Q + cap) / Q, tempo_token(60))]
+    assert [(t, f"Tempo_{q:g}") for t, q in dec.tempos] == [
+        (0.0, tempo_token(100)),
+        ((Q + cap) / Q, tempo_token(60)),
+    ]
     assert dec.time_signatures == [(0.0, 4, 4), ((Q + cap) / Q, 3, 4)]
     late = encode(score((40, 1, 60)), CFG)
     assert late.stats["silences_shortened"] == 1 and late.notes["step"].tolist() == [cap]
@@ -213,8 +299,13 @@ def test_every_tempo_change_kept_within_half_a_percent():
 
 
 def test_tempo_and_time_signature_tokens():
-    s = score((0, 1, 60), (4, 1, 62), (8, 1, 64), tempos=[(0, 100.0), (4, 61.0), (6, 61.2)],
-              sigs=[(0, 3, 4), (4, 6, 8), (8, 5, 3)])  # fmt: skip
+    s = score(
+        (0, 1, 60),
+        (4, 1, 62),
+        (8, 1, 64),
+        tempos=[(0, 100.0), (4, 61.0), (6, 61.2)],
+        sigs=[(0, 3, 4), (4, 6, 8), (8, 5, 3)],
+    )
     enc, dec = round_trip(s)
     toks = strings(enc.ids)
     assert toks[:4] == ["BOS", "Inst_0", "TimeSig_3/4", tempo_token(100.0)]
@@ -230,14 +321,20 @@ def test_no_tempo_means_120_and_a_late_first_tempo_keeps_120_before_it():
     _, dec = round_trip(score((0, 1, 60)))
     assert [f"Tempo_{q:g}" for _, q in dec.tempos] == [tempo_token(120.0)]
     _, dec = round_trip(score((0, 1, 60), (2, 1, 62), tempos=[(2, 90.0)]))
-    assert [(t, f"Tempo_{q:g}") for t, q in dec.tempos] == [(0.0, tempo_token(120.0)), (2.0, tempo_token(90.0))]
+    assert [(t, f"Tempo_{q:g}") for t, q in dec.tempos] == [
+        (0.0, tempo_token(120.0)),
+        (2.0, tempo_token(90.0)),
+    ]
 
 
 def test_programs_main_maps_every_note_to_the_main_instrument():
     cfg = dataclasses.replace(CFG, programs="main")
     s = score((0, 1, 60, 80, 40), (1, 1, 62, 80, 40), (2, 1, 64, 80, 0), (2, 1, 64, 80, 40))
     enc, dec = round_trip(s, cfg)
-    assert [t for t in strings(enc.ids, cfg) if t.startswith(("Prog_", "Inst_"))] == ["Inst_40", "Prog_40"]
+    assert [t for t in strings(enc.ids, cfg) if t.startswith(("Prog_", "Inst_"))] == [
+        "Inst_40",
+        "Prog_40",
+    ]
     assert set(dec.notes["program"].tolist()) == {40}
     assert enc.stats["duplicates_merged"] == 1  # the unison doubling became one note
 
@@ -257,7 +354,9 @@ def test_empty_score_encodes_to_a_header_only():
 
 
 def test_stats_use_the_documented_keys():
-    s = score((0, 0, 60), (0, 0, 60), (0, 1, 10), (0, 1, 36, 80, 0, True), (0, 200, 64), sigs=[(0, 7, 3)])
+    s = score(
+        (0, 0, 60), (0, 0, 60), (0, 1, 10), (0, 1, 36, 80, 0, True), (0, 200, 64), sigs=[(0, 7, 3)]
+    )
     enc = encode(s, CFG)
     assert set(enc.stats) <= set(STAT_KEYS)
 
@@ -268,7 +367,9 @@ def test_decode_is_tolerant_and_counts_stray_tokens():
     ids = np.array([BOS, SPACE.inst.id(0), prog, v, d, p, p, d, sh, p, EOS, p, d])
     dec, stats = decode(ids, CFG)
     assert stats == {"duration_without_pitch": 1, "pitch_without_duration": 2}
-    assert dec.notes[["start", "duration", "pitch"]].tolist() == [(0.0, 1.0, 60)]  # nothing after EOS
+    assert dec.notes[["start", "duration", "pitch"]].tolist() == [
+        (0.0, 1.0, 60)
+    ]  # nothing after EOS
 
 
 # --- seconds mode -------------------------------------------------------------------------------
@@ -279,7 +380,12 @@ def test_seconds_mode_counts_ten_millisecond_steps_through_the_tempo_map():
     s = score((0, 1, 60), (1, 1, 62), (2, 0.5, 64), (2.5, 0.5, 65), tempos=[(0, 60.0), (2, 120.0)])
     enc, dec = round_trip(s, SECONDS)
     assert enc.cfg.time == "seconds"
-    assert enc.notes["step"].tolist() == [0, 100, 200, 225] and enc.notes["dur"].tolist() == [100, 100, 25, 25]
+    assert enc.notes["step"].tolist() == [0, 100, 200, 225] and enc.notes["dur"].tolist() == [
+        100,
+        100,
+        25,
+        25,
+    ]
     assert not any(t.startswith(("Tempo_", "TimeSig_")) for t in strings(enc.ids, SECONDS))
     # decoded at a nominal 120 qpm: the seconds are exactly the original's
     assert dec.tempos == [(0.0, 120.0)]
@@ -289,14 +395,21 @@ def test_seconds_mode_counts_ten_millisecond_steps_through_the_tempo_map():
 def test_seconds_mode_keeps_expressive_timing_to_five_milliseconds():
     rng = np.random.default_rng(3)
     onsets = np.sort(rng.uniform(0, 60, 300))  # seconds, anywhere
-    s = score(*[(t * 2, rng.uniform(0.05, 1.0), int(rng.integers(40, 90)), int(rng.integers(20, 120))) for t in onsets])
+    s = score(
+        *[
+            (t * 2, rng.uniform(0.05, 1.0), int(rng.integers(40, 90)), int(rng.integers(20, 120)))
+            for t in onsets
+        ]
+    )
     enc, dec = round_trip(s, SECONDS)
     got = np.sort(dec.quarters_to_seconds(dec.notes["start"]))
     assert np.abs(got - onsets).max() <= 0.005 + 1e-9
 
 
 def test_auto_chooses_the_clock_for_a_lone_score():
-    played = score(*[(k * 0.37 + 0.013 * (k % 7), 0.3, 60 + k % 12) for k in range(200)], resolution=384)
+    played = score(
+        *[(k * 0.37 + 0.013 * (k % 7), 0.3, 60 + k % 12) for k in range(200)], resolution=384
+    )
     assert encode(played, EncodingConfig()).cfg.time == "seconds"
     sequenced = score(*[(k / 2, 0.5, 60 + k % 12) for k in range(200)], resolution=384)
     assert encode(sequenced, EncodingConfig()).cfg.time == "beats"

@@ -19,12 +19,25 @@ def round_trip_seconds(path, cfg=EncodingConfig()):
     on = back.quarters_to_seconds(n["start"])
     end = back.quarters_to_seconds(n["start"] + n["duration"])
     order = np.lexsort((on, n["pitch"], n["drum"]))
-    return enc, on[order], end[order], n["pitch"][order].astype(int), n["velocity"][order].astype(int), n["drum"][order]
+    return (
+        enc,
+        on[order],
+        end[order],
+        n["pitch"][order].astype(int),
+        n["velocity"][order].astype(int),
+        n["drum"][order],
+    )
 
 
 def truth_sorted(built):
     order = np.lexsort((built.onsets, built.pitches, built.drums))
-    return built.onsets[order], built.ends[order], built.pitches[order], built.velocities[order], built.drums[order]
+    return (
+        built.onsets[order],
+        built.ends[order],
+        built.pitches[order],
+        built.velocities[order],
+        built.drums[order],
+    )
 
 
 def test_played_piano_keeps_its_timing_pedal_and_dynamics(performed_chorale):
@@ -32,7 +45,9 @@ def test_played_piano_keeps_its_timing_pedal_and_dynamics(performed_chorale):
     t_on, t_end, t_pitch, t_vel, _ = truth_sorted(performed_chorale)
     assert enc.cfg.time == "seconds"  # auto: one tempo, onsets off the beat grid
     assert np.array_equal(pitch, t_pitch)  # every note, none merged
-    assert np.abs(on - t_on).max() <= 0.005 + 0.0011  # 10 ms steps: within 5 ms (and a tick of the file)
+    assert (
+        np.abs(on - t_on).max() <= 0.005 + 0.0011
+    )  # 10 ms steps: within 5 ms (and a tick of the file)
     assert np.mean(np.abs(end - t_end) <= 0.030) >= 0.95  # sounding ends, the pedal applied
     assert np.abs(vel - t_vel).max() <= 4
     assert enc.stats["sustain_pedal_presses"] == performed_chorale.pedal_presses
@@ -42,7 +57,9 @@ def test_played_piano_keeps_its_timing_pedal_and_dynamics(performed_chorale):
 def test_the_same_performance_in_beats_mode_is_close_too(performed_chorale):
     """A mixed corpus goes to beats: played timing then keeps 1/96 quarter (5.2 ms at the
     file's 120 bpm, which is a tempo token exactly)."""
-    enc, on, _, pitch, _, _ = round_trip_seconds(performed_chorale.path, EncodingConfig(time="beats"))
+    enc, on, _, pitch, _, _ = round_trip_seconds(
+        performed_chorale.path, EncodingConfig(time="beats")
+    )
     t_on, *_ = truth_sorted(performed_chorale)
     assert enc.cfg.time == "beats" and len(on) == len(t_on)
     assert np.abs(on - t_on).max() <= 60 / 120 / 96 + 0.0011
@@ -52,7 +69,9 @@ def test_a_band_keeps_every_instrument_and_every_drum_hit(pop_song):
     enc, on, end, pitch, vel, drum = round_trip_seconds(pop_song.path)
     t_on, t_end, t_pitch, t_vel, t_drum = truth_sorted(pop_song)
     assert enc.cfg.time == "beats"
-    assert np.array_equal(drum, t_drum) and np.array_equal(pitch, t_pitch)  # nothing dropped, drums included
+    assert np.array_equal(drum, t_drum) and np.array_equal(
+        pitch, t_pitch
+    )  # nothing dropped, drums included
     # in beats mode time is measured in beats; the tempo comes back within 0.5%
     dec, _ = decode(enc.ids, enc.cfg)
     assert len(dec.tempos) == 1 and abs(dec.tempos[0][1] / 112 - 1) <= 0.005

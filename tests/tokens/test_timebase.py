@@ -10,12 +10,21 @@ from musicgen.tokens.timebase import Timing, choose_time, timing_of
 @pytest.mark.parametrize(
     ("timing", "played"),
     [
-        (Timing(1000, 120, 48 / 384, 1), True),  # MAESTRO-like: on the grid about as often as chance
+        (
+            Timing(1000, 120, 48 / 384, 1),
+            True,
+        ),  # MAESTRO-like: on the grid about as often as chance
         (Timing(1000, 1000, 48 / 480, 1), False),  # sequenced
         (Timing(1000, 680, 48 / 480, 1), False),  # mostly sequenced, partly played (a Lakh song)
         (Timing(1000, 8, 48 / 480, 40), False),  # played against a tempo map: the map is a beat map
-        (Timing(1000, 500, 48 / 96, 1), True),  # 96 ticks per quarter: half the ticks are on the grid
-        (Timing(1000, 1000, 1.0, 1), False),  # 24 ticks per quarter: cannot tell, and the grid holds it
+        (
+            Timing(1000, 500, 48 / 96, 1),
+            True,
+        ),  # 96 ticks per quarter: half the ticks are on the grid
+        (
+            Timing(1000, 1000, 1.0, 1),
+            False,
+        ),  # 24 ticks per quarter: cannot tell, and the grid holds it
         (Timing(0, 0, 0.1, 1), False),
     ],
 )
@@ -26,7 +35,9 @@ def test_looks_played(timing, played):
 def test_the_corpus_goes_with_most_of_its_notes():
     played, sequenced = Timing(3000, 300, 0.125, 1), Timing(1000, 1000, 0.1, 2)
     choice = choose_time([played, sequenced])
-    assert choice.mode == "seconds" and choice.reason.startswith("1 of 2 files (75% of the notes) looks played")
+    assert choice.mode == "seconds" and choice.reason.startswith(
+        "1 of 2 files (75% of the notes) looks played"
+    )
     choice = choose_time([played, sequenced, sequenced, sequenced, Timing(1000, 1000, 0.1, 1)])
     assert choice.mode == "beats" and "43% of the notes" in choice.reason
     assert choice.to_dict() == {"mode": "beats", "reason": choice.reason}

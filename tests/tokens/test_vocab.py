@@ -54,7 +54,9 @@ def test_json_round_trip(tmp_path, corpus_vocab):
     assert back == corpus_vocab and back.tokens == corpus_vocab.tokens
     assert np.array_equal(back.uids, corpus_vocab.uids)
     # every pitch is kept so transposition cannot leave the vocabulary
-    assert len(back.note_ids) == 88 and all(back.tokens[i].startswith("Pitch_") for i in back.note_ids)
+    assert len(back.note_ids) == 88 and all(
+        back.tokens[i].startswith("Pitch_") for i in back.note_ids
+    )
 
 
 def test_conversions(corpus_vocab, corpus_files):
@@ -81,24 +83,60 @@ def _write(tmp_path, obj, raw=None):
         (lambda d: {**d, "format": "something-else"}, "not a musicgen vocabulary"),
         (lambda d: {k: v for k, v in d.items() if k != "format"}, "not a musicgen vocabulary"),
         (lambda d: {**d, "version": 99}, "vocabulary version 99 is not supported (expected 2)"),
-        (lambda d: {**d, "version": 1}, "written by an older musicgen (representation v1); run `musicgen ingest` again"),
-        (lambda d: {**d, "encoding": {**d["encoding"], "time": "auto"}}, "bad encoding settings (its time mode is not decided"),
-        (lambda d: {k: v for k, v in d.items() if k != "encoding"}, "malformed vocabulary: missing 'encoding'"),
-        (lambda d: {k: v for k, v in d.items() if k != "tokens"}, "malformed vocabulary: missing 'tokens'"),
+        (
+            lambda d: {**d, "version": 1},
+            "written by an older musicgen (representation v1); run `musicgen ingest` again",
+        ),
+        (
+            lambda d: {**d, "encoding": {**d["encoding"], "time": "auto"}},
+            "bad encoding settings (its time mode is not decided",
+        ),
+        (
+            lambda d: {k: v for k, v in d.items() if k != "encoding"},
+            "malformed vocabulary: missing 'encoding'",
+        ),
+        (
+            lambda d: {k: v for k, v in d.items() if k != "tokens"},
+            "malformed vocabulary: missing 'tokens'",
+        ),
         (lambda d: {**d, "encoding": "twelve"}, "malformed vocabulary: bad encoding settings"),
-        (lambda d: {**d, "encoding": {**d["encoding"], "pitch_min": 200}}, "malformed vocabulary: bad encoding settings"),
-        (lambda d: {**d, "encoding": {**d["encoding"], "pitch_min": 21.5}}, "malformed vocabulary: bad encoding settings"),
+        (
+            lambda d: {**d, "encoding": {**d["encoding"], "pitch_min": 200}},
+            "malformed vocabulary: bad encoding settings",
+        ),
+        (
+            lambda d: {**d, "encoding": {**d["encoding"], "pitch_min": 21.5}},
+            "malformed vocabulary: bad encoding settings",
+        ),
         (lambda d: {**d, "tokens": "PAD BOS EOS"}, "'tokens' must be a list of strings"),
-        (lambda d: {**d, "tokens": [*d["tokens"], ["nested"]]}, "'tokens' must be a list of strings"),
-        (lambda d: {**d, "tokens": [*d["tokens"], "Banjo_5"]}, "1 tokens its encoding cannot produce, e.g. 'Banjo_5'"),
-        (lambda d: {**d, "tokens": [*d["tokens"], "Shift_193"]}, "tokens its encoding cannot produce, e.g. 'Shift_193'"),
-        (lambda d: {**d, "tokens": list(reversed(d["tokens"]))}, "token order does not match its encoding"),
+        (
+            lambda d: {**d, "tokens": [*d["tokens"], ["nested"]]},
+            "'tokens' must be a list of strings",
+        ),
+        (
+            lambda d: {**d, "tokens": [*d["tokens"], "Banjo_5"]},
+            "1 tokens its encoding cannot produce, e.g. 'Banjo_5'",
+        ),
+        (
+            lambda d: {**d, "tokens": [*d["tokens"], "Shift_193"]},
+            "tokens its encoding cannot produce, e.g. 'Shift_193'",
+        ),
+        (
+            lambda d: {**d, "tokens": list(reversed(d["tokens"]))},
+            "token order does not match its encoding",
+        ),
     ],
 )
 def test_bad_vocabulary_files_raise_a_clear_error(tmp_path, corpus_vocab, change, message):
     changed = change(corpus_vocab.to_json())
-    path = _write(tmp_path, None, raw=changed) if isinstance(changed, str) else _write(tmp_path, changed)
-    with pytest.raises(MusicgenError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+    path = (
+        _write(tmp_path, None, raw=changed)
+        if isinstance(changed, str)
+        else _write(tmp_path, changed)
+    )
+    with pytest.raises(
+        MusicgenError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ) as info:
         Vocabulary.load(path)
     assert "\n" not in str(info.value)
 
@@ -115,16 +153,28 @@ def band_score() -> Score:
     """A little band: piano chords, bass, drums, one tempo change."""
     rows = []
     for beat in range(16):
-        rows += [(beat, 1, 60 + beat % 5, 70 + beat, 0, False), (beat, 1, 64, 70, 0, False), (beat, 0.5, 36 + beat % 3, 90, 33, False)]
-        rows += [(beat, 0.1, 36 if beat % 2 == 0 else 38, 100, 0, True), (beat + 0.5, 0.1, 42, 60 + 3 * beat, 0, True)]
+        rows += [
+            (beat, 1, 60 + beat % 5, 70 + beat, 0, False),
+            (beat, 1, 64, 70, 0, False),
+            (beat, 0.5, 36 + beat % 3, 90, 33, False),
+        ]
+        rows += [
+            (beat, 0.1, 36 if beat % 2 == 0 else 38, 100, 0, True),
+            (beat + 0.5, 0.1, 42, 60 + 3 * beat, 0, True),
+        ]
     arr = np.array(rows, dtype=NOTE_DTYPE)
-    return Score(notes=arr[np.argsort(arr["start"], kind="stable")], tempos=[(0, 100.0), (8, 110.0)])
+    return Score(
+        notes=arr[np.argsort(arr["start"], kind="stable")], tempos=[(0, 100.0), (8, 110.0)]
+    )
 
 
 def test_every_encoded_sequence_obeys_the_grammar(corpus_vocab, corpus_files):
     scores = [read_score(f) for f in corpus_files[:40]]
     band = encode(band_score(), CFG)
-    vocabs = [(corpus_vocab, [encode(s, CFG).ids for s in scores]), (Vocabulary(CFG, band.ids), [band.ids])]
+    vocabs = [
+        (corpus_vocab, [encode(s, CFG).ids for s in scores]),
+        (Vocabulary(CFG, band.ids), [band.ids]),
+    ]
     for v, sequences in vocabs:
         for uids in sequences:
             ids, unknown = v.from_universal(uids)
@@ -156,13 +206,19 @@ _WALK_VOCABS = {name: make() for name, make in VOCABS.items()}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(sorted(_WALK_VOCABS)), seed=st.integers(0, 2**32 - 1), length=st.integers(0, 300))
+@given(
+    name=st.sampled_from(sorted(_WALK_VOCABS)),
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(0, 300),
+)
 def test_random_walks_over_the_grammar_decode_cleanly(name, seed, length):
     v = _WALK_VOCABS[name]
     seq = random_walk(v, seed, length)
     assert seq[0] == BOS and seq[-1] == EOS and PAD not in seq
     score, stats = decode(v.to_universal(seq), v.cfg)
-    assert not +stats, dict(stats)  # no Pitch without Dur, no undeclared instrument, no note without velocity
+    assert not +stats, dict(
+        stats
+    )  # no Pitch without Dur, no undeclared instrument, no note without velocity
     assert score.num_notes == int(np.isin(seq, v.note_ids).sum())
     declared = {v.tokens[t].split("_")[1] for t in seq if v.tokens[t].startswith("Inst_")}
     played = {v.tokens[t].split("_")[1] for t in seq if v.tokens[t].startswith("Prog_")}
