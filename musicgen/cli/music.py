@@ -1,0 +1,348 @@
+"""Commands that make and measure music: generate, render, metrics, compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from musicgen.cli.group import cli
+from musicgen.cli.options import (
+    build_config,
+    sampling_options,
+)
+from musicgen.config import (
+    GenerateConfig,
+)
+from musicgen.errors import MusicgenError
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("song.mid"),
+    show_default=True,
+    help="MIDI file to write; with several samples, song-001.mid, song-002.mid ...",
+)
+@click.option(
+    "--num-samples",
+    "-n",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Songs to generate (decoded together as one batch).",
+)
+@sampling_options
+@click.option("--primer", type=click.Path(path_type=Path), help="MIDI file to continue.")
+@click.option("--primer-bars", type=click.IntRange(1), help="Use only the primer's first N bars.")
+@click.option(
+    "--bars",
+    type=click.FloatRange(0, min_open=True),
+    help="Length of new music in bars [default: 16].",
+)
+@click.option(
+    "--seconds", type=click.FloatRange(0, min_open=True), help="Length of new music in seconds."
+)
+@click.option("--notes", type=click.IntRange(1), help="Length of new music in notes.")
+@click.option("--tokens", type=click.IntRange(1), help="Length of new music in tokens.")
+@click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
+@click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
+@click.option(
+    "--instruments",
+    help="The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Recompute the whole context every step (for benchmarks and checks).",
+)
+@click.option(
+    "--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps)."
+)
+def generate(
+    checkpoint,
+    out,
+    num_samples,
+    primer,
+    primer_bars,
+    bars,
+    seconds,
+    notes,
+    tokens,
+    tempo,
+    program,
+    instruments,
+    no_cache,
+    device,
+    **sampling,
+):
+    """Generate songs from a checkpoint.
+
+    \b
+    Examples:
+      musicgen generate checkpoints/transformer/best.ckpt --out song.mid --bars 16
+      musicgen generate run/best.ckpt -n 4 -t 0.9 --top-p 0.9 --primer intro.mid --primer-bars 4
+    """
+    from musicgen.checkpoint import load_model
+    from musicgen.generate import generate_songs, parse_instruments, write_songs
+
+    lineup = parse_instruments(instruments) if instruments is not None else None
+    lengths = {
+        k: v
+        for k, v in (("bars", bars), ("seconds", seconds), ("notes", notes), ("tokens", tokens))
+        if v is not None
+    }
+    if len(lengths) > 1:
+        raise MusicgenError("give one length: --bars, --seconds, --notes or --tokens")
+    unit, length = next(iter(lengths.items())) if lengths else ("bars", 16)
+    if primer is not None and not primer.is_file():
+        raise MusicgenError(f"primer {primer} does not exist")
+    if primer_bars is not None and primer is None:
+        raise MusicgenError("--primer-bars needs --primer")
+    cfg = build_config(
+        GenerateConfig,
+        sampling,
+        num_samples=num_samples,
+        unit=unit,
+        length=float(length),
+        primer=str(primer) if primer else None,
+        primer_bars=primer_bars,
+        tempo=tempo,
+        program=program,
+        instruments=lineup,
+        use_cache=not no_cache,
+    )
+    if checkpoint is None:
+        from musicgen.pretrained import default_checkpoint
+
+        checkpoint = default_checkpoint()
+        click.echo(f"using the pretrained default {checkpoint}")
+    model = load_model(checkpoint, device)
+    songs, primer_info = generate_songs(model, cfg, device)
+    if primer_info and primer_info.unknown:
+        click.echo(
+            f"primer: {primer_info.unknown} values unknown to the model's vocabulary became the nearest it knows"
+        )
+    if primer_info and primer_info.left_out:
+        click.echo(
+            f"primer: {primer_info.left_out} notes on instruments the model has never seen were left out"
+        )
+    try:
+        paths = write_songs(songs, out, model, cfg, primer_info)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
+    for song, path in zip(songs, paths, strict=True):
+        click.echo(f"{path}: {song.score.num_notes} notes, {song.score.duration_seconds:.1f} s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="WAV file to write [default: FILE with .wav].",
+)
+@click.option(
+    "--soundfont",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="General MIDI soundfont (.sf2) for FluidSynth [default: the system's, e.g. FluidR3_GM].",
+)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw a piano roll to this PNG.",
+)
+@click.option(
+    "--builtin", is_flag=True, help="Use the built-in synth even when FluidSynth is installed."
+)
+def render(file, out, soundfont, png, builtin):
+    """Render a MIDI file to WAV (FluidSynth, or a built-in synth) and a piano roll.
+
+    \b
+    Examples:
+      musicgen render song.mid
+      musicgen render song.mid --out song.wav --png song.png
+    """
+    from musicgen.listen.render import render as run
+
+    out = out or file.with_suffix(".wav")
+    try:
+        result = run(file, out, soundfont=soundfont, use_fluidsynth=not builtin)
+    except OSError as exc:
+        raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(
+        f"wrote {result.path} ({result.seconds:.1f} s, {result.rate} Hz mono), rendered by {result.note}"
+    )
+    if png:
+        from musicgen.listen.pianoroll import draw_pianoroll
+        from musicgen.midi import read_score
+
+        try:
+            draw_pianoroll(read_score(file), png, title=file.name)
+        except OSError as exc:
+            raise MusicgenError(f"cannot write {png}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {png}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Real music to compare with: a folder of MIDI or a dataset (its validation split).",
+)
+@click.option(
+    "--train",
+    "train_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Training corpus for the memorisation check: a folder of MIDI or a dataset (its training split).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def metrics(files, reference, train_dir, as_json):
+    """Objective statistics of MIDI files, per file and per set.
+
+    \b
+    Examples:
+      musicgen metrics samples/*.mid
+      musicgen metrics samples/ --reference work/bach --train work/bach --json
+    """
+    import json
+
+    from musicgen.listen.metrics import jsonable
+    from musicgen.listen.report import as_text, measure
+
+    out = measure(files, reference=reference, train_dir=train_dir)
+    click.echo(json.dumps(jsonable(out)) if as_json else as_text(out))
+
+
+@cli.command()
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the page, audio, piano rolls and MIDI.",
+)
+@click.option("--primer", type=click.Path(path_type=Path), help="MIDI file every model continues.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset: primer from a held-out piece, real continuation, n-gram baseline, bits per note.",
+)
+@click.option(
+    "--primer-bars",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Bars of the primer piece to continue.",
+)
+@click.option(
+    "--samples",
+    "-n",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Samples (rows) per model.",
+)
+@click.option(
+    "--bars",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Bars of new music per sample.",
+)
+@sampling_options
+@click.option(
+    "--instruments", help="Add these instruments to the primer's line-up, e.g. 0,33,drums."
+)
+@click.option(
+    "--reference/--no-reference",
+    default=True,
+    show_default=True,
+    help="Add the real continuation of the primer as a column.",
+)
+@click.option(
+    "--ngram/--no-ngram",
+    default=True,
+    show_default=True,
+    help="Add a Kneser-Ney n-gram baseline column (needs a dataset).",
+)
+@click.option(
+    "--blind",
+    is_flag=True,
+    help="Hide and shuffle the candidates in each row; reveal after voting.",
+)
+@click.option("--no-eval", is_flag=True, help="Skip held-out bits per note.")
+@click.option(
+    "--soundfont",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="General MIDI soundfont for FluidSynth.",
+)
+@click.option(
+    "--builtin-synth",
+    is_flag=True,
+    help="Render with the built-in synth even when FluidSynth is installed.",
+)
+@click.option("--device", default="cpu", show_default=True, help="torch device to sample on.")
+def compare(
+    checkpoints,
+    out,
+    primer,
+    data_dir,
+    primer_bars,
+    samples,
+    bars,
+    instruments,
+    reference,
+    ngram,
+    blind,
+    no_eval,
+    soundfont,
+    builtin_synth,
+    device,
+    **sampling,
+):
+    """Continue one primer with several checkpoints; write a listening page.
+
+    \b
+    Examples:
+      musicgen compare checkpoints/gru/best.ckpt checkpoints/transformer/best.ckpt --data work/bach --out work/compare
+      musicgen compare a.ckpt b.ckpt --primer intro.mid --out listen --blind
+    """
+    from musicgen.generate import parse_instruments
+    from musicgen.listen.compare import CompareConfig, run_compare
+
+    lineup = parse_instruments(instruments) if instruments is not None else None
+    gen = build_config(
+        GenerateConfig,
+        sampling,
+        num_samples=samples,
+        unit="bars",
+        length=float(bars),
+        instruments=lineup,
+    )
+    cfg = CompareConfig(
+        out=out,
+        primer=primer,
+        data=data_dir,
+        primer_bars=primer_bars,
+        sampling=gen,
+        reference=reference,
+        ngram=ngram,
+        blind=blind,
+        evaluate=not no_eval,
+        soundfont=soundfont,
+        use_fluidsynth=not builtin_synth,
+        device=device,
+    )
+    summary = run_compare(list(checkpoints), cfg, echo=click.echo)
+    cols = summary["columns"]
+    click.echo(
+        f"wrote {out / 'index.html'}: {len(summary['rows'])} rows x {len(cols)} columns ({', '.join(c['name'] for c in cols)})"
+    )

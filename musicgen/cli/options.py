@@ -1,0 +1,176 @@
+"""Options shared by commands, built from the config dataclasses (config.opt) so no
+setting is restated here; time budgets; YAML defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from musicgen.config import (
+    TIME_MODES,
+    EncodingConfig,
+    GenerateConfig,
+)
+from musicgen.errors import MusicgenError
+
+
+class Duration(click.ParamType):
+    """A time budget in minutes, written as `5`, `90s`, `1h30m` or DD:HH:MM:SS."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from musicgen.durations import parse_minutes
+
+        try:
+            return parse_minutes(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def config_options(
+    cls,
+    types: dict | None = None,
+    defaults: dict | None = None,
+    only: tuple[str, ...] | None = None,
+):
+    """Options for the fields of a config dataclass made with `config.opt`: the flag, the
+    default and the help come from the field, so the CLI never restates a setting."""
+    import dataclasses
+
+    types, defaults = types or {}, defaults or {}
+
+    def decorate(f):
+        for fld in reversed(dataclasses.fields(cls)):
+            meta = fld.metadata
+            if not meta.get("cli") or (only is not None and fld.name not in only):
+                continue
+            flag = "--" + (meta.get("flag") or fld.name).replace("_", "-")
+            decls = [flag, *([meta["short"]] if meta.get("short") else [])]
+            default = defaults.get(fld.name, fld.default)
+            if isinstance(fld.default, bool) or fld.type in ("bool", "bool | None"):
+                f = click.option(
+                    f"{flag}/--no-{flag[2:]}",
+                    fld.name,
+                    default=default,
+                    show_default=default is not None,
+                    help=meta["help"],
+                )(f)
+            else:
+                kind = types.get(fld.name) or {"int": int, "float": float}.get(str(fld.type), str)
+                f = click.option(
+                    *decls,
+                    fld.name,
+                    type=kind,
+                    default=default,
+                    show_default=default is not None,
+                    help=meta["help"],
+                )(f)
+        return f
+
+    return decorate
+
+
+def build_config(cls, values: dict, **fixed):
+    """A config from the command's values (its own fields only); a bad value is one line."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in values.items() if k in names}, **fixed)
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+
+
+SAMPLING = ("temperature", "top_k", "top_p", "seed", "repeat_bias")
+
+
+def sampling_options(f):
+    """The sampling settings every command that generates takes (generate, compare ...)."""
+    return config_options(GenerateConfig, only=SAMPLING)(f)
+
+
+def encoding_options(f):
+    """Options shared by every command that encodes music."""
+    d = EncodingConfig()
+    opts = [
+        click.option(
+            "--time",
+            type=click.Choice(TIME_MODES),
+            default=d.time,
+            show_default=True,
+            help="Clock: beats (a grid of 1/48 quarter, tempo map and bars kept), seconds (10 ms steps, for played music), or auto (chosen per corpus).",
+        ),
+        click.option(
+            "--velocity-bins",
+            type=click.IntRange(0, 127),
+            default=d.velocity_bins,
+            show_default=True,
+            help="Velocity levels kept; 0 drops velocity.",
+        ),
+        click.option(
+            "--programs",
+            type=click.Choice(["note", "main"]),
+            default=d.programs,
+            show_default=True,
+            help="Keep each note's instrument, or map all to the piece's main one.",
+        ),
+        click.option(
+            "--drums/--no-drums",
+            default=d.drums,
+            show_default=True,
+            help="Keep drum-channel notes (each drum key a token of its own).",
+        ),
+        click.option(
+            "--max-duration",
+            "max_duration_quarters",
+            type=click.FloatRange(0, min_open=True),
+            default=d.max_duration_quarters,
+            show_default=True,
+            help="Longest note in beats mode, in quarters; longer ones are clipped (counted).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_encoding(**kw) -> EncodingConfig:
+    keys = ("time", "velocity_bins", "programs", "drums", "max_duration_quarters")
+    try:
+        return EncodingConfig(**{k: kw.pop(k) for k in keys})
+    except ValueError as exc:
+        raise MusicgenError(str(exc)) from None
+
+
+def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):
+    """--config FILE: YAML whose keys match the long option names set the defaults."""
+    if value is None:
+        return value
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"cannot read {value}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{value} must hold a mapping of option names to values")
+    # A key is a long option name (`hidden`, `max-steps`, `max_steps`); the parameter
+    # behind it may be called differently (--hidden sets d_model, --data sets data_dir).
+    names: dict[str, str] = {}
+    for p in ctx.command.params:
+        if p.name == "config" or not isinstance(p, click.Option):
+            continue
+        names[p.name] = p.name
+        for opt in p.opts:
+            if opt.startswith("--"):
+                names[opt[2:].replace("-", "_")] = p.name
+    defaults = {}
+    for key, v in data.items():
+        name = names.get(str(key).replace("-", "_"))
+        if name is None:
+            raise click.BadParameter(f"{value}: unknown option {key!r}")
+        defaults[name] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value

@@ -1,0 +1,273 @@
+"""Commands that make and judge models: train (with sizing by budget), evaluate, export."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from musicgen.cli.group import cli
+from musicgen.cli.options import (
+    Duration,
+    build_config,
+    config_options,
+    load_yaml_defaults,
+)
+from musicgen.config import (
+    MODEL_NAMES,
+    ModelConfig,
+    TrainConfig,
+)
+from musicgen.errors import MusicgenError
+from musicgen.text import plural
+
+
+@cli.command()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    callback=load_yaml_defaults,
+    is_eager=True,
+    expose_value=False,
+    help="YAML file whose keys match these options (command-line flags win).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Dataset folder written by `musicgen ingest`.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder [default: checkpoints/MODEL].",
+)
+@config_options(ModelConfig, types={"name": click.Choice(MODEL_NAMES)})
+@config_options(TrainConfig, types={"max_time": Duration()}, defaults={"epochs": None})
+@click.option(
+    "--accelerator",
+    default="auto",
+    show_default=True,
+    help="Lightning accelerator: cpu, gpu, mps, auto.",
+)
+@click.option(
+    "--devices",
+    default="auto",
+    show_default=True,
+    help="Lightning devices: a count, a list like 0,1, or auto.",
+)
+@click.option(
+    "--num-nodes",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Machines for multi-node DDP.",
+)
+@click.option(
+    "--strategy",
+    default="auto",
+    show_default=True,
+    help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ...",
+)
+@click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    help="32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from last.ckpt (weights, optimizer, step).",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."
+)
+def train(
+    data_dir, out, accelerator, devices, num_nodes, strategy, precision, resume, progress, **kw
+):
+    """Train a model on an ingested dataset.
+
+    \b
+    Example:
+      musicgen train --data work/bach --model transformer --max-time 5
+    """
+    from musicgen.quiet import quiet_lightning
+    from musicgen.train import HardwareConfig
+    from musicgen.train import train as run
+
+    quiet_lightning()
+    if kw["epochs"] is None:  # a time budget alone means "train for that long"
+        kw["epochs"] = 0 if kw["max_time"] > 0 else 20
+    if kw["val_every"] > 1:
+        kw["val_every"] = int(kw["val_every"])  # a number of batches, not a fraction of an epoch
+    model_cfg = build_config(ModelConfig, kw, max_len=kw["seq_len"])
+    train_cfg = build_config(TrainConfig, kw)
+    model_name = model_cfg.name
+    hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
+    ctx = click.get_current_context()
+    size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
+    given = [
+        n
+        for n in size_flags
+        if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)
+    ]
+    sized = train_cfg.max_time > 0 and not given and not resume
+    if sized:
+        model_cfg, train_cfg = _sized(data_dir, model_cfg, train_cfg, hw)
+    out = out or Path("checkpoints") / model_name
+    result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
+    if not result.is_global_zero:
+        return  # with several devices every process runs this command; one reports
+    if result.best is None and not result.interrupted:
+        raise MusicgenError("training ended before the first validation; no checkpoint was written")
+    stopped = "interrupted after " if result.interrupted else ""
+    best = (
+        f", best validation {result.best_val_bpn:.3f} bits/note"
+        if result.best
+        else ", no validation yet"
+    )
+    click.echo(
+        f"{model_name}: {stopped}{result.steps} steps in {result.seconds / 60:.1f} min{best}"
+    )
+    if result.best:
+        click.echo(f"best: {result.best}")
+    if result.last:
+        click.echo(
+            f"last: {result.last}" + ("  (continue with --resume)" if result.interrupted else "")
+        )
+    if result.interrupted:
+        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
+    if not result.val_is_held_out:
+        click.echo(
+            f"warning: {data_dir} has no validation files, so validation used the first training piece and "
+            "its scores are not held out; ingest with a larger --val-fraction"
+        )
+
+
+def _sized(data_dir: Path, model_cfg, train_cfg, hw):
+    """Size the model for the time budget on the device it will train on (musicgen/sizing.py).
+
+    With several devices, the first process probes and hands its choice to the ones
+    Lightning launches (they inherit the environment), so every rank builds one model."""
+    import json
+
+    from musicgen.config import ModelConfig, TrainConfig, from_dict, to_dict
+    from musicgen.sizing import size_for_budget
+
+    run = [str(data_dir), model_cfg.name, train_cfg.max_time]
+    chosen = json.loads(os.environ.get("MUSICGEN_SIZED", "{}"))
+    if chosen.get("run") == run:  # a process Lightning launched: the first one has probed
+        return from_dict(ModelConfig, chosen["model"]), from_dict(TrainConfig, chosen["train"])
+    if hw.num_nodes > 1:
+        raise MusicgenError(
+            "sizing by budget works on one machine; with several nodes give --hidden, --layers, --heads and --seq-len"
+        )
+    import time
+    from dataclasses import replace
+
+    import torch
+
+    gpu = hw.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    device = torch.device("cuda" if gpu else "cpu")
+    t0 = time.perf_counter()
+    sizing = size_for_budget(data_dir, model_cfg, train_cfg, device)
+    # the probe's time comes out of the budget: M minutes means M minutes in all
+    sizing.train = replace(
+        sizing.train, max_time=max(train_cfg.max_time - (time.perf_counter() - t0) / 60, 0.05)
+    )
+    click.echo(
+        sizing.describe(train_cfg.max_time, "a GPU" if gpu else "this CPU")
+        + "; give --hidden, --layers, --seq-len ... to choose yourself"
+    )
+    os.environ["MUSICGEN_SIZED"] = json.dumps(
+        {"run": run, "model": to_dict(sizing.model), "train": to_dict(sizing.train)}
+    )
+    return sizing.model, sizing.train
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset: its validation split is scored and its training split trains the n-gram baseline [default: the one the checkpoint was trained on].",
+)
+@click.option(
+    "--context",
+    type=click.IntRange(2),
+    help="Score in independent windows of N tokens, each starting cold [default: every piece whole, each token with all that came before it, as in generation].",
+)
+@click.option("--no-ngram", is_flag=True, help="Skip the Kneser-Ney baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
+    """Held-out bits per note of a checkpoint, beside an n-gram baseline.
+
+    \b
+    Examples:
+      musicgen evaluate checkpoints/gru/best.ckpt
+      musicgen evaluate checkpoints/gru/best.ckpt my_songs/ --data work/bach --json
+    """
+    import json
+
+    from musicgen.checkpoint import load_model
+    from musicgen.evaluate import evaluate as run
+
+    model = load_model(checkpoint)
+    rep = run(model, data_dir=data_dir, sources=list(sources), context=context, ngram=not no_ngram)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict()))
+        return
+    click.echo(
+        f"{rep.model} ({rep.checkpoint}) on {plural(rep.pieces, 'piece')}, {rep.notes:,} notes, {rep.tokens:,} tokens, "
+        + (f"windows of {rep.context}" if rep.context else "whole pieces")
+    )
+    click.echo(
+        f"  bits/note {rep.bits_per_note:.3f}  bits/token {rep.bits_per_token:.3f}  perplexity {rep.perplexity:.2f}  accuracy {rep.accuracy:.1%}"
+    )
+    if rep.files_in_training:
+        click.echo(
+            f"  warning: {rep.files_in_training} of these files are in the training split, so their scores are not held out (and the n-gram has memorised them)"
+        )
+    if rep.unknown_tokens:
+        click.echo(
+            f"  {rep.unknown_tokens} tokens unknown to the vocabulary were dropped before scoring"
+        )
+    for name, why in rep.files_skipped.items():
+        click.echo(f"  skipped {name}: {why}")
+    if rep.ngram_order is not None:
+        click.echo(
+            f"  n-gram (Kneser-Ney, best order {rep.ngram_order}): bits/note {rep.ngram_bits_per_note:.3f}; model / n-gram = {rep.ratio_to_ngram:.3f}"
+        )
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for model.safetensors + musicgen.json.",
+)
+def export(checkpoint, out):
+    """Export a checkpoint as safetensors + JSON (no pickle at all).
+
+    \b
+    Example:
+      musicgen export checkpoints/gru/best.ckpt --out checkpoints/pretrained/gru
+    """
+    from musicgen.checkpoint import export_model, load_model
+
+    path = export_model(checkpoint, out)
+    model = load_model(path)  # prove the export loads on its own
+    n = sum(p.numel() for p in model.core.parameters())
+    click.echo(
+        f"wrote {path / 'model.safetensors'} and {path / 'musicgen.json'} ({model.model_cfg.name}, {n:,} parameters)"
+    )
