@@ -34,7 +34,7 @@ META_KEY = "musicgen"
 @dataclass
 class LoadedModel:
     core: nn.Module
-    model_cfg: ModelConfig
+    model_cfg: ModelConfig | None  # None for a core that is not a neural model (the n-gram)
     vocab: Vocabulary
     meta: dict
     path: Path

@@ -20,7 +20,7 @@ from musicgen.data.datamodule import IGNORE, EvalStreams
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.midi.read import read_score
-from musicgen.ngram import KneserNey
+from musicgen.ngram import KneserNey, best_order
 
 
 @dataclass
@@ -104,27 +104,21 @@ def score_model(
 
 
 def score_ngram(
-    train_docs: list[np.ndarray],
-    eval_docs: list[np.ndarray],
-    vocab_size: int,
-    note_ids: np.ndarray,
-    max_order: int = 8,
+    lm: KneserNey, docs: list[np.ndarray], note_ids: np.ndarray
 ) -> tuple[dict[int, Scores], int]:
-    """Kneser-Ney of orders 1..max_order on the same tokens the model is scored on."""
-    lm = KneserNey(max_order, vocab_size=vocab_size).fit(
+    """A fitted Kneser-Ney model's scores, order by order, on the same tokens a model is
+    scored on (every token after BOS), and its best order (the smaller on a tie)."""
+    notes = sum(int(np.isin(d[1:], note_ids).sum()) for d in docs)
+    tokens = sum(max(len(d) - 1, 0) for d in docs)
+    bits = lm.evaluate(docs, given=1)
+    out = {k: Scores(b, tokens, notes) for k, b in bits.items()}
+    return out, best_order(bits)
+
+
+def fit_ngram(train_docs: list[np.ndarray], vocab_size: int, max_order: int = 8) -> KneserNey:
+    return KneserNey(max_order, vocab_size=vocab_size).fit(
         np.asarray(d, dtype=np.int64) for d in train_docs
     )
-    notes = sum(int(np.isin(d[1:], note_ids).sum()) for d in eval_docs)
-    tokens = sum(max(len(d) - 1, 0) for d in eval_docs)
-    out: dict[int, Scores] = {}
-    for order in range(1, max_order + 1):
-        bits = 0.0
-        for d in eval_docs:
-            lp = lm.log2_probs(np.asarray(d, dtype=np.int64), order)
-            bits -= float(lp[1:].sum())  # BOS is given to the model too, never predicted
-        out[order] = Scores(bits, tokens, notes)
-    best = min(out, key=lambda k: out[k].bits)
-    return out, best
 
 
 def encode_files(

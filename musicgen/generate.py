@@ -316,7 +316,7 @@ def generate_songs(
             rules=tracker,
             pad_id=PAD,
             use_cache=cfg.use_cache,
-            context_len=model.model_cfg.max_len,
+            context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
         )
         .cpu()
         .numpy()

@@ -21,9 +21,12 @@ one ``np.searchsorted`` at evaluation time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
+import torch
+from torch import nn
 
 # Without singletons the estimate is 0, which would give unseen events zero
 # probability; the floor keeps some mass for them in degenerate corpora.
@@ -180,14 +183,30 @@ class KneserNey:
         return self._all_log2_probs([sequence])[order - 1]
 
     def evaluate(
-        self, sequences: Iterable[np.ndarray], orders: Iterable[int] | None = None
+        self, sequences: Iterable[np.ndarray], orders: Iterable[int] | None = None, given: int = 0
     ) -> dict[int, float]:
-        """Total bits (-sum log2 P) over all tokens for each order, in one pass over the data."""
+        """Total bits (-sum log2 P) for each order, in one pass over the data, of every token
+        but each sequence's first `given` (BOS is given to every model, never predicted)."""
         orders = list(range(1, self.max_order + 1)) if orders is None else list(orders)
         for k in orders:
             self._check_order(k)
-        bits = -self._all_log2_probs(sequences).sum(axis=1)
+        seqs = [np.asarray(s, dtype=np.int64) for s in sequences]
+        lp = self._all_log2_probs(seqs)  # (orders, tokens of all sequences)
+        keep = (
+            np.concatenate([np.arange(len(q)) >= given for q in seqs])
+            if seqs
+            else np.zeros(0, bool)
+        )
+        bits = -lp[:, keep].sum(axis=1)
         return {k: float(bits[k - 1]) for k in orders}
+
+    def next_log2_probs(self, context: list[int], candidates: np.ndarray, order: int) -> np.ndarray:
+        """log2 P(c | the last order - 1 tokens of `context`) for each candidate token c."""
+        self._check_order(order)
+        ctx = list(context[-(order - 1) :]) if order > 1 else []
+        seqs = [np.array([*ctx, int(c)], dtype=np.int64) for c in candidates]
+        lp = self._all_log2_probs(seqs)[order - 1]  # one column per token of the sequences
+        return lp[np.cumsum([len(q) for q in seqs]) - 1]
 
     def _check_order(self, order: int) -> None:
         if not 1 <= order <= self.max_order:
@@ -199,3 +218,48 @@ def best_order(bits_by_order: dict[int, float]) -> int:
     if not bits_by_order:
         raise ValueError("no orders to choose from")
     return min(bits_by_order, key=lambda k: (bits_by_order[k], k))
+
+
+class NgramCore(nn.Module):
+    """A fitted Kneser-Ney model of one order behind the cores' interface,
+    `(tokens (B, T), state) -> (logits (B, T, V), state)`, so `generate_songs` samples
+    it as it samples the neural models. Only the last position's logits are computed
+    (the decode loop reads no other); the state is each row's last order - 1 tokens."""
+
+    recurrent = True
+
+    def __init__(self, lm: KneserNey, order: int):
+        super().__init__()
+        self.lm, self.order = lm, order
+        self.register_buffer("_device", torch.zeros(0), persistent=False)  # where the logits go
+
+    def forward(self, tokens: torch.Tensor, state: list[list[int]] | None = None):
+        b, t = tokens.shape
+        rows = tokens.tolist()
+        contexts = [
+            ((state[i] if state is not None else []) + rows[i])[-(self.order - 1) :]
+            if self.order > 1
+            else []
+            for i in range(b)
+        ]
+        V = self.lm.vocab_size
+        logits = torch.zeros(b, t, V, dtype=torch.float64, device=self._device.device)
+        every = np.arange(V)
+        for i, ctx in enumerate(contexts):
+            logits[i, -1] = torch.from_numpy(
+                self.lm.next_log2_probs(ctx, every, self.order) * math.log(2)
+            )
+        return logits, contexts
+
+    def trim_state(self, state):
+        return state
+
+
+def ngram_model(lm: KneserNey, order: int, vocab):
+    """A `LoadedModel` of the n-gram: `generate_songs` and the compare page take it as they
+    take a trained model."""
+    from pathlib import Path
+
+    from musicgen.checkpoint import LoadedModel
+
+    return LoadedModel(NgramCore(lm, order).eval(), None, vocab, {}, Path(f"{order}-gram"))

@@ -13,7 +13,7 @@ from musicgen.config import EncodingConfig, IngestConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.data.ingest import ingest
 from musicgen.errors import MusicgenError
-from musicgen.evaluate import evaluate, score_ngram
+from musicgen.evaluate import evaluate, fit_ngram, score_ngram
 from tests.helpers import (
     MODEL_NAMES,
     assert_cli_error,
@@ -79,13 +79,14 @@ def test_report_fields_and_their_arithmetic(gru, dataset):
 def test_ngram_scores_the_same_tokens(dataset, gru):
     ds = TokenDataset.open(dataset)
     val = [np.asarray(d) for d in ds.documents("val")]
-    by_order, best = score_ngram(
-        [np.asarray(d) for d in ds.documents("train")], val, len(gru.vocab), gru.vocab.note_ids, 3
-    )
+    lm = fit_ngram([np.asarray(d) for d in ds.documents("train")], len(gru.vocab), 3)
+    by_order, best = score_ngram(lm, val, gru.vocab.note_ids)
     assert best in (1, 2, 3)
-    for s in by_order.values():
+    for k, s in by_order.items():
         assert s.tokens == sum(len(d) - 1 for d in val)
         assert s.notes == ds.num_notes("val")
+        # the same figure token by token: every token after BOS, BOS given
+        assert s.bits == pytest.approx(-sum(float(lm.log2_probs(np.asarray(d), k)[1:].sum()) for d in val))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -28,7 +28,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from musicgen import __version__
 from musicgen.config import GenerateConfig
@@ -41,8 +40,7 @@ from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
 from musicgen.midi.write import write_midi
 from musicgen.text import plural
-from musicgen.tokens.encoding import decode, quarters_per_step
-from musicgen.tokens.space import PAD
+from musicgen.tokens.encoding import decode
 
 NGRAM_ORDER = 5
 MAX_REFERENCE_PIECES = 200  # validation pieces measured for the "real music" row
@@ -447,17 +445,19 @@ def _engine_text(engines: dict[str, int], notes: set[str]) -> str:
 def _ngram_column(
     ds, primer: PrimerInfo, cfg: CompareConfig, gcfg, out: Path, index: int, echo: Echo
 ):
-    from musicgen.generate import load_primer
-    from musicgen.ngram import KneserNey
+    from musicgen.evaluate import fit_ngram
+    from musicgen.generate import generate_songs, tokens_to_score
+    from musicgen.ngram import ngram_model
 
     echo(f"fitting a Kneser-Ney {cfg.ngram_order}-gram on {ds.root} (training split) ...")
     train = [np.asarray(d, dtype=np.int64) for d in ds.documents("train")]
     if not train:
         raise MusicgenError(f"{ds.root} has no training pieces")
-    lm = KneserNey(cfg.ngram_order, vocab_size=len(ds.vocab)).fit(train)
-    p = load_primer(primer.path, ds.vocab, None, gcfg.instruments)
+    lm = fit_ngram(train, len(ds.vocab), cfg.ngram_order)
     echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
-    seqs = sample_ngram(lm, ds.vocab, p.ids, gcfg, cfg.ngram_order)
+    songs, p = generate_songs(
+        ngram_model(lm, cfg.ngram_order, ds.vocab), gcfg
+    )  # as every model is sampled
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
     col = Column(
         key,
@@ -466,76 +466,19 @@ def _ngram_column(
         f"interpolated Kneser-Ney, order {cfg.ngram_order}, fitted on {ds.root}",
     )
     col.lm = lm  # type: ignore[attr-defined]  # kept for the likelihood column
-    scores = []
-    for r, (ids, end_q) in enumerate(seqs):
-        score, _ = decode(ds.vocab.to_universal(ids), ds.vocab.cfg)
-        if end_q is not None:
-            score = score.until(end_q)
-        path = write_midi(score, out / key / f"sample-{r + 1:03d}.mid")
-        col.cells.append(Cell(_rel(path, out), "", "", score.num_notes, score.duration_seconds))
-        scores.append(score)
-    p_notes = decode(ds.vocab.to_universal(p.ids), ds.vocab.cfg)[0].num_notes
-    return col, scores, p_notes
-
-
-def ngram_next_log2_probs(lm, context: list[int], candidates: np.ndarray, order: int) -> np.ndarray:
-    """log2 P(c | last order-1 tokens of context) for each candidate token c."""
-    ctx = list(context[-(order - 1) :]) if order > 1 else []
-    seqs = [np.array([*ctx, int(c)], dtype=np.int64) for c in candidates]
-    lp = lm._all_log2_probs(seqs)[order - 1]  # one column per token of the concatenated sequences
-    return lp[np.cumsum([len(s) for s in seqs]) - 1]
-
-
-def sample_ngram(
-    lm, vocab, prompt: np.ndarray, gcfg, order: int, max_tokens: int = 20_000
-) -> list[tuple[np.ndarray, float | None]]:
-    """Continue `prompt` gcfg.num_samples times under the vocabulary's grammar.
-
-    Same rules as `generate_songs`: EOS is banned until the length target, the
-    sampling settings (temperature, top-k, top-p) are `musicgen.sampling.sample`'s,
-    and the seed gives the same pieces again. Returns (ids, end quarter) per sample.
-    """
-    from musicgen.generate import LengthTracker
-    from musicgen.sampling import sample
-
-    B = gcfg.num_samples
-    tracker = LengthTracker(vocab, gcfg, prompt, B, header_fixed=True)
-    gen = torch.Generator().manual_seed(gcfg.seed)
-    seqs = [list(map(int, prompt)) for _ in range(B)]
-    done = np.zeros(B, dtype=bool)
-    V = len(vocab)
-    for _ in range(max_tokens):
-        masks = tracker.mask().numpy()
-        pull = tracker.bias()
-        new = np.full(B, PAD, dtype=np.int64)
-        for b in range(B):
-            if done[b]:
-                continue
-            cands = np.flatnonzero(masks[b])
-            logits = torch.full((V,), float("-inf"), dtype=torch.float64)
-            logits[torch.from_numpy(cands)] = torch.from_numpy(
-                ngram_next_log2_probs(lm, seqs[b], cands, order) * math.log(2)
-            )
-            if pull is not None:
-                logits = logits + pull[b].double()
-            new[b] = int(sample(logits[None], gcfg.temperature, gcfg.top_k, gcfg.top_p, gen)[0])
-            seqs[b].append(int(new[b]))
-        done |= tracker.update(torch.from_numpy(new)).numpy()
-        if done.all():
-            break
-    per_step = quarters_per_step(vocab.cfg)
-    out = []
-    for b in range(B):
-        end = tracker.end_step[b]
-        out.append((np.array(seqs[b], dtype=np.int64), end * per_step if end >= 0 else None))
-    return out
+    for r, song in enumerate(songs):
+        path = write_midi(song.score, out / key / f"sample-{r + 1:03d}.mid")
+        col.cells.append(
+            Cell(_rel(path, out), "", "", song.score.num_notes, song.score.duration_seconds)
+        )
+    return col, [s.score for s in songs], tokens_to_score(p.ids, ds.vocab).num_notes
 
 
 # --- held-out bits per note -----------------------------------------------------------------------
 
 
 def _evaluate_columns(columns: list[Column], models, ds, cfg: CompareConfig, echo: Echo) -> None:
-    from musicgen.evaluate import evaluate
+    from musicgen.evaluate import evaluate, score_ngram
 
     model_cols = [c for c in columns if c.kind == "model"]
     for col, model in zip(model_cols, models, strict=True):
@@ -553,10 +496,9 @@ def _evaluate_columns(columns: list[Column], models, ds, cfg: CompareConfig, ech
             if not docs:
                 col.eval_note = "not evaluated: no validation split"
                 continue
-            bits = -sum(float(lm.log2_probs(d, cfg.ngram_order)[1:].sum()) for d in docs)
-            notes = sum(int(np.isin(d[1:], ds.vocab.note_ids).sum()) for d in docs)
-            col.bits_per_note = bits / max(notes, 1)
-            col.eval_note = f"{len(docs)} pieces, {notes} notes"
+            by_order, _ = score_ngram(lm, docs, ds.vocab.note_ids)  # the scoring `evaluate` uses
+            col.bits_per_note = by_order[cfg.ngram_order].bits_per_note
+            col.eval_note = f"{len(docs)} pieces, {by_order[cfg.ngram_order].notes} notes"
         elif col.kind == "real":
             col.eval_note = "real music"
 

@@ -10,7 +10,6 @@ import numpy as np
 from click.testing import CliRunner
 
 from musicgen.cli import cli
-from musicgen.listen.compare import sample_ngram
 
 
 class Page(HTMLParser):
@@ -190,24 +189,25 @@ def test_a_foreign_checkpoint_is_one_line(tmp_path, tiny_dataset):
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0
 
 
-def test_ngram_sampling_follows_the_grammar_and_the_seed(tiny_dataset):
+def test_the_ngram_is_sampled_like_any_model(tiny_dataset):
+    """Behind the cores' interface the n-gram goes through generate_songs: the grammar,
+    the length target and the seed hold for it as for the neural models."""
+    from musicgen.config import GenerateConfig
     from musicgen.data.dataset import TokenDataset
-    from musicgen.generate import GenerateConfig
-    from musicgen.ngram import KneserNey
-    from musicgen.tokens.space import BOS
+    from musicgen.evaluate import fit_ngram
+    from musicgen.generate import generate_songs
+    from musicgen.ngram import ngram_model
 
     ds = TokenDataset.open(tiny_dataset)
-    lm = KneserNey(3, vocab_size=len(ds.vocab)).fit(
-        [np.asarray(d, dtype=np.int64) for d in ds.documents("train")]
-    )
-    cfg = GenerateConfig(num_samples=2, seed=5, unit="bars", length=1)
-    prompt = np.array([BOS, ds.vocab.index["Inst_0"]])
-    a = sample_ngram(lm, ds.vocab, prompt, cfg, 3)
-    b = sample_ngram(lm, ds.vocab, prompt, cfg, 3)
-    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
-    for ids, end in a:
-        assert end is not None  # the length target was reached
+    lm = fit_ngram([np.asarray(d, dtype=np.int64) for d in ds.documents("train")], len(ds.vocab), 3)
+    model = ngram_model(lm, 3, ds.vocab)
+    cfg = GenerateConfig(num_samples=2, seed=5, unit="bars", length=1, instruments=(0,))
+    a, _ = generate_songs(model, cfg)
+    b, _ = generate_songs(model, cfg)
+    assert all(np.array_equal(x.ids, y.ids) for x, y in zip(a, b, strict=True))
+    for song in a:
+        assert song.score.num_notes > 0 and song.score.end <= 4 + 1e-9  # one bar of 4/4
         stream = ds.vocab.stream()
-        for t in ids.tolist():
+        for t in song.ids.tolist():
             assert ds.vocab.allowed(stream)[t], ds.vocab.tokens[t]
             stream.feed(ds.vocab.uids[t])
