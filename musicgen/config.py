@@ -21,6 +21,15 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def opt(
+    default: Any, help: str, flag: str | None = None, cli: bool = True, short: str | None = None
+) -> Any:
+    """A config field that is also a command-line option: `--<flag>` (default: the field's
+    name with dashes), this default and this help. The CLI is built from these
+    (musicgen/cli.py `config_options`), so a setting is one edit here."""
+    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "short": short})
+
+
 TIME_MODES = ("auto", "beats", "seconds")
 
 
@@ -44,7 +53,10 @@ class EncodingConfig:
     Settings named *_quarters apply in beats mode, *_seconds in seconds mode.
     """
 
-    time: str = "auto"
+    time: str = opt(
+        "auto",
+        "Clock: beats (a grid of 1/48 quarter, tempo map and bars kept), seconds (10 ms steps, for played music), or auto (chosen per corpus).",
+    )
     steps_per_quarter: int = (
         48  # 32nds are 6 steps, sixteenth triplets 8; any onset within 1/96 quarter
     )
@@ -56,20 +68,26 @@ class EncodingConfig:
     # Durations are exact up to the first limit, then lose one bit of resolution per doubling
     # (error at most 1/2 step x 2^k), up to the second, where longer notes are clipped (counted).
     exact_duration_quarters: float = 2.0
-    max_duration_quarters: float = 8.0
+    max_duration_quarters: float = opt(
+        8.0,
+        "Longest note in beats mode, in quarters; longer ones are clipped (counted).",
+        flag="max-duration",
+    )
     exact_duration_seconds: float = 1.0
     max_duration_seconds: float = 8.0
     max_silence_quarters: float = 16.0  # longer silences are shortened (counted)
     max_silence_seconds: float = 8.0
     pitch_min: int = 21
     pitch_max: int = 108
-    velocity_bins: int = 32  # 0 switches velocity off (decoded notes get default_velocity)
+    velocity_bins: int = opt(32, "Velocity levels kept; 0 drops velocity.")
     # A note within this many velocity units of its instrument's current level keeps it
     # without a new Vel token (played music changes velocity on nearly every note).
     velocity_tolerance: int = 4
     default_velocity: int = 80
-    programs: str = "note"  # "note": each note keeps its program; "main": the piece's main one
-    drums: bool = True
+    programs: str = opt(
+        "note", "Keep each note's instrument (note), or map all to the piece's main one (main)."
+    )
+    drums: bool = opt(True, "Keep drum-channel notes (each drum key a token of its own).")
     tempo_min: float = 20.0
     tempo_max: float = 400.0
     tempo_step: float = (
@@ -160,28 +178,21 @@ class EncodingConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    val_fraction: float = 0.1
-    workers: int = 0  # 0 = all cores
-    file_timeout: float = 20.0  # seconds per file before its worker is killed
-    chunk_size: int = 32
+    val_fraction: float = opt(0.1, "Share of files held out for validation, decided by path.")
+    workers: int = opt(0, "Worker processes; 0 uses every core.")
+    file_timeout: float = opt(20.0, "Seconds one file may take before it is skipped.")
+    chunk_size: int = opt(32, "Files handed to a worker at a time.", cli=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError("val_fraction must be in [0, 1)")
-        if self.file_timeout <= 0:
+        if not self.file_timeout > 0:
             raise ValueError("file_timeout must be positive")
+        if self.workers < 0 or self.chunk_size < 1:
+            raise ValueError("workers must be >= 0 and chunk_size >= 1")
 
 
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
-
-
-def opt(
-    default: Any, help: str, flag: str | None = None, cli: bool = True, short: str | None = None
-) -> Any:
-    """A config field that is also a command-line option: `--<flag>` (default: the field's
-    name with dashes), this default and this help. The CLI is built from these
-    (musicgen/cli.py `config_options`), so a setting is one edit here."""
-    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli, "short": short})
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
-from musicgen.config import ModelConfig, TrainConfig
+from musicgen.config import ModelConfig, TrainConfig, opt
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write, remove_stale_temps
@@ -28,11 +28,13 @@ from musicgen.quiet import quiet_lightning
 class HardwareConfig:
     """Passed straight to Lightning, so GPUs, several devices and nodes need no new code."""
 
-    accelerator: str = "auto"
-    devices: str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "auto"  # bf16-mixed on a GPU that has it, else 32-true
+    accelerator: str = opt("auto", "Lightning accelerator: cpu, gpu, mps, auto.")
+    devices: str = opt("auto", "Lightning devices: a count, a list like 0,1, or auto.")
+    num_nodes: int = opt(1, "Machines for multi-node DDP.")
+    strategy: str = opt("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp ...")
+    precision: str = opt(
+        "auto", "32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it."
+    )
 
     def resolved_precision(self) -> str:
         if self.precision != "auto":

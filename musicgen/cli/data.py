@@ -8,13 +8,8 @@ from pathlib import Path
 import click
 
 from musicgen.cli.group import cli
-from musicgen.cli.options import (
-    build_encoding,
-    encoding_options,
-)
-from musicgen.config import (
-    IngestConfig,
-)
+from musicgen.cli.options import build_config, build_encoding, config_options, encoding_options
+from musicgen.config import IngestConfig
 from musicgen.errors import MusicgenError
 
 
@@ -23,29 +18,9 @@ from musicgen.errors import MusicgenError
 @click.option(
     "--out", "-o", type=click.Path(path_type=Path), required=True, help="Dataset folder to write."
 )
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=0.1,
-    show_default=True,
-    help="Share of files held out for validation, decided by path.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Worker processes; 0 uses every core.",
-)
-@click.option(
-    "--file-timeout",
-    type=click.FloatRange(0.1),
-    default=20.0,
-    show_default=True,
-    help="Seconds one file may take before it is skipped.",
-)
+@config_options(IngestConfig)
 @encoding_options
-def ingest(sources, out, val_fraction, workers, file_timeout, **enc):
+def ingest(sources, out, **kw):
     """Turn MIDI / MusicXML / ABC / Humdrum files into a token dataset.
 
     \b
@@ -56,7 +31,7 @@ def ingest(sources, out, val_fraction, workers, file_timeout, **enc):
 
     from musicgen.data.ingest import ingest as run
 
-    cfg = build_encoding(**enc)
+    cfg = build_encoding(kw)
     bar = tqdm(total=0, unit="file", disable=None, leave=False, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
@@ -68,7 +43,7 @@ def ingest(sources, out, val_fraction, workers, file_timeout, **enc):
             sources,
             out,
             cfg,
-            IngestConfig(val_fraction=val_fraction, workers=workers, file_timeout=file_timeout),
+            build_config(IngestConfig, kw),
             progress,
         )
     finally:
@@ -94,7 +69,7 @@ def ingest(sources, out, val_fraction, workers, file_timeout, **enc):
     help="How many tokens to print.",
 )
 @encoding_options
-def tokenize(file, out, show, **enc):
+def tokenize(file, out, show, **kw):
     """Show what a model sees for one file; optionally write the round trip.
 
     \b
@@ -106,7 +81,7 @@ def tokenize(file, out, show, **enc):
     from musicgen.tokens import decode, encode, token_space
     from musicgen.tokens.timebase import resolve_time
 
-    cfg = build_encoding(**enc)
+    cfg = build_encoding(kw)
     try:
         score = read_score(file)
     except ReadError as exc:

@@ -92,56 +92,13 @@ def sampling_options(f):
 
 
 def encoding_options(f):
-    """Options shared by every command that encodes music."""
-    d = EncodingConfig()
-    opts = [
-        click.option(
-            "--time",
-            type=click.Choice(TIME_MODES),
-            default=d.time,
-            show_default=True,
-            help="Clock: beats (a grid of 1/48 quarter, tempo map and bars kept), seconds (10 ms steps, for played music), or auto (chosen per corpus).",
-        ),
-        click.option(
-            "--velocity-bins",
-            type=click.IntRange(0, 127),
-            default=d.velocity_bins,
-            show_default=True,
-            help="Velocity levels kept; 0 drops velocity.",
-        ),
-        click.option(
-            "--programs",
-            type=click.Choice(["note", "main"]),
-            default=d.programs,
-            show_default=True,
-            help="Keep each note's instrument, or map all to the piece's main one.",
-        ),
-        click.option(
-            "--drums/--no-drums",
-            default=d.drums,
-            show_default=True,
-            help="Keep drum-channel notes (each drum key a token of its own).",
-        ),
-        click.option(
-            "--max-duration",
-            "max_duration_quarters",
-            type=click.FloatRange(0, min_open=True),
-            default=d.max_duration_quarters,
-            show_default=True,
-            help="Longest note in beats mode, in quarters; longer ones are clipped (counted).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    """Options shared by every command that encodes music (ingest, tokenize)."""
+    choices = {"time": click.Choice(TIME_MODES), "programs": click.Choice(["note", "main"])}
+    return config_options(EncodingConfig, types=choices)(f)
 
 
-def build_encoding(**kw) -> EncodingConfig:
-    keys = ("time", "velocity_bins", "programs", "drums", "max_duration_quarters")
-    try:
-        return EncodingConfig(**{k: kw.pop(k) for k in keys})
-    except ValueError as exc:
-        raise MusicgenError(str(exc)) from None
+def build_encoding(kw: dict) -> EncodingConfig:
+    return build_config(EncodingConfig, kw)
 
 
 def load_yaml_defaults(ctx: click.Context, param: click.Parameter, value):

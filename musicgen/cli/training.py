@@ -22,6 +22,7 @@ from musicgen.config import (
 )
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
+from musicgen.train import HardwareConfig
 
 
 @cli.command()
@@ -48,37 +49,7 @@ from musicgen.text import plural
 )
 @config_options(ModelConfig, types={"name": click.Choice(MODEL_NAMES)})
 @config_options(TrainConfig, types={"max_time": Duration()}, defaults={"epochs": None})
-@click.option(
-    "--accelerator",
-    default="auto",
-    show_default=True,
-    help="Lightning accelerator: cpu, gpu, mps, auto.",
-)
-@click.option(
-    "--devices",
-    default="auto",
-    show_default=True,
-    help="Lightning devices: a count, a list like 0,1, or auto.",
-)
-@click.option(
-    "--num-nodes",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Machines for multi-node DDP.",
-)
-@click.option(
-    "--strategy",
-    default="auto",
-    show_default=True,
-    help="Lightning strategy: auto, ddp, ddp_spawn, fsdp ...",
-)
-@click.option(
-    "--precision",
-    default="auto",
-    show_default=True,
-    help="32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it.",
-)
+@config_options(HardwareConfig)
 @click.option(
     "--resume",
     is_flag=True,
@@ -87,9 +58,7 @@ from musicgen.text import plural
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."
 )
-def train(
-    data_dir, out, accelerator, devices, num_nodes, strategy, precision, resume, progress, **kw
-):
+def train(data_dir, out, resume, progress, **kw):
     """Train a model on an ingested dataset.
 
     \b
@@ -97,7 +66,6 @@ def train(
       musicgen train --data work/bach --model transformer --max-time 5
     """
     from musicgen.quiet import quiet_lightning
-    from musicgen.train import HardwareConfig
     from musicgen.train import train as run
 
     quiet_lightning()
@@ -108,7 +76,7 @@ def train(
     model_cfg = build_config(ModelConfig, kw, max_len=kw["seq_len"])
     train_cfg = build_config(TrainConfig, kw)
     model_name = model_cfg.name
-    hw = HardwareConfig(accelerator, str(devices), num_nodes, strategy, precision)
+    hw = build_config(HardwareConfig, kw)
     ctx = click.get_current_context()
     size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
     given = [
