@@ -85,7 +85,7 @@ def main() -> int:
 
     from musicgen.checkpoint import LoadedModel
     from musicgen.config import EncodingConfig, ModelConfig
-    from musicgen.data.ingest import ingest_file
+    from musicgen.data.files import ingest_file
     from musicgen.models import build_core
     from musicgen.tokens.vocab import Vocabulary
 

@@ -42,7 +42,7 @@ def parse_only(files: list[Path]) -> float:
 def stages(files: list[Path]) -> dict[str, float]:
     """Seconds per file of each stage of a worker's work, in this one process (best of three)."""
     from musicgen.config import EncodingConfig
-    from musicgen.data.ingest import read_file
+    from musicgen.data.files import read_file
     from musicgen.tokens.encoding import encode
     from musicgen.tokens.timebase import timing_of
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def markdown_table(summary: dict) -> str:
-    from musicgen.listen.compare import TABLE_COLUMNS, _fmt
+    from musicgen.listen.page import TABLE_COLUMNS, _fmt
 
     keys = [k for k, _, _ in TABLE_COLUMNS]
     head = "| source | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import time
 from dataclasses import dataclass, replace
@@ -18,7 +18,7 @@ from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicge
 from musicgen.config import ModelConfig, TrainConfig, opt
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
-from musicgen.fsutil import atomic_write, remove_stale_temps
+from musicgen.fsutil import atomic_write, folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.quiet import quiet_lightning
@@ -118,23 +118,13 @@ def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
     return (None if val_every == 1 else float(val_every)), 1
 
 
-def _lock_run_folder(out: Path):
-    """One training run per folder: a second would interleave checkpoints.
-
-    Only the first process on each machine locks; DDP workers it launches share the run.
-    """
+def _lock_run_folder(out: Path) -> contextlib.AbstractContextManager:
+    """One training run per folder: a second would interleave checkpoints (the folder lock
+    ingestion uses too). Only the first process on each machine locks; the DDP workers it
+    launches share the run."""
     if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("SLURM_LOCALID", "0") != "0":
-        return None
-    fh = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise MusicgenError(
-            f"another training run is writing {out}; wait for it or use another --out"
-        ) from None
-    remove_stale_temps(out, ["last.ckpt", "best.ckpt"])  # left by a run that was killed mid-write
-    return fh
+        return contextlib.nullcontext()
+    return folder_lock(out, "training run", "wait for it or use another --out")
 
 
 def train(
@@ -150,123 +140,136 @@ def train(
 ) -> TrainResult:
     quiet_lightning()
     hw = hw or HardwareConfig()
-    val_interval, val_epochs = _val_schedule(train_cfg.val_every)
+    _val_schedule(train_cfg.val_every)  # refused before anything is written
     out = Path(out_dir)
     if train_cfg.carry_state is None:
         train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
-    dm = MusicDataModule(
-        data_dir, train_cfg, streams=train_cfg.carry_state
-    )  # a damaged dataset is refused before anything is written
+    # a damaged dataset is refused before anything is written
+    dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MusicgenError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    lock = _lock_run_folder(out)
-    try:
-        L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-        vocab = dm.ds.vocab
-        model_cfg = replace(
-            model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
-        )  # the context it learns
-
-        last = out / "last.ckpt"
-        ckpt_path = None
-        if resume:
-            if not last.exists():
-                raise MusicgenError(f"nothing to resume: {last} does not exist")
-            saved = read_musicgen_checkpoint(
-                last
-            )  # refuses pickled code and foreign files before Lightning sees them
-            meta = saved["musicgen"]
-            saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-            if saved_model.get("name") != model_cfg.name:
-                raise MusicgenError(
-                    f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
-                )
-            from musicgen.config import from_dict
-
-            try:
-                model_cfg = from_dict(
-                    ModelConfig, saved_model
-                )  # resume the architecture that was saved
-            except (TypeError, ValueError) as exc:
-                raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
-            saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
-            if saved_vocab.get("tokens") != vocab.tokens:
-                raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
-            ckpt_path = str(last)
-
-        lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), dataset_meta(vocab, data_dir))
-        ckpt_cb = ModelCheckpoint(
-            dirpath=out,
-            filename="best",
-            monitor="val_loss",
-            mode="min",
-            save_top_k=1,
-            save_last=True,
-            enable_version_counter=False,
+    with _lock_run_folder(out):
+        # left by a run that was killed mid-write
+        remove_stale_temps(out, ["last.ckpt", "best.ckpt"])
+        return _train_locked(
+            data_dir, out, dm, model_cfg, train_cfg, hw, resume, progress_bar, logs
         )
-        interrupt = SaveOnInterrupt(last)
-        callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
-        if train_cfg.patience > 0:
-            callbacks.append(
-                EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience)
+
+
+def _train_locked(
+    data_dir,
+    out: Path,
+    dm,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    hw,
+    resume,
+    progress_bar,
+    logs,
+) -> TrainResult:
+    """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
+    val_interval, val_epochs = _val_schedule(train_cfg.val_every)
+    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    vocab = dm.ds.vocab
+    model_cfg = replace(
+        model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
+    )  # the context it learns
+
+    last = out / "last.ckpt"
+    ckpt_path = None
+    if resume:
+        if not last.exists():
+            raise MusicgenError(f"nothing to resume: {last} does not exist")
+        saved = read_musicgen_checkpoint(
+            last
+        )  # refuses pickled code and foreign files before Lightning sees them
+        meta = saved["musicgen"]
+        saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        if saved_model.get("name") != model_cfg.name:
+            raise MusicgenError(
+                f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
             )
-        loggers: list = []
-        if logs:
-            from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+        from musicgen.config import from_dict
 
-            loggers = [
-                CSVLogger(out, name="logs", version=""),
-                TensorBoardLogger(out, name="tb", version=""),
-            ]
-        trainer = L.Trainer(
-            accelerator=hw.accelerator,
-            devices=hw.lightning_devices(),
-            num_nodes=hw.num_nodes,
-            strategy=hw.strategy,
-            precision=hw.resolved_precision(),
-            max_epochs=train_cfg.epochs if train_cfg.epochs > 0 else -1,
-            max_steps=train_cfg.max_steps,
-            max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
-            gradient_clip_val=train_cfg.grad_clip or None,
-            val_check_interval=val_interval,
-            check_val_every_n_epoch=val_epochs,
-            callbacks=callbacks,
-            logger=loggers or False,
-            plugins=[AtomicCheckpointIO()],
-            enable_progress_bar=progress_bar,
-            enable_model_summary=False,
-            log_every_n_steps=10,
-            num_sanity_val_steps=0,
-            reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
-            use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
-        )
-        t0 = time.perf_counter()
         try:
-            trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-        except SystemExit:
-            # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
-            # then exits with code 1; the caller gets a result to report instead.
-            if not trainer.interrupted:
-                raise
-        seconds = time.perf_counter() - t0
-        # Lightning reports an absolute path; the result names both files the way `out` was given
-        best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
-        bpn = float("nan")
-        if best is not None and best.exists():
-            bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
-        return TrainResult(
-            out,
-            best,
-            last if last.exists() else None,
-            bpn,
-            trainer.global_step,
-            seconds,
-            bool(trainer.interrupted),
-            trainer.is_global_zero,
-            dm.val_is_held_out,
-        )
-    finally:
-        if lock is not None:
-            lock.close()
+            model_cfg = from_dict(
+                ModelConfig, saved_model
+            )  # resume the architecture that was saved
+        except (TypeError, ValueError) as exc:
+            raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
+        saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
+        if saved_vocab.get("tokens") != vocab.tokens:
+            raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
+        ckpt_path = str(last)
+
+    lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), dataset_meta(vocab, data_dir))
+    ckpt_cb = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    interrupt = SaveOnInterrupt(last)
+    callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
+    if train_cfg.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience))
+    loggers: list = []
+    if logs:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+        loggers = [
+            CSVLogger(out, name="logs", version=""),
+            TensorBoardLogger(out, name="tb", version=""),
+        ]
+    trainer = L.Trainer(
+        accelerator=hw.accelerator,
+        devices=hw.lightning_devices(),
+        num_nodes=hw.num_nodes,
+        strategy=hw.strategy,
+        precision=hw.resolved_precision(),
+        max_epochs=train_cfg.epochs if train_cfg.epochs > 0 else -1,
+        max_steps=train_cfg.max_steps,
+        max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
+        gradient_clip_val=train_cfg.grad_clip or None,
+        val_check_interval=val_interval,
+        check_val_every_n_epoch=val_epochs,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
+        use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
+        # then exits with code 1; the caller gets a result to report instead.
+        if not trainer.interrupted:
+            raise
+    seconds = time.perf_counter() - t0
+    # Lightning reports an absolute path; the result names both files the way `out` was given
+    best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
+    bpn = float("nan")
+    if best is not None and best.exists():
+        bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
+    return TrainResult(
+        out,
+        best,
+        last if last.exists() else None,
+        bpn,
+        trainer.global_step,
+        seconds,
+        bool(trainer.interrupted),
+        trainer.is_global_zero,
+        dm.val_is_held_out,
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.data.ingest import DATASET_FORMAT, DATASET_VERSION, verify_outputs
+from musicgen.data.format import DATASET_FORMAT, DATASET_VERSION, verify_outputs
 from musicgen.errors import MusicgenError
 from musicgen.tokens.vocab import Vocabulary
 

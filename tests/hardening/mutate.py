@@ -127,7 +127,7 @@ def outcome(path, cfg=None) -> tuple[str, str]:
     Only a ReadError may escape the reader; the encoder may not raise at all.
     """
     from musicgen.config import EncodingConfig
-    from musicgen.data.ingest import ingest_file
+    from musicgen.data.files import ingest_file
     from musicgen.midi.read import read_score
     from musicgen.tokens.space import token_space
     from musicgen.tokens.timebase import resolve_time

@@ -377,7 +377,7 @@ def test_full_disk_during_generate_exits_2_and_keeps_the_earlier_song(tmp_path, 
 SLOW_INGEST = """
 import sys, time
 from pathlib import Path
-import musicgen.data.ingest as ing
+import musicgen.data.files as ing
 from musicgen.cli import main
 
 real, delay = ing.read_file, float(sys.argv[1])
