@@ -288,6 +288,31 @@ class TrainConfig:
             )
 
 
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Passed straight to Lightning, so GPUs, several devices and nodes need no new code."""
+
+    accelerator: str = opt("auto", "Lightning accelerator: cpu, gpu, mps, auto.")
+    devices: str = opt("auto", "Lightning devices: a count, a list like 0,1, or auto.")
+    num_nodes: int = opt(1, "Machines for multi-node DDP.")
+    strategy: str = opt("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp ...")
+    precision: str = opt(
+        "auto", "32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it."
+    )
+
+    def resolved_precision(self) -> str:
+        if self.precision != "auto":
+            return self.precision
+        import torch  # here, not at the top: the command line starts without it
+
+        gpu = self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+    def lightning_devices(self) -> Any:
+        d = str(self.devices)
+        return int(d) if d.isdigit() else d
+
+
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
 
 
@@ -364,6 +389,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "GenerateConfig",
+    "HardwareConfig",
     "LENGTH_UNITS",
     "MODEL_NAMES",
     "to_dict",

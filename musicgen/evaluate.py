@@ -203,9 +203,8 @@ def evaluate(
     )
     if ngram and ds is not None:
         train_docs = [np.asarray(d) for d in ds.documents("train")]
-        by_order, best = score_ngram(
-            train_docs, docs, len(model.vocab), model.vocab.note_ids, max_order
-        )
+        lm = fit_ngram(train_docs, len(model.vocab), max_order)
+        by_order, best = score_ngram(lm, docs, model.vocab.note_ids)
         rep.ngram_order = best
         rep.ngram_bits_per_note = by_order[best].bits_per_note
         rep.ngram_bits_per_token = by_order[best].bits_per_token

@@ -118,17 +118,16 @@ def step_time(
 def size_for_budget(
     data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device
 ) -> Sizing:
-    """The largest rung of the ladder whose step time leaves MIN_STEPS steps in train_cfg.max_time."""
+    """The largest rung of the ladder whose step time leaves MIN_STEPS steps in
+    train_cfg.max_time; for the transformer the longest context (from the corpus's
+    length down to 256) at which even the smallest rung does."""
     ds = TokenDataset.open(data_dir)
     tokens = ds.split_tokens("train")
     budget = train_cfg.max_time * 60.0
-    if CORES[model_cfg.name].recurrent:
-        seq_len, batch = RECURRENT_WINDOW, train_cfg.batch_size
-    else:
-        seq_len = min(context_for(ds), max(len(tokens) - 1, 2))
-        batch = max(1, TRANSFORMER_BATCH_TOKENS // seq_len)
-    best = None
-    for d, layers, heads in LADDER[model_cfg.name]:
+    ladder = LADDER[model_cfg.name]
+
+    def probe(rung: tuple[int, int, int], seq_len: int, batch: int) -> Sizing:
+        d, layers, heads = rung
         m = replace(
             model_cfg,
             d_model=d,
@@ -139,9 +138,21 @@ def size_for_budget(
         )
         t = replace(train_cfg, seq_len=seq_len, batch_size=batch)
         seconds = step_time(m, t, tokens, device)
-        steps = int(budget / seconds)
-        if best is not None and steps < MIN_STEPS:
+        return Sizing(m, t, seconds, int(budget / seconds))
+
+    if CORES[model_cfg.name].recurrent:
+        shapes = [(RECURRENT_WINDOW, train_cfg.batch_size)]
+    else:
+        longest = min(context_for(ds), max(len(tokens) - 1, 2))
+        contexts = [c for c in (2048, 1024, 512, 256) if c <= longest] or [longest]
+        shapes = [(c, max(1, TRANSFORMER_BATCH_TOKENS // c)) for c in contexts]
+    for k, (seq_len, batch) in enumerate(shapes):
+        best = probe(ladder[0], seq_len, batch)
+        if best.expected_steps >= MIN_STEPS or k == len(shapes) - 1:
             break
-        best = Sizing(m, t, seconds, steps)
-    assert best is not None
+    for rung in ladder[1:]:
+        bigger = probe(rung, best.train.seq_len, best.train.batch_size)
+        if bigger.expected_steps < MIN_STEPS:
+            break
+        best = bigger
     return best

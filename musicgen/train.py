@@ -7,7 +7,6 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -15,36 +14,13 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
-from musicgen.config import ModelConfig, TrainConfig, opt
+from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write, folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.quiet import quiet_lightning
-
-
-@dataclass(frozen=True)
-class HardwareConfig:
-    """Passed straight to Lightning, so GPUs, several devices and nodes need no new code."""
-
-    accelerator: str = opt("auto", "Lightning accelerator: cpu, gpu, mps, auto.")
-    devices: str = opt("auto", "Lightning devices: a count, a list like 0,1, or auto.")
-    num_nodes: int = opt(1, "Machines for multi-node DDP.")
-    strategy: str = opt("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp ...")
-    precision: str = opt(
-        "auto", "32-true, bf16-mixed, 16-mixed; auto = bf16-mixed on GPUs that have it."
-    )
-
-    def resolved_precision(self) -> str:
-        if self.precision != "auto":
-            return self.precision
-        gpu = self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
-
-    def lightning_devices(self) -> Any:
-        d = str(self.devices)
-        return int(d) if d.isdigit() else d
 
 
 @dataclass

@@ -86,7 +86,9 @@ def test_ngram_scores_the_same_tokens(dataset, gru):
         assert s.tokens == sum(len(d) - 1 for d in val)
         assert s.notes == ds.num_notes("val")
         # the same figure token by token: every token after BOS, BOS given
-        assert s.bits == pytest.approx(-sum(float(lm.log2_probs(np.asarray(d), k)[1:].sum()) for d in val))
+        assert s.bits == pytest.approx(
+            -sum(float(lm.log2_probs(np.asarray(d), k)[1:].sum()) for d in val)
+        )
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

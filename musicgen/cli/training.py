@@ -17,12 +17,12 @@ from musicgen.cli.options import (
 )
 from musicgen.config import (
     MODEL_NAMES,
+    HardwareConfig,
     ModelConfig,
     TrainConfig,
 )
 from musicgen.errors import MusicgenError
 from musicgen.text import plural
-from musicgen.train import HardwareConfig
 
 
 @cli.command()
