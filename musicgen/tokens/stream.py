@@ -9,7 +9,7 @@ else parses the stream.
 
 The grammar (`Stream.allowed`):
 
-    piece   := BOS Inst+ body EOS | BOS EOS    Inst_ values strictly rising
+    piece   := BOS Inst+ body note EOS | BOS EOS    Inst_ values strictly rising
     body    := (Shift+ | TimeSig | Tempo | note)*
     note    := [Prog] [Vel] (Pitch Dur | Drum)
 
@@ -17,7 +17,8 @@ The grammar (`Stream.allowed`):
 * an instrument's first note carries a Vel (when the encoding has velocity), and a
   Vel never restates the level the instrument already has;
 * Pitch is for a pitched instrument, Drum for the drum kit;
-* TimeSig and Tempo exist in beats mode only.
+* TimeSig and Tempo exist in beats mode only, and neither restates the value in force;
+* a piece ends on a note (the encoder drops whatever follows the last onset).
 
 It also holds a generated piece to the encoder's canonical order, so no sequence
 the grammar allows spells one piece in two ways: only a Shift of the longest
@@ -96,6 +97,9 @@ class Grammar:
         prog_here,
         key_here,
         shift_closed,
+        tempo,
+        timesig,
+        at_note,
     ) -> np.ndarray:
         s, f = self.space, self.fam
         out = np.zeros(s.size, dtype=bool)
@@ -136,11 +140,15 @@ class Grammar:
                 return out
         if not shift_closed:  # a gap goes on only after a Shift of the longest length
             out |= f["shift"]
-        out[EOS] = self.present[EOS]
+        out[EOS] = self.present[EOS] and at_note
         if meta < 1 and prog_here < 0:
             out |= f["timesig"]
+            if timesig >= 0:
+                out[timesig] = False
         if meta < 2 and prog_here < 0:
             out |= f["tempo"]
+            if tempo >= 0:
+                out[tempo] = False
         for p in instruments:
             if p != program and p > prog_here and self.playable(p):
                 out[s.prog.offset + p] = self.present[s.prog.offset + p]
@@ -185,6 +193,9 @@ class Stream:
             False  # the last token was a Shift shorter than the longest: the gap is over
         )
         self._longest_shift = int(space.shift.values[-1])
+        self.tempo_uid = -1  # the Tempo and TimeSig in force (-1: none given yet)
+        self.timesig_uid = -1
+        self.at_note = False  # the last token completed a note
         self.step = 0
         self.seconds = 0.0
         self.qpm = 120.0
@@ -211,6 +222,9 @@ class Stream:
             self.prog_here,
             self.key_here,
             self.shift_closed,
+            self.tempo_uid,
+            self.timesig_uid,
+            self.at_note,
         )
 
     def allowed(self) -> np.ndarray:
@@ -236,6 +250,7 @@ class Stream:
             self.stats["unknown_token"] += 1
             return None
         fam = self._fam[uid]
+        self.at_note = False
         if self.after == AFTER_PITCH and fam != _DUR:
             self.stats["pitch_without_duration"] += 1
             self.after, self.pitch = FREE, None
@@ -285,13 +300,13 @@ class Stream:
             self.after = AFTER_VEL
         elif fam == _TEMPO:
             self.qpm = float(value)
-            self.meta_here = 2
+            self.meta_here, self.tempo_uid = 2, uid
             self.tempos.append((self.step, float(value)))
         elif fam == _TIMESIG:
             num, den = self.space.timesig_of(int(value))
             self.bar_steps = num * 4 * self.steps_per_unit // den
             self.bar_origin = self.step
-            self.meta_here = max(self.meta_here, 1)
+            self.meta_here, self.timesig_uid = max(self.meta_here, 1), uid
             self.time_signatures.append((self.step, num, den))
         return None
 
@@ -335,6 +350,7 @@ class Stream:
             velocity = self.default_velocity
         self.after = FREE
         self.shift_closed = False
+        self.at_note = True
         self.prog_here, self.key_here = program, pitch
         self.notes += 1
         return Note(

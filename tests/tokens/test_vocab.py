@@ -228,3 +228,27 @@ def test_random_walks_over_the_grammar_decode_cleanly(name, seed, length):
         assert pitched["duration"].min() >= 1 / v.cfg.steps_per_quarter - 1e-12
         assert ((v.cfg.pitch_min <= pitched["pitch"]) & (pitched["pitch"] <= v.cfg.pitch_max)).all()
     assert (score.notes["start"] >= 0).all()
+
+
+def test_grammar_refuses_restated_meta_and_an_ending_without_a_note():
+    from musicgen.tokens.stream import Stream
+
+    space = token_space(CFG)
+    stream = Stream(space)
+    tempo_a, tempo_b = space.tempo.id(3), space.tempo.id(4)
+    three_four, four_four = int(space.timesig_id(3, 4)), int(space.timesig_id(4, 4))
+    for uid in (BOS, space.inst.id(0), three_four, tempo_a):
+        assert stream.allows(uid)
+        stream.feed(uid)
+    assert not stream.allows(EOS)  # a piece with a line-up ends on a note
+    stream.feed(space.shift.id_of_value(12))
+    assert not stream.allows(tempo_a) and stream.allows(tempo_b)  # the encoder never restates
+    assert not stream.allows(three_four) and stream.allows(four_four)
+    assert not stream.allows(EOS)
+    for uid in (space.prog.id(0), space.vel.id(5), space.pitch.id_of_value(60)):
+        stream.feed(uid)
+    stream.feed(space.dur.id_of_value(12))
+    assert stream.allows(EOS)
+    fresh = Stream(space)
+    fresh.feed(BOS)
+    assert fresh.allows(EOS)  # the empty piece: `BOS EOS`
