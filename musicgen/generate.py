@@ -27,7 +27,7 @@ from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.repetition import RepeatMemory
 from musicgen.sampling import generate as decode_loop
-from musicgen.tokens.encoding import decode, encode, quarters_per_step
+from musicgen.tokens.encoding import decode, encode, programs_of, quarters_per_step
 from musicgen.tokens.space import BOS, DRUMS, PAD
 
 
@@ -89,9 +89,9 @@ def load_primer(
 ) -> Primer:
     """A MIDI file as the start of a piece in `vocab`'s tokens.
 
-    Notes on instruments the vocabulary has never seen are left out (counted); a
-    velocity, duration, shift or tempo value it lacks becomes its nearest known value
-    (counted), so the primer keeps every note it can and stays grammatical.
+    Notes on an instrument or a key the vocabulary has never seen are left out (counted);
+    every other token is written in the tokens the vocabulary has (`snap_to_vocabulary`),
+    so the primer keeps every note it can and stays grammatical.
     """
     try:
         score = read_score(path)
@@ -102,47 +102,115 @@ def load_primer(
         if len(lines) > bars:
             score = score.until(lines[bars])
     cfg, space = vocab.cfg, vocab.space
-    n_before = score.num_notes
-    program = np.where(score.notes["drum"], DRUMS, score.notes["program"])
-    known = vocab.lookup[space.inst.offset + program] >= 0
-    known &= ~score.notes["drum"] | (vocab.lookup[space.drum.offset + score.notes["pitch"]] >= 0)
-    score.notes = score.notes[known]
+    notes = score.notes
+    n_before = len(notes)
+    program = programs_of(notes, cfg)
+    if cfg.programs == "main":  # the encoder then keeps this program whatever is left out
+        notes["program"] = np.where(notes["drum"], notes["program"], program)
+    pitch = notes["pitch"].astype(np.int64)
+    drum = notes["drum"]
+    in_range = (pitch >= cfg.pitch_min) & (pitch <= cfg.pitch_max)
+    key_id = np.where(
+        drum,
+        space.drum.offset + pitch,
+        space.pitch.offset + np.clip(pitch, cfg.pitch_min, cfg.pitch_max) - cfg.pitch_min,
+    )
+    known = (vocab.lookup[space.inst.offset + program] >= 0) & (vocab.lookup[key_id] >= 0)
+    known |= ~drum & ~in_range  # out of the encoding's range: the encoder counts those itself
+    score.notes = notes[known]
     enc = encode(score, cfg)
     if not len(enc.notes):
-        why = "on instruments the model has never seen" if n_before else "it has none"
+        why = "on instruments or keys the model has never seen" if n_before else "it has none"
         raise MusicgenError(f"primer {path} has no notes the model's encoding keeps ({why})")
-    uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)  # drop EOS: the piece goes on
+    try:
+        uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)  # drop EOS: the piece goes on
+    except MusicgenError as exc:
+        raise MusicgenError(f"primer {path}: {exc}") from None
     if instruments:
         uids = with_instruments(uids, vocab, instruments)
-    ids = vocab.lookup[uids]
-    stream = vocab.stream()
-    for t in ids.tolist():
-        if not vocab.allowed(stream)[t]:
-            raise MusicgenError(
-                f"primer {path}: cannot be written in the model's tokens ({vocab.tokens[t]} out of place)"
-            )
-        stream.feed(vocab.uids[t])
-    return Primer(ids, unknown, len(enc.notes), int((~known).sum()))
+    return Primer(vocab.lookup[uids], unknown, len(enc.notes), int((~known).sum()))
 
 
 def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
-    """Every token the vocabulary lacks replaced by the nearest value of its family that
-    it has (a time signature it lacks is left out). Returns the ids and how many changed."""
+    """A token stream rewritten in the tokens `vocab` has, still grammatical.
+
+    A velocity, duration or tempo it lacks becomes the nearest value it has, and each
+    gap is spelt again from the Shifts it has (as the encoder spells one: longest Shifts
+    and the rest). A time signature it lacks is left out, and so is a Vel, Tempo or
+    TimeSig that now restates the value in force. Returns the ids and how many changed.
+    """
     space = vocab.space
-    out, changed = [], 0
-    for uid in np.asarray(uids).tolist():
-        if vocab.lookup[uid] >= 0:
-            out.append(uid)
-            continue
-        changed += 1
+    present = vocab.lookup >= 0
+    stream = vocab.stream()
+    uids = np.asarray(uids).tolist()
+    out: list[int] = []
+    changed = i = 0
+
+    def nearest(family, value) -> int | None:
+        have = [k for k in range(family.size) if present[family.offset + k]]
+        if not have:
+            return None
+        return int(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
+
+    def put(uid: int) -> None:
+        if not stream.allows(uid):
+            raise MusicgenError(
+                f"cannot be written in the model's tokens ({space.strings()[uid]} out of place)"
+            )
+        stream.feed(uid)
+        out.append(uid)
+
+    while i < len(uids):
+        uid = uids[i]
         family = space.families[space.family_of(uid)]
-        have = [k for k in range(family.size) if vocab.lookup[family.offset + k] >= 0]
-        if family.name in ("vel", "dur", "shift", "tempo") and have:
-            value = family.values[uid - family.offset]
-            out.append(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
-        elif family.name != "timesig":
-            raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
+        if family.name == "shift":
+            j = i
+            while j < len(uids) and space.shift.contains(uids[j]):
+                j += 1
+            gap = sum(int(space.shift.values[u - space.shift.offset]) for u in uids[i:j])
+            spelt = _spell_gap(gap, space, present, nearest)
+            changed += int(spelt != uids[i:j])
+            for u in spelt:
+                put(u)
+            i = j
+            continue
+        i += 1
+        snapped = uid
+        if not present[uid]:
+            if family.name == "timesig":
+                changed += 1
+                continue
+            if family.name in ("vel", "dur", "tempo"):
+                snapped = nearest(family, family.values[uid - family.offset])
+            if snapped is None:
+                raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
+        restated = (
+            (family.name == "tempo" and snapped == stream.tempo_uid)
+            or (family.name == "timesig" and snapped == stream.timesig_uid)
+            or (
+                family.name == "vel"
+                and stream.velocity.get(stream.program)
+                == space.vel.values[snapped - space.vel.offset]
+            )
+        )
+        changed += int(snapped != uid or restated)
+        if not restated:
+            put(snapped)
     return np.array(out, dtype=np.int64), changed
+
+
+def _spell_gap(gap: int, space, present: np.ndarray, nearest) -> list[int]:
+    """A gap of `gap` steps in the Shifts the vocabulary has: as many of the longest
+    Shift as fit and the nearest one for the rest, or one nearest Shift if it lacks the
+    longest (the gap then changes length)."""
+    shift = space.shift
+    longest = int(shift.values[-1])
+    if not present[shift.offset : shift.offset + shift.size].any():
+        raise MusicgenError("the model's vocabulary has no Shift token")
+    if not present[shift.offset + shift.size - 1]:
+        return [nearest(shift, gap)]
+    whole, rest = divmod(gap, longest)
+    return [int(shift.offset + shift.size - 1)] * whole + ([nearest(shift, rest)] if rest else [])
 
 
 def with_instruments(uids: np.ndarray, vocab, instruments: tuple[int, ...]) -> np.ndarray:

@@ -12,12 +12,20 @@ import pytest
 import torch
 
 from musicgen.checkpoint import load_model
+from musicgen.config import EncodingConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import GenerateConfig, generate_songs, load_primer, tokens_to_score
+from musicgen.generate import (
+    GenerateConfig,
+    generate_songs,
+    load_primer,
+    snap_to_vocabulary,
+    tokens_to_score,
+)
 from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.tokens.encoding import decode
-from musicgen.tokens.space import BOS, EOS, PAD
+from musicgen.tokens.space import BOS, EOS, PAD, token_space
+from musicgen.tokens.vocab import Vocabulary
 from tests.helpers import (
     MODEL_NAMES,
     SEQ_LEN,
@@ -265,11 +273,48 @@ def test_a_snapped_value_keeps_the_timing_of_the_next_note(gru, tmp_path):
     assert notes["duration"][0] != dur  # the nearest length the model knows
 
 
+def test_snapping_respells_gaps_and_drops_restated_values():
+    cfg = EncodingConfig(time="beats")
+    space = token_space(cfg)
+    inst, prog, tempo = space.inst.id(0), space.prog.id(0), space.tempo.id(5)
+    vel_a, vel_b = space.vel.id(10), space.vel.id(11)
+    p60, p62, d12 = (
+        space.pitch.id_of_value(60),
+        space.pitch.id_of_value(62),
+        space.dur.id_of_value(12),
+    )
+    shift = space.shift.id_of_value
+    longest = int(space.shift.values[-1])
+    # the model knows one loudness and one Shift (a quarter), not the longest Shift
+    vocab = Vocabulary(cfg, [BOS, inst, tempo, prog, vel_a, p60, d12, shift(12), EOS])
+    primer = [BOS, inst, tempo, prog, vel_a, p60, d12, shift(longest), shift(6), vel_b, p62, d12]
+    ids, changed = snap_to_vocabulary(np.array(primer), vocab)
+    # Vel_11 becomes Vel_10, which the instrument already has: left out; the long gap is one
+    # quarter Shift now (the nearest the model has)
+    assert ids.tolist() == [BOS, inst, tempo, prog, vel_a, p60, d12, shift(12), p62, d12]
+    assert changed == 2
+    stream = vocab.stream()
+    for uid in ids.tolist():
+        assert stream.allows(uid)
+        stream.feed(uid)
+    assert not stream.stats
+
+    with_longest = Vocabulary(cfg, [BOS, inst, prog, vel_a, p60, d12, shift(12), shift(longest)])
+    gap = [BOS, inst, prog, vel_a, p60, d12, shift(5), p62, d12]
+    long_gap = [shift(longest), shift(longest), shift(11)]
+    ids, _ = snap_to_vocabulary(np.array(gap[:6] + long_gap + gap[7:]), with_longest)
+    assert ids.tolist()[6:9] == [
+        shift(longest),
+        shift(longest),
+        shift(12),
+    ]  # as the encoder spells it
+
+
 def test_a_primer_on_instruments_the_model_never_saw_is_refused(gru, tmp_path):
     path = write_notes_midi(tmp_path / "v.mid", [(0.0, 1.0, 60), (1.0, 1.0, 64)], program=40)
     with pytest.raises(
         MusicgenError,
-        match="no notes the model's encoding keeps .on instruments the model has never seen",
+        match="no notes the model's encoding keeps .on instruments or keys the model has never seen",
     ):
         load_primer(path, gru.vocab, None)
 

@@ -98,7 +98,7 @@ def encode(score: Score, cfg: EncodingConfig) -> Encoded:
     stats.update(score.counts)
     notes, start, end = _select(score, cfg, stats)
     g = _quantise(notes, start, end, cfg, stats)
-    cut = _shorten_silences(g, cfg, stats)
+    cut = _shorten_silences(g, score, cfg, stats)
     meta = _meta_events(score, cfg, g, cut, stats) if cfg.time == "beats" else []
     ids = _assemble(g, meta, cfg)
     stats["notes_kept"] = len(g)
@@ -138,6 +138,17 @@ class _Notes:
 # --- the rules, in order --------------------------------------------------------------------
 
 
+def programs_of(notes: np.ndarray, cfg: EncodingConfig) -> np.ndarray:
+    """Each note's instrument as the encoding names it: DRUMS for the drum kit and, with
+    `programs="main"`, every pitched note on the piece's most used program (lowest on a tie)."""
+    drum = notes["drum"]
+    program = notes["program"].astype(np.int64)
+    if cfg.programs == "main" and (~drum).any():
+        program[~drum] = int(np.bincount(program[~drum], minlength=128).argmax())
+    program[drum] = DRUMS
+    return program
+
+
 def _select(
     score: Score, cfg: EncodingConfig, stats: Counter
 ) -> tuple[_Notes, np.ndarray, np.ndarray]:
@@ -154,13 +165,8 @@ def _select(
     if not cfg.drums:
         stats["drum_notes_dropped"] += int(drum.sum())
         keep &= ~drum
-    n, drum = n[keep], drum[keep]
-    program = n["program"].astype(np.int64)
-    if cfg.programs == "main" and (~drum).any():
-        program[~drum] = int(
-            np.bincount(program[~drum], minlength=128).argmax()
-        )  # the most used (lowest on a tie)
-    program[drum] = DRUMS
+    n = n[keep]
+    program = programs_of(n, cfg)
     zeros = np.zeros(len(n), dtype=np.int64)
     notes = _Notes(
         zeros, zeros.copy(), n["pitch"].astype(np.int64), n["velocity"].astype(np.int64), program
@@ -224,18 +230,36 @@ def _quantise(
     return g.take(np.lexsort((-g.pitch, g.program, g.step)))
 
 
-def _shorten_silences(g: _Notes, cfg: EncodingConfig, stats: Counter) -> np.ndarray:
-    """Cut every silence longer than the cap down to it (in place); returns the total
-    cut before each note, so meta events can move with the notes."""
+def _shorten_silences(g: _Notes, score: Score, cfg: EncodingConfig, stats: Counter) -> np.ndarray:
+    """Cut every silence longer than the cap down to it (in place), by whole bars so the
+    music after it keeps its place in the bar; returns the total cut before each note,
+    so meta events can move with the notes."""
     if not len(g):
         return np.zeros(0, dtype=np.int64)
     ends = g.step + np.maximum(g.dur, 1)
     sounding_until = np.concatenate([[0], np.maximum.accumulate(ends)[:-1]])
     cut = np.maximum(g.step - sounding_until - cfg.limit("max_silence"), 0)
+    bar = _bar_steps(g.step, score, cfg)
+    cut = cut // bar * bar
     stats["silences_shortened"] += int((cut > 0).sum())
     total = np.cumsum(cut)
     g.step = g.step - total
     return total
+
+
+def _bar_steps(steps: np.ndarray, score: Score, cfg: EncodingConfig) -> np.ndarray:
+    """The bar length in steps at each of `steps`: of the metre in force in beats mode
+    (4/4 before the first time signature), the nominal 2-second bar in seconds mode."""
+    if cfg.time != "beats":
+        return np.full(len(steps), 2 * cfg.steps_per_second, dtype=np.int64)
+    sigs = sorted(score.time_signatures)
+    starts = np.array([q * cfg.steps_per_quarter for q, _, _ in sigs], dtype=float)
+    lengths = np.array(
+        [4 * cfg.steps_per_quarter]
+        + [max(1, round(num * 4 * cfg.steps_per_quarter / den)) for _, num, den in sigs],
+        dtype=np.int64,
+    )
+    return lengths[np.searchsorted(starts, steps, side="right")]
 
 
 def _meta_events(
@@ -246,8 +270,10 @@ def _meta_events(
     Each moves with the silence cuts; a change that repeats the value before it is
     left out, as is anything after the last onset; of several at one step the last wins.
     """
+    if not len(g):  # nothing sounds, so nothing is in force: the piece is `BOS EOS`
+        return []
     space = token_space(cfg)
-    last_onset = int(g.step[-1]) if len(g) else 0
+    last_onset = int(g.step[-1])
     orig_steps = g.step + cut  # where the notes were before the cuts
 
     def moved(quarters: float) -> int:

@@ -278,15 +278,19 @@ def test_long_silences_shortened_and_counted():
     )
     enc, dec = round_trip(s)
     assert enc.stats["silences_shortened"] == 2
-    assert enc.notes["step"].tolist() == [0, Q + cap, 2 * Q + cap, 3 * Q + 2 * cap]
+    # each cut is whole bars of the metre in force at the note after it (3/4 from quarter 60:
+    # 27 bars, then 27 again), so a note keeps its place in the bar
+    assert enc.notes["step"].tolist() == [0, 19 * Q, 20 * Q, 38 * Q]
     # changes inside a removed silence are kept and move to the next note
     assert [(t, f"Tempo_{q:g}") for t, q in dec.tempos] == [
         (0.0, tempo_token(100)),
-        ((Q + cap) / Q, tempo_token(60)),
+        (19.0, tempo_token(60)),
     ]
-    assert dec.time_signatures == [(0.0, 4, 4), ((Q + cap) / Q, 3, 4)]
+    assert dec.time_signatures == [(0.0, 4, 4), (19.0, 3, 4)]
     late = encode(score((40, 1, 60)), CFG)
     assert late.stats["silences_shortened"] == 1 and late.notes["step"].tolist() == [cap]
+    off_beat = encode(score((0, 1, 60), (41.5, 1, 62), sigs=[(0, 3, 4)]), CFG)
+    assert off_beat.notes["step"].tolist() == [0, round(41.5 * Q) - 24 * Q]  # 8 bars of 3/4 cut
 
 
 def test_every_tempo_change_kept_within_half_a_percent():
@@ -349,7 +353,10 @@ def test_velocity_bins_zero_drops_velocity():
 
 def test_empty_score_encodes_to_a_header_only():
     enc = encode(Score(), CFG)
-    assert len(enc.notes) == 0 and enc.ids[0] == BOS and enc.ids[-1] == EOS
+    assert len(enc.notes) == 0 and enc.ids.tolist() == [BOS, EOS]
+    with_a_tempo = Score()
+    with_a_tempo.tempos = [(0.0, 90.0)]  # a tempo alone, nothing sounding: still `BOS EOS`
+    assert encode(with_a_tempo, CFG).ids.tolist() == [BOS, EOS]
     assert enc.stats["notes_kept"] == 0
 
 
