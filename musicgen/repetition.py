@@ -18,27 +18,24 @@ class RepeatMemory:
     def __init__(self, context: int, bias: float):
         self.context, self.bias = context, bias
         self.tokens: list[int] = []
-        self.index: dict[tuple, int] = {}  # key -> the latest position it ended at
-
-    def _key(self, bar_position: int) -> tuple | None:
-        if len(self.tokens) < self.context:
-            return None
-        return (*self.tokens[-self.context :], bar_position)
+        self.index: dict[tuple, int] = {}  # key -> where the latest context with it ended
+        self._current: tuple | None = None  # the key of the context ending at the last token
 
     def push(self, token: int, bar_position: int) -> None:
-        """Append a token; `bar_position` is where in the bar the piece stands after it."""
+        """Append a token; `bar_position` is where in the bar the piece stands after it.
+
+        The context before it is indexed now that its follower is known, so a lookup
+        never finds the current context itself, and a primer's contexts count too."""
+        if self._current is not None:
+            self.index[self._current] = len(self.tokens) - 1
         self.tokens.append(int(token))
-        self._pending = self._key(bar_position)
+        self._current = (
+            (*self.tokens[-self.context :], bar_position)
+            if len(self.tokens) >= self.context
+            else None
+        )
 
     def suggestion(self) -> int | None:
-        """The token that followed the current context the last time it occurred, if it did;
-        then the current context is remembered for later (after the lookup: not itself)."""
-        key = getattr(self, "_pending", None)
-        if key is None:
-            return None
-        earlier = self.index.get(key)
-        self.index[key] = len(self.tokens) - 1
-        self._pending = None
-        if earlier is None or earlier + 1 >= len(self.tokens):
-            return None
-        return self.tokens[earlier + 1]
+        """The token that followed the current context the last time it occurred, if it did."""
+        earlier = self.index.get(self._current) if self._current is not None else None
+        return None if earlier is None else self.tokens[earlier + 1]

@@ -378,6 +378,10 @@ def test_repeat_memory_suggests_what_followed_the_same_context_at_the_same_bar_p
         other.push(t, bar_position=i % 3)  # the second "5 6" falls elsewhere in the bar
         last = other.suggestion()
     assert last is None
+    primer = RepeatMemory(context=2, bias=3.0)
+    for i, t in enumerate(phrase + [5, 6]):  # a primer: pushed without asking in between
+        primer.push(t, bar_position=i % 4)
+    assert primer.suggestion() == 7
 
 
 def test_repeat_bias_pulls_generation_into_repeating_itself(monkeypatch):

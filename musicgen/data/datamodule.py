@@ -190,6 +190,11 @@ class TrainPieces(Dataset):
     lanes (the longest first, each to the lane with least to read) and transposes
     each piece by its amount for the epoch; a lane that runs out begins its share
     again. Item k is step k for every lane: (x (lanes, T), y (lanes, T), fresh (lanes,)).
+
+    With `steps_per_epoch` shorter than a pass, an epoch reads the first steps of its
+    plan and the next epoch deals a new one: every piece still comes up, but the last
+    windows of a long piece come up less often than its first (kept so: an epoch's
+    plan depends only on the seed and the epoch, which is what makes resuming exact).
     """
 
     def __init__(
