@@ -21,6 +21,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from form import FIXED_SIZES  # noqa: E402 - the 5-minute sizes, stated once (benchmarks/form.py)
+
 WINDOW = 2.0  # seconds
 
 
@@ -90,20 +92,7 @@ def main() -> int:
                 str(run),
                 "--max-time",
                 str(ns.minutes),
-                "--hidden",
-                "128",
-                "--layers",
-                "3",
-                "--heads",
-                "4",
-                "--lr",
-                "3e-3",
-                "--warmup",
-                "30",
-                "--batch-size",
-                "16",
-                "--dropout",
-                "0.0",
+                *FIXED_SIZES["transformer"],
                 "--no-progress",
             ],
             check=True,

@@ -14,15 +14,10 @@ import torch
 from musicgen.checkpoint import load_model
 from musicgen.config import EncodingConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import (
-    GenerateConfig,
-    generate_songs,
-    load_primer,
-    snap_to_vocabulary,
-    tokens_to_score,
-)
+from musicgen.generate import GenerateConfig, generate_songs, tokens_to_score
 from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.write import score_to_midi_bytes
+from musicgen.primer import load_primer, snap_to_vocabulary
 from musicgen.tokens.encoding import decode
 from musicgen.tokens.space import BOS, EOS, PAD, token_space
 from musicgen.tokens.vocab import Vocabulary

@@ -87,7 +87,8 @@ def generate(
       musicgen generate run/best.ckpt -n 4 -t 0.9 --top-p 0.9 --primer intro.mid --primer-bars 4
     """
     from musicgen.checkpoint import load_model
-    from musicgen.generate import generate_songs, parse_instruments, write_songs
+    from musicgen.generate import generate_songs, write_songs
+    from musicgen.primer import parse_instruments
 
     lineup = parse_instruments(instruments) if instruments is not None else None
     lengths = {
@@ -315,8 +316,8 @@ def compare(
       musicgen compare checkpoints/gru/best.ckpt checkpoints/transformer/best.ckpt --data work/bach --out work/compare
       musicgen compare a.ckpt b.ckpt --primer intro.mid --out listen --blind
     """
-    from musicgen.generate import parse_instruments
     from musicgen.listen.compare import CompareConfig, run_compare
+    from musicgen.primer import parse_instruments
 
     lineup = parse_instruments(instruments) if instruments is not None else None
     gen = build_config(

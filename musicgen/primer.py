@@ -1,0 +1,216 @@
+"""The start of a piece: a MIDI primer in a model's tokens, or BOS and a chosen line-up.
+
+A primer is read, encoded in the model's encoding and then written again in the
+tokens the model's vocabulary has, through the grammar, so that it stays a piece
+the model could have written (`snap_to_vocabulary`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.config import GenerateConfig
+from musicgen.errors import MusicgenError, ReadError
+from musicgen.midi.read import read_score
+from musicgen.tokens.encoding import encode, programs_of
+from musicgen.tokens.space import BOS, DRUMS
+
+
+@dataclass
+class Primer:
+    ids: np.ndarray  # compact ids, BOS and the header included, no EOS
+    unknown: int  # tokens the model's vocabulary lacks, snapped to its nearest value or left out
+    notes: int
+    left_out: int = 0  # notes on instruments (or drum keys) the model has never seen
+
+
+def parse_instruments(text: str) -> tuple[int, ...]:
+    """ "0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
+    out = set()
+    for part in (p.strip().lower() for p in text.split(",")):
+        if part in ("drums", "drum", "kit"):
+            out.add(DRUMS)
+        elif part.isdigit() and 0 <= int(part) <= 127:
+            out.add(int(part))
+        else:
+            raise MusicgenError(
+                f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'"
+            )
+    if not out:
+        raise MusicgenError("--instruments needs at least one instrument")
+    return tuple(sorted(out))
+
+
+def instrument_name(program: int) -> str:
+    return "drums" if program == DRUMS else str(program)
+
+
+def _check_instruments(vocab, instruments: tuple[int, ...]) -> None:
+    known = [
+        int(v)
+        for v in vocab.space.inst.values
+        if vocab.lookup[vocab.space.inst.offset + int(v)] >= 0
+    ]
+    missing = [p for p in instruments if p not in known]
+    if missing:
+        raise MusicgenError(
+            f"the model never saw instrument {', '.join(map(instrument_name, missing))} in training; "
+            f"it knows {', '.join(map(instrument_name, known)) or 'none'}"
+        )
+
+
+def load_primer(
+    path: str | Path, vocab, bars: int | None, instruments: tuple[int, ...] | None = None
+) -> Primer:
+    """A MIDI file as the start of a piece in `vocab`'s tokens.
+
+    Notes on an instrument or a key the vocabulary has never seen are left out (counted);
+    every other token is written in the tokens the vocabulary has (`snap_to_vocabulary`),
+    so the primer keeps every note it can and stays grammatical.
+    """
+    try:
+        score = read_score(path)
+    except ReadError as exc:
+        raise MusicgenError(f"primer {path}: {exc}") from None
+    if bars is not None:
+        lines = score.bar_lines()
+        if len(lines) > bars:
+            score = score.until(lines[bars])
+    cfg, space = vocab.cfg, vocab.space
+    notes = score.notes
+    n_before = len(notes)
+    program = programs_of(notes, cfg)
+    if cfg.programs == "main":  # the encoder then keeps this program whatever is left out
+        notes["program"] = np.where(notes["drum"], notes["program"], program)
+    pitch = notes["pitch"].astype(np.int64)
+    drum = notes["drum"]
+    in_range = (pitch >= cfg.pitch_min) & (pitch <= cfg.pitch_max)
+    key_id = np.where(
+        drum,
+        space.drum.offset + pitch,
+        space.pitch.offset + np.clip(pitch, cfg.pitch_min, cfg.pitch_max) - cfg.pitch_min,
+    )
+    known = (vocab.lookup[space.inst.offset + program] >= 0) & (vocab.lookup[key_id] >= 0)
+    known |= ~drum & ~in_range  # out of the encoding's range: the encoder counts those itself
+    score.notes = notes[known]
+    enc = encode(score, cfg)
+    if not len(enc.notes):
+        why = "on instruments or keys the model has never seen" if n_before else "it has none"
+        raise MusicgenError(f"primer {path} has no notes the model's encoding keeps ({why})")
+    try:
+        uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)  # drop EOS: the piece goes on
+    except MusicgenError as exc:
+        raise MusicgenError(f"primer {path}: {exc}") from None
+    if instruments:
+        uids = with_instruments(uids, vocab, instruments)
+    return Primer(vocab.lookup[uids], unknown, len(enc.notes), int((~known).sum()))
+
+
+def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
+    """A token stream rewritten in the tokens `vocab` has, still grammatical.
+
+    A velocity, duration or tempo it lacks becomes the nearest value it has, and each
+    gap is spelt again from the Shifts it has (as the encoder spells one: longest Shifts
+    and the rest). A time signature it lacks is left out, and so is a Vel, Tempo or
+    TimeSig that now restates the value in force. Returns the ids and how many changed.
+    """
+    space = vocab.space
+    present = vocab.lookup >= 0
+    stream = vocab.stream()
+    uids = np.asarray(uids).tolist()
+    out: list[int] = []
+    changed = i = 0
+
+    def nearest(family, value) -> int | None:
+        have = [k for k in range(family.size) if present[family.offset + k]]
+        if not have:
+            return None
+        return int(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
+
+    def put(uid: int) -> None:
+        if not stream.allows(uid):
+            raise MusicgenError(
+                f"cannot be written in the model's tokens ({space.strings()[uid]} out of place)"
+            )
+        stream.feed(uid)
+        out.append(uid)
+
+    while i < len(uids):
+        uid = uids[i]
+        family = space.families[space.family_of(uid)]
+        if family.name == "shift":
+            j = i
+            while j < len(uids) and space.shift.contains(uids[j]):
+                j += 1
+            gap = sum(int(space.shift.values[u - space.shift.offset]) for u in uids[i:j])
+            spelt = _spell_gap(gap, space, present, nearest)
+            changed += int(spelt != uids[i:j])
+            for u in spelt:
+                put(u)
+            i = j
+            continue
+        i += 1
+        snapped = uid
+        if not present[uid]:
+            if family.name == "timesig":
+                changed += 1
+                continue
+            if family.name in ("vel", "dur", "tempo"):
+                snapped = nearest(family, family.values[uid - family.offset])
+            if snapped is None:
+                raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
+        restated = (
+            (family.name == "tempo" and snapped == stream.tempo_uid)
+            or (family.name == "timesig" and snapped == stream.timesig_uid)
+            or (
+                family.name == "vel"
+                and stream.velocity.get(stream.program)
+                == space.vel.values[snapped - space.vel.offset]
+            )
+        )
+        changed += int(snapped != uid or restated)
+        if not restated:
+            put(snapped)
+    return np.array(out, dtype=np.int64), changed
+
+
+def _spell_gap(gap: int, space, present: np.ndarray, nearest) -> list[int]:
+    """A gap of `gap` steps in the Shifts the vocabulary has: as many of the longest
+    Shift as fit and the nearest one for the rest, or one nearest Shift if it lacks the
+    longest (the gap then changes length)."""
+    shift = space.shift
+    longest = int(shift.values[-1])
+    if not present[shift.offset : shift.offset + shift.size].any():
+        raise MusicgenError("the model's vocabulary has no Shift token")
+    if not present[shift.offset + shift.size - 1]:
+        return [nearest(shift, gap)]
+    whole, rest = divmod(gap, longest)
+    return [int(shift.offset + shift.size - 1)] * whole + ([nearest(shift, rest)] if rest else [])
+
+
+def with_instruments(uids: np.ndarray, vocab, instruments: tuple[int, ...]) -> np.ndarray:
+    """The piece's header (the Inst tokens after BOS) widened by `instruments`."""
+    inst = vocab.space.inst
+    n = 1
+    while n < len(uids) and inst.contains(uids[n]):
+        n += 1
+    have = {int(u) - inst.offset for u in uids[1:n]}
+    header = inst.id(sorted(have | set(instruments)))
+    return np.concatenate([uids[:1], header, uids[n:]])
+
+
+def start_of_piece(vocab, cfg: GenerateConfig) -> tuple[np.ndarray, Primer | None, bool]:
+    """The prompt every sample continues: a primer, or BOS with the chosen line-up.
+    Returns (compact ids, the primer if any, whether the line-up is fixed)."""
+    if cfg.instruments:
+        _check_instruments(vocab, cfg.instruments)
+    if cfg.primer:
+        primer = load_primer(cfg.primer, vocab, cfg.primer_bars, cfg.instruments)
+        return primer.ids, primer, True
+    uids = np.array([BOS], dtype=np.int64)
+    if cfg.instruments:
+        uids = with_instruments(uids, vocab, cfg.instruments)
+    return vocab.lookup[uids], None, bool(cfg.instruments)
