@@ -62,7 +62,10 @@ def timing_of(score: Score, steps_per_quarter: int) -> Timing:
     on_grid = int(np.sum(np.abs(starts - np.round(starts)) < 1e-6))
     tpq = score.resolution
     chance = math.gcd(steps_per_quarter, tpq) / tpq if tpq > 0 else 1.0
-    tempos = len({round(q, 2) for _, q in score.tempos}) or 1
+    values = {round(q, 2) for _, q in score.tempos}
+    if score.tempos and min(score.tempos)[0] > 0:  # MIDI plays 120 until the first tempo event
+        values.add(120.0)
+    tempos = len(values) or 1
     return Timing(score.num_notes, on_grid, chance, tempos)
 
 

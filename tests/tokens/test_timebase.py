@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from musicgen.midi.read import read_score
+from musicgen.midi.score import Score
 from musicgen.tokens.timebase import Timing, choose_time, timing_of
 
 
@@ -51,3 +52,10 @@ def test_timings_of_real_files(performed_chorale, pop_song, corpus_files):
     chorale = timing_of(read_score(corpus_files[0]), 48)
     assert not chorale.looks_played and chorale.on_grid == chorale.notes
     assert np.isclose(timing_of(read_score(performed_chorale.path), 48).chance, 48 / 384)
+
+
+def test_a_late_first_tempo_counts_the_default_before_it():
+    late = Score(tempos=[(8.0, 90.0)])  # 120 bpm for two bars, then 90: a tempo change
+    assert timing_of(late, 48).tempos == 2
+    assert timing_of(Score(tempos=[(0.0, 90.0)]), 48).tempos == 1
+    assert timing_of(Score(tempos=[(8.0, 120.0)]), 48).tempos == 1
