@@ -78,17 +78,16 @@ def step_time(
     tokens: np.ndarray,
     device: torch.device,
     steps: int = 3,
+    precision: str = "32-true",
 ) -> float:
     """Seconds per optimizer step (forward, backward, AdamW) on windows of the training tokens."""
     core = build_core(model_cfg).to(device).train()
     opt = torch.optim.AdamW(core.parameters(), lr=1e-4)
     rng = np.random.default_rng(0)
     T, B = train_cfg.seq_len, train_cfg.batch_size
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
+    # the precision the run will train in (Lightning's names)
+    half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    autocast = torch.autocast(device.type, dtype=half, enabled=half is not None)
 
     def one() -> None:
         off = rng.integers(0, max(len(tokens) - T - 1, 1), B)
@@ -116,7 +115,11 @@ def step_time(
 
 
 def size_for_budget(
-    data_dir, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device
+    data_dir,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    device: torch.device,
+    precision: str = "32-true",
 ) -> Sizing:
     """The largest rung of the ladder whose step time leaves MIN_STEPS steps in
     train_cfg.max_time; for the transformer the longest context (from the corpus's
@@ -137,7 +140,7 @@ def size_for_budget(
             max_len=seq_len,
         )
         t = replace(train_cfg, seq_len=seq_len, batch_size=batch)
-        seconds = step_time(m, t, tokens, device)
+        seconds = step_time(m, t, tokens, device, precision=precision)
         return Sizing(m, t, seconds, int(budget / seconds))
 
     if CORES[model_cfg.name].recurrent:

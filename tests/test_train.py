@@ -494,7 +494,9 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
     import musicgen.sizing as S
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
-    monkeypatch.setattr(S, "step_time", lambda m, t, tokens, device: seconds.get(m.d_model, 10.0))
+    monkeypatch.setattr(
+        S, "step_time", lambda m, t, tokens, device, **kw: seconds.get(m.d_model, 10.0)
+    )
     cfg = TrainConfig(max_time=5.0)  # 300 s: 1,500 steps at 0.2 s, 600 at 0.5 s
     sizing = S.size_for_budget(dataset, ModelConfig(name="gru"), cfg, torch.device("cpu"))
     assert (sizing.model.d_model, sizing.expected_steps) == (320, 1500)

@@ -143,7 +143,7 @@ def _sized(data_dir: Path, model_cfg, train_cfg, hw):
     gpu = hw.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
     t0 = time.perf_counter()
-    sizing = size_for_budget(data_dir, model_cfg, train_cfg, device)
+    sizing = size_for_budget(data_dir, model_cfg, train_cfg, device, hw.resolved_precision())
     # the probe's time comes out of the budget: M minutes means M minutes in all
     sizing.train = replace(
         sizing.train, max_time=max(train_cfg.max_time - (time.perf_counter() - t0) / 60, 0.05)
