@@ -82,19 +82,23 @@ def load_primer(
     cfg, space = vocab.cfg, vocab.space
     notes = score.notes
     n_before = len(notes)
-    program = programs_of(notes, cfg)
-    if cfg.programs == "main":  # the encoder then keeps this program whatever is left out
-        notes["program"] = np.where(notes["drum"], notes["program"], program)
     pitch = notes["pitch"].astype(np.int64)
     drum = notes["drum"]
     in_range = (pitch >= cfg.pitch_min) & (pitch <= cfg.pitch_max)
+    # what the encoder keeps; it counts the rest (out of range, drums when left out) itself
+    encodable = (in_range | drum) & (~drum | cfg.drums)
+    program = programs_of(notes, cfg)
+    if cfg.programs == "main" and (encodable & ~drum).any():
+        # the main program of the notes the encoder keeps, as it will choose it
+        program[~drum] = programs_of(notes[encodable & ~drum], cfg)[0]
+        notes["program"] = np.where(drum, notes["program"], program)
     key_id = np.where(
         drum,
         space.drum.offset + pitch,
         space.pitch.offset + np.clip(pitch, cfg.pitch_min, cfg.pitch_max) - cfg.pitch_min,
     )
     known = (vocab.lookup[space.inst.offset + program] >= 0) & (vocab.lookup[key_id] >= 0)
-    known |= ~drum & ~in_range  # out of the encoding's range: the encoder counts those itself
+    known |= ~encodable
     score.notes = notes[known]
     enc = encode(score, cfg)
     if not len(enc.notes):
@@ -122,7 +126,7 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
     stream = vocab.stream()
     uids = np.asarray(uids).tolist()
     out: list[int] = []
-    changed = i = 0
+    changed = 0
 
     def nearest(family, value) -> int | None:
         have = [k for k in range(family.size) if present[family.offset + k]]
@@ -130,7 +134,9 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
             return None
         return int(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
 
-    def put(uid: int) -> None:
+    gap: list[int] = []  # the Shifts read since the last token written: one gap, spelt when it ends
+
+    def write(uid: int) -> None:
         if not stream.allows(uid):
             raise MusicgenError(
                 f"cannot be written in the model's tokens ({space.strings()[uid]} out of place)"
@@ -138,28 +144,35 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
         stream.feed(uid)
         out.append(uid)
 
-    while i < len(uids):
-        uid = uids[i]
+    def end_gap() -> None:
+        nonlocal changed
+        if gap:
+            steps = sum(int(space.shift.values[u - space.shift.offset]) for u in gap)
+            spelt = _spell_gap(steps, space, present, nearest)
+            changed += int(spelt != gap)
+            gap.clear()
+            for u in spelt:
+                write(u)
+
+    def put(uid: int) -> None:
+        end_gap()  # a token left out between two Shift runs has joined them into one gap
+        write(uid)
+
+    for uid in uids:
         family = space.families[space.family_of(uid)]
         if family.name == "shift":
-            j = i
-            while j < len(uids) and space.shift.contains(uids[j]):
-                j += 1
-            gap = sum(int(space.shift.values[u - space.shift.offset]) for u in uids[i:j])
-            spelt = _spell_gap(gap, space, present, nearest)
-            changed += int(spelt != uids[i:j])
-            for u in spelt:
-                put(u)
-            i = j
+            gap.append(uid)
             continue
-        i += 1
         snapped = uid
         if not present[uid]:
             if family.name == "timesig":
                 changed += 1
                 continue
-            if family.name in ("vel", "dur", "tempo"):
-                snapped = nearest(family, family.values[uid - family.offset])
+            snapped = (
+                nearest(family, family.values[uid - family.offset])
+                if family.name in ("vel", "dur", "tempo")
+                else None
+            )
             if snapped is None:
                 raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
         restated = (
@@ -174,6 +187,7 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
         changed += int(snapped != uid or restated)
         if not restated:
             put(snapped)
+    end_gap()  # a primer that ends in a rest keeps it
     return np.array(out, dtype=np.int64), changed
 
 

@@ -86,7 +86,15 @@ def step_time(
     rng = np.random.default_rng(0)
     T, B = train_cfg.seq_len, train_cfg.batch_size
     # the precision the run will train in (Lightning's names)
-    half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    # (bf16-mixed, bf16-true, bf16; 16-mixed, 16-true, 16: half precision timed as autocast)
+    name = str(precision)
+    half = (
+        torch.bfloat16
+        if name.startswith("bf16")
+        else torch.float16
+        if name.startswith("16")
+        else None
+    )
     autocast = torch.autocast(device.type, dtype=half, enabled=half is not None)
 
     def one() -> None:

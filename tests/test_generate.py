@@ -305,6 +305,26 @@ def test_snapping_respells_gaps_and_drops_restated_values():
     ]  # as the encoder spells it
 
 
+def test_a_value_left_out_inside_a_rest_joins_the_gaps_around_it():
+    cfg = EncodingConfig(time="beats")
+    space = token_space(cfg)
+    inst, prog, vel = space.inst.id(0), space.prog.id(0), space.vel.id(10)
+    p60, d12, shift6 = (
+        space.pitch.id_of_value(60),
+        space.dur.id_of_value(12),
+        space.shift.id_of_value(6),
+    )
+    tempo_a, tempo_b = space.tempo.id(5), space.tempo.id(6)
+    shift12 = space.shift.id_of_value(12)
+    vocab = Vocabulary(cfg, [BOS, inst, tempo_a, prog, vel, p60, d12, shift6, shift12])
+    # a tempo change in a rest, which the model can only write as the tempo in force: left
+    # out, and the rests on either side of it become one
+    primer = [BOS, inst, tempo_a, prog, vel, p60, d12, shift6, tempo_b, shift6, p60, d12]
+    ids, changed = snap_to_vocabulary(np.array(primer), vocab)
+    assert ids.tolist() == [BOS, inst, tempo_a, prog, vel, p60, d12, shift12, p60, d12]
+    assert changed == 2
+
+
 def test_a_primer_on_instruments_the_model_never_saw_is_refused(gru, tmp_path):
     path = write_notes_midi(tmp_path / "v.mid", [(0.0, 1.0, 60), (1.0, 1.0, 64)], program=40)
     with pytest.raises(

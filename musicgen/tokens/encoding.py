@@ -248,18 +248,26 @@ def _shorten_silences(g: _Notes, score: Score, cfg: EncodingConfig, stats: Count
 
 
 def _bar_steps(steps: np.ndarray, score: Score, cfg: EncodingConfig) -> np.ndarray:
-    """The bar length in steps at each of `steps`: of the metre in force in beats mode
-    (4/4 before the first time signature), the nominal 2-second bar in seconds mode."""
+    """The bar length in steps at each of `steps`, as the token stream will count it: of
+    the metre in force in beats mode (4/4 until a time signature the tokens can write),
+    the nominal 2-second bar in seconds mode."""
     if cfg.time != "beats":
         return np.full(len(steps), 2 * cfg.steps_per_second, dtype=np.int64)
-    sigs = sorted(score.time_signatures)
-    starts = np.array([q * cfg.steps_per_quarter for q, _, _ in sigs], dtype=float)
+    spq = cfg.steps_per_quarter
+    sigs = (
+        sorted(s for s in score.time_signatures if _writable(s[1], s[2]))
+        if cfg.time_signatures
+        else []
+    )
+    starts = np.array([q * spq for q, _, _ in sigs], dtype=float)
     lengths = np.array(
-        [4 * cfg.steps_per_quarter]
-        + [max(1, round(num * 4 * cfg.steps_per_quarter / den)) for _, num, den in sigs],
-        dtype=np.int64,
+        [4 * spq] + [max(1, num * 4 * spq // den) for _, num, den in sigs], dtype=np.int64
     )
     return lengths[np.searchsorted(starts, steps, side="right")]
+
+
+def _writable(num: int, den: int) -> bool:
+    return 1 <= num <= TIME_SIG_MAX_NUMERATOR and den in TIME_SIG_DENOMINATORS
 
 
 def _meta_events(
@@ -287,7 +295,7 @@ def _meta_events(
     events: dict[tuple[int, int], int] = {}  # (step, kind) -> id; later entries win
     if cfg.time_signatures:
         for q, num, den in sorted(score.time_signatures):
-            if not (1 <= num <= TIME_SIG_MAX_NUMERATOR and den in TIME_SIG_DENOMINATORS):
+            if not _writable(num, den):
                 stats["time_signatures_dropped"] += 1
                 continue
             events[(moved(q), 0)] = int(space.timesig_id(num, den))
