@@ -42,6 +42,7 @@ LADDER = {
 LADDER["gru-attn"] = LADDER["gru"]
 RECURRENT_WINDOW = 256
 TRANSFORMER_BATCH_TOKENS = 16 * 1024  # a batch holds about this many tokens
+MIN_BATCH = 8
 
 
 @dataclass
@@ -131,7 +132,7 @@ def size_for_budget(
 ) -> Sizing:
     """The largest rung of the ladder whose step time leaves MIN_STEPS steps in
     train_cfg.max_time; for the transformer the longest context (from the corpus's
-    length down to 256) at which even the smallest rung does."""
+    length down to 256), then the largest batch, at which even the smallest rung does."""
     ds = TokenDataset.open(data_dir)
     tokens = ds.split_tokens("train")
     budget = train_cfg.max_time * 60.0
@@ -157,6 +158,12 @@ def size_for_budget(
         longest = min(context_for(ds), max(len(tokens) - 1, 2))
         contexts = [c for c in (2048, 1024, 512, 256) if c <= longest] or [longest]
         shapes = [(c, max(1, TRANSFORMER_BATCH_TOKENS // c)) for c in contexts]
+        # a budget too short even for the shortest context: smaller batches, more steps
+        # (the 5-minute CPU runs of 16 x 256 learn far more than 365 steps of 64 x 256)
+        shortest, batch = shapes[-1]
+        while batch > MIN_BATCH:
+            batch //= 2
+            shapes.append((shortest, batch))
     for k, (seq_len, batch) in enumerate(shapes):
         best = probe(ladder[0], seq_len, batch)
         if best.expected_steps >= MIN_STEPS or k == len(shapes) - 1:

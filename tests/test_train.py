@@ -494,9 +494,13 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
     import musicgen.sizing as S
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
-    monkeypatch.setattr(
-        S, "step_time", lambda m, t, tokens, device, **kw: seconds.get(m.d_model, 10.0)
-    )
+
+    def step_time(m, t, tokens, device, **kw):  # the transformer's in proportion to its batch
+        if m.name == "transformer":
+            return 0.1 * t.batch_size * t.seq_len / S.TRANSFORMER_BATCH_TOKENS
+        return seconds.get(m.d_model, 10.0)
+
+    monkeypatch.setattr(S, "step_time", step_time)
     cfg = TrainConfig(max_time=5.0)  # 300 s: 1,500 steps at 0.2 s, 600 at 0.5 s
     sizing = S.size_for_budget(dataset, ModelConfig(name="gru"), cfg, torch.device("cpu"))
     assert (sizing.model.d_model, sizing.expected_steps) == (320, 1500)
@@ -510,6 +514,12 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
         t.train.seq_len in (256, 512, 1024, 2048)
         and t.train.batch_size * t.train.seq_len == S.TRANSFORMER_BATCH_TOKENS
     )
+    # 30 s: a full batch gets 300 steps, a quarter of one 1,200, so the batch shrinks
+    short = S.size_for_budget(
+        dataset, ModelConfig(name="transformer"), TrainConfig(max_time=0.5), torch.device("cpu")
+    )
+    assert short.expected_steps >= S.MIN_STEPS
+    assert short.train.batch_size * short.train.seq_len == S.TRANSFORMER_BATCH_TOKENS // 4
     assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(
         5, "this CPU"
     )
