@@ -32,23 +32,11 @@ sys.path.insert(0, str(ROOT))
 from musicgen.config import EncodingConfig, IngestConfig  # noqa: E402
 from musicgen.data.ingest import ingest  # noqa: E402
 from musicgen.data.pool import Failure, run_isolated  # noqa: E402
-from tests.hardening.mutate import apply_ops, outcome, random_op  # noqa: E402
+from tests.hardening.mutate import apply_ops, notes_of, outcome, random_op  # noqa: E402
 
 # Mutations that remove or mislabel bytes but change no event: whatever notes they cost
 # must be named in the score's warnings (so the file is partial), never dropped quietly.
 STRUCTURAL = {"truncate", "chunk_len"}
-
-
-def _notes(score) -> list[tuple]:
-    n = score.notes
-    return sorted(
-        zip(
-            n["start"].round(6).tolist(),
-            n["pitch"].tolist(),
-            n["duration"].round(6).tolist(),
-            strict=True,
-        )
-    )
 
 
 class Check:
@@ -66,7 +54,7 @@ class Check:
             except ReadError:
                 return status, reason, seconds
             if not score.warnings:
-                lost = len(_notes(read_score(base))) - len(_notes(score))
+                lost = len(notes_of(read_score(base))) - len(notes_of(score))
                 assert lost <= 0, f"{lost} notes lost without a warning"
         return status, reason, seconds
 

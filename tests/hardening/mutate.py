@@ -96,6 +96,19 @@ def random_op(rng: random.Random) -> tuple:
     return ("splice", pos, rng.randrange(1 << 20))
 
 
+def notes_of(score) -> list[tuple]:
+    """(start, pitch, duration) of every note, sorted: what two reads must agree on."""
+    n = score.notes
+    return sorted(
+        zip(
+            n["start"].round(6).tolist(),
+            n["pitch"].tolist(),
+            n["duration"].round(6).tolist(),
+            strict=True,
+        )
+    )
+
+
 def check_score(score: Score) -> None:
     """What every successfully read score must look like."""
     notes = score.notes

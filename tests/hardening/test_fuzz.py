@@ -28,6 +28,7 @@ from tests.hardening.mutate import (
     INTERESTING_LENGTHS,
     apply_ops,
     chunk_offsets,
+    notes_of,
     outcome,
     random_op,
 )
@@ -64,18 +65,6 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
-
-
-def notes_of(score) -> list[tuple]:
-    n = score.notes
-    return sorted(
-        zip(
-            n["start"].round(6).tolist(),
-            n["pitch"].tolist(),
-            n["duration"].round(6).tolist(),
-            strict=True,
-        )
-    )
 
 
 def read_once(path: Path) -> tuple[str, str]:
