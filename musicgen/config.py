@@ -139,6 +139,13 @@ class EncodingConfig:
     def steps_per_unit(self) -> int:
         return self.steps_per_quarter if self.unit == "quarters" else self.steps_per_second
 
+    def bar_steps(self, num: int = 4, den: int = 4) -> int:
+        """Steps in one bar of num/den (beats; 4/4 before any time signature), or of the
+        nominal 2-second bar of played music (seconds: one 4/4 bar at 120 qpm)."""
+        if self.unit == "quarters":
+            return num * 4 * self.steps_per_quarter // den
+        return 2 * self.steps_per_second
+
     def limit(self, name: str) -> int:
         """A limit of the decided clock in steps: max_shift, exact_duration, max_duration, max_silence."""
         return self.steps(getattr(self, f"{name}_{self.unit}"), self.unit)

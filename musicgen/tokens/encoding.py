@@ -248,20 +248,15 @@ def _shorten_silences(g: _Notes, score: Score, cfg: EncodingConfig, stats: Count
 
 
 def _bar_steps(steps: np.ndarray, score: Score, cfg: EncodingConfig) -> np.ndarray:
-    """The bar length in steps at each of `steps`, as the token stream will count it: of
-    the metre in force in beats mode (4/4 until a time signature the tokens can write),
-    the nominal 2-second bar in seconds mode."""
-    if cfg.time != "beats":
-        return np.full(len(steps), 2 * cfg.steps_per_second, dtype=np.int64)
-    spq = cfg.steps_per_quarter
-    sigs = (
-        sorted(s for s in score.time_signatures if _writable(s[1], s[2]))
-        if cfg.time_signatures
-        else []
-    )
-    starts = np.array([q * spq for q, _, _ in sigs], dtype=float)
+    """The bar length in steps at each of `steps`, as the token stream will count it:
+    of the metre in force, among the time signatures the tokens can write."""
+    sigs = sorted(s for s in score.time_signatures if _writable(s[1], s[2]))
+    if cfg.time != "beats" or not cfg.time_signatures:
+        sigs = []
+    starts = np.array([q * cfg.steps_per_quarter for q, _, _ in sigs], dtype=float)
     lengths = np.array(
-        [4 * spq] + [max(1, num * 4 * spq // den) for _, num, den in sigs], dtype=np.int64
+        [max(1, cfg.bar_steps())] + [max(1, cfg.bar_steps(num, den)) for _, num, den in sigs],
+        dtype=np.int64,
     )
     return lengths[np.searchsorted(starts, steps, side="right")]
 

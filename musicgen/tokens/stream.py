@@ -200,7 +200,7 @@ class Stream:
         self.seconds = 0.0
         self.qpm = 120.0
         # beats: one bar of the current metre; seconds: a nominal 4/4 bar at 120 qpm (2 s)
-        self.bar_steps = 4 * self.steps_per_unit if self.beats else 2 * self.steps_per_unit
+        self.bar_steps = cfg.bar_steps()
         self.bar_origin = 0  # the step the current metre's bars count from
         self.notes = 0
         self.tempos: list[tuple[int, float]] = []  # (step, qpm)
@@ -304,7 +304,7 @@ class Stream:
             self.tempos.append((self.step, float(value)))
         elif fam == _TIMESIG:
             num, den = self.space.timesig_of(int(value))
-            self.bar_steps = num * 4 * self.steps_per_unit // den
+            self.bar_steps = self.space.cfg.bar_steps(num, den)
             self.bar_origin = self.step
             self.meta_here, self.timesig_uid = max(self.meta_here, 1), uid
             self.time_signatures.append((self.step, num, den))
