@@ -267,7 +267,17 @@ class TrainConfig:
         "Train on whole pieces, the state carried from window to window [default: on for gru and gru-attn, off for the transformer].",
     )
 
+    infill: float = opt(
+        0.0,
+        "Share of training windows rearranged to teach infilling (before, after, then the middle); 0 = off. `musicgen infill` needs a model trained with it.",
+    )
+    infill_bars: int = opt(8, "Longest middle, in bars, of a window rearranged for infilling.")
+
     def __post_init__(self) -> None:
+        if not 0.0 <= self.infill <= 1.0:
+            raise ValueError(f"infill must be a share in [0, 1], got {self.infill}")
+        if self.infill_bars < 1:
+            raise ValueError("infill_bars must be >= 1")
         if self.seq_len < 2 or self.batch_size < 1:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
         if not self.lr > 0:

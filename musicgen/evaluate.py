@@ -172,7 +172,7 @@ def evaluate(
         data_dir = model.meta["data"]
     if data_dir is not None:
         ds = TokenDataset.open(data_dir)
-        if ds.vocab.tokens != model.vocab.tokens:
+        if not ds.vocab.plays_like(model.vocab):
             raise MusicgenError(
                 f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead"
             )

@@ -128,12 +128,6 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
     out: list[int] = []
     changed = 0
 
-    def nearest(family, value) -> int | None:
-        have = [k for k in range(family.size) if present[family.offset + k]]
-        if not have:
-            return None
-        return int(family.offset + min(have, key=lambda k: abs(family.values[k] - value)))
-
     gap: list[int] = []  # the Shifts read since the last token written: one gap, spelt when it ends
 
     def write(uid: int) -> None:
@@ -148,7 +142,7 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
         nonlocal changed
         if gap:
             steps = sum(int(space.shift.values[u - space.shift.offset]) for u in gap)
-            spelt = _spell_gap(steps, space, present, nearest)
+            spelt = vocab.spell_gap(steps)
             changed += int(spelt != gap)
             gap.clear()
             for u in spelt:
@@ -169,7 +163,7 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
                 changed += 1
                 continue
             snapped = (
-                nearest(family, family.values[uid - family.offset])
+                vocab.nearest(family.name, family.values[uid - family.offset])
                 if family.name in ("vel", "dur", "tempo")
                 else None
             )
@@ -189,20 +183,6 @@ def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
             put(snapped)
     end_gap()  # a primer that ends in a rest keeps it
     return np.array(out, dtype=np.int64), changed
-
-
-def _spell_gap(gap: int, space, present: np.ndarray, nearest) -> list[int]:
-    """A gap of `gap` steps in the Shifts the vocabulary has: as many of the longest
-    Shift as fit and the nearest one for the rest, or one nearest Shift if it lacks the
-    longest (the gap then changes length)."""
-    shift = space.shift
-    longest = int(shift.values[-1])
-    if not present[shift.offset : shift.offset + shift.size].any():
-        raise MusicgenError("the model's vocabulary has no Shift token")
-    if not present[shift.offset + shift.size - 1]:
-        return [nearest(shift, gap)]
-    whole, rest = divmod(gap, longest)
-    return [int(shift.offset + shift.size - 1)] * whole + ([nearest(shift, rest)] if rest else [])
 
 
 def with_instruments(uids: np.ndarray, vocab, instruments: tuple[int, ...]) -> np.ndarray:

@@ -148,7 +148,7 @@ def _train_locked(
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
     val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    vocab = dm.ds.vocab
+    vocab = dm.vocab  # the dataset's, with the seams of infilling if it learns them
     model_cfg = replace(
         model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
     )  # the context it learns
@@ -193,7 +193,16 @@ def _train_locked(
     interrupt = SaveOnInterrupt(last)
     callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
     if train_cfg.patience > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train_cfg.patience))
+        callbacks.append(
+            # checked after each validation only: a run stopped by --max-steps inside its first
+            # epoch has no val_loss at the epoch end
+            EarlyStopping(
+                monitor="val_loss",
+                mode="min",
+                patience=train_cfg.patience,
+                check_on_train_epoch_end=False,
+            )
+        )
     loggers: list = []
     if logs:
         from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger

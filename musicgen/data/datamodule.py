@@ -15,6 +15,13 @@ Each piece is transposed by one random number of semitones per epoch that keeps
 every pitch in range, the same in every window of it (a carried state would
 otherwise hear the key change at each window).
 
+With `TrainConfig.infill` a share of the windows teaches infilling (`Filler`): a
+window of a piece is cut at two bar lines and laid out as before, after, middle
+(tokens/fill.py). In random-window training each window is rearranged with that
+probability; on whole pieces that share of each batch's rows are rearranged
+windows, each from its own fresh state, so the rows that walk pieces are never
+interrupted.
+
 Validation scores every held-out piece whole, the same way: each piece from its
 BOS, chunk after chunk with the state carried, so every token is predicted from
 all that came before it (up to the core's own window), as in generation. The figure is comparable with the n-gram
@@ -39,6 +46,7 @@ from torch.utils.data import (
 from musicgen.config import TrainConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
+from musicgen.tokens.fill import Timeline, rearrange, training_cuts
 
 IGNORE = -100
 
@@ -79,6 +87,14 @@ class Transposer:
             np.int64
         )  # in [-down, up]
 
+    def piece(self, window: np.ndarray, k: int) -> np.ndarray:
+        """Every Pitch token of `window`, all of piece `k`, moved by that piece's shift."""
+        start, count = self.pitch
+        is_pitch = (window >= start) & (window < start + count)
+        out = window.copy()
+        out[is_pitch] += self.shift[k]
+        return out
+
     def __call__(self, window: np.ndarray, offset: int) -> np.ndarray:
         """`window` starts at `offset` in the tokens: every Pitch token moved by its piece's shift."""
         if self.max_shift == 0 or not self.shift.any():
@@ -93,11 +109,66 @@ class Transposer:
         return out
 
 
+class Filler:
+    """Training windows rearranged for infilling: a random window of a random piece (by
+    length), cut at two of its bar lines 1 to `max_bars` apart and laid out as before,
+    Fill_after, after, Fill_middle, middle, Fill_end; its before-part is cropped from the
+    left (then its after-part from the right) to fit, and padding fills a short one."""
+
+    def __init__(self, docs: list[np.ndarray], vocab, seq_len: int, max_bars: int, transposer):
+        self.docs, self.vocab, self.length, self.max_bars = docs, vocab, seq_len + 1, max_bars
+        self.transpose = transposer
+        self.lines = [Timeline(vocab.to_universal(d), vocab) for d in docs]
+        self.usable = np.array([len(line.bar_lines) >= 2 for line in self.lines])
+        if not self.usable.any():
+            raise MusicgenError(
+                "--infill needs pieces with at least two bar lines; the training music has none"
+            )
+        sizes = np.array([len(d) for d in docs], dtype=np.float64) * self.usable
+        self.weights = sizes / sizes.sum()
+
+    def window(self, rng) -> tuple[torch.Tensor, torch.Tensor]:
+        for _ in range(8):
+            k = int(rng.choice(len(self.docs), p=self.weights))
+            line = self.lines[k]
+            lo = int(rng.integers(0, max(1, len(line.uids) - self.length + 1)))
+            cuts = training_cuts(line, lo, lo + self.length, rng, self.max_bars)
+            if cuts is not None:
+                break
+        else:  # only windows too short for two bar lines came up: the piece's first two
+            k = int(rng.choice(len(self.docs), p=self.weights))
+            line, lo = self.lines[k], 0
+            cuts = line.cut(int(line.bar_lines[0])), line.cut(int(line.bar_lines[1]))
+        a, b = cuts
+        before, middle, after = line.parts(a, b)
+        before = before[lo:]  # the window's own tokens: from lo ...
+        after = after[: len(b.right) + max(0, lo + self.length - b.hi)]  # ... to its end
+        excess = len(before) + len(middle) + len(after) + 3 - self.length  # the seams, split gaps
+        drop = min(max(excess, 0), len(before))
+        before, excess = before[drop:], excess - drop
+        if excess > 0:
+            after = after[: len(after) - excess]
+        ids = self.vocab.lookup[rearrange(before, middle, after, self.vocab)]
+        ids = self.transpose.piece(ids, k)
+        x = np.full(self.length - 1, self.vocab.pad_id, dtype=np.int64)
+        y = np.full(self.length - 1, IGNORE, dtype=np.int64)
+        x[: len(ids) - 1], y[: len(ids) - 1] = ids[:-1], ids[1:]
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
 class TrainWindows(Dataset):
-    """`length` random windows; item i is a pure function of (seed, epoch, i)."""
+    """`length` random windows; item i is a pure function of (seed, epoch, i). With a
+    `filler`, a share `infill` of them are rearranged for infilling."""
 
     def __init__(
-        self, tokens: np.ndarray, seq_len: int, length: int, transposer: Transposer, seed: int
+        self,
+        tokens: np.ndarray,
+        seq_len: int,
+        length: int,
+        transposer: Transposer,
+        seed: int,
+        filler: Filler | None = None,
+        infill: float = 0.0,
     ):
         if len(tokens) < seq_len + 1:
             raise MusicgenError(
@@ -106,6 +177,7 @@ class TrainWindows(Dataset):
             )
         self.tokens, self.seq_len, self.length = tokens, seq_len, length
         self.transpose, self.seed, self.epoch = transposer, seed, 0
+        self.filler, self.infill = filler, infill
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -116,6 +188,8 @@ class TrainWindows(Dataset):
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng((self.seed, self.epoch, i))
+        if self.filler is not None and rng.random() < self.infill:
+            return self.filler.window(rng)
         off = int(rng.integers(0, len(self.tokens) - self.seq_len))
         w = np.asarray(self.tokens[off : off + self.seq_len + 1], dtype=np.int64)
         t = torch.from_numpy(self.transpose(w, off))
@@ -195,6 +269,9 @@ class TrainPieces(Dataset):
     plan and the next epoch deals a new one: every piece still comes up, but the last
     windows of a long piece come up less often than its first (kept so: an epoch's
     plan depends only on the seed and the epoch, which is what makes resuming exact).
+
+    With a `filler`, the first `fill_lanes` of every `per_device` lanes read windows
+    rearranged for infilling instead, a new one each step from a fresh state.
     """
 
     def __init__(
@@ -206,10 +283,16 @@ class TrainPieces(Dataset):
         lanes: int,
         transposer: Transposer,
         seed: int,
+        filler: Filler | None = None,
+        fill_lanes: int = 0,
+        per_device: int | None = None,
     ):
         self.docs, self.starts = docs, np.asarray(starts, dtype=np.int64)
         self.seq_len, self.pad_id, self.lanes = seq_len, pad_id, lanes
         self.transpose, self.seed = transposer, seed
+        self.filler = filler
+        per = per_device or lanes
+        self.fill = [filler is not None and r % per < fill_lanes for r in range(lanes)]
         self.windows = [max(1, -(-(len(d) - 1) // seq_len)) for d in docs]
         self.set_epoch(0)
 
@@ -220,8 +303,9 @@ class TrainPieces(Dataset):
         order = sorted(rng.permutation(len(self.docs)).tolist(), key=lambda k: -self.windows[k])
         dealt: list[list[int]] = [[] for _ in range(self.lanes)]
         load = [0] * self.lanes
-        for k in order:
-            lane = min(range(self.lanes), key=lambda r: (load[r], r))
+        walkers = [r for r in range(self.lanes) if not self.fill[r]]
+        for k in order if walkers else []:
+            lane = min(walkers, key=lambda r: (load[r], r))
             dealt[lane].append(k)
             load[lane] += self.windows[k]
         # each lane reads its pieces in a random order (dealt longest first only for balance)
@@ -245,6 +329,11 @@ class TrainPieces(Dataset):
         for r, lane in enumerate(lanes):
             piece, c = self.plan[lane][k]
             fresh[r] = c == 0
+            if self.fill[lane]:
+                rng = np.random.default_rng((self.seed, self.epoch, k, lane, 13))
+                x[r], y[r] = self.filler.window(rng)
+                fresh[r] = True
+                continue
             if piece < 0:
                 continue
             w = np.asarray(
@@ -314,7 +403,9 @@ class MusicDataModule(L.LightningDataModule):
         super().__init__()
         self.ds = TokenDataset.open(data_dir)
         self.cfg, self.streams = cfg, streams
-        v = self.ds.vocab
+        # the vocabulary the model learns: the dataset's, and the seams if it learns to fill
+        self.vocab = self.ds.vocab.with_fill() if cfg.infill > 0 else self.ds.vocab
+        v = self.vocab
         lo, _ = self.ds.split_range("train")
         train = self.ds.split_tokens("train")
         starts = np.array(
@@ -325,29 +416,49 @@ class MusicDataModule(L.LightningDataModule):
             train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed
         )
         self.train_docs, self.train_starts = self.ds.documents("train"), starts
+        self.filler = (
+            Filler(self.train_docs, v, cfg.seq_len, cfg.infill_bars, self.transposer)
+            if cfg.infill > 0
+            else None
+        )
         if streams:  # its lanes depend on the number of devices: made in train_dataloader
-            self.train_set: Dataset = TrainPieces(
-                self.train_docs,
-                starts,
-                cfg.seq_len,
-                v.pad_id,
-                cfg.batch_size,
-                self.transposer,
-                cfg.seed,
-            )
+            self.train_set: Dataset = self._pieces(1)
         else:
             per_epoch = (
                 cfg.steps_per_epoch * cfg.batch_size
                 if cfg.steps_per_epoch
                 else max(len(train) // cfg.seq_len, cfg.batch_size)
             )
-            self.train_set = TrainWindows(train, cfg.seq_len, per_epoch, self.transposer, cfg.seed)
+            self.train_set = TrainWindows(
+                train,
+                cfg.seq_len,
+                per_epoch,
+                self.transposer,
+                cfg.seed,
+                self.filler,
+                cfg.infill,
+            )
         val_docs = self.ds.documents("val")
         # A corpus too small to hold files out still gets a validation number, but says so.
         self.val_is_held_out = bool(val_docs)
         if not val_docs:
             val_docs = self.ds.documents("train")[:1]
         self.val_set = EvalStreams(val_docs, cfg.seq_len, v.pad_id, cfg.batch_size)
+
+    def _pieces(self, world: int) -> TrainPieces:
+        cfg = self.cfg
+        return TrainPieces(
+            self.train_docs,
+            self.train_starts,
+            cfg.seq_len,
+            self.vocab.pad_id,
+            cfg.batch_size * world,
+            self.transposer,
+            cfg.seed,
+            self.filler,
+            round(cfg.infill * cfg.batch_size),
+            cfg.batch_size,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)
@@ -383,15 +494,7 @@ class MusicDataModule(L.LightningDataModule):
             self.set_epoch(self.trainer.current_epoch)
         if self.streams:  # every device walks its own lanes; an item is a whole batch
             if self.train_set.lanes != self.cfg.batch_size * world:
-                self.train_set = TrainPieces(
-                    self.train_docs,
-                    self.train_starts,
-                    self.cfg.seq_len,
-                    self.ds.vocab.pad_id,
-                    self.cfg.batch_size * world,
-                    self.transposer,
-                    self.cfg.seed,
-                )
+                self.train_set = self._pieces(world)
                 self.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
             steps = self.cfg.steps_per_epoch or len(self.train_set)
             data: Dataset = _Batches(_DeviceRows(self.train_set, self.cfg.batch_size, rank, steps))

@@ -12,6 +12,8 @@ Families, in id order (each token is "<Family>_<value>"):
     Pitch_p             a pitched note; always followed by its Dur
     Dur_n               the sounding length of the note just named, in steps
     Drum_k              a drum hit (k: General MIDI percussion key); needs no Dur
+    Fill_w              a seam of a passage rearranged for infilling (tokens/fill.py);
+                        w: after, middle, end. Only a vocabulary trained to fill has them
 
 A `Vocabulary` keeps the subset a corpus uses; this space gives every token a
 stable "universal" id, and `values` says what each id means, so nobody parses
@@ -34,7 +36,21 @@ TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32
 
 # Family names, in id order.
-FAMILIES = ("special", "inst", "timesig", "tempo", "shift", "prog", "vel", "pitch", "dur", "drum")
+# "fill" is last, so adding its tokens to a vocabulary appends them: a dataset's ids stay valid.
+FAMILIES = (
+    "special",
+    "inst",
+    "timesig",
+    "tempo",
+    "shift",
+    "prog",
+    "vel",
+    "pitch",
+    "dur",
+    "drum",
+    "fill",
+)
+FILL_SEAMS = ("after", "middle", "end")  # Fill_after, Fill_middle, Fill_end, in id order
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class TokenSpace:
             "pitch": np.arange(cfg.pitch_min, cfg.pitch_max + 1),
             "dur": np.array(cfg.duration_values(), dtype=np.int64),
             "drum": np.arange(128),
+            "fill": np.arange(len(FILL_SEAMS)),
         }
         self.families: dict[str, Family] = {}
         offset = 0
@@ -165,6 +182,7 @@ class TokenSpace:
             out += [f"Pitch_{p}" for p in self.pitch.values.tolist()]
             out += [f"Dur_{n}" for n in self.dur.values.tolist()]
             out += [f"Drum_{k}" for k in self.drum.values.tolist()]
+            out += [f"Fill_{w}" for w in FILL_SEAMS]
             assert len(out) == self.size
             self._strings = out
         return self._strings

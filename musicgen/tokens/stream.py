@@ -38,7 +38,7 @@ import numpy as np
 from musicgen.tokens.space import BOS, DRUMS, EOS, FAMILIES, PAD, TokenSpace
 
 _FAM = {name: i for i, name in enumerate(FAMILIES)}
-_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM = (
+_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM, _FILL = (
     _FAM[n] for n in FAMILIES
 )
 
@@ -244,12 +244,20 @@ class Stream:
         if self.phase == HEADER:
             self.phase = BODY
 
+    def begin_passage(self) -> None:
+        """A passage written apart (the middle of an infill) begins here: it may open
+        with a Shift even if the stream's last token was a short one."""
+        self.shift_closed = False
+
     def feed(self, uid: int) -> Note | None:
         uid = int(uid)
         if not 0 <= uid < len(self._fam):
             self.stats["unknown_token"] += 1
             return None
         fam = self._fam[uid]
+        if fam == _FILL:  # a seam of a rearranged passage is not music (tokens/fill.py)
+            self.stats["fill_token"] += 1
+            return None
         self.at_note = False
         if self.after == AFTER_PITCH and fam != _DUR:
             self.stats["pitch_without_duration"] += 1

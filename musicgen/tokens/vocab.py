@@ -19,7 +19,7 @@ from musicgen import __version__
 from musicgen.config import EncodingConfig, from_dict, to_dict
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_json
-from musicgen.tokens.space import BOS, EOS, FAMILIES, PAD, SPECIALS, token_space
+from musicgen.tokens.space import BOS, EOS, FAMILIES, FILL_SEAMS, PAD, SPECIALS, token_space
 from musicgen.tokens.stream import Grammar, Stream
 
 FORMAT = "musicgen-vocabulary"
@@ -74,6 +74,50 @@ class Vocabulary:
     def note_ids(self) -> np.ndarray:
         """Each note has exactly one Pitch or Drum token: counting them counts notes."""
         return np.flatnonzero((self.families == "pitch") | (self.families == "drum"))
+
+    # --- infilling (tokens/fill.py) ---------------------------------------------------
+    def with_fill(self) -> Vocabulary:
+        """This vocabulary and the three seam tokens of infilling. They are the last
+        family, so every id of this vocabulary keeps its meaning (a dataset stays valid)."""
+        fill = self.space.fill
+        return Vocabulary(self.cfg, np.concatenate([self.uids, fill.id(np.arange(fill.size))]))
+
+    def plays_like(self, other: Vocabulary) -> bool:
+        """The same music tokens: equal, or equal but for the seams of infilling."""
+        music = lambda v: [t for t, f in zip(v.tokens, v.families, strict=True) if f != "fill"]  # noqa: E731
+        return self.cfg == other.cfg and music(self) == music(other)
+
+    @property
+    def can_fill(self) -> bool:
+        fill = self.space.fill
+        return bool((self.lookup[fill.offset : fill.offset + fill.size] >= 0).all())
+
+    def fill_id(self, seam: str) -> int:
+        """Compact id of Fill_after, Fill_middle or Fill_end."""
+        return int(self.lookup[self.space.fill.id(FILL_SEAMS.index(seam))])
+
+    # --- spelling in the tokens this vocabulary has ------------------------------------
+    def nearest(self, family: str, value: float) -> int | None:
+        """Universal id of the token of `family` this vocabulary has whose value is nearest
+        `value` (the lower one on a tie), or None if it has none of that family."""
+        fam = self.space.families[family]
+        have = np.flatnonzero(self.lookup[fam.offset : fam.offset + fam.size] >= 0)
+        if not len(have):
+            return None
+        return int(fam.offset + have[np.argmin(np.abs(fam.values[have] - value))])
+
+    def spell_gap(self, steps: int) -> list[int]:
+        """A gap of `steps` in the Shifts this vocabulary has (universal ids), as the encoder
+        spells one: as many of the longest Shift as fit and the nearest one for the rest,
+        or one nearest Shift if it lacks the longest (the gap then changes length)."""
+        shift = self.space.shift
+        if self.nearest("shift", 0) is None:
+            raise MusicgenError("the model's vocabulary has no Shift token")
+        longest = int(shift.offset + shift.size - 1)
+        if self.lookup[longest] < 0:
+            return [self.nearest("shift", steps)] if steps > 0 else []
+        whole, rest = divmod(int(steps), int(shift.values[-1]))
+        return [longest] * whole + ([self.nearest("shift", rest)] if rest else [])
 
     # --- the grammar -----------------------------------------------------------------
     def stream(self) -> Stream:

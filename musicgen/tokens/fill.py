@@ -1,0 +1,153 @@
+"""Fill in the middle: a passage rearranged so that a left-to-right model writes it last.
+
+    before Fill_after after Fill_middle middle Fill_end
+
+A causal model trained on some windows laid out so (Bavarian et al. 2022, "Efficient
+Training of Language Models to Fill in the Middle") learns to write a middle that
+leads into the after-part it has already read; no core changes. The middle is cut
+at bar lines (beats mode: the metre in force; seconds mode: nominal 2-second bars),
+or at any step the caller names. The run of Shifts that crosses a cut is spelt again
+as two, up to the line and from it, so the middle begins and ends exactly on its
+lines and `restore` puts the three parts back as the same music.
+
+Everything here works on universal ids of one piece; the datamodule and `infill.py`
+convert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.tokens.space import BOS
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where a piece is cut at `step`: tokens [lo, hi) are the run of Shifts crossing it,
+    spelt again as `left` (up to the step) and `right` (from it)."""
+
+    step: int
+    lo: int
+    hi: int
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+
+
+class Timeline:
+    """The clock of one piece's tokens: the step before and after each token, the runs
+    of Shifts, and the bar lines those runs cross."""
+
+    def __init__(self, uids: np.ndarray, vocab):
+        uids = np.asarray(uids, dtype=np.int64)
+        self.uids, self.vocab = uids, vocab
+        n = len(uids)
+        self.before = np.zeros(n, dtype=np.int64)
+        self.after = np.zeros(n, dtype=np.int64)
+        lines: list[int] = []
+        stream = vocab.stream()
+        for i, u in enumerate(uids.tolist()):
+            self.before[i] = stream.step
+            origin, bar = stream.bar_origin, max(stream.bar_steps, 1)
+            stream.feed(u)
+            self.after[i] = stream.step
+            if stream.step > self.before[i]:  # the bar lines this Shift passes or reaches
+                first = origin + ((int(self.before[i]) - origin) // bar + 1) * bar
+                lines.extend(range(first, stream.step + 1, bar))
+        self.bar_lines = np.array(sorted(set(lines)), dtype=np.int64)
+        shift = vocab.space.shift.contains(uids)
+        # each Shift's run: the first index of its run and one past its last
+        self.run_lo = np.arange(n)
+        self.run_hi = np.arange(n) + 1
+        for i in range(1, n):
+            if shift[i] and shift[i - 1]:
+                self.run_lo[i] = self.run_lo[i - 1]
+        for i in range(n - 2, -1, -1):
+            if shift[i] and shift[i + 1]:
+                self.run_hi[i] = self.run_hi[i + 1]
+        self.shift = shift
+        # the body starts after BOS and the line-up header
+        self.body = 0
+        if n and uids[0] == BOS:
+            self.body = 1
+            while self.body < n and vocab.space.inst.contains(uids[self.body]):
+                self.body += 1
+
+    @property
+    def end_step(self) -> int:
+        return int(self.after[-1]) if len(self.after) else 0
+
+    def cut(self, step: int) -> Cut:
+        """The cut at `step` (0 <= step <= the piece's last step)."""
+        step = int(step)
+        if step <= 0:
+            return Cut(0, self.body, self.body, (), ())
+        i = int(np.searchsorted(self.after, step, side="left"))  # the first token reaching it
+        if i >= len(self.uids) or not self.shift[i] or self.before[i] >= step:
+            raise ValueError(f"no time passes at step {step} in this piece")
+        lo, hi = int(self.run_lo[i]), int(self.run_hi[i])
+        t0, t1 = int(self.before[lo]), int(self.after[hi - 1])
+        if t1 == step:  # the run ends on the line: its own spelling is the left part
+            return Cut(step, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
+        return Cut(
+            step,
+            lo,
+            hi,
+            tuple(self.vocab.spell_gap(step - t0)),
+            tuple(self.vocab.spell_gap(t1 - step)),
+        )
+
+    def parts(self, a: Cut, b: Cut) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(before, middle, after): the piece cut at `a` and `b`, in universal ids."""
+        u = self.uids
+        before = np.concatenate([u[: a.lo], a.left]).astype(np.int64)
+        if a.lo == b.lo:  # both cuts in one run of Shifts: the middle is all silence
+            middle = np.array(self.vocab.spell_gap(b.step - a.step), dtype=np.int64)
+        else:
+            middle = np.concatenate([a.right, u[a.hi : b.lo], b.left]).astype(np.int64)
+        after = np.concatenate([b.right, u[b.hi :]]).astype(np.int64)
+        return before, middle, after
+
+
+def seams(vocab) -> tuple[int, int, int]:
+    """Universal ids of Fill_after, Fill_middle, Fill_end."""
+    fill = vocab.space.fill
+    return tuple(int(u) for u in fill.id(np.arange(3)))  # type: ignore[return-value]
+
+
+def rearrange(before, middle, after, vocab) -> np.ndarray:
+    """before Fill_after after Fill_middle middle Fill_end (universal ids)."""
+    fa, fm, fe = seams(vocab)
+    return np.concatenate([before, [fa], after, [fm], middle, [fe]]).astype(np.int64)
+
+
+def restore(ids, vocab) -> np.ndarray:
+    """The piece a rearranged sequence stands for: before, middle, after, seams removed."""
+    ids = np.asarray(ids, dtype=np.int64)
+    fa, fm, fe = seams(vocab)
+    i, j = int(np.flatnonzero(ids == fa)[0]), int(np.flatnonzero(ids == fm)[0])
+    end = np.flatnonzero(ids == fe)
+    k = int(end[0]) if len(end) else len(ids)
+    return np.concatenate([ids[:i], ids[j + 1 : k], ids[i + 1 : j]])
+
+
+def training_cuts(line: Timeline, lo: int, hi: int, rng, max_bars: int) -> tuple[Cut, Cut] | None:
+    """Two bar-line cuts whose tokens lie inside [lo, hi) of the piece, 1 to `max_bars`
+    bars apart, drawn at random; None when the window holds fewer than two lines."""
+    lines = line.bar_lines
+    if len(lines) < 2:
+        return None
+    i = np.searchsorted(line.after, lines, side="left")  # the token that reaches each line
+    i = np.minimum(i, len(line.uids) - 1)
+    ok = (line.run_lo[i] >= max(lo, line.body)) & (line.run_hi[i] <= hi - 1)
+    inside = lines[ok]
+    if len(inside) < 2:
+        return None
+    start = int(rng.integers(0, len(inside) - 1))
+    bars = int(rng.integers(1, min(max_bars, len(inside) - 1 - start) + 1))
+    return line.cut(int(inside[start])), line.cut(int(inside[start + bars]))
+
+
+def is_seam(uids, vocab) -> np.ndarray:
+    return vocab.space.fill.contains(uids)
