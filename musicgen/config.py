@@ -399,7 +399,31 @@ class GenerateConfig:
                 raise ValueError("instruments must be General MIDI programs 0..127 or 128 (drums)")
 
 
+@dataclass(frozen=True)
+class InfillConfig:
+    """The passage `musicgen infill` writes again; saved in every sidecar."""
+
+    file: str
+    unit: str = "bars"  # "bars": bars start..end, counted from 1; "seconds": [start, end)
+    start: float = 1.0
+    end: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("bars", "seconds"):
+            raise ValueError("an infill span is in bars or seconds")
+
+
+@dataclass(frozen=True)
+class AccompanyConfig:
+    """The part `musicgen accompany` keeps; saved in every sidecar."""
+
+    file: str
+    keep: str = "top"  # "top", an instrument's place in the line-up, a program, or a name
+
+
 __all__ = [
+    "AccompanyConfig",
+    "InfillConfig",
     "EncodingConfig",
     "TIME_MODES",
     "IngestConfig",

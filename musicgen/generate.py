@@ -238,10 +238,18 @@ def file_sha256(path: Path) -> str:
 
 
 def write_songs(
-    songs: list[Song], out: Path, model: LoadedModel, cfg: GenerateConfig, primer: Primer | None
+    songs: list[Song],
+    out: Path,
+    model: LoadedModel,
+    cfg: GenerateConfig,
+    primer: Primer | None,
+    *,
+    task: dict | None = None,
+    command: str | None = None,
 ) -> list[Path]:
     """Every MIDI file with its sidecar, or nothing: a full disk never leaves a new song
-    beside an old sidecar (or half the samples of a batch) behind."""
+    beside an old sidecar (or half the samples of a batch) behind. `task` and `command`
+    describe a song that rewrites part of a file (infill, accompany)."""
     paths = output_paths(out, len(songs))
     ckpt_hash = file_sha256(model.path)
     files: list[tuple[Path, bytes]] = []
@@ -261,8 +269,10 @@ def write_songs(
             "primer_tokens": song.primer_tokens,
             "primer_unknown_tokens": primer.unknown if primer else 0,
             "primer_notes_left_out": primer.left_out if primer else 0,
-            "regenerate": regenerate_command(model.path, out, cfg),
+            "regenerate": command or regenerate_command(model.path, out, cfg),
         }
+        if task is not None:
+            sidecar["task"] = task
         files.append((path, score_to_midi_bytes(song.score)))
         files.append(
             (
@@ -288,15 +298,7 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
         "--num-samples",
         str(cfg.num_samples),
     ]
-    parts += [
-        "--temperature",
-        f"{cfg.temperature:g}",
-        "--top-k",
-        str(cfg.top_k),
-        "--top-p",
-        f"{cfg.top_p:g}",
-    ]
-    parts += ["--seed", str(cfg.seed), f"--{cfg.unit}", f"{cfg.length:g}"]
+    parts += sampling_args(cfg) + [f"--{cfg.unit}", f"{cfg.length:g}"]
     if cfg.primer:
         parts += ["--primer", cfg.primer]
     if cfg.primer_bars:
@@ -311,3 +313,17 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
     if not cfg.use_cache:
         parts.append("--no-cache")
     return " ".join(parts)
+
+
+def sampling_args(cfg: GenerateConfig) -> list[str]:
+    """The sampling options of a command line that draws the same songs again."""
+    return [
+        "--temperature",
+        f"{cfg.temperature:g}",
+        "--top-k",
+        str(cfg.top_k),
+        "--top-p",
+        f"{cfg.top_p:g}",
+        "--seed",
+        str(cfg.seed),
+    ]

@@ -15,8 +15,8 @@ import numpy as np
 from musicgen.config import GenerateConfig
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.midi.read import read_score
-from musicgen.tokens.encoding import encode, programs_of
-from musicgen.tokens.space import BOS, DRUMS
+from musicgen.tokens.encoding import Encoded, encode, programs_of
+from musicgen.tokens.space import BOS, DRUMS, EOS
 
 
 @dataclass
@@ -79,6 +79,22 @@ def load_primer(
         lines = score.bar_lines()
         if len(lines) > bars:
             score = score.until(lines[bars])
+    try:
+        enc, uids, unknown, left_out = model_tokens(score, vocab)
+    except MusicgenError as exc:
+        raise MusicgenError(f"primer {path}: {exc}") from None
+    uids = uids[:-1]  # drop EOS: the piece goes on
+    if instruments:
+        uids = with_instruments(uids, vocab, instruments)
+    return Primer(vocab.lookup[uids], unknown, len(enc.notes), left_out)
+
+
+def model_tokens(score, vocab) -> tuple[Encoded, np.ndarray, int, int]:
+    """A score in `vocab`'s tokens: (its encoding, universal ids with EOS, how many values
+    were snapped to the nearest the vocabulary has, how many notes were left out).
+
+    Notes on an instrument or a key the vocabulary has never seen are left out; every
+    other token is written in the tokens the vocabulary has (`snap_to_vocabulary`)."""
     cfg, space = vocab.cfg, vocab.space
     notes = score.notes
     n_before = len(notes)
@@ -103,14 +119,9 @@ def load_primer(
     enc = encode(score, cfg)
     if not len(enc.notes):
         why = "on instruments or keys the model has never seen" if n_before else "it has none"
-        raise MusicgenError(f"primer {path} has no notes the model's encoding keeps ({why})")
-    try:
-        uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)  # drop EOS: the piece goes on
-    except MusicgenError as exc:
-        raise MusicgenError(f"primer {path}: {exc}") from None
-    if instruments:
-        uids = with_instruments(uids, vocab, instruments)
-    return Primer(vocab.lookup[uids], unknown, len(enc.notes), int((~known).sum()))
+        raise MusicgenError(f"has no notes the model's encoding keeps ({why})")
+    uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)
+    return enc, np.append(uids, EOS), unknown, int((~known).sum())
 
 
 def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:

@@ -1,4 +1,6 @@
-"""`Score` -> MIDI bytes, through symusic (one track per program)."""
+"""`Score` -> MIDI bytes, through symusic: a track per program, and a further track of
+that program for a note that sounds while another of its key still does (one channel
+cannot hold both, and a reader would pair their note-offs the wrong way round)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,26 @@ from musicgen.midi.score import Score
 TPQ = 480
 
 
-def score_to_midi_bytes(score: Score, tpq: int = TPQ) -> bytes:
+def layers(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Per note, the first layer (0, 1, ...) in which no earlier note of its key still sounds."""
+    out = np.zeros(len(start), dtype=np.int64)
+    free: dict[int, list[float]] = {}  # key -> when each of its layers falls silent
+    for i in np.argsort(start, kind="stable").tolist():
+        ends = free.setdefault(int(pitch[i]), [])
+        k = next((k for k, e in enumerate(ends) if e <= start[i]), len(ends))
+        if k == len(ends):
+            ends.append(0)
+        ends[k] = end[i]
+        out[i] = k
+    return out
+
+
+def score_to_midi_bytes(score: Score, tpq: int | None = None) -> bytes:
+    """At `tpq` ticks per quarter; by default the resolution the score was read at (so
+    notes kept from a file keep their exact times), or TPQ."""
     import symusic
 
+    tpq = tpq or (score.resolution if 0 < score.resolution < 1 << 15 else TPQ)
     sm = symusic.Score(tpq)
     notes = score.notes
     keys = sorted(
@@ -26,16 +45,19 @@ def score_to_midi_bytes(score: Score, tpq: int = TPQ) -> bytes:
     for drum, program in keys:
         sel = notes[(notes["drum"] == drum) & (notes["program"] == program)]
         name = "Drums" if drum else f"Program {program}"
-        track = symusic.Track(name, program, drum)
         start = np.round(sel["start"] * tpq).astype(np.int32)
         dur = np.maximum(np.round(sel["duration"] * tpq), 1).astype(np.int32)
-        track.notes = symusic.Note.from_numpy(
-            start,
-            dur,
-            sel["pitch"].astype(np.int8),
-            np.clip(sel["velocity"], 1, 127).astype(np.int8),
-        )
-        sm.tracks.append(track)
+        layer = layers(start, start + dur, sel["pitch"])
+        for k in range(int(layer.max()) + 1 if len(layer) else 0):
+            on = layer == k
+            track = symusic.Track(name, program, drum)
+            track.notes = symusic.Note.from_numpy(
+                start[on],
+                dur[on],
+                sel["pitch"][on].astype(np.int8),
+                np.clip(sel["velocity"][on], 1, 127).astype(np.int8),
+            )
+            sm.tracks.append(track)
     for quarter, qpm in score.tempos or [(0.0, 120.0)]:
         sm.tempos.append(symusic.Tempo(int(round(quarter * tpq)), qpm=float(qpm)))
     for quarter, num, den in score.time_signatures:

@@ -84,6 +84,8 @@ class Encoded:
     notes: np.ndarray  # GRID_DTYPE, in stream order
     cfg: EncodingConfig  # the settings used, time mode decided
     stats: Counter = field(default_factory=Counter)
+    # (step, steps cut before it) per note, by step: where shortened silences moved the music
+    cut: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
     @property
     def tokens_per_note(self) -> float:
@@ -99,10 +101,12 @@ def encode(score: Score, cfg: EncodingConfig) -> Encoded:
     notes, start, end = _select(score, cfg, stats)
     g = _quantise(notes, start, end, cfg, stats)
     cut = _shorten_silences(g, score, cfg, stats)
+    moved = np.stack([g.step, cut], axis=1) if len(g) else np.zeros((0, 2), dtype=np.int64)
     meta = _meta_events(score, cfg, g, cut, stats) if cfg.time == "beats" else []
     ids = _assemble(g, meta, cfg)
     stats["notes_kept"] = len(g)
-    return Encoded(ids=ids, notes=g.to_grid(), cfg=cfg, stats=stats)
+    moved = moved[np.argsort(moved[:, 0], kind="stable")]
+    return Encoded(ids=ids, notes=g.to_grid(), cfg=cfg, stats=stats, cut=moved)
 
 
 _FAR = 1 << 62  # "never struck again"

@@ -79,7 +79,8 @@ class Timeline:
         return int(self.after[-1]) if len(self.after) else 0
 
     def cut(self, step: int) -> Cut:
-        """The cut at `step` (0 <= step <= the piece's last step)."""
+        """The cut at `step` (0 <= step <= the piece's last step), or the nearest step to it
+        that the vocabulary's Shifts can spell on both sides (`Cut.step` says which)."""
         step = int(step)
         if step <= 0:
             return Cut(0, self.body, self.body, (), ())
@@ -88,15 +89,18 @@ class Timeline:
             raise ValueError(f"no time passes at step {step} in this piece")
         lo, hi = int(self.run_lo[i]), int(self.run_hi[i])
         t0, t1 = int(self.before[lo]), int(self.after[hi - 1])
-        if t1 == step:  # the run ends on the line: its own spelling is the left part
-            return Cut(step, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
-        return Cut(
-            step,
-            lo,
-            hi,
-            tuple(self.vocab.spell_gap(step - t0)),
-            tuple(self.vocab.spell_gap(t1 - step)),
-        )
+        # the nearest step of the run both of whose sides the vocabulary's Shifts spell
+        # exactly; its end always qualifies (the run's own spelling)
+        for s in sorted(range(t0 + 1, t1 + 1), key=lambda s: (abs(s - step), s)):
+            if s == t1:  # the run ends on the line: its own spelling is the left part
+                return Cut(s, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
+            left, right = self.vocab.spell_gap(s - t0), self.vocab.spell_gap(t1 - s)
+            if self._steps(left) == s - t0 and self._steps(right) == t1 - s:
+                return Cut(s, lo, hi, tuple(left), tuple(right))
+        raise AssertionError("unreachable: the run's end is always a cut")
+
+    def _steps(self, uids) -> int:
+        return int(sum(self.vocab.space.value[u] for u in uids))
 
     def parts(self, a: Cut, b: Cut) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(before, middle, after): the piece cut at `a` and `b`, in universal ids."""

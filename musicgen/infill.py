@@ -1,0 +1,200 @@
+"""Infilling: a passage of a piece written again between what comes before and after.
+
+The model reads the piece laid out as it learnt to fill (tokens/fill.py): the music
+before the span, Fill_after, the music after it, Fill_middle; then it writes the
+middle, through a grammar that keeps it decodable and holds it to the span: its
+Shifts may not pass the span's end, and Fill_end comes exactly there (`MiddleRules`).
+Everything outside the span is written back as read.
+
+Spans are bars, numbered from 1 as the file's time signatures lay them out from its
+start (a pickup bar written as a bar of its own is bar 1), or seconds of the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from musicgen.checkpoint import LoadedModel
+from musicgen.config import GenerateConfig, InfillConfig
+from musicgen.errors import MusicgenError
+from musicgen.generate import Song
+from musicgen.piece import Piece, read_piece
+from musicgen.sampling import generate as decode_loop
+from musicgen.tokens.fill import Timeline, rearrange
+from musicgen.tokens.space import PAD
+from musicgen.tokens.stream import FREE
+
+
+def check_fills(model: LoadedModel) -> None:
+    if not model.vocab.can_fill:
+        raise MusicgenError(
+            f"{model.path} was not trained for infilling; train a model with --infill 0.5"
+        )
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # steps of the model's clock
+    end: int
+    start_q: float  # quarters of the file
+    end_q: float
+
+
+def span_of(piece: Piece, task: InfillConfig) -> Span:
+    """The steps a bar or seconds span covers; one-line errors for a span the piece lacks."""
+    if task.unit == "bars":
+        lines = piece.score.bar_lines()
+        first, last = int(task.start), int(task.end)
+        if first < 1 or last < first:
+            raise MusicgenError(f"--bars {first}-{last} is empty: give bars FIRST-LAST, from 1")
+        if last > len(lines):
+            raise MusicgenError(
+                f"--bars {first}-{last} is outside the piece, which has {len(lines)} bars"
+            )
+        a = lines[first - 1]
+        b = lines[last] if last < len(lines) else piece.score.end
+        label = f"bars {first}-{last}"
+    else:
+        if not task.end > task.start >= 0:
+            raise MusicgenError(f"--seconds {task.start:g}-{task.end:g} is empty")
+        if task.start >= piece.score.duration_seconds:
+            raise MusicgenError(
+                f"--seconds {task.start:g}-{task.end:g} is outside the piece, "
+                f"which lasts {piece.score.duration_seconds:.1f} s"
+            )
+        a, b = (float(q) for q in piece.quarters_at_seconds([task.start, task.end]))
+        label = f"seconds {task.start:g}-{task.end:g}"
+    start, end = (int(s) for s in piece.steps_of([a, b]))
+    if end <= start:
+        raise MusicgenError(f"{label} holds no time on the model's clock")
+    last_onset = int(piece.line.before[-1])  # EOS comes at the last onset
+    if end > last_onset:
+        raise MusicgenError(
+            f"{label} reaches the end of the piece: infill needs music after the span "
+            "(use `musicgen generate --primer` for a new ending)"
+        )
+    # where the model's Shifts can cut (on a bar line they always can)
+    start, end = piece.line.cut(start).step, piece.line.cut(end).step
+    return Span(start, end, float(a), float(b))
+
+
+class MiddleRules:
+    """The decode loop's rules while a middle is written: the grammar, continuing from
+    the music before the span; Shifts only up to the span's end; Fill_end only there."""
+
+    def __init__(self, vocab, before: np.ndarray, end: int, batch: int):
+        self.vocab, self.end = vocab, end
+        self.fill_end = vocab.fill_id("end")
+        self.streams = []
+        for _ in range(batch):
+            stream = vocab.stream()
+            stream.feed_all(before)
+            stream.begin_passage()
+            self.streams.append(stream)
+        shift = vocab.families == "shift"
+        self.shift_steps = np.where(
+            shift, vocab.space.value[vocab.uids], np.inf
+        )  # per compact id: the steps it moves on (inf: not a Shift)
+        self.min_shift = float(self.shift_steps.min())
+        self.done = np.zeros(batch, dtype=bool)
+        self.notes: list[list] = [[] for _ in range(batch)]
+
+    def mask(self) -> torch.Tensor:
+        rows = []
+        for stream, done in zip(self.streams, self.done, strict=True):
+            row = np.zeros(len(self.vocab), dtype=bool)
+            if done:
+                row[:] = True  # its draw is replaced by padding
+            elif stream.after == FREE and self.end - stream.step < self.min_shift:
+                row[self.fill_end] = True  # the span's end (or as near as the Shifts reach)
+            else:
+                row = self.vocab.allowed(stream).copy()
+                row &= self.shift_steps == np.inf
+                row |= self.vocab.allowed(stream) & (self.shift_steps <= self.end - stream.step)
+                row[self.vocab.eos_id] = False  # the after-part ends the piece, not the middle
+            rows.append(row)
+        return torch.from_numpy(np.stack(rows))
+
+    def bias(self) -> None:
+        return None
+
+    def update(self, new: torch.Tensor) -> torch.Tensor:
+        for b, t in enumerate(new.cpu().tolist()):
+            if self.done[b]:
+                continue
+            if t == self.fill_end:
+                self.done[b] = True
+                continue
+            note = self.streams[b].feed(self.vocab.uids[t])
+            if note is not None:
+                self.notes[b].append(note)
+        return torch.from_numpy(self.done.copy())
+
+
+def _context(
+    line: Timeline, start: int, end: int, max_len: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the prompt in compact ids, the whole before-part in universal ids, a token budget
+    for the middle): as much before and after as fits the model's window beside the
+    middle, the after-part's start first, as in training."""
+    vocab = line.vocab
+    before, middle, after = line.parts(line.cut(start), line.cut(end))
+    body = max(len(line.uids) - line.body, 1)
+    per_step = body / max(line.end_step, 1)
+    budget = int(len(middle) * 1.25 + per_step * (end - start) * 0.25) + 16
+    room = max(max_len - 3 - budget, 16)
+    keep_after = min(len(after), max(room // 2, room - len(before)))
+    keep_before = min(len(before), room - keep_after)
+    prompt = rearrange(
+        before[len(before) - keep_before :], np.zeros(0, np.int64), after[:keep_after], vocab
+    )[:-1]  # up to Fill_middle: the middle is the model's
+    return vocab.lookup[prompt], before, budget
+
+
+def fill_middles(
+    model: LoadedModel, cfg: GenerateConfig, line: Timeline, start: int, end: int, device="cpu"
+) -> tuple[list[np.ndarray], list[list], int]:
+    """`cfg.num_samples` middles of the piece `line` between steps `start` and `end` (cuts):
+    (each middle's compact ids, Fill_end last; its notes; the prompt's length)."""
+    check_fills(model)
+    prompt, before, budget = _context(line, start, end, model.model_cfg.max_len)
+    B = cfg.num_samples
+    rules = MiddleRules(model.vocab, before, end, B)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
+    seq = decode_loop(
+        model.core,
+        x,
+        budget * 4 + 64,  # a guard against a model that never reaches the end
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        generator=generator,
+        rules=rules,
+        pad_id=PAD,
+        use_cache=cfg.use_cache,
+        context_len=model.model_cfg.max_len,
+    ).cpu()
+    middles = [row[len(prompt) :].numpy() for row in seq]
+    return [m[m != PAD] for m in middles], rules.notes, len(prompt)
+
+
+def infill_songs(
+    model: LoadedModel, cfg: GenerateConfig, task: InfillConfig, device="cpu"
+) -> tuple[list[Song], Piece, Span]:
+    check_fills(model)
+    piece = read_piece(task.file, model.vocab)
+    span = span_of(piece, task)
+    middles, notes, prompt_len = fill_middles(model, cfg, piece.line, span.start, span.end, device)
+    kept = piece.score.notes
+    half = 0.5 / piece.cfg.steps_per_unit  # onsets on the span's edge, as the clock rounds them
+    edge = piece.quarters_of([span.start, span.end])
+    outside = (kept["start"] < edge[0] - half) | (kept["start"] >= edge[1] - half)
+    songs = []
+    for ids, played in zip(middles, notes, strict=True):
+        new = piece.notes_to_score(played)
+        songs.append(Song(piece.with_notes(kept[outside], new), ids, prompt_len, len(new)))
+    return songs, piece, span

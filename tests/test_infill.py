@@ -1,0 +1,137 @@
+"""musicgen infill: a span written again between what comes before and after it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from musicgen.checkpoint import load_model
+from musicgen.config import GenerateConfig, InfillConfig
+from musicgen.infill import infill_songs, span_of
+from musicgen.midi.read import read_score
+from musicgen.piece import read_piece
+from tests.helpers import CORPUS, assert_cli_error, assert_ok, run_cli, train_tiny
+
+PIECE = CORPUS / "bwv1.6.mid"
+
+
+@pytest.fixture(scope="module")
+def filler(tmp_path_factory, dataset):
+    """A tiny transformer trained with half its windows rearranged for infilling."""
+    out = tmp_path_factory.mktemp("filler")
+    return train_tiny(dataset, out, "transformer", infill=0.5).best
+
+
+def notes_outside(score, a, b):
+    n = score.notes
+    return np.sort(n[(n["start"] < a) | (n["start"] >= b)], order=["start", "pitch"])
+
+
+def test_infill_keeps_everything_outside_the_span_and_writes_inside_it(filler, tmp_path):
+    out = tmp_path / "takes"
+    result = run_cli("infill", filler, PIECE, "--bars", "3-4", "-n", "3", "--out", out)
+    assert_ok(result)
+    original = read_score(PIECE)
+    lines = original.bar_lines()
+    a, b = lines[2], lines[4]
+    files = sorted(out.glob("*.mid"))
+    assert [f.name for f in files] == [f"bwv1.6-00{k}.mid" for k in (1, 2, 3)]
+    takes = []
+    for f in files:
+        score = read_score(f)
+        np.testing.assert_array_equal(notes_outside(score, a, b), notes_outside(original, a, b))
+        inside = score.notes[(score.notes["start"] >= a) & (score.notes["start"] < b)]
+        takes.append(inside)
+        side = json.loads(f.with_suffix(".json").read_text())
+        assert side["task"]["infill"]["start"] == 3 and side["task"]["infill"]["end"] == 4
+        assert side["regenerate"].startswith("musicgen infill ")
+    assert any(len(t) for t in takes)
+    assert not all(np.array_equal(takes[0], t) for t in takes[1:])  # -n gives versions
+
+
+def test_the_middle_never_holds_a_seam_and_ends_where_the_after_part_begins(filler):
+    model = load_model(filler)
+    task = InfillConfig(str(PIECE), "bars", 2, 5)
+    songs, piece, span = infill_songs(model, GenerateConfig(num_samples=4, seed=3), task)
+    vocab = model.vocab
+    fa, fm, fe = (vocab.fill_id(s) for s in ("after", "middle", "end"))
+    before, _, _ = piece.line.parts(piece.line.cut(span.start), piece.line.cut(span.end))
+    for song in songs:
+        assert fa not in song.ids and fm not in song.ids
+        assert song.ids[-1] == fe and list(song.ids).count(fe) == 1
+        stream = vocab.stream()
+        stream.feed_all(before)
+        stream.begin_passage()
+        notes = stream.feed_all(vocab.to_universal(song.ids[:-1]))
+        assert not stream.stats, stream.stats  # grammatical
+        assert stream.step == span.end
+        assert all(span.start <= n.step < span.end for n in notes)
+        assert song.new_notes == len(notes)
+
+
+def test_the_same_seed_gives_the_same_bytes(filler, tmp_path):
+    def take(name, seed):
+        out = tmp_path / name
+        assert_ok(
+            run_cli(
+                "infill", filler, PIECE, "--bars", "2-3", "-n", "1", "--seed", seed, "--out", out
+            )
+        )
+        return (out / "bwv1.6.mid").read_bytes(), json.loads((out / "bwv1.6.json").read_text())
+
+    (a, side_a), (b, side_b), (c, _) = take("a", 5), take("b", 5), take("c", 6)
+    assert a == b and a != c
+    assert side_a["checkpoint_sha256"] == side_b["checkpoint_sha256"]
+    assert side_a["settings"]["seed"] == 5
+
+
+def test_seconds_spans_the_same_music_as_its_bars(filler):
+    model = load_model(filler)
+    piece = read_piece(PIECE, model.vocab)
+    lines = piece.score.bar_lines()
+    seconds = piece.score.quarters_to_seconds(np.array([lines[2], lines[4]]))
+    by_bars = span_of(piece, InfillConfig(str(PIECE), "bars", 3, 4))
+    by_seconds = span_of(piece, InfillConfig(str(PIECE), "seconds", *seconds.tolist()))
+    assert (by_bars.start, by_bars.end) == (by_seconds.start, by_seconds.end)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--bars", "40-44"], "outside the piece"),
+        (["--bars", "5-3"], "empty"),
+        (["--bars", "nine"], "FIRST-LAST"),
+        (["--seconds", "9-9"], "empty"),
+        (["--seconds", "900-910"], "outside the piece"),
+        (["--bars", "1-2", "--seconds", "1-2"], "--bars FIRST-LAST or --seconds"),
+        ([], "--bars FIRST-LAST or --seconds"),
+    ],
+)
+def test_a_bad_span_exits_2_in_one_line_and_writes_nothing(filler, tmp_path, args, fragment):
+    out = tmp_path / "none"
+    assert_cli_error(run_cli("infill", filler, PIECE, *args, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_a_span_to_the_end_of_the_piece_is_refused(filler, tmp_path):
+    bars = len(read_score(PIECE).bar_lines())
+    result = run_cli(
+        "infill", filler, PIECE, "--bars", f"{bars - 1}-{bars}", "--out", tmp_path / "x"
+    )
+    assert_cli_error(result, "reaches the end of the piece")
+
+
+def test_a_file_that_cannot_be_read_exits_2(filler, tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd not really")
+    assert_cli_error(run_cli("infill", filler, bad, "--bars", "1-2", "--out", tmp_path / "o"))
+    assert_cli_error(
+        run_cli("infill", filler, tmp_path / "missing.mid", "--bars", "1-2"), "does not exist"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_model_not_trained_to_fill_says_so(trained, tmp_path):
+    result = run_cli("infill", trained["gru"].best, PIECE, "--bars", "2-3", "--out", tmp_path / "o")
+    assert_cli_error(result, "not trained for infilling", "--infill")
+    assert not (tmp_path / "o").exists()

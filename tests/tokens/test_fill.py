@@ -1,0 +1,110 @@
+"""Fill in the middle: cuts at bar lines, the rearranged layout, and the training windows."""
+
+import numpy as np
+import pytest
+
+from musicgen.config import TrainConfig
+from musicgen.data.datamodule import MusicDataModule
+from musicgen.data.dataset import TokenDataset
+from musicgen.tokens.encoding import decode
+from musicgen.tokens.fill import Timeline, rearrange, restore, seams, training_cuts
+
+
+@pytest.fixture(scope="module")
+def pieces(dataset):
+    ds = TokenDataset.open(dataset)
+    vocab = ds.vocab.with_fill()
+    return vocab, [vocab.to_universal(d) for d in ds.documents("train")]
+
+
+def test_the_seams_are_appended_so_dataset_ids_keep_their_meaning(dataset):
+    plain = TokenDataset.open(dataset).vocab
+    fill = plain.with_fill()
+    assert fill.tokens[: len(plain)] == plain.tokens
+    assert fill.tokens[len(plain) :] == ["Fill_after", "Fill_middle", "Fill_end"]
+    assert fill.can_fill and not plain.can_fill and fill.plays_like(plain)
+
+
+def test_rearranged_windows_restore_to_the_same_notes(pieces):
+    vocab, docs = pieces
+    rng = np.random.default_rng(0)
+    tried = 0
+    for uids in docs:
+        line = Timeline(uids, vocab)
+        for _ in range(4):
+            cuts = training_cuts(line, 0, len(uids), rng, 8)
+            if cuts is None:
+                continue
+            a, b = cuts
+            before, middle, after = line.parts(a, b)
+            ids = rearrange(before, middle, after, vocab)
+            fa, fm, fe = seams(vocab)
+            assert list(ids).count(fa) == list(ids).count(fm) == list(ids).count(fe) == 1
+            original, _ = decode(uids, vocab.cfg)
+            back, stats = decode(restore(ids, vocab), vocab.cfg)
+            assert not stats
+            np.testing.assert_array_equal(back.notes, original.notes)
+            tried += 1
+    assert tried > 20
+
+
+def test_a_middle_begins_and_ends_exactly_on_its_bar_lines(pieces):
+    vocab, docs = pieces
+    line = Timeline(docs[0], vocab)
+    lines = line.bar_lines
+    a, b = line.cut(int(lines[1])), line.cut(int(lines[3]))
+    before, middle, after = line.parts(a, b)
+    stream = vocab.stream()
+    stream.feed_all(before)
+    assert stream.step == lines[1]
+    stream.begin_passage()
+    notes = stream.feed_all(middle)
+    assert stream.step == lines[3]
+    assert notes and all(lines[1] <= n.step < lines[3] for n in notes)
+
+
+def test_a_gap_crossing_a_cut_is_spelt_as_two_of_the_same_total(pieces):
+    vocab, docs = pieces
+    line = Timeline(docs[0], vocab)
+    shift = vocab.space.shift
+    # a step inside a Shift: one step after a Shift's start
+    i = int(np.flatnonzero(shift.contains(line.uids) & (line.after - line.before > 1))[0])
+    cut = line.cut(int(line.before[i]) + 1)
+    steps = lambda ids: sum(int(vocab.space.value[u]) for u in ids)  # noqa: E731
+    assert steps(cut.left) + steps(cut.right) == steps(line.uids[cut.lo : cut.hi])
+    assert steps(cut.left) == cut.step - int(line.before[cut.lo])  # the nearest spellable step
+    assert line.before[cut.lo] < cut.step <= line.after[cut.hi - 1]
+
+
+def _loader_rows(dataset, infill, streams):
+    cfg = TrainConfig(seq_len=64, batch_size=8, infill=infill, transpose=0)
+    dm = MusicDataModule(dataset, cfg, streams=streams)
+    return dm, [dm.train_set[k] for k in range(12)]
+
+
+@pytest.mark.parametrize("streams", [False, True])
+def test_a_share_of_training_windows_is_rearranged(dataset, streams):
+    dm, items = _loader_rows(dataset, 0.5, streams)
+    fa, fm, fe = (dm.vocab.fill_id(s) for s in ("after", "middle", "end"))
+    xs = torch_rows(items, streams)
+    has = np.array([(x == fa).any() for x, _ in xs])
+    assert 0.25 <= has.mean() <= 0.75
+    for x, y in xs:
+        if (x == fa).any():  # the layout: Fill_after, then Fill_middle, then Fill_end
+            assert np.flatnonzero(x == fa)[0] < np.flatnonzero(x == fm)[0]
+            assert (y == fe).sum() == 1 and np.flatnonzero(y == fe)[0] > np.flatnonzero(x == fm)[0]
+    if streams:  # the rows that walk pieces are never rearranged: only the fill lanes
+        for x, _, fresh in items:
+            lanes = [(x[r].numpy() == fa).any() for r in range(x.shape[0])]
+            assert lanes == [True] * 4 + [False] * 4 and fresh[:4].all()
+
+
+def test_no_seams_without_infill(dataset):
+    dm, items = _loader_rows(dataset, 0.0, False)
+    assert not dm.vocab.can_fill and len(dm.vocab) == len(dm.ds.vocab)
+
+
+def torch_rows(items, streams):
+    if not streams:
+        return [(x.numpy(), y.numpy()) for x, y in items]
+    return [(x[r].numpy(), y[r].numpy()) for x, y, _ in items for r in range(x.shape[0])]
