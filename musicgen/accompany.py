@@ -305,7 +305,7 @@ def accompany_songs(
         rules=rules,
         pad_id=PAD,
         use_cache=cfg.use_cache,
-        context_len=model.model_cfg.max_len,
+        context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
     ).cpu()
     songs = []
     for row in range(B):

@@ -315,6 +315,14 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
     return " ".join(parts)
 
 
+def rewrite_command(
+    verb: str, ckpt: Path, file: Path, task_args: list[str], out: Path, cfg: GenerateConfig
+) -> str:
+    """The command line that writes the same infills or accompaniments again."""
+    head = ["musicgen", verb, str(ckpt), str(file), *task_args, "--out", str(out)]
+    return " ".join(head + ["-n", str(cfg.num_samples), *sampling_args(cfg)])
+
+
 def sampling_args(cfg: GenerateConfig) -> list[str]:
     """The sampling options of a command line that draws the same songs again."""
     return [

@@ -83,11 +83,12 @@ def span_of(piece: Piece, task: InfillConfig) -> Span:
 
 class MiddleRules:
     """The decode loop's rules while a middle is written: the grammar, continuing from
-    the music before the span; Shifts only up to the span's end; Fill_end only there."""
+    the music before the span; Shifts only up to the span's end; Fill_end only there.
+    For a model that cannot fill (`reads_ahead` False) reaching the end ends the row."""
 
-    def __init__(self, vocab, before: np.ndarray, end: int, batch: int):
+    def __init__(self, vocab, before: np.ndarray, end: int, batch: int, reads_ahead=True):
         self.vocab, self.end = vocab, end
-        self.fill_end = vocab.fill_id("end")
+        self.fill_end = vocab.fill_id("end") if reads_ahead else None
         self.streams = []
         for _ in range(batch):
             stream = vocab.stream()
@@ -128,26 +129,33 @@ class MiddleRules:
             if t == self.fill_end:
                 self.done[b] = True
                 continue
-            note = self.streams[b].feed(self.vocab.uids[t])
+            stream = self.streams[b]
+            note = stream.feed(self.vocab.uids[t])
             if note is not None:
                 self.notes[b].append(note)
+            if self.fill_end is None and stream.after == FREE:
+                self.done[b] = self.end - stream.step < self.min_shift
         return torch.from_numpy(self.done.copy())
 
 
 def _context(
-    line: Timeline, start: int, end: int, max_len: int
+    line: Timeline, start: int, end: int, max_len: int | None, reads_ahead: bool = True
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(the prompt in compact ids, the whole before-part in universal ids, a token budget
     for the middle): as much before and after as fits the model's window beside the
     middle, the after-part's start first, as in training."""
     vocab = line.vocab
     before, middle, after = line.parts(line.cut(start), line.cut(end))
+    if max_len is None:  # a model with no window (the n-gram) reads all that came before
+        max_len = len(before) + len(after) + 3 + int(len(middle) * 1.25) + 16
     body = max(len(line.uids) - line.body, 1)
     per_step = body / max(line.end_step, 1)
     budget = int(len(middle) * 1.25 + per_step * (end - start) * 0.25) + 16
     room = max(max_len - 3 - budget, 16)
     keep_after = min(len(after), max(room // 2, room - len(before)))
     keep_before = min(len(before), room - keep_after)
+    if not reads_ahead:  # a continuation of the music before the span, all the window holds
+        return vocab.lookup[before[max(0, len(before) - room) :]], before, budget
     prompt = rearrange(
         before[len(before) - keep_before :], np.zeros(0, np.int64), after[:keep_after], vocab
     )[:-1]  # up to Fill_middle: the middle is the model's
@@ -155,14 +163,24 @@ def _context(
 
 
 def fill_middles(
-    model: LoadedModel, cfg: GenerateConfig, line: Timeline, start: int, end: int, device="cpu"
+    model: LoadedModel,
+    cfg: GenerateConfig,
+    line: Timeline,
+    start: int,
+    end: int,
+    device="cpu",
+    reads_ahead: bool = True,
 ) -> tuple[list[np.ndarray], list[list], int]:
     """`cfg.num_samples` middles of the piece `line` between steps `start` and `end` (cuts):
-    (each middle's compact ids, Fill_end last; its notes; the prompt's length)."""
-    check_fills(model)
-    prompt, before, budget = _context(line, start, end, model.model_cfg.max_len)
+    (each middle's compact ids, Fill_end last; its notes; the prompt's length). With
+    `reads_ahead` False the model continues the music before the span and never sees
+    what follows it: the baseline for a model that cannot fill (the n-gram)."""
+    if reads_ahead:
+        check_fills(model)
+    window = model.model_cfg.max_len if model.model_cfg is not None else None
+    prompt, before, budget = _context(line, start, end, window, reads_ahead)
     B = cfg.num_samples
-    rules = MiddleRules(model.vocab, before, end, B)
+    rules = MiddleRules(model.vocab, before, end, B, reads_ahead)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
     seq = decode_loop(
@@ -176,19 +194,24 @@ def fill_middles(
         rules=rules,
         pad_id=PAD,
         use_cache=cfg.use_cache,
-        context_len=model.model_cfg.max_len,
+        context_len=window,
     ).cpu()
     middles = [row[len(prompt) :].numpy() for row in seq]
     return [m[m != PAD] for m in middles], rules.notes, len(prompt)
 
 
 def infill_songs(
-    model: LoadedModel, cfg: GenerateConfig, task: InfillConfig, device="cpu"
+    model: LoadedModel, cfg: GenerateConfig, task: InfillConfig, device="cpu", reads_ahead=True
 ) -> tuple[list[Song], Piece, Span]:
-    check_fills(model)
+    """Each of `cfg.num_samples` versions of the span as a whole piece (see `fill_middles`
+    for `reads_ahead`)."""
+    if reads_ahead:
+        check_fills(model)
     piece = read_piece(task.file, model.vocab)
     span = span_of(piece, task)
-    middles, notes, prompt_len = fill_middles(model, cfg, piece.line, span.start, span.end, device)
+    middles, notes, prompt_len = fill_middles(
+        model, cfg, piece.line, span.start, span.end, device, reads_ahead
+    )
     kept = piece.score.notes
     half = 0.5 / piece.cfg.steps_per_unit  # onsets on the span's edge, as the clock rounds them
     edge = piece.quarters_of([span.start, span.end])

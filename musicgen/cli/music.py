@@ -281,6 +281,16 @@ def metrics(files, reference, train_dir, as_json):
 )
 @click.option("--no-eval", is_flag=True, help="Skip held-out bits per note.")
 @click.option(
+    "--infill",
+    "infill_bars",
+    help="Compare infilling instead: bars FIRST-LAST of the piece (--primer, or a held-out piece) written again.",
+)
+@click.option(
+    "--accompany",
+    "keep",
+    help="Compare accompaniment instead: keep this part of the piece (top, an instrument) and write the rest.",
+)
+@click.option(
     "--soundfont",
     type=click.Path(dir_okay=False, path_type=Path),
     help="General MIDI soundfont for FluidSynth.",
@@ -304,6 +314,8 @@ def compare(
     ngram,
     blind,
     no_eval,
+    infill_bars,
+    keep,
     soundfont,
     builtin_synth,
     device,
@@ -311,11 +323,15 @@ def compare(
 ):
     """Continue one primer with several checkpoints; write a listening page.
 
+    With --infill or --accompany every model does the same rewrite of one piece instead.
+
     \b
     Examples:
       musicgen compare checkpoints/gru/best.ckpt checkpoints/transformer/best.ckpt --data work/bach --out work/compare
       musicgen compare a.ckpt b.ckpt --primer intro.mid --out listen --blind
+      musicgen compare a.ckpt b.ckpt --data work/bach --infill 5-8 --out fills
     """
+    from musicgen.cli.passage import parse_span
     from musicgen.listen.compare import CompareConfig, run_compare
     from musicgen.primer import parse_instruments
 
@@ -341,6 +357,8 @@ def compare(
         soundfont=soundfont,
         use_fluidsynth=not builtin_synth,
         device=device,
+        infill=parse_span(infill_bars, "--infill", int) if infill_bars else None,
+        accompany=keep,
     )
     summary = run_compare(list(checkpoints), cfg, echo=click.echo)
     cols = summary["columns"]

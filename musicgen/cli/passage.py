@@ -40,7 +40,7 @@ def _common(f):
     return click.argument("checkpoint", type=click.Path(path_type=Path), required=False)(f)
 
 
-def _pair(text: str | None, option: str, number=float) -> tuple[float, float] | None:
+def parse_span(text: str | None, option: str, number=float) -> tuple[float, float] | None:
     if text is None:
         return None
     m = re.fullmatch(r"\s*([0-9.]+)\s*(?:-\s*([0-9.]+)\s*)?", text)
@@ -57,7 +57,7 @@ def _pair(text: str | None, option: str, number=float) -> tuple[float, float] | 
 def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task, label):
     """Load, generate, write: the steps infill and accompany share."""
     from musicgen.checkpoint import load_model
-    from musicgen.generate import sampling_args, write_songs
+    from musicgen.generate import rewrite_command, write_songs
 
     if not Path(file).is_file():
         raise MusicgenError(f"{file} does not exist")
@@ -70,10 +70,7 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
     model = load_model(checkpoint, device)
     songs, piece, what = make(model, cfg, task, device)
     out = out or Path(f"{Path(file).stem}-{verb}")
-    command = " ".join(
-        ["musicgen", verb, str(model.path), str(file), *label, "--out", str(out)]
-        + ["-n", str(num_samples), *sampling_args(cfg)]
-    )
+    command = rewrite_command(verb, model.path, Path(file), label, out, cfg)
     try:
         paths = write_songs(
             songs,
@@ -112,10 +109,10 @@ def infill(checkpoint, file, out, num_samples, device, bars, seconds, **sampling
     if (bars is None) == (seconds is None):
         raise MusicgenError("give the span: --bars FIRST-LAST or --seconds A-B")
     if bars is not None:
-        first, last = _pair(bars, "--bars", int)
+        first, last = parse_span(bars, "--bars", int)
         task, label = InfillConfig(str(file), "bars", first, last), ["--bars", f"{first}-{last}"]
     else:
-        a, b = _pair(seconds, "--seconds")
+        a, b = parse_span(seconds, "--seconds")
         task, label = InfillConfig(str(file), "seconds", a, b), ["--seconds", f"{a:g}-{b:g}"]
 
     def make(model, cfg, task, device):

@@ -128,32 +128,48 @@ class Filler:
         self.weights = sizes / sizes.sum()
 
     def window(self, rng) -> tuple[torch.Tensor, torch.Tensor]:
-        for _ in range(8):
+        ids, k = None, 0
+        for _ in range(16):
             k = int(rng.choice(len(self.docs), p=self.weights))
-            line = self.lines[k]
-            lo = int(rng.integers(0, max(1, len(line.uids) - self.length + 1)))
-            cuts = training_cuts(line, lo, lo + self.length, rng, self.max_bars)
-            if cuts is not None:
+            ids = self._layout(self.lines[k], rng)
+            if ids is not None:
                 break
-        else:  # only windows too short for two bar lines came up: the piece's first two
-            k = int(rng.choice(len(self.docs), p=self.weights))
-            line, lo = self.lines[k], 0
-            cuts = line.cut(int(line.bar_lines[0])), line.cut(int(line.bar_lines[1]))
-        a, b = cuts
-        before, middle, after = line.parts(a, b)
-        before = before[lo:]  # the window's own tokens: from lo ...
-        after = after[: len(b.right) + max(0, lo + self.length - b.hi)]  # ... to its end
-        excess = len(before) + len(middle) + len(after) + 3 - self.length  # the seams, split gaps
-        drop = min(max(excess, 0), len(before))
-        before, excess = before[drop:], excess - drop
-        if excess > 0:
-            after = after[: len(after) - excess]
-        ids = self.vocab.lookup[rearrange(before, middle, after, self.vocab)]
+        if ids is None:  # only windows too short for two bar lines came up: a piece's first bar
+            line = self.lines[k]
+            before, middle, after = line.parts(*(line.cut(int(s)) for s in line.bar_lines[:2]))
+            ids = self._fit(before, middle, after)
+        if ids is None:  # a bar longer than the window: a plain window of the piece
+            ids = np.asarray(self.docs[k][: self.length], dtype=np.int64)
+        else:
+            ids = self.vocab.lookup[ids]
         ids = self.transpose.piece(ids, k)
         x = np.full(self.length - 1, self.vocab.pad_id, dtype=np.int64)
         y = np.full(self.length - 1, IGNORE, dtype=np.int64)
         x[: len(ids) - 1], y[: len(ids) - 1] = ids[:-1], ids[1:]
         return torch.from_numpy(x), torch.from_numpy(y)
+
+    def _layout(self, line: Timeline, rng) -> np.ndarray | None:
+        """A random window of the piece, rearranged (universal ids), or None if it has
+        fewer than two bar lines or its middle does not fit."""
+        lo = int(rng.integers(0, max(1, len(line.uids) - self.length + 1)))
+        cuts = training_cuts(line, lo, lo + self.length, rng, self.max_bars)
+        if cuts is None:
+            return None
+        a, b = cuts
+        before, middle, after = line.parts(a, b)
+        before = before[lo:]  # the window's own tokens: from lo ...
+        after = after[: len(b.right) + max(0, lo + self.length - b.hi)]  # ... to its end
+        return self._fit(before, middle, after)
+
+    def _fit(self, before, middle, after) -> np.ndarray | None:
+        """The layout in at most `length` tokens: the before-part cropped from the left,
+        then the after-part from the right; None if the middle alone does not fit."""
+        room = self.length - 3 - len(middle)  # the seams
+        if room < 0:
+            return None
+        after = after[: max(0, min(len(after), room))]
+        before = before[len(before) - min(len(before), room - len(after)) :]
+        return rearrange(before, middle, after, self.vocab)
 
 
 class TrainWindows(Dataset):

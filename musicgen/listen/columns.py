@@ -46,9 +46,10 @@ class Column:
 class PrimerInfo:
     score: Score
     source: str  # human description
-    cut: float  # quarter where the primer ends
+    cut: float  # quarter where the primer ends (with a task: where the new music begins)
     full: Score | None  # the whole piece, when a real continuation may exist
     path: Path | None = None
+    end: float | None = None  # with a task: where the new music ends (None: the piece's end)
 
 
 def choose_primer(cfg, ds) -> PrimerInfo:
@@ -66,13 +67,27 @@ def choose_primer(cfg, ds) -> PrimerInfo:
                 full,
             )
         return PrimerInfo(full, f"{Path(cfg.primer).name} (all of it)", full.end, None)
+    n_bars, e, full, split = _held_out_piece(ds, cfg.seed, cfg.primer_bars + cfg.bars)
+    lines = full.bar_lines()
+    if n_bars <= cfg.primer_bars:
+        return PrimerInfo(
+            full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None
+        )
+    cut = lines[cfg.primer_bars]
+    src = f"first {cfg.primer_bars} bars of {e['path']} ({split} split of {ds.root})"
+    return PrimerInfo(full.until(cut), src, cut, full)
+
+
+def _held_out_piece(ds, seed: int, bars: int):
+    """(its bars, index entry, score, split): the first held-out piece in seeded order with
+    at least `bars` bars, or the longest of the first 64."""
     entries = [e for e in ds.index["files"] if e["split"] == "val"]
     split = "validation"
     if not entries:
         entries, split = list(ds.index["files"]), "training (the dataset has no validation split)"
     if not entries:
         raise MusicgenError(f"{ds.root} holds no pieces")
-    rng = random.Random(cfg.seed)
+    rng = random.Random(seed)
     order = list(range(len(entries)))
     rng.shuffle(order)
     best = None
@@ -83,17 +98,32 @@ def choose_primer(cfg, ds) -> PrimerInfo:
         n_bars = len(score.bar_lines())
         if best is None or n_bars > best[0]:
             best = (n_bars, e, score)
-        if n_bars >= cfg.primer_bars + cfg.bars:
+        if n_bars >= bars:
             break
-    n_bars, e, full = best
-    lines = full.bar_lines()
-    if n_bars <= cfg.primer_bars:
-        return PrimerInfo(
-            full, f"{e['path']} (all {n_bars} bars; {split} split of {ds.root})", full.end, None
+    return (*best, split)
+
+
+def choose_piece(cfg, ds) -> PrimerInfo:
+    """The whole piece a task rewrites part of (`--infill A-B` or `--accompany PART`): the
+    file, or a held-out piece with bars after the span; `cut` and `end` bound the new music."""
+    need = cfg.infill[1] + 1 if cfg.infill else 1
+    if cfg.primer is not None:
+        whole = read_score(cfg.primer)
+        if not whole.num_notes:
+            raise MusicgenError(f"{cfg.primer} has no notes")
+        source = Path(cfg.primer).name
+    else:
+        _, e, whole, split = _held_out_piece(ds, cfg.seed, need)
+        source = f"{e['path']} ({split} split of {ds.root})"
+    if not cfg.infill:
+        return PrimerInfo(whole, source, 0.0, whole)
+    lines = whole.bar_lines()
+    first, last = cfg.infill
+    if last >= len(lines):
+        raise MusicgenError(
+            f"--infill {first}-{last}: {source} has {len(lines)} bars; the span needs music after it"
         )
-    cut = lines[cfg.primer_bars]
-    src = f"first {cfg.primer_bars} bars of {e['path']} ({split} split of {ds.root})"
-    return PrimerInfo(full.until(cut), src, cut, full)
+    return PrimerInfo(whole, source, lines[first - 1], whole, end=lines[last])
 
 
 def real_continuation(primer: PrimerInfo, bars: int) -> Score | None:
@@ -159,7 +189,9 @@ def engine_text(engines: dict[str, int], notes: set[str]) -> str:
 # --- the n-gram baseline --------------------------------------------------------------------------
 
 
-def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo: Echo):
+def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo: Echo, task=None):
+    """The n-gram's column: a continuation of the primer, or with `task` (a function of a
+    model and whether it reads ahead) the same rewrite the models do."""
     from musicgen.evaluate import fit_ngram
     from musicgen.generate import generate_songs, tokens_to_score
     from musicgen.ngram import ngram_model
@@ -169,10 +201,13 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
     if not train:
         raise MusicgenError(f"{ds.root} has no training pieces")
     lm = fit_ngram(train, len(ds.vocab), cfg.ngram_order)
-    echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
-    songs, p = generate_songs(
-        ngram_model(lm, cfg.ngram_order, ds.vocab), gcfg
-    )  # as every model is sampled
+    model = ngram_model(lm, cfg.ngram_order, ds.vocab)
+    if task is not None:
+        echo("the same with the n-gram ...")
+        songs, p = task(model, reads_ahead=False), None
+    else:
+        echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
+        songs, p = generate_songs(model, gcfg)  # as every model is sampled
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
     col = Column(
         key,
@@ -186,7 +221,8 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
         col.cells.append(
             Cell(rel(path, out), "", "", song.score.num_notes, song.score.duration_seconds)
         )
-    return col, [s.score for s in songs], tokens_to_score(p.ids, ds.vocab).num_notes
+    primer_notes = tokens_to_score(p.ids, ds.vocab).num_notes if p is not None else None
+    return col, [s.score for s in songs], primer_notes
 
 
 # --- held-out bits per note -----------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """Side-by-side listening page: one primer, the same seeds, every model, plus real music.
 
+With a task (`infill=(A, B)` or `accompany=PART`) the page compares the same rewrite of
+one whole piece instead: bars A-B written again, or everything around the kept part,
+by every model, beside the real piece and the n-gram (which, unable to read ahead,
+writes the span from the music before it alone).
+
 `run_compare` continues one primer (a file, or the first bars of a held-out
 piece of a dataset) with every checkpoint, and optionally adds two reference
 columns: the real continuation of the primer and a Kneser-Ney n-gram baseline
@@ -30,6 +35,7 @@ from musicgen.listen.columns import (
     Cell,
     Column,
     Echo,
+    choose_piece,
     choose_primer,
     continuation,
     engine_text,
@@ -70,6 +76,12 @@ class CompareConfig:
     soundfont: Path | None = None
     use_fluidsynth: bool = True
     device: str = "cpu"
+    infill: tuple[int, int] | None = None  # bars A-B of the piece written again
+    accompany: str | None = None  # the part kept (see musicgen.accompany)
+
+    @property
+    def task(self) -> str | None:
+        return "infill" if self.infill else "accompany" if self.accompany else None
 
     @property
     def samples(self) -> int:
@@ -91,13 +103,27 @@ def run_compare(checkpoints: list[Path], cfg: CompareConfig, echo: Echo = print)
     t0 = time.perf_counter()
     out = _check(checkpoints, cfg)
     models = [load_model(c, cfg.device) for c in checkpoints]
+    skipped = []
+    if cfg.infill:  # only a model trained to fill can read the music after the span
+        skipped = [
+            f"no column for {name}: it was not trained for infilling (train with --infill 0.5)"
+            for m, name in zip(models, model_names(models), strict=True)
+            if not m.vocab.can_fill
+        ]
+        models = [m for m in models if m.vocab.can_fill]
+        if not models:
+            raise MusicgenError(
+                "none of the checkpoints was trained for infilling; train one with --infill 0.5"
+            )
     ds = _dataset(models, cfg, echo)
-    primer = choose_primer(cfg, ds)
-    primer.path = out / "primer" / "primer.mid"
+    primer = choose_piece(cfg, ds) if cfg.task else choose_primer(cfg, ds)
+    primer.path = out / "primer" / ("piece.mid" if cfg.task else "primer.mid")
     write_midi(primer.score, primer.path)
-    echo(f"primer: {primer.source}")
+    echo(f"{'piece' if cfg.task else 'primer'}: {primer.source}")
 
-    run = _Run(cfg, out, primer, dataclasses.replace(cfg.sampling, primer=str(primer.path)))
+    gcfg = cfg.sampling if cfg.task else dataclasses.replace(cfg.sampling, primer=str(primer.path))
+    run = _Run(cfg, out, primer, gcfg)
+    run.page_notes += skipped
     run.add_models(models, echo)
     if cfg.ngram:
         run.add_ngram(ds, echo)
@@ -133,6 +159,12 @@ def _check(checkpoints: list[Path], cfg: CompareConfig) -> Path:
         raise MusicgenError(f"primer {cfg.primer} does not exist")
     if cfg.sampling.unit != "bars":
         raise MusicgenError("compare measures new music in bars")
+    if cfg.infill and cfg.accompany:
+        raise MusicgenError("give one task: --infill or --accompany")
+    if cfg.infill and not 1 <= cfg.infill[0] <= cfg.infill[1]:
+        raise MusicgenError(
+            f"--infill {cfg.infill[0]}-{cfg.infill[1]} is empty: give bars FIRST-LAST, from 1"
+        )
     out = Path(cfg.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -179,19 +211,28 @@ class _Run:
         cfg, out = self.cfg, self.out
         for model, name in zip(models, model_names(models), strict=True):
             col = Column(self.key(name), name, "model", str(model.path))
-            echo(f"generating {cfg.samples} x {cfg.bars:g} bars with {name} ...")
-            songs, pinfo = generate_songs(model, self.gcfg, cfg.device)
             first = out / col.key / "sample-001.mid"
             target = first if cfg.samples == 1 else out / col.key / "sample.mid"
+            if cfg.task:
+                echo(f"{self.task_text()} with {name} ...")
+                songs, pinfo = self.task_songs(model), None
+                extra = {"task": self.task_dict(), "command": self.task_command(model, target)}
+            else:
+                echo(f"generating {cfg.samples} x {cfg.bars:g} bars with {name} ...")
+                songs, pinfo = generate_songs(model, self.gcfg, cfg.device)
+                extra = {}
             try:
-                write_songs(songs, target, model, self.gcfg, pinfo)
+                write_songs(songs, target, model, self.gcfg, pinfo, **extra)
             except OSError as exc:
                 raise MusicgenError(
                     f"cannot write to {out / col.key}: {exc.strerror or exc}"
                 ) from None
-            self.primer_notes[col.key] = (
-                tokens_to_score(pinfo.ids, model.vocab).num_notes if pinfo else 0
-            )
+            if cfg.task:
+                self.primer_notes[col.key] = None  # by time: the new music is the span
+            else:
+                self.primer_notes[col.key] = (
+                    tokens_to_score(pinfo.ids, model.vocab).num_notes if pinfo else 0
+                )
             self.songs[col.key] = [s.score for s in songs]
             col.cells = [
                 Cell(rel(s.path, out), "", "", s.score.num_notes, s.score.duration_seconds)
@@ -199,13 +240,56 @@ class _Run:
             ]
             self.columns.append(col)
 
+    # --- a task: the same rewrite of one piece by every model ----------------------------
+    def task_text(self) -> str:
+        cfg = self.cfg
+        if cfg.infill:
+            return f"writing bars {cfg.infill[0]}-{cfg.infill[1]} again, {cfg.samples} times,"
+        return f"accompanying {cfg.accompany}, {cfg.samples} times,"
+
+    def task_dict(self) -> dict:
+        cfg, file = self.cfg, str(self.primer.path)
+        if cfg.infill:
+            return {
+                "infill": {
+                    "file": file,
+                    "unit": "bars",
+                    "start": cfg.infill[0],
+                    "end": cfg.infill[1],
+                }
+            }
+        return {"accompany": {"file": file, "keep": cfg.accompany}}
+
+    def task_command(self, model, target: Path) -> str:
+        from musicgen.generate import rewrite_command
+
+        cfg = self.cfg
+        args = ["--bars", "{}-{}".format(*cfg.infill)] if cfg.infill else ["--keep", cfg.accompany]
+        return rewrite_command(
+            cfg.task, model.path, self.primer.path, args, target.parent, self.gcfg
+        )
+
+    def task_songs(self, model, reads_ahead: bool = True) -> list:
+        from musicgen.accompany import accompany_songs
+        from musicgen.config import AccompanyConfig, InfillConfig
+        from musicgen.infill import infill_songs
+
+        cfg, file = self.cfg, str(self.primer.path)
+        if cfg.infill:
+            task = InfillConfig(file, "bars", *cfg.infill)
+            return infill_songs(model, self.gcfg, task, cfg.device, reads_ahead)[0]
+        return accompany_songs(model, self.gcfg, AccompanyConfig(file, cfg.accompany), cfg.device)[
+            0
+        ]
+
     def add_ngram(self, ds, echo: Echo) -> None:
         if ds is None:
             self.page_notes.append("no n-gram column: it needs a dataset (--data)")
             return
+        task = self.task_songs if self.cfg.task else None
         try:
             col, scores, p_notes = ngram_column(
-                ds, self.primer, self.cfg, self.gcfg, self.out, len(self.columns), echo
+                ds, self.primer, self.cfg, self.gcfg, self.out, len(self.columns), echo, task
             )
         except MusicgenError as exc:
             self.page_notes.append(f"no n-gram column: {exc}")
@@ -214,14 +298,15 @@ class _Run:
         self.songs[col.key], self.primer_notes[col.key] = scores, p_notes
 
     def add_real(self) -> None:
-        real = real_continuation(self.primer, self.cfg.bars)
+        real = self.primer.score if self.cfg.task else real_continuation(self.primer, self.cfg.bars)
         if real is None:
             self.page_notes.append(
                 "no real-continuation column: the primer piece has no bars after the primer"
             )
             return
         key = f"cand-{len(self.columns) + 1}" if self.cfg.blind else "real"
-        col = Column(key, "real continuation", "real", self.primer.source)
+        what = {"infill": "real passage", "accompany": "real parts"}.get(self.cfg.task or "")
+        col = Column(key, what or "real continuation", "real", self.primer.source)
         path = write_midi(
             real, self.out / key / ("sample-001.mid" if self.cfg.blind else "real.mid")
         )
@@ -240,6 +325,8 @@ class _Run:
         self.engines[r.engine] = self.engines.get(r.engine, 0) + 1
         self.render_notes.add(r.note)
         marks = [(primer.cut, "new")] if primer.cut > 0 and title != "primer" else []
+        if primer.end is not None:
+            marks.append((primer.end, "after"))
         draw_pianoroll(score, png, title=title, marks=marks)
         return rel(wav, self.out), rel(png, self.out)
 
@@ -270,7 +357,8 @@ class _Run:
         for col in self.columns:
             scores = self.songs[col.key]
             for r, cell in enumerate(col.cells[: len(scores)]):
-                cont = continuation(scores[r], self.primer_notes.get(col.key), self.primer.cut)
+                song = scores[r] if self.primer.end is None else scores[r].until(self.primer.end)
+                cont = continuation(song, self.primer_notes.get(col.key), self.primer.cut)
                 m = M.piece_metrics(cont)
                 if train_index is not None:
                     m.update(M.memorisation(M.pitch_sequence(cont), train_index))
@@ -303,6 +391,7 @@ def _summary(run: _Run, primer_media: tuple[str, str], seconds: float) -> dict:
             "blind": cfg.blind,
             "ngram_order": cfg.ngram_order if cfg.ngram else None,
         },
+        "task": run.task_dict() if cfg.task else None,
         "primer": {
             "source": primer.source,
             "midi": rel(primer.path, run.out),

@@ -78,6 +78,17 @@ def results_table(summary: dict) -> str:
     return "\n".join(out)
 
 
+def _what(summary: dict) -> str:
+    """What each sample is, for the page's first line."""
+    s, task = summary["settings"], summary.get("task") or {}
+    if "infill" in task:
+        t = task["infill"]
+        return f"{s['samples']} versions of bars {t['start']}-{t['end']} written between the music before and after them"
+    if "accompany" in task:
+        return f"{s['samples']} accompaniments around the kept part ({task['accompany']['keep']})"
+    return f"{s['samples']} samples of {s['bars']} bars after a {s['primer_bars']}-bar primer"
+
+
 def build_page(summary: dict) -> str:
     """index.html for a compare summary (see `run_compare`); every path in it is relative."""
     blind = summary["settings"]["blind"]
@@ -91,7 +102,7 @@ def build_page(summary: dict) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{_asset('compare.css')}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">{s["samples"]} samples of {s["bars"]} bars after a {s["primer_bars"]}-bar primer; '
+        f'<p class="meta">{_what(summary)}; '
         f"seed {s['seed']}, temperature {s['temperature']:g}, top-k {s['top_k']}, top-p {s['top_p']:g}. "
         f"Audio: {esc(summary['audio'])}. Created {esc(summary['created'])} by musicgen {esc(summary['musicgen_version'])}.</p>",
     ]
@@ -103,12 +114,20 @@ def build_page(summary: dict) -> str:
     for n in summary.get("notes") or []:
         parts.append(f'<p class="meta note">{esc(n)}</p>')
     p = summary["primer"]
+    task = summary.get("task") or {}
+    heading = "The piece" if task else "Primer"
     parts.append(
-        f'<h2>Primer</h2><div class="primer"><div><audio controls preload="metadata" src="{esc(p["wav"])}"></audio>'
+        f'<h2>{heading}</h2><div class="primer"><div><audio controls preload="metadata" src="{esc(p["wav"])}"></audio>'
         f'<br><a href="{esc(p["midi"])}" download>primer MIDI</a><p class="meta">{esc(p["source"])}</p></div>'
         f'<img src="{esc(p["png"])}" alt="piano roll of the primer"></div>'
     )
-    parts.append("<h2>Continuations</h2>")
+    parts.append(
+        "<h2>Infills</h2>"
+        if "infill" in task
+        else "<h2>Accompaniments</h2>"
+        if task
+        else "<h2>Continuations</h2>"
+    )
     parts.append('<table class="grid"><thead><tr><th class="rowhead">sample</th>')
     for pos in range(len(cols)):
         label = chr(65 + pos) if blind else cols[pos]["name"]

@@ -64,12 +64,16 @@ def tiny_dataset(tiny_corpus, tmp_path_factory) -> Path:
     return out
 
 
-def make_checkpoint(data_dir: Path, path: Path, name: str, seed: int = 0) -> Path:
+def make_checkpoint(
+    data_dir: Path, path: Path, name: str, seed: int = 0, fill: bool = False
+) -> Path:
+    """`fill`: with the seams of infilling in its vocabulary, as `train --infill` makes one."""
     from musicgen.checkpoint import dataset_meta
     from musicgen.data.dataset import TokenDataset
     from musicgen.models.registry import build_core
 
     vocab = TokenDataset.open(data_dir).vocab
+    vocab = vocab.with_fill() if fill else vocab
     cfg = ModelConfig(
         name=name, vocab_size=len(vocab), d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=64
     )

@@ -108,3 +108,17 @@ def torch_rows(items, streams):
     if not streams:
         return [(x.numpy(), y.numpy()) for x, y in items]
     return [(x[r].numpy(), y[r].numpy()) for x, y, _ in items for r in range(x.shape[0])]
+
+
+@pytest.mark.parametrize("seq_len", [12, 24, 48])
+def test_rearranged_windows_always_fit_even_when_bars_are_long(dataset, seq_len):
+    """A window shorter than a bar or two: the middle and the split gaps must still fit."""
+    cfg = TrainConfig(seq_len=seq_len, batch_size=4, infill=1.0, transpose=0, infill_bars=8)
+    dm = MusicDataModule(dataset, cfg, streams=False)
+    fe = dm.vocab.fill_id("end")
+    fm = dm.vocab.fill_id("middle")
+    for i in range(300):
+        x, y = dm.train_set[i]
+        assert x.shape == (seq_len,) and y.shape == (seq_len,)
+        if (x == fm).any():
+            assert (y == fe).sum() == 1  # the middle is never cut off
