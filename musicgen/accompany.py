@@ -309,8 +309,9 @@ def accompany_songs(
     ).cpu()
     songs = []
     for row in range(B):
-        new = piece.notes_to_score(rules.generated[row])
-        score = piece.with_notes(piece.score.notes[kept], new)
+        score = piece.with_notes(
+            piece.score.notes[kept], piece.notes_to_score(rules.generated[row])
+        )
         ids = seq[row].numpy()
-        songs.append(Song(score, ids[ids != PAD], len(prompt), len(new)))
+        songs.append(Song(score, ids[ids != PAD], len(prompt), score.num_notes - int(kept.sum())))
     return songs, piece, name

@@ -218,6 +218,7 @@ def infill_songs(
     outside = (kept["start"] < edge[0] - half) | (kept["start"] >= edge[1] - half)
     songs = []
     for ids, played in zip(middles, notes, strict=True):
-        new = piece.notes_to_score(played)
-        songs.append(Song(piece.with_notes(kept[outside], new), ids, prompt_len, len(new)))
+        score = piece.with_notes(kept[outside], piece.notes_to_score(played))
+        new = score.num_notes - int(outside.sum())  # a new note inside a kept one is left out
+        songs.append(Song(score, ids, prompt_len, new))
     return songs, piece, span

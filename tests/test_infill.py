@@ -135,3 +135,66 @@ def test_a_model_not_trained_to_fill_says_so(trained, tmp_path):
     result = run_cli("infill", trained["gru"].best, PIECE, "--bars", "2-3", "--out", tmp_path / "o")
     assert_cli_error(result, "not trained for infilling", "--infill")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory, performed_chorale):
+    """An untrained transformer that can fill, on a dataset of played music (seconds mode)."""
+    import torch
+
+    from musicgen.checkpoint import LoadedModel, dataset_meta
+    from musicgen.config import IngestConfig, ModelConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.data.ingest import ingest
+    from musicgen.models.registry import build_core
+
+    src = tmp_path_factory.mktemp("played-src")
+    (src / "p.mid").write_bytes(performed_chorale.path.read_bytes())
+    data = tmp_path_factory.mktemp("played") / "ds"
+    ingest([src], data, ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
+    vocab = TokenDataset.open(data).vocab.with_fill()
+    assert vocab.cfg.time == "seconds"
+    cfg = ModelConfig(
+        name="transformer", vocab_size=len(vocab), d_model=32, n_layers=1, n_heads=4, max_len=256
+    )
+    torch.manual_seed(0)
+    core = build_core(cfg).eval()
+    return LoadedModel(core, cfg, vocab, dataset_meta(vocab, data), data / "untrained")
+
+
+def test_played_music_in_seconds_keeps_every_note_outside_the_span(played, performed_chorale):
+    """Seconds mode (10 ms steps, the file's tempo map): a span in seconds, the rest as played."""
+    model, vocab = played, played.vocab
+    task = InfillConfig(str(performed_chorale.path), "seconds", 6.0, 10.0)
+    songs, piece, span = infill_songs(model, GenerateConfig(num_samples=2, seed=1), task)
+    original = piece.score
+    a, b = piece.quarters_at_seconds([6.0, 10.0])
+    half = 0.5 / vocab.cfg.steps_per_second * 2  # half a step, in quarters at the file's 120 bpm
+    for song in songs:
+        n, o = song.score.notes, original.notes
+        keep = lambda x: x[(x["start"] < a - half) | (x["start"] >= b - half)]  # noqa: E731
+        np.testing.assert_array_equal(
+            np.sort(keep(n), order=["start", "pitch"]), np.sort(keep(o), order=["start", "pitch"])
+        )
+        new = n[(n["start"] >= a - half) & (n["start"] < b - half)]
+        assert len(new) == song.new_notes
+        seconds = original.quarters_to_seconds(new["start"])
+        assert ((seconds >= 6.0 - 0.01) & (seconds < 10.0)).all()
+
+
+def test_played_music_is_accompanied_around_its_top_voice(played, performed_chorale):
+    from musicgen.accompany import accompany_songs, top_voice
+    from musicgen.config import AccompanyConfig
+
+    songs, piece, _ = accompany_songs(
+        played, GenerateConfig(num_samples=2, seed=4), AccompanyConfig(str(performed_chorale.path))
+    )
+    kept = piece.score.notes[top_voice(piece.score.notes)]
+    end = piece.score.duration_seconds
+    for song in songs:
+        written = {tuple(r) for r in song.score.notes.tolist()}
+        assert {tuple(r) for r in kept.tolist()} <= written
+        assert song.new_notes == song.score.num_notes - len(kept) > 0
+        # the parts around it are in the piece's time: none starts after its last onset
+        starts = piece.score.quarters_to_seconds(song.score.notes["start"])
+        assert starts.max() <= end + 0.01

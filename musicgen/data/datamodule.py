@@ -125,12 +125,12 @@ class Filler:
                 "--infill needs pieces with at least two bar lines; the training music has none"
             )
         sizes = np.array([len(d) for d in docs], dtype=np.float64) * self.usable
-        self.weights = sizes / sizes.sum()
+        self.cumulative = np.cumsum(sizes / sizes.sum())  # pieces drawn by their length
 
     def window(self, rng) -> tuple[torch.Tensor, torch.Tensor]:
         ids, k = None, 0
         for _ in range(16):
-            k = int(rng.choice(len(self.docs), p=self.weights))
+            k = min(int(np.searchsorted(self.cumulative, rng.random())), len(self.docs) - 1)
             ids = self._layout(self.lines[k], rng)
             if ids is not None:
                 break

@@ -67,6 +67,9 @@ class Timeline:
             if shift[i] and shift[i + 1]:
                 self.run_hi[i] = self.run_hi[i + 1]
         self.shift = shift
+        sh = vocab.space.shift  # which Shift lengths (1..longest) the vocabulary has
+        self._shifts = vocab.lookup[sh.offset : sh.offset + sh.size] >= 0
+        assert (sh.values == np.arange(1, sh.size + 1)).all()
         # the body starts after BOS and the line-up header
         self.body = 0
         if n and uids[0] == BOS:
@@ -91,16 +94,21 @@ class Timeline:
         t0, t1 = int(self.before[lo]), int(self.after[hi - 1])
         # the nearest step of the run both of whose sides the vocabulary's Shifts spell
         # exactly; its end always qualifies (the run's own spelling)
-        for s in sorted(range(t0 + 1, t1 + 1), key=lambda s: (abs(s - step), s)):
-            if s == t1:  # the run ends on the line: its own spelling is the left part
-                return Cut(s, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
-            left, right = self.vocab.spell_gap(s - t0), self.vocab.spell_gap(t1 - s)
-            if self._steps(left) == s - t0 and self._steps(right) == t1 - s:
-                return Cut(s, lo, hi, tuple(left), tuple(right))
+        for d in range(t1 - t0):
+            for s in (step - d, step + d) if d else (step,):
+                if s == t1:  # the run ends on the line: its own spelling is the left part
+                    return Cut(s, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
+                if t0 < s < t1 and self._exact(s - t0) and self._exact(t1 - s):
+                    left, right = self.vocab.spell_gap(s - t0), self.vocab.spell_gap(t1 - s)
+                    return Cut(s, lo, hi, tuple(left), tuple(right))
         raise AssertionError("unreachable: the run's end is always a cut")
 
-    def _steps(self, uids) -> int:
-        return int(sum(self.vocab.space.value[u] for u in uids))
+    def _exact(self, gap: int) -> bool:
+        """Do the vocabulary's Shifts spell `gap` steps exactly (as `spell_gap` spells it)?"""
+        have = self._shifts
+        if have[-1]:  # longest Shifts and one for the rest
+            return gap % len(have) == 0 or bool(have[gap % len(have) - 1])
+        return gap <= len(have) and bool(have[gap - 1])
 
     def parts(self, a: Cut, b: Cut) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(before, middle, after): the piece cut at `a` and `b`, in universal ids."""
