@@ -140,6 +140,16 @@ class KeptRules:
             raise MusicgenError(
                 f"the model never saw {_names(unknown)} in training, so it cannot hear the kept part"
             )
+        # a kept note the vocabulary cannot spell (a key out of range, a drum it lacks) is
+        # written back all the same, but the model does not hear it
+        pitch = notes["pitch"].astype(int)
+        cfg = vocab.cfg
+        spellable = np.where(
+            program == DRUMS,
+            vocab.lookup[space.drum.offset + np.clip(pitch, 0, 127)] >= 0,
+            (pitch >= cfg.pitch_min) & (pitch <= cfg.pitch_max),
+        )
+        notes, program = notes[spellable], program[spellable]
         steps = piece.steps_of(notes["start"])
         ends = piece.steps_of(notes["start"] + notes["duration"])
         levels = vocab.cfg.velocity_values() if vocab.grammar.has_vel else None

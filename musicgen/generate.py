@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -320,7 +321,7 @@ def rewrite_command(
 ) -> str:
     """The command line that writes the same infills or accompaniments again."""
     head = ["musicgen", verb, str(ckpt), str(file), *task_args, "--out", str(out)]
-    return " ".join(head + ["-n", str(cfg.num_samples), *sampling_args(cfg)])
+    return shlex.join(head + ["-n", str(cfg.num_samples), *sampling_args(cfg)])
 
 
 def sampling_args(cfg: GenerateConfig) -> list[str]:

@@ -78,6 +78,8 @@ def span_of(piece: Piece, task: InfillConfig) -> Span:
         )
     # where the model's Shifts can cut (on a bar line they always can)
     start, end = piece.line.cut(start).step, piece.line.cut(end).step
+    if end <= start:
+        raise MusicgenError(f"{label} holds no time the model's Shifts can cut")
     return Span(start, end, float(a), float(b))
 
 
@@ -93,6 +95,7 @@ class MiddleRules:
         for _ in range(batch):
             stream = vocab.stream()
             stream.feed_all(before)
+            stream.end_header()  # a span from bar 1: the line-up is the piece's
             stream.begin_passage()
             self.streams.append(stream)
         shift = vocab.families == "shift"
@@ -110,7 +113,9 @@ class MiddleRules:
             if done:
                 row[:] = True  # its draw is replaced by padding
             elif stream.after == FREE and self.end - stream.step < self.min_shift:
-                row[self.fill_end] = True  # the span's end (or as near as the Shifts reach)
+                # the span's end (or as near as the Shifts reach); only a model that reads
+                # ahead gets here undone, since reaching the end finishes the others
+                row[self.fill_end if self.fill_end is not None else self.vocab.eos_id] = True
             else:
                 row = self.vocab.allowed(stream).copy()
                 row &= self.shift_steps == np.inf
@@ -213,9 +218,8 @@ def infill_songs(
         model, cfg, piece.line, span.start, span.end, device, reads_ahead
     )
     kept = piece.score.notes
-    half = 0.5 / piece.cfg.steps_per_unit  # onsets on the span's edge, as the clock rounds them
-    edge = piece.quarters_of([span.start, span.end])
-    outside = (kept["start"] < edge[0] - half) | (kept["start"] >= edge[1] - half)
+    onset = piece.steps_of(kept["start"])  # on the model's clock, as the encoder placed them
+    outside = (onset < span.start) | (onset >= span.end)
     songs = []
     for ids, played in zip(middles, notes, strict=True):
         score = piece.with_notes(kept[outside], piece.notes_to_score(played))

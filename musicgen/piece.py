@@ -56,9 +56,15 @@ class Piece:
         return np.interp(seconds, self.score.quarters_to_seconds(knots), knots)
 
     def steps_of(self, quarters) -> np.ndarray:
-        """Step of the model's clock at these quarters of the file."""
+        """Step of the model's clock at these quarters of the file; a time inside a silence
+        the encoder shortened lands where the music after the silence begins, at the latest."""
         raw = np.rint(self._units(quarters) * self.cfg.steps_per_unit).astype(np.int64)
-        return raw - self._cut_before(raw, moved=False)
+        steps = raw - self._cut_before(raw, moved=False)
+        if len(self.cut) and self.cut[:, 1].any():
+            k = np.searchsorted(self.cut[:, 0] + self.cut[:, 1], raw, side="right")
+            nxt = self.cut[np.minimum(k, len(self.cut) - 1), 0]
+            steps = np.where(k < len(self.cut), np.minimum(steps, nxt), steps)
+        return steps
 
     def quarters_of(self, steps) -> np.ndarray:
         """Quarters of the file at these steps of the model's clock."""

@@ -198,3 +198,30 @@ def test_played_music_is_accompanied_around_its_top_voice(played, performed_chor
         # the parts around it are in the piece's time: none starts after its last onset
         starts = piece.score.quarters_to_seconds(song.score.notes["start"])
         assert starts.max() <= end + 0.01
+
+
+def test_a_span_from_bar_one_keeps_the_line_up(filler):
+    model = load_model(filler)
+    task = InfillConfig(str(PIECE), "bars", 1, 2)
+    songs, piece, span = infill_songs(model, GenerateConfig(num_samples=4, seed=9), task)
+    assert span.start == 0
+    inst = model.vocab.space.inst
+    for song in songs:
+        assert not inst.contains(model.vocab.to_universal(song.ids)).any()
+
+
+def test_the_clock_skips_a_shortened_silence_as_the_encoder_does(dataset, tmp_path):
+    """40 quarters of rest are cut to whole bars under the cap: times after it map back
+    exactly, and a time inside it lands no later than the music after it."""
+    from musicgen.data.dataset import TokenDataset
+    from tests.helpers import write_notes_midi
+
+    notes = [(q, 1.0, 60 + q) for q in range(4)] + [(44.0 + q, 1.0, 67 - q) for q in range(8)]
+    path = write_notes_midi(tmp_path / "rest.mid", notes)
+    vocab = TokenDataset.open(dataset).vocab
+    piece = read_piece(path, vocab)
+    assert piece.cut[:, 1].any(), "the fixture should hold a silence the encoder shortens"
+    after = piece.steps_of([44.0, 45.0])
+    np.testing.assert_allclose(piece.quarters_of(after), [44.0, 45.0])
+    inside = piece.steps_of([20.0, 43.0])
+    assert (inside <= after[0]).all() and inside[0] >= piece.steps_of([3.0])[0]

@@ -84,7 +84,12 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
     except OSError as exc:
         raise MusicgenError(f"cannot write {out}: {exc.strerror or exc}") from None
     if piece.left_out:
-        click.echo(f"{piece.left_out} notes on instruments the model has never seen kept as read")
+        where = (
+            "outside the span kept as read, inside it left out" if verb == "infill" else "left out"
+        )
+        click.echo(
+            f"{piece.left_out} notes on instruments or keys the model has never seen: {where}"
+        )
     for song, path in zip(songs, paths, strict=True):
         click.echo(f"{path}: {song.new_notes} new notes, {song.score.num_notes} in all")
 

@@ -437,6 +437,10 @@ class MusicDataModule(L.LightningDataModule):
             if cfg.infill > 0
             else None
         )
+        if streams and self.filler is not None and cfg.batch_size < 2:
+            raise MusicgenError(
+                "--infill on whole pieces needs --batch-size 2 or more (a row for each kind)"
+            )
         if streams:  # its lanes depend on the number of devices: made in train_dataloader
             self.train_set: Dataset = self._pieces(1)
         else:
@@ -472,9 +476,17 @@ class MusicDataModule(L.LightningDataModule):
             self.transposer,
             cfg.seed,
             self.filler,
-            round(cfg.infill * cfg.batch_size),
+            self.fill_lanes,
             cfg.batch_size,
         )
+
+    @property
+    def fill_lanes(self) -> int:
+        """Rows of each device's batch that read rearranged windows: at least one, and one
+        fewer than the batch, so some row always walks the pieces."""
+        if self.filler is None:
+            return 0
+        return min(max(1, round(self.cfg.infill * self.cfg.batch_size)), self.cfg.batch_size - 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)

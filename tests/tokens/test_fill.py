@@ -122,3 +122,14 @@ def test_rearranged_windows_always_fit_even_when_bars_are_long(dataset, seq_len)
         assert x.shape == (seq_len,) and y.shape == (seq_len,)
         if (x == fm).any():
             assert (y == fe).sum() == 1  # the middle is never cut off
+
+
+def test_whole_piece_training_keeps_a_row_of_each_kind(dataset):
+    from musicgen.errors import MusicgenError
+
+    dm = MusicDataModule(dataset, TrainConfig(seq_len=64, batch_size=2, infill=1.0), streams=True)
+    assert dm.fill_lanes == 1  # one row walks the pieces even at --infill 1
+    dm = MusicDataModule(dataset, TrainConfig(seq_len=64, batch_size=3, infill=0.1), streams=True)
+    assert dm.fill_lanes == 1  # and a small share still trains some
+    with pytest.raises(MusicgenError, match="batch-size 2"):
+        MusicDataModule(dataset, TrainConfig(seq_len=64, batch_size=1, infill=0.5), streams=True)
