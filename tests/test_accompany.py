@@ -119,3 +119,9 @@ def test_keeping_the_only_instrument_leaves_nothing_to_write(trained, tmp_path):
     bad.write_bytes(b"\x00" * 20)
     assert_cli_error(run_cli("accompany", trained["gru"].best, bad, "--out", tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_with_no_checkpoint_the_shipped_model_accompanies(tmp_path):
+    out = tmp_path / "acc"
+    assert_ok(run_cli("accompany", PIECE, "--keep", "top", "-n", "1", "--out", out))
+    assert read_score(out / "bwv1.6.mid").num_notes > 0

@@ -225,3 +225,12 @@ def test_the_clock_skips_a_shortened_silence_as_the_encoder_does(dataset, tmp_pa
     np.testing.assert_allclose(piece.quarters_of(after), [44.0, 45.0])
     inside = piece.steps_of([20.0, 43.0])
     assert (inside <= after[0]).all() and inside[0] >= piece.steps_of([3.0])[0]
+
+
+def test_with_no_checkpoint_the_shipped_model_fills(tmp_path):
+    out = tmp_path / "takes"
+    result = run_cli("infill", PIECE, "--bars", "2-3", "-n", "1", "--out", out)
+    assert_ok(result)
+    assert "using the pretrained default" in result.output
+    assert (out / "bwv1.6.mid").exists() and (out / "bwv1.6.json").exists()
+    assert_cli_error(run_cli("infill", "--bars", "2-3"), "[CHECKPOINT] FILE")

@@ -36,3 +36,13 @@ def test_generate_without_checkpoint_or_pretrained_is_a_clear_error(tmp_path, mo
     monkeypatch.setenv("MUSICGEN_PRETRAINED", str(tmp_path / "none"))
     result = run_cli("generate", "--out", str(tmp_path / "s.mid"))
     assert_cli_error(result, "no pretrained model found")
+
+
+def test_the_shipped_models_can_fill():
+    """`musicgen infill` with no checkpoint uses a shipped model: each is trained to fill."""
+    from musicgen.pretrained import pretrained_models
+
+    models = pretrained_models()
+    assert set(models) == {"gru", "gru-attn", "transformer"}
+    for path in models.values():
+        assert load_model(path).vocab.can_fill, path

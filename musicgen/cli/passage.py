@@ -36,8 +36,18 @@ def _common(f):
         default=None,
         help="Folder to write into [default: FILE's name with -infill or -accompany].",
     )(f)
-    f = click.argument("file", type=click.Path(path_type=Path))(f)
-    return click.argument("checkpoint", type=click.Path(path_type=Path), required=False)(f)
+    # [CHECKPOINT] FILE: click cannot leave out a first argument before a required one
+    return click.argument(
+        "paths", nargs=-1, type=click.Path(path_type=Path), metavar="[CHECKPOINT] FILE"
+    )(f)
+
+
+def _split(paths: tuple[Path, ...]) -> tuple[Path | None, Path]:
+    if len(paths) == 1:
+        return None, paths[0]
+    if len(paths) == 2:
+        return paths[0], paths[1]
+    raise MusicgenError("give the file to rewrite, after the checkpoint if any: [CHECKPOINT] FILE")
 
 
 def parse_span(text: str | None, option: str, number=float) -> tuple[float, float] | None:
@@ -98,7 +108,7 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
 @_common
 @click.option("--bars", "bars", help="The bars to write again, FIRST-LAST, counted from 1.")
 @click.option("--seconds", "seconds", help="The span to write again, A-B seconds of the file.")
-def infill(checkpoint, file, out, num_samples, device, bars, seconds, **sampling):
+def infill(paths, out, num_samples, device, bars, seconds, **sampling):
     """Write a span of FILE again, -n times, leading into what follows it.
 
     Needs a model trained with --infill (the shipped ones are). Everything outside the
@@ -111,6 +121,7 @@ def infill(checkpoint, file, out, num_samples, device, bars, seconds, **sampling
     """
     from musicgen.infill import infill_songs
 
+    checkpoint, file = _split(paths)
     if (bars is None) == (seconds is None):
         raise MusicgenError("give the span: --bars FIRST-LAST or --seconds A-B")
     if bars is not None:
@@ -135,7 +146,7 @@ def infill(checkpoint, file, out, num_samples, device, bars, seconds, **sampling
     show_default=True,
     help="The part kept: 'top' (the top voice), an instrument's place in the line-up (1 = lowest program), program:N, or a name (violin, drums).",
 )
-def accompany(checkpoint, file, out, num_samples, device, keep, **sampling):
+def accompany(paths, out, num_samples, device, keep, **sampling):
     """Keep one part of FILE and write everything else around it, -n times.
 
     The kept part is written back note for note; the line-up, tempo and metre are FILE's.
@@ -147,6 +158,7 @@ def accompany(checkpoint, file, out, num_samples, device, keep, **sampling):
     """
     from musicgen.accompany import accompany_songs
 
+    checkpoint, file = _split(paths)
     task = AccompanyConfig(str(file), keep)
     _run(
         checkpoint,
