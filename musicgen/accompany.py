@@ -27,9 +27,8 @@ import torch
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import AccompanyConfig, GenerateConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import Song
+from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
-from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.space import DRUMS, EOS, PAD
 from musicgen.tokens.stream import AFTER_PITCH, AFTER_VEL, FREE
 
@@ -300,28 +299,15 @@ def accompany_songs(
     header = piece.line.uids[: piece.line.body]
     B = cfg.num_samples
     rules = KeptRules(piece, kept, header, B, exclusive)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
     prompt = vocab.lookup[header]
-    x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
     body = len(piece.line.uids) - piece.line.body
-    seq = decode_loop(
-        model.core,
-        x,
-        body * 3 + 256,  # a guard against a model that never reaches the end
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        generator=generator,
-        rules=rules,
-        pad_id=PAD,
-        use_cache=cfg.use_cache,
-        context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
-    ).cpu()
+    # a guard against a model that never reaches the end
+    seq = decode_rows(model, cfg, prompt, body * 3 + 256, rules, device)
     songs = []
     for row in range(B):
         score = piece.with_notes(
             piece.score.notes[kept], piece.notes_to_score(rules.generated[row])
         )
-        ids = seq[row].numpy()
+        ids = seq[row]
         songs.append(Song(score, ids[ids != PAD], len(prompt), score.num_notes - int(kept.sum())))
     return songs, piece, name

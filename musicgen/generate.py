@@ -167,31 +167,36 @@ def _seconds_per_step(stream) -> float:
     )
 
 
+def decode_rows(
+    model: LoadedModel, cfg: GenerateConfig, prompt: np.ndarray, max_tokens: int, rules, device
+) -> np.ndarray:
+    """`cfg.num_samples` rows continuing `prompt` (compact ids) under `rules`, with `cfg`'s
+    sampling settings and seed: (B, T) compact ids, the prompt first, PAD after a row ends."""
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    x = torch.from_numpy(np.tile(prompt, (cfg.num_samples, 1))).to(device)
+    seq = decode_loop(
+        model.core,
+        x,
+        max_tokens,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        generator=generator,
+        rules=rules,
+        pad_id=PAD,
+        use_cache=cfg.use_cache,
+        context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
+    )
+    return seq.cpu().numpy()
+
+
 def generate_songs(
     model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu"
 ) -> tuple[list[Song], Primer | None]:
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
     tracker = LengthTracker(model.vocab, cfg, prompt, B, header_fixed=header_fixed)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
-    seq = (
-        decode_loop(
-            model.core,
-            x,
-            tracker.max_tokens(),
-            temperature=cfg.temperature,
-            top_k=cfg.top_k,
-            top_p=cfg.top_p,
-            generator=generator,
-            rules=tracker,
-            pad_id=PAD,
-            use_cache=cfg.use_cache,
-            context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
-        )
-        .cpu()
-        .numpy()
-    )
+    seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []
     per_step = quarters_per_step(model.encoding)
     new_notes = tracker.notes

@@ -20,9 +20,8 @@ import torch
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import Song
+from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
-from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.fill import Timeline, rearrange
 from musicgen.tokens.space import PAD
 from musicgen.tokens.stream import FREE
@@ -186,22 +185,9 @@ def fill_middles(
     prompt, before, budget = _context(line, start, end, window, reads_ahead)
     B = cfg.num_samples
     rules = MiddleRules(model.vocab, before, end, B, reads_ahead)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    x = torch.from_numpy(np.tile(prompt, (B, 1))).to(device)
-    seq = decode_loop(
-        model.core,
-        x,
-        budget * 4 + 64,  # a guard against a model that never reaches the end
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        generator=generator,
-        rules=rules,
-        pad_id=PAD,
-        use_cache=cfg.use_cache,
-        context_len=window,
-    ).cpu()
-    middles = [row[len(prompt) :].numpy() for row in seq]
+    # a guard against a model that never reaches the end
+    seq = decode_rows(model, cfg, prompt, budget * 4 + 64, rules, device)
+    middles = [row[len(prompt) :] for row in seq]
     return [m[m != PAD] for m in middles], rules.notes, len(prompt)
 
 
