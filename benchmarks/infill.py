@@ -45,7 +45,7 @@ from musicgen.checkpoint import load_model  # noqa: E402
 from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig  # noqa: E402
 from musicgen.data.dataset import TokenDataset  # noqa: E402
 from musicgen.evaluate import evaluate  # noqa: E402
-from musicgen.infill import fill_middles, infill_songs  # noqa: E402
+from musicgen.infill import around, fill_middles, infill_songs  # noqa: E402
 from musicgen.midi.read import read_score  # noqa: E402
 from musicgen.midi.write import write_midi  # noqa: E402
 from musicgen.tokens.fill import Timeline, rearrange  # noqa: E402
@@ -111,10 +111,7 @@ def layouts(line: Timeline, a: int, b: int, max_len: int, middle_ids=None):
     before, middle, after = line.parts(line.cut(a), line.cut(b))
     if middle_ids is not None:
         middle = middle_ids
-    room = max(max_len - 3 - len(middle), 8)
-    keep_after = min(len(after), max(room // 2, room - len(before)))
-    keep_before = min(len(before), room - keep_after)
-    before, after = before[len(before) - keep_before :], after[:keep_after]
+    before, after = around(before, after, max(max_len - 3 - len(middle), 8))
     fill = vocab.lookup[rearrange(before, middle, after, vocab)]
     lo = len(before) + len(after) + 2
     plain = vocab.lookup[np.concatenate([before, middle, after]).astype(np.int64)]

@@ -33,10 +33,14 @@ from musicgen.tokens.space import DRUMS, EOS, PAD
 from musicgen.tokens.stream import AFTER_PITCH, AFTER_VEL, FREE
 
 
+def _programs(notes: np.ndarray) -> np.ndarray:
+    """Each note's instrument: its program, or DRUMS for the drum kit."""
+    return np.where(notes["drum"], DRUMS, notes["program"]).astype(int)
+
+
 def instruments_of(score) -> list[int]:
     """The piece's line-up as the encoding sees it: programs by number, DRUMS last."""
-    n = score.notes
-    return sorted(set(np.where(n["drum"], DRUMS, n["program"]).astype(int).tolist()))
+    return sorted(set(_programs(score.notes).tolist()))
 
 
 def top_voice(notes: np.ndarray) -> np.ndarray:
@@ -56,7 +60,7 @@ def kept_part(score, keep: str) -> tuple[np.ndarray, str, int | None]:
     a one-line error if it is not there."""
     notes = score.notes
     lineup = instruments_of(score)
-    program = np.where(notes["drum"], DRUMS, notes["program"])
+    program = _programs(notes)
     text = keep.strip().lower()
     if text == "top":
         kept = top_voice(notes)
@@ -133,7 +137,7 @@ class KeptRules:
         space = vocab.space
         self.space = space
         notes = piece.score.notes[kept]
-        program = np.where(notes["drum"], DRUMS, notes["program"]).astype(int)
+        program = _programs(notes)
         unknown = sorted({int(p) for p in program if vocab.lookup[space.prog.offset + int(p)] < 0})
         if unknown:
             raise MusicgenError(
@@ -151,7 +155,6 @@ class KeptRules:
         notes, program = notes[spellable], program[spellable]
         steps = piece.steps_of(notes["start"])
         ends = piece.steps_of(notes["start"] + notes["duration"])
-        levels = vocab.cfg.velocity_values() if vocab.grammar.has_vel else None
         self.kept: list[KeptNote] = []
         seen: set[tuple[int, int, int]] = set()  # a unison doubling is one note, as encoded
         for k in np.lexsort((-notes["pitch"], program, steps)).tolist():
@@ -160,7 +163,7 @@ class KeptRules:
             seen.add((int(steps[k]), int(program[k]), int(notes["pitch"][k])))
             drum = program[k] == DRUMS
             dur = None if drum else vocab.nearest("dur", max(int(ends[k] - steps[k]), 1))
-            vel = vocab.nearest("vel", int(notes["velocity"][k])) if levels else None
+            vel = vocab.nearest("vel", int(notes["velocity"][k])) if vocab.grammar.has_vel else None
             key = int(notes["pitch"][k])
             level = int(space.value[vel]) if vel is not None else vocab.cfg.default_velocity
             self.kept.append(KeptNote(int(steps[k]), int(program[k]), key, dur or 0, vel, level))
@@ -179,9 +182,7 @@ class KeptRules:
         self.forcing = [False] * batch
         self.done = np.zeros(batch, dtype=bool)
         self.generated: list[list] = [[] for _ in range(batch)]
-        shift = vocab.families == "shift"
-        self.shift_steps = np.where(shift, space.value[vocab.uids], np.inf)
-        self.min_shift = float(self.shift_steps.min())
+        self.min_shift = float(vocab.shift_steps.min())
         fam = vocab.families
         self.note_family = (fam == "vel") | (fam == "pitch") | (fam == "dur") | (fam == "drum")
         self.prog_value = np.where(fam == "prog", space.value[vocab.uids], -1)
@@ -234,12 +235,11 @@ class KeptRules:
             allowed = allowed & (self.prog_value != self.exclusive)
             if stream.program == self.exclusive:
                 allowed = allowed & ~self.note_family
-        no_shift = self.shift_steps == np.inf
         if note is not None:  # instruments below the kept one may play first, then it
             earlier = (self.prog_value >= 0) & (self.prog_value < note.program)
             if stream.program is not None and stream.program < note.program:
                 earlier |= self.note_family
-            row = allowed & earlier & no_shift
+            row = allowed & earlier & (vocab.shift_steps == np.inf)
             row[vocab.lookup[self._kept_token(stream, note)]] = True
             row[vocab.eos_id] = False
             return row
@@ -249,7 +249,7 @@ class KeptRules:
         if self.next_meta[b] < len(self.meta):
             stops.append(self.meta[self.next_meta[b]][0])
         room = min(stops) - stream.step
-        row = allowed & (no_shift | (self.shift_steps <= room))
+        row = allowed & ((vocab.shift_steps == np.inf) | (vocab.shift_steps <= room))
         # the piece ends with its last onset, after every kept note
         row[vocab.eos_id] = bool(allowed[vocab.eos_id]) and self.next_kept[b] >= len(self.kept)
         if not row.any():  # only a Shift of the file's own would do: end here

@@ -38,8 +38,6 @@ def check_fills(model: LoadedModel) -> None:
 class Span:
     start: int  # steps of the model's clock
     end: int
-    start_q: float  # quarters of the file
-    end_q: float
 
 
 def span_of(piece: Piece, task: InfillConfig) -> Span:
@@ -79,7 +77,7 @@ def span_of(piece: Piece, task: InfillConfig) -> Span:
     start, end = piece.line.cut(start).step, piece.line.cut(end).step
     if end <= start:
         raise MusicgenError(f"{label} holds no time the model's Shifts can cut")
-    return Span(start, end, float(a), float(b))
+    return Span(start, end)
 
 
 class MiddleRules:
@@ -97,11 +95,7 @@ class MiddleRules:
             stream.end_header()  # a span from bar 1: the line-up is the piece's
             stream.begin_passage()
             self.streams.append(stream)
-        shift = vocab.families == "shift"
-        self.shift_steps = np.where(
-            shift, vocab.space.value[vocab.uids], np.inf
-        )  # per compact id: the steps it moves on (inf: not a Shift)
-        self.min_shift = float(self.shift_steps.min())
+        self.min_shift = float(vocab.shift_steps.min())
         self.done = np.zeros(batch, dtype=bool)
         self.notes: list[list] = [[] for _ in range(batch)]
 
@@ -116,9 +110,7 @@ class MiddleRules:
                 # ahead gets here undone, since reaching the end finishes the others
                 row[self.fill_end if self.fill_end is not None else self.vocab.eos_id] = True
             else:
-                row = self.vocab.allowed(stream).copy()
-                row &= self.shift_steps == np.inf
-                row |= self.vocab.allowed(stream) & (self.shift_steps <= self.end - stream.step)
+                row = self.vocab.allowed_within(stream, self.end - stream.step)
                 row[self.vocab.eos_id] = False  # the after-part ends the piece, not the middle
             rows.append(row)
         return torch.from_numpy(np.stack(rows))
@@ -146,8 +138,8 @@ def _context(
     line: Timeline, start: int, end: int, max_len: int | None, reads_ahead: bool = True
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(the prompt in compact ids, the whole before-part in universal ids, a token budget
-    for the middle): as much before and after as fits the model's window beside the
-    middle, the after-part's start first, as in training."""
+    for the middle): as much of the music before and after the span as fits the
+    model's window beside the middle (`around`)."""
     vocab = line.vocab
     before, middle, after = line.parts(line.cut(start), line.cut(end))
     if max_len is None:  # a model with no window (the n-gram) reads all that came before
@@ -156,14 +148,19 @@ def _context(
     per_step = body / max(line.end_step, 1)
     budget = int(len(middle) * 1.25 + per_step * (end - start) * 0.25) + 16
     room = max(max_len - 3 - budget, 16)
-    keep_after = min(len(after), max(room // 2, room - len(before)))
-    keep_before = min(len(before), room - keep_after)
     if not reads_ahead:  # a continuation of the music before the span, all the window holds
         return vocab.lookup[before[max(0, len(before) - room) :]], before, budget
-    prompt = rearrange(
-        before[len(before) - keep_before :], np.zeros(0, np.int64), after[:keep_after], vocab
-    )[:-1]  # up to Fill_middle: the middle is the model's
-    return vocab.lookup[prompt], before, budget
+    near_before, near_after = around(before, after, room)
+    prompt = rearrange(near_before, np.zeros(0, np.int64), near_after, vocab)[:-1]
+    return vocab.lookup[prompt], before, budget  # up to Fill_middle: the middle is the model's
+
+
+def around(before: np.ndarray, after: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
+    """The end of `before` and the start of `after` in `room` tokens: half each, and what
+    one side does not use goes to the other."""
+    keep_after = min(len(after), max(room // 2, room - len(before)))
+    keep_before = min(len(before), room - keep_after)
+    return before[len(before) - keep_before :], after[:keep_after]
 
 
 def fill_middles(

@@ -119,12 +119,12 @@ class Filler:
         self.docs, self.vocab, self.length, self.max_bars = docs, vocab, seq_len + 1, max_bars
         self.transpose = transposer
         self.lines = [Timeline(vocab.to_universal(d), vocab) for d in docs]
-        self.usable = np.array([len(line.bar_lines) >= 2 for line in self.lines])
-        if not self.usable.any():
+        usable = np.array([len(line.bar_lines) >= 2 for line in self.lines])
+        if not usable.any():
             raise MusicgenError(
                 "--infill needs pieces with at least two bar lines; the training music has none"
             )
-        sizes = np.array([len(d) for d in docs], dtype=np.float64) * self.usable
+        sizes = np.array([len(d) for d in docs], dtype=np.float64) * usable
         self.cumulative = np.cumsum(sizes / sizes.sum())  # pieces drawn by their length
 
     def window(self, rng) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,9 +67,6 @@ class Timeline:
             if shift[i] and shift[i + 1]:
                 self.run_hi[i] = self.run_hi[i + 1]
         self.shift = shift
-        sh = vocab.space.shift  # which Shift lengths (1..longest) the vocabulary has
-        self._shifts = vocab.lookup[sh.offset : sh.offset + sh.size] >= 0
-        assert (sh.values == np.arange(1, sh.size + 1)).all()
         # the body starts after BOS and the line-up header
         self.body = 0
         if n and uids[0] == BOS:
@@ -98,17 +95,11 @@ class Timeline:
             for s in (step - d, step + d) if d else (step,):
                 if s == t1:  # the run ends on the line: its own spelling is the left part
                     return Cut(s, lo, hi, tuple(self.uids[lo:hi].tolist()), ())
-                if t0 < s < t1 and self._exact(s - t0) and self._exact(t1 - s):
+                exact = self.vocab.spells_exactly
+                if t0 < s < t1 and exact(s - t0) and exact(t1 - s):
                     left, right = self.vocab.spell_gap(s - t0), self.vocab.spell_gap(t1 - s)
                     return Cut(s, lo, hi, tuple(left), tuple(right))
         raise AssertionError("unreachable: the run's end is always a cut")
-
-    def _exact(self, gap: int) -> bool:
-        """Do the vocabulary's Shifts spell `gap` steps exactly (as `spell_gap` spells it)?"""
-        have = self._shifts
-        if have[-1]:  # longest Shifts and one for the rest
-            return gap % len(have) == 0 or bool(have[gap % len(have) - 1])
-        return gap <= len(have) and bool(have[gap - 1])
 
     def parts(self, a: Cut, b: Cut) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(before, middle, after): the piece cut at `a` and `b`, in universal ids."""

@@ -119,6 +119,25 @@ class Vocabulary:
         whole, rest = divmod(int(steps), int(shift.values[-1]))
         return [longest] * whole + ([self.nearest("shift", rest)] if rest else [])
 
+    def spells_exactly(self, steps: int) -> bool:
+        """Does `spell_gap` spell a gap of `steps` without changing its length? (Shift
+        values are 1..longest, so a Shift's position in its family is its length - 1.)"""
+        shift = self.space.shift
+        have = self.lookup[shift.offset : shift.offset + shift.size] >= 0
+        if have[-1]:  # as many of the longest as fit and one for the rest
+            return steps % len(have) == 0 or bool(have[steps % len(have) - 1])
+        return 0 < steps <= len(have) and bool(have[steps - 1])
+
+    @property
+    def shift_steps(self) -> np.ndarray:
+        """Per compact id: the steps a Shift moves time on (inf for every other token)."""
+        steps = self.__dict__.get("_shift_steps")
+        if steps is None:
+            steps = np.where(self.families == "shift", self.space.value[self.uids], np.inf)
+            steps.setflags(write=False)
+            self._shift_steps = steps
+        return steps
+
     # --- the grammar -----------------------------------------------------------------
     def stream(self) -> Stream:
         """A stream interpreter whose grammar only allows this vocabulary's tokens."""
@@ -131,6 +150,10 @@ class Vocabulary:
         if mask is None:
             mask = self._masks[key] = stream.allowed()[self.uids]
         return mask
+
+    def allowed_within(self, stream: Stream, room: float) -> np.ndarray:
+        """`allowed(stream)` less the Shifts that would move time on more than `room` steps."""
+        return self.allowed(stream) & ((self.shift_steps == np.inf) | (self.shift_steps <= room))
 
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> dict:
