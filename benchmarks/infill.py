@@ -45,10 +45,10 @@ from musicgen.checkpoint import load_model  # noqa: E402
 from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig  # noqa: E402
 from musicgen.data.dataset import TokenDataset  # noqa: E402
 from musicgen.evaluate import evaluate  # noqa: E402
-from musicgen.infill import around, fill_middles, infill_songs  # noqa: E402
+from musicgen.infill import fill_middles, infill_songs  # noqa: E402
 from musicgen.midi.read import read_score  # noqa: E402
 from musicgen.midi.write import write_midi  # noqa: E402
-from musicgen.tokens.fill import Timeline, rearrange  # noqa: E402
+from musicgen.tokens.fill import Timeline, layout, seams  # noqa: E402
 
 CONSONANT = {0, 3, 4, 7, 8, 9}  # interval classes: unison/octave, thirds, fifth, sixths
 
@@ -111,9 +111,13 @@ def layouts(line: Timeline, a: int, b: int, max_len: int, middle_ids=None):
     before, middle, after = line.parts(line.cut(a), line.cut(b))
     if middle_ids is not None:
         middle = middle_ids
-    before, after = around(before, after, max(max_len - 3 - len(middle), 8))
-    fill = vocab.lookup[rearrange(before, middle, after, vocab)]
-    lo = len(before) + len(after) + 2
+    passage = layout(before, middle, after, vocab, b - a, max_len)
+    fm, fa, fg = (seams(vocab)[k] for k in (1, 0, 3))
+    lo = int(np.flatnonzero(passage == fm)[0]) + 1
+    # the same music on either side, for the continuation
+    before = passage[: int(np.flatnonzero(passage == fg)[0])]
+    after = passage[int(np.flatnonzero(passage == fa)[0]) + 1 : lo - 1]
+    fill = vocab.lookup[passage]
     plain = vocab.lookup[np.concatenate([before, middle, after]).astype(np.int64)]
     later = line.bar_lines[line.bar_lines > b]
     next_line = int(later[0]) if len(later) else line.end_step + 1

@@ -1,7 +1,7 @@
 """Infilling: a passage of a piece written again between what comes before and after.
 
 The model reads the piece laid out as it learnt to fill (tokens/fill.py): the music
-before the span, Fill_after, the music after it, Fill_middle; then it writes the
+before the span, the span's length, the music after it, Fill_middle; then it writes the
 middle, through a grammar that keeps it decodable and holds it to the span: its
 Shifts may not pass the span's end, and Fill_end comes exactly there (`MiddleRules`).
 Everything outside the span is written back as read.
@@ -22,12 +22,17 @@ from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
-from musicgen.tokens.fill import Timeline, rearrange
+from musicgen.tokens.fill import Timeline, layout, seams
 from musicgen.tokens.space import PAD
 from musicgen.tokens.stream import FREE
 
 
 def check_fills(model: LoadedModel) -> None:
+    if model.vocab.fills_an_old_layout:
+        raise MusicgenError(
+            f"{model.path} was trained to fill with an earlier layout that did not give "
+            "the gap's length; train it again with --infill 0.5"
+        )
     if not model.vocab.can_fill:
         raise MusicgenError(
             f"{model.path} was not trained for infilling; train a model with --infill 0.5"
@@ -138,29 +143,22 @@ def _context(
     line: Timeline, start: int, end: int, max_len: int | None, reads_ahead: bool = True
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(the prompt in compact ids, the whole before-part in universal ids, a token budget
-    for the middle): as much of the music before and after the span as fits the
-    model's window beside the middle (`around`)."""
+    for the middle): the span's passage laid out and cropped as the model learnt to fill
+    it (`layout`, sized by the real middle), up to Fill_middle."""
     vocab = line.vocab
     before, middle, after = line.parts(line.cut(start), line.cut(end))
-    if max_len is None:  # a model with no window (the n-gram) reads all that came before
-        max_len = len(before) + len(after) + 3 + int(len(middle) * 1.25) + 16
     body = max(len(line.uids) - line.body, 1)
     per_step = body / max(line.end_step, 1)
     budget = int(len(middle) * 1.25 + per_step * (end - start) * 0.25) + 16
-    room = max(max_len - 3 - budget, 16)
-    if not reads_ahead:  # a continuation of the music before the span, all the window holds
-        return vocab.lookup[before[max(0, len(before) - room) :]], before, budget
-    near_before, near_after = around(before, after, room)
-    prompt = rearrange(near_before, np.zeros(0, np.int64), near_after, vocab)[:-1]
-    return vocab.lookup[prompt], before, budget  # up to Fill_middle: the middle is the model's
-
-
-def around(before: np.ndarray, after: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
-    """The end of `before` and the start of `after` in `room` tokens: half each, and what
-    one side does not use goes to the other."""
-    keep_after = min(len(after), max(room // 2, room - len(before)))
-    keep_before = min(len(before), room - keep_after)
-    return before[len(before) - keep_before :], after[:keep_after]
+    if max_len is None:  # a model with no window (the n-gram) reads all that came before
+        max_len = len(before) + len(after) + len(middle) + 64
+    if not reads_ahead:  # a continuation of the music before the span, as much as fits
+        keep = max(max_len - len(middle), 16)
+        return vocab.lookup[before[max(0, len(before) - keep) :]], before, budget
+    passage = layout(before, middle, after, vocab, end - start, max_len)
+    fm = seams(vocab)[1]
+    prompt = passage[: int(np.flatnonzero(passage == fm)[0]) + 1]  # the middle is the model's
+    return vocab.lookup[prompt], before, budget
 
 
 def fill_middles(

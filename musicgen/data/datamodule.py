@@ -46,7 +46,7 @@ from torch.utils.data import (
 from musicgen.config import TrainConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
-from musicgen.tokens.fill import Timeline, rearrange, training_cuts
+from musicgen.tokens.fill import Timeline, layout, training_cuts
 
 IGNORE = -100
 
@@ -110,10 +110,9 @@ class Transposer:
 
 
 class Filler:
-    """Training windows rearranged for infilling: a random window of a random piece (by
-    length), cut at two of its bar lines 1 to `max_bars` apart and laid out as before,
-    Fill_after, after, Fill_middle, middle, Fill_end; its before-part is cropped from the
-    left (then its after-part from the right) to fit, and padding fills a short one."""
+    """Training windows rearranged for infilling: a random passage of a random piece (by
+    length), cut at two of its bar lines 1 to `max_bars` apart and laid out for filling
+    (tokens/fill.py `layout`, which crops it as infilling does); padding fills a short one."""
 
     def __init__(self, docs: list[np.ndarray], vocab, seq_len: int, max_bars: int, transposer):
         self.docs, self.vocab, self.length, self.max_bars = docs, vocab, seq_len + 1, max_bars
@@ -134,11 +133,7 @@ class Filler:
             ids = self._layout(self.lines[k], rng)
             if ids is not None:
                 break
-        if ids is None:  # only windows too short for two bar lines came up: a piece's first bar
-            line = self.lines[k]
-            before, middle, after = line.parts(*(line.cut(int(s)) for s in line.bar_lines[:2]))
-            ids = self._fit(before, middle, after)
-        if ids is None:  # a bar longer than the window: a plain window of the piece
+        if ids is None:  # only bars longer than the window came up: a plain window of the piece
             ids = np.asarray(self.docs[k][: self.length], dtype=np.int64)
         else:
             ids = self.vocab.lookup[ids]
@@ -149,27 +144,18 @@ class Filler:
         return torch.from_numpy(x), torch.from_numpy(y)
 
     def _layout(self, line: Timeline, rng) -> np.ndarray | None:
-        """A random window of the piece, rearranged (universal ids), or None if it has
-        fewer than two bar lines or its middle does not fit."""
-        lo = int(rng.integers(0, max(1, len(line.uids) - self.length + 1)))
-        cuts = training_cuts(line, lo, lo + self.length, rng, self.max_bars)
+        """A random passage of the piece rearranged (universal ids), cropped as infilling
+        crops it; None if its middle leaves under a quarter of the window for context."""
+        cuts = training_cuts(line, rng, self.max_bars, self.length - self.length // 4)
         if cuts is None:
             return None
         a, b = cuts
         before, middle, after = line.parts(a, b)
-        before = before[lo:]  # the window's own tokens: from lo ...
-        after = after[: len(b.right) + max(0, lo + self.length - b.hi)]  # ... to its end
-        return self._fit(before, middle, after)
-
-    def _fit(self, before, middle, after) -> np.ndarray | None:
-        """The layout in at most `length` tokens: the before-part cropped from the left,
-        then the after-part from the right; None if the middle alone does not fit."""
-        room = self.length - 3 - len(middle)  # the seams
-        if room < 0:
+        gap = b.step - a.step
+        seams_and_gap = 4 + len(self.vocab.spell_gap(gap))
+        if self.length - seams_and_gap - len(middle) < self.length // 4:
             return None
-        after = after[: max(0, min(len(after), room))]
-        before = before[len(before) - min(len(before), room - len(after)) :]
-        return rearrange(before, middle, after, self.vocab)
+        return layout(before, middle, after, self.vocab, gap, self.length)
 
 
 class TrainWindows(Dataset):

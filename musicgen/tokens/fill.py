@@ -1,10 +1,13 @@
 """Fill in the middle: a passage rearranged so that a left-to-right model writes it last.
 
-    before Fill_after after Fill_middle middle Fill_end
+    before Fill_gap <the gap's length in Shifts> Fill_after after Fill_middle middle Fill_end
 
 A causal model trained on some windows laid out so (Bavarian et al. 2022, "Efficient
 Training of Language Models to Fill in the Middle") learns to write a middle that
-leads into the after-part it has already read; no core changes. The middle is cut
+leads into the after-part it has already read; no core changes. The gap's Shifts put
+the after-part on the piece's clock, so the model knows how long the middle must be
+and on which beat the after-part comes in: without them (the first layout) the
+real after-part helped the models no more than none at all. The middle is cut
 at bar lines (beats mode: the metre in force; seconds mode: nominal 2-second bars),
 or at any step the caller names. The run of Shifts that crosses a cut is spelt again
 as two, up to the line and from it, so the middle begins and ends exactly on its
@@ -113,43 +116,67 @@ class Timeline:
         return before, middle, after
 
 
-def seams(vocab) -> tuple[int, int, int]:
-    """Universal ids of Fill_after, Fill_middle, Fill_end."""
+def seams(vocab) -> tuple[int, int, int, int]:
+    """Universal ids of Fill_after, Fill_middle, Fill_end, Fill_gap."""
     fill = vocab.space.fill
-    return tuple(int(u) for u in fill.id(np.arange(3)))  # type: ignore[return-value]
+    return tuple(int(u) for u in fill.id(np.arange(4)))  # type: ignore[return-value]
 
 
-def rearrange(before, middle, after, vocab) -> np.ndarray:
-    """before Fill_after after Fill_middle middle Fill_end (universal ids)."""
-    fa, fm, fe = seams(vocab)
-    return np.concatenate([before, [fa], after, [fm], middle, [fe]]).astype(np.int64)
+def rearrange(before, middle, after, vocab, gap: int) -> np.ndarray:
+    """before Fill_gap <gap> Fill_after after Fill_middle middle Fill_end (universal ids),
+    <gap> being the middle's `gap` steps spelt in Shifts."""
+    fa, fm, fe, fg = seams(vocab)
+    spelt = vocab.spell_gap(gap)
+    parts = [before, [fg], spelt, [fa], after, [fm], middle, [fe]]
+    return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
 
 
 def restore(ids, vocab) -> np.ndarray:
-    """The piece a rearranged sequence stands for: before, middle, after, seams removed."""
+    """The piece a rearranged sequence stands for: before, middle, after, seams and the
+    gap's Shifts removed."""
     ids = np.asarray(ids, dtype=np.int64)
-    fa, fm, fe = seams(vocab)
-    i, j = int(np.flatnonzero(ids == fa)[0]), int(np.flatnonzero(ids == fm)[0])
+    fa, fm, fe, fg = seams(vocab)
+    first = lambda t: int(np.flatnonzero(ids == t)[0])  # noqa: E731
+    g, i, j = first(fg), first(fa), first(fm)
     end = np.flatnonzero(ids == fe)
     k = int(end[0]) if len(end) else len(ids)
-    return np.concatenate([ids[:i], ids[j + 1 : k], ids[i + 1 : j]])
+    return np.concatenate([ids[:g], ids[j + 1 : k], ids[i + 1 : j]])
 
 
-def training_cuts(line: Timeline, lo: int, hi: int, rng, max_bars: int) -> tuple[Cut, Cut] | None:
-    """Two bar-line cuts whose tokens lie inside [lo, hi) of the piece, 1 to `max_bars`
-    bars apart, drawn at random; None when the window holds fewer than two lines."""
-    lines = line.bar_lines
+def around(before: np.ndarray, after: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
+    """The end of `before` and the start of `after` in `room` tokens: half each, and what
+    one side does not use goes to the other."""
+    room = max(int(room), 0)
+    keep_after = min(len(after), max(room // 2, room - len(before)))
+    keep_before = min(len(before), room - keep_after)
+    return before[len(before) - keep_before :], after[:keep_after]
+
+
+def layout(before, middle, after, vocab, gap: int, length: int) -> np.ndarray:
+    """The rearranged passage in at most `length` tokens, as training and infilling both
+    crop it: the middle whole, and as much music on either side as `around` keeps."""
+    room = length - 4 - len(vocab.spell_gap(gap)) - len(middle)
+    near_before, near_after = around(before, after, room)
+    return rearrange(near_before, middle, near_after, vocab, gap)
+
+
+def training_cuts(line: Timeline, rng, max_bars: int, max_tokens: int) -> tuple[Cut, Cut] | None:
+    """Two of the piece's bar lines 1 to `max_bars` bars apart, drawn at random, with at
+    most about `max_tokens` tokens between them (fewer bars if need be); None when the
+    piece has fewer than two lines or the drawn bar alone is longer."""
+    i = np.searchsorted(line.after, line.bar_lines, side="left")  # the token reaching each line
+    i = np.minimum(i, len(line.uids) - 1)
+    ok = line.run_lo[i] >= line.body
+    lines, i = line.bar_lines[ok], i[ok]
     if len(lines) < 2:
         return None
-    i = np.searchsorted(line.after, lines, side="left")  # the token that reaches each line
-    i = np.minimum(i, len(line.uids) - 1)
-    ok = (line.run_lo[i] >= max(lo, line.body)) & (line.run_hi[i] <= hi - 1)
-    inside = lines[ok]
-    if len(inside) < 2:
+    start = int(rng.integers(0, len(lines) - 1))
+    bars = int(rng.integers(1, min(max_bars, len(lines) - 1 - start) + 1))
+    while bars > 1 and i[start + bars] - i[start] > max_tokens:
+        bars -= 1
+    if i[start + bars] - i[start] > max_tokens:
         return None
-    start = int(rng.integers(0, len(inside) - 1))
-    bars = int(rng.integers(1, min(max_bars, len(inside) - 1 - start) + 1))
-    return line.cut(int(inside[start])), line.cut(int(inside[start + bars]))
+    return line.cut(int(lines[start])), line.cut(int(lines[start + bars]))
 
 
 def is_seam(uids, vocab) -> np.ndarray:

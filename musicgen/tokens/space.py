@@ -13,7 +13,7 @@ Families, in id order (each token is "<Family>_<value>"):
     Dur_n               the sounding length of the note just named, in steps
     Drum_k              a drum hit (k: General MIDI percussion key); needs no Dur
     Fill_w              a seam of a passage rearranged for infilling (tokens/fill.py);
-                        w: after, middle, end. Only a vocabulary trained to fill has them
+                        w: after, middle, end, gap. Only a vocabulary trained to fill has them
 
 A `Vocabulary` keeps the subset a corpus uses; this space gives every token a
 stable "universal" id, and `values` says what each id means, so nobody parses
@@ -50,7 +50,9 @@ FAMILIES = (
     "drum",
     "fill",
 )
-FILL_SEAMS = ("after", "middle", "end")  # Fill_after, Fill_middle, Fill_end, in id order
+# Fill_after, Fill_middle, Fill_end, Fill_gap, in id order ("gap" came later: a vocabulary
+# with the first three alone learnt a layout that did not say how long the gap is)
+FILL_SEAMS = ("after", "middle", "end", "gap")
 
 
 @dataclass(frozen=True)

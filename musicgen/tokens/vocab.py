@@ -89,11 +89,20 @@ class Vocabulary:
 
     @property
     def can_fill(self) -> bool:
+        return bool(self._seams.all())
+
+    @property
+    def fills_an_old_layout(self) -> bool:
+        """Some seams but not all: trained to fill before the layout said the gap's length."""
+        return bool(self._seams.any()) and not self.can_fill
+
+    @property
+    def _seams(self) -> np.ndarray:
         fill = self.space.fill
-        return bool((self.lookup[fill.offset : fill.offset + fill.size] >= 0).all())
+        return self.lookup[fill.offset : fill.offset + fill.size] >= 0
 
     def fill_id(self, seam: str) -> int:
-        """Compact id of Fill_after, Fill_middle or Fill_end."""
+        """Compact id of a seam: Fill_after, Fill_middle, Fill_end or Fill_gap."""
         return int(self.lookup[self.space.fill.id(FILL_SEAMS.index(seam))])
 
     # --- spelling in the tokens this vocabulary has ------------------------------------

@@ -7,7 +7,7 @@ from musicgen.config import TrainConfig
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.data.dataset import TokenDataset
 from musicgen.tokens.encoding import decode
-from musicgen.tokens.fill import Timeline, rearrange, restore, seams, training_cuts
+from musicgen.tokens.fill import Timeline, layout, rearrange, restore, seams, training_cuts
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,18 @@ def test_the_seams_are_appended_so_dataset_ids_keep_their_meaning(dataset):
     plain = TokenDataset.open(dataset).vocab
     fill = plain.with_fill()
     assert fill.tokens[: len(plain)] == plain.tokens
-    assert fill.tokens[len(plain) :] == ["Fill_after", "Fill_middle", "Fill_end"]
+    assert fill.tokens[len(plain) :] == ["Fill_after", "Fill_middle", "Fill_end", "Fill_gap"]
     assert fill.can_fill and not plain.can_fill and fill.plays_like(plain)
+    assert not fill.fills_an_old_layout and not plain.fills_an_old_layout
+
+
+def test_a_vocabulary_of_the_first_layout_cannot_fill(dataset):
+    """Trained before the layout gave the gap's length: its seams lack Fill_gap."""
+    from musicgen.tokens.vocab import Vocabulary
+
+    fill = TokenDataset.open(dataset).vocab.with_fill()
+    old = Vocabulary(fill.cfg, fill.uids[:-1])
+    assert old.fills_an_old_layout and not old.can_fill
 
 
 def test_rearranged_windows_restore_to_the_same_notes(pieces):
@@ -32,14 +42,20 @@ def test_rearranged_windows_restore_to_the_same_notes(pieces):
     for uids in docs:
         line = Timeline(uids, vocab)
         for _ in range(4):
-            cuts = training_cuts(line, 0, len(uids), rng, 8)
+            cuts = training_cuts(line, rng, 8, len(uids))
             if cuts is None:
                 continue
             a, b = cuts
             before, middle, after = line.parts(a, b)
-            ids = rearrange(before, middle, after, vocab)
-            fa, fm, fe = seams(vocab)
-            assert list(ids).count(fa) == list(ids).count(fm) == list(ids).count(fe) == 1
+            ids = rearrange(before, middle, after, vocab, b.step - a.step)
+            seam = seams(vocab)
+            assert [list(ids).count(s) for s in seam] == [1, 1, 1, 1]
+            # the gap's Shifts put the after-part at its own step on the piece's clock
+            fa, fg = seam[0], seam[3]
+            stream = vocab.stream()
+            stream.feed_all(ids[: int(np.flatnonzero(ids == fa)[0])])
+            assert stream.step == b.step
+            assert np.flatnonzero(ids == fg)[0] == len(before)
             original, _ = decode(uids, vocab.cfg)
             back, stats = decode(restore(ids, vocab), vocab.cfg)
             assert not stats
@@ -80,6 +96,25 @@ def _loader_rows(dataset, infill, streams):
     cfg = TrainConfig(seq_len=64, batch_size=8, infill=infill, transpose=0)
     dm = MusicDataModule(dataset, cfg, streams=streams)
     return dm, [dm.train_set[k] for k in range(12)]
+
+
+def test_the_layout_keeps_the_middle_whole_and_shares_the_rest(pieces):
+    vocab, docs = pieces
+    line = Timeline(docs[0], vocab)
+    a, b = line.cut(int(line.bar_lines[2])), line.cut(int(line.bar_lines[4]))
+    before, middle, after = line.parts(a, b)
+    length = len(middle) + 40
+    ids = layout(before, middle, after, vocab, b.step - a.step, length)
+    fa, fm, fe, fg = seams(vocab)
+    assert len(ids) == length
+    np.testing.assert_array_equal(ids[np.flatnonzero(ids == fm)[0] + 1 : -1], middle)
+    kept_before = ids[: np.flatnonzero(ids == fg)[0]]
+    kept_after = ids[np.flatnonzero(ids == fa)[0] + 1 : np.flatnonzero(ids == fm)[0]]
+    gap = len(vocab.spell_gap(b.step - a.step))
+    room = 40 - 4 - gap  # the seams and the gap's Shifts
+    assert (len(kept_before), len(kept_after)) == (room - room // 2, room // 2)
+    np.testing.assert_array_equal(kept_before, before[-len(kept_before) :])
+    np.testing.assert_array_equal(kept_after, after[: len(kept_after)])
 
 
 @pytest.mark.parametrize("streams", [False, True])
