@@ -8,7 +8,9 @@ Each model trains for the same wall time (`--minutes`; sized by budget, as
 `musicgen train --max-time` sizes it, unless `--fixed-size`; `--train-args` is
 added to every `musicgen train`; a model already trained in OUT is reused), is scored
 on the held-out split (bits per note), and generates `--pieces` pieces of `--bars`
-bars from scratch at each sampling setting (temperature:top_p:repeat_bias). The pieces are
+bars from scratch at each sampling setting (temperature:top_p:repeat_bias:form_bias; a
+model trained before `train` stored its corpus's form learns it here from the same
+training split). The pieces are
 compared with the first `--bars` bars of every held-out piece:
 
 * distinct 4-note figures, longest repeated stretch, share of bars that recur
@@ -24,6 +26,7 @@ Figures go to OUT/form.json and a table to the terminal.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -86,7 +89,9 @@ def main() -> int:
     ap.add_argument("--pieces", type=int, default=16)
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument(
-        "--settings", default="1.0:0.95:0", help="comma-separated temperature:top_p:repeat_bias"
+        "--settings",
+        default="1.0:0.95:0:0",
+        help="comma-separated temperature:top_p:repeat_bias:form_bias",
     )
     ap.add_argument("--train-args", default="", help="added to every `musicgen train`")
     ap.add_argument(
@@ -99,9 +104,11 @@ def main() -> int:
 
     from musicgen.checkpoint import load_model
     from musicgen.config import GenerateConfig
+    from musicgen.data.dataset import TokenDataset
     from musicgen.evaluate import evaluate
     from musicgen.generate import generate_songs
     from musicgen.listen import metrics as M
+    from musicgen.recurrence import learn_form_of
 
     out = ns.out
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +147,9 @@ def main() -> int:
                 *shlex.split(ns.train_args),
             )
         model = load_model(run / "best.ckpt")
+        if "form" not in model.meta:  # trained before `train` stored it: learnt here as it would
+            form = learn_form_of(TokenDataset.open(data).documents("train"), model.vocab)
+            model = dataclasses.replace(model, meta={**model.meta, "form": form.to_dict()})
         rep = evaluate(model, data_dir=data, ngram=False)
         row = {
             "bits_per_note": rep.bits_per_note,
@@ -148,7 +158,7 @@ def main() -> int:
             "settings": {},
         }
         for setting in ns.settings.split(","):
-            t, p, r = ([float(x) for x in setting.split(":")] + [0.0])[:3]
+            t, p, r, f = ([float(x) for x in setting.split(":")] + [0.0, 0.0])[:4]
             t0 = time.perf_counter()
             cfg = GenerateConfig(
                 num_samples=ns.pieces,
@@ -157,6 +167,7 @@ def main() -> int:
                 temperature=t,
                 top_p=p,
                 repeat_bias=r,
+                form_bias=f,
                 seed=1,
             )
             songs, _ = generate_songs(model, cfg)

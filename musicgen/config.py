@@ -364,6 +364,13 @@ class GenerateConfig:
         "Repetition-aware sampling: a logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).",
     )
     repeat_context: int = opt(8, "Tokens of context that must match for --repeat-bias.", cli=False)
+    # Form-aware sampling (musicgen/recurrence.py): at each bar line a bar comes back, or not,
+    # as the corpus's bars do; in one that does, a logit bonus for the token the bar it repeats
+    # had next at the same place.
+    form_bias: float = opt(
+        0.0,
+        "Form-aware sampling: bars come back at the distances the corpus's bars do; the logit bonus towards the bar repeated (0 = off).",
+    )
     use_cache: bool = opt(
         True, "Carry the model's state instead of recomputing the context.", cli=False
     )
@@ -391,6 +398,8 @@ class GenerateConfig:
             raise ValueError("primer_bars must be at least 1")
         if not self.repeat_bias >= 0 or self.repeat_context < 1:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
+        if not self.form_bias >= 0:
+            raise ValueError("form_bias must be >= 0")
         if self.instruments is not None:
             object.__setattr__(
                 self, "instruments", tuple(sorted(set(int(p) for p in self.instruments)))

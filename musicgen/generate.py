@@ -21,10 +21,12 @@ import torch
 from musicgen import __version__
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
+from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_group
 from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.primer import Primer, instrument_name, start_of_piece
+from musicgen.recurrence import BarCopier, FormPrior
 from musicgen.repetition import RepeatMemory
 from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.encoding import decode, quarters_per_step
@@ -56,6 +58,7 @@ class LengthTracker:
         batch: int,
         *,
         header_fixed: bool = False,
+        form: FormPrior | None = None,
     ):
         self.vocab, self.cfg = vocab, cfg
         self.streams = []
@@ -79,13 +82,29 @@ class LengthTracker:
         )  # where a time target cut the piece (absolute steps)
         self._eos = vocab.eos_id
         self.memories: list[RepeatMemory] = []
-        if cfg.repeat_bias:
+        self.copiers: list[BarCopier] = []
+        if cfg.form_bias and form is None:
+            raise MusicgenError(
+                "--form-bias needs the form the model learnt from its corpus, and this "
+                "checkpoint has none (it was trained before musicgen learnt form): train again"
+            )
+        if cfg.repeat_bias or cfg.form_bias:
             memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
+            rng = np.random.default_rng([cfg.seed, 0])
+            copier = BarCopier(form, cfg.form_bias, rng) if cfg.form_bias else None
             replay = vocab.stream()  # the prompt's bar positions, token by token
             for t in np.asarray(prompt).tolist():
+                position = replay.bar_position
                 replay.feed(vocab.uids[t])
                 memory.push(t, replay.bar_position)
-            self.memories = [copy.deepcopy(memory) for _ in range(batch)]
+                if copier is not None:
+                    copier.push(t, position, replay)
+            if cfg.repeat_bias:
+                self.memories = [copy.deepcopy(memory) for _ in range(batch)]
+            if copier is not None:
+                self.copiers = [copy.deepcopy(copier) for _ in range(batch)]
+                for b, c in enumerate(self.copiers):  # each row its own form from here
+                    c.rng = np.random.default_rng([cfg.seed, b + 1])
 
     @property
     def notes(self) -> np.ndarray:
@@ -103,14 +122,16 @@ class LengthTracker:
         return torch.from_numpy(np.stack(rows))
 
     def bias(self) -> torch.Tensor | None:
-        """(B, V): the repetition-aware pull towards what followed this context before."""
-        if not self.memories:
+        """(B, V): the pulls of repetition-aware sampling (towards what followed this
+        context before) and of form-aware sampling (towards the bar that comes back)."""
+        if not self.memories and not self.copiers:
             return None
         out = torch.zeros(len(self.streams), len(self.vocab))
-        for b, memory in enumerate(self.memories):
-            token = memory.suggestion()
-            if token is not None and not self.done[b]:
-                out[b, token] = memory.bias
+        for pulls in (self.memories, self.copiers):
+            for b, pull in enumerate(pulls):
+                token = pull.suggestion()
+                if token is not None and not self.done[b]:
+                    out[b, token] += pull.bias
         return out
 
     def update(self, new: torch.Tensor) -> torch.Tensor:
@@ -121,9 +142,12 @@ class LengthTracker:
             stream = self.streams[b]
             step0, sec0 = stream.step, stream.seconds
             sec_per_step = _seconds_per_step(stream)
+            position = stream.bar_position
             stream.feed(self.vocab.uids[t])
             if self.memories:
                 self.memories[b].push(t, stream.bar_position)
+            if self.copiers:
+                self.copiers[b].push(t, position, stream)
             self.tokens[b] += 1
             if (
                 stream.step == self.start_step
@@ -195,7 +219,9 @@ def generate_songs(
 ) -> tuple[list[Song], Primer | None]:
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
-    tracker = LengthTracker(model.vocab, cfg, prompt, B, header_fixed=header_fixed)
+    tracker = LengthTracker(
+        model.vocab, cfg, prompt, B, header_fixed=header_fixed, form=form_of(model)
+    )
     seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []
     per_step = quarters_per_step(model.encoding)
@@ -213,6 +239,15 @@ def generate_songs(
             score.notes["drum"] = False
         songs.append(Song(score, ids, len(prompt), int(new_notes[row])))
     return songs, primer
+
+
+def form_of(model: LoadedModel) -> FormPrior | None:
+    """The form the model learnt from its corpus (`train` stores it), if it has one."""
+    form = model.meta.get("form")
+    try:
+        return FormPrior.from_dict(form) if isinstance(form, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def tokens_to_score(ids: np.ndarray, vocab) -> Score:
@@ -315,7 +350,7 @@ def regenerate_command(ckpt: Path, out: Path, cfg: GenerateConfig) -> str:
         parts += ["--program", str(cfg.program)]
     if cfg.instruments:
         parts += ["--instruments", ",".join(map(instrument_name, cfg.instruments))]
-    parts += ["--repeat-bias", f"{cfg.repeat_bias:g}"]
+    parts += ["--repeat-bias", f"{cfg.repeat_bias:g}", "--form-bias", f"{cfg.form_bias:g}"]
     if not cfg.use_cache:
         parts.append("--no-cache")
     return " ".join(parts)

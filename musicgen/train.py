@@ -21,6 +21,7 @@ from musicgen.fsutil import atomic_write, folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.quiet import quiet_lightning
+from musicgen.recurrence import learn_form_of
 
 
 @dataclass
@@ -180,7 +181,9 @@ def _train_locked(
             raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
         ckpt_path = str(last)
 
-    lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), dataset_meta(vocab, data_dir))
+    meta = dataset_meta(vocab, data_dir)
+    meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()  # for --form-bias
+    lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta)
     ckpt_cb = ModelCheckpoint(
         dirpath=out,
         filename="best",

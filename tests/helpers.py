@@ -186,3 +186,15 @@ def odd_midi(path: Path, model: LoadedModel) -> OddMidi:
     missing = [strings[u] for u in ids.tolist() if vocab.lookup[u] < 0]
     assert {"Inst_40", "Prog_40", f"Dur_{dur}", f"Tempo_{tempo:g}"} <= set(missing), missing
     return OddMidi(path, len(missing), missing)
+
+
+def score_of(rows) -> Score:
+    """A 4/4 score at 120 bpm from rows of (start, duration, pitch[, program]), in quarters."""
+    notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
+    for i, r in enumerate(rows):
+        notes[i] = (r[0], r[1], r[2], 80, r[3] if len(r) > 3 else 0, False)
+    return Score(
+        notes=notes[np.argsort(notes["start"], kind="stable")],
+        tempos=[(0.0, 120.0)],
+        time_signatures=[(0.0, 4, 4)],
+    )

@@ -105,6 +105,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "instruments": None,
             "repeat_bias": GenerateConfig.repeat_bias,
             "repeat_context": 8,
+            "form_bias": 0.0,
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8

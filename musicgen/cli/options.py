@@ -83,7 +83,9 @@ def build_config(cls, values: dict, **fixed):
         raise MusicgenError(str(exc)) from None
 
 
-SAMPLING = ("temperature", "top_k", "top_p", "seed", "repeat_bias")
+# the draw of each token; a whole piece also takes the pulls that shape its form
+PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
+SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
 
 
 def sampling_options(f):

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from musicgen.cli.group import cli
-from musicgen.cli.options import build_config, config_options
+from musicgen.cli.options import PASSAGE_SAMPLING, build_config, config_options
 from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 
-# infill and accompany draw no repetition bias: the span's ends and the kept part hold the form
-PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
+# infill and accompany draw no repetition or form bias: the span's ends and the kept part
+# hold the form
 
 
 def _common(f):

@@ -11,23 +11,11 @@ from click.testing import CliRunner
 
 from musicgen.cli import cli
 from musicgen.listen import metrics as M
-from musicgen.midi.score import NOTE_DTYPE, Score
+from musicgen.midi.score import Score
 from musicgen.midi.write import write_midi
+from tests.helpers import score_of
 
 from .conftest import song
-
-
-def score_of(rows) -> Score:
-    """rows of (start, duration, pitch[, program])."""
-    notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
-    for i, r in enumerate(rows):
-        notes[i] = (r[0], r[1], r[2], 80, r[3] if len(r) > 3 else 0, False)
-    return Score(
-        notes=notes[np.argsort(notes["start"], kind="stable")],
-        tempos=[(0.0, 120.0)],
-        time_signatures=[(0.0, 4, 4)],
-    )
-
 
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71]
 

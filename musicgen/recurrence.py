@@ -1,0 +1,151 @@
+"""Form-aware sampling: bars come back at the distances the corpus's bars come back.
+
+Real tunes are built from strains that return (AABB: eight bars, the same eight
+again, then another eight), which a next-token model trained on windows of a few
+bars does not learn: left to itself it never plays a bar twice. So `train` also
+learns, from the training pieces, how their bars recur: a Markov chain over each
+bar's *state*, 0 for new music or d for "the bar d bars back, again" (the same notes
+at the same places), given the bar before's state (`learn_form`). A strain repeated
+eight bars later is a run of states 8; a sequence of bar-long motifs, a run of 1s.
+
+While a piece is generated with `--form-bias B`, each row draws its next bar's state
+from that chain at every bar line (`BarCopier`). In a bar that comes back, the token
+that came next at the same place of the bar d bars back gets B added to its logit:
+the model still chooses, and where it writes something else, the copy waits for the
+next point in time the source bar has a token at and goes on from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.listen.form import bar_contents
+from musicgen.midi.score import Score
+
+MAX_DISTANCE = 16  # bars: two 8-bar strains
+
+
+@dataclass(frozen=True)
+class FormPrior:
+    """P(a bar's state | the bar before's): rows and columns 0 (new) .. MAX_DISTANCE."""
+
+    transitions: tuple[tuple[float, ...], ...]
+
+    def to_dict(self) -> dict:
+        return {"transitions": [[round(p, 6) for p in row] for row in self.transitions]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FormPrior:
+        rows = np.asarray(d["transitions"], dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[0] != rows.shape[1] or (rows < 0).any():
+            raise ValueError("form transitions must be a square table of probabilities")
+        return cls(tuple(tuple(float(p) for p in row) for row in rows))
+
+    def draw(self, previous: int, bar: int, rng: np.random.Generator) -> int:
+        """The state of bar `bar` (from 0), after a bar of state `previous`: it can only
+        come back to a bar that exists."""
+        p = np.asarray(self.transitions[min(previous, len(self.transitions) - 1)])[: bar + 1]
+        if p.sum() <= 0:
+            return 0
+        return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def bar_states(score: Score, max_distance: int = MAX_DISTANCE) -> list[int]:
+    """Each bar's state: the distance the bar before kept, if this bar equals the bar
+    that far back; else the distance whose repeat goes on longest from here (the
+    nearer on a tie); else 0. An empty bar is new."""
+    bars = bar_contents(score)
+
+    def run(i: int, d: int) -> int:  # bars from i on equal to those d bars earlier
+        k = 0
+        while i + k < len(bars) and bars[i + k] and bars[i + k] == bars[i + k - d]:
+            k += 1
+        return k
+
+    states: list[int] = []
+    for i, content in enumerate(bars):
+        same = [d for d in range(1, min(i, max_distance) + 1) if content and bars[i - d] == content]
+        previous = states[-1] if states else 0
+        if previous in same:
+            states.append(previous)
+        else:
+            states.append(max(same, key=lambda d: (run(i, d), -d)) if same else 0)
+    return states
+
+
+def learn_form(scores: Iterable[Score], max_distance: int = MAX_DISTANCE) -> FormPrior:
+    """The chain of bar states of `scores`, smoothed a little towards each row's own
+    mean so a state the corpus never left still has somewhere to go."""
+    size = max_distance + 1
+    counts = np.zeros((size, size))
+    for score in scores:
+        states = bar_states(score, max_distance)
+        for a, b in zip(states, states[1:], strict=False):
+            counts[a, b] += 1
+    new = counts[0] + 0.5
+    rows = counts + 0.1 * (new / new.sum())  # an unseen state behaves like a new bar's
+    rows /= rows.sum(axis=1, keepdims=True)
+    return FormPrior(tuple(tuple(float(p) for p in row) for row in rows))
+
+
+def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
+    """The form of a dataset's pieces (compact ids of `vocab`), as `train` stores it."""
+    from musicgen.tokens.encoding import decode
+
+    return learn_form(decode(vocab.to_universal(d), vocab.cfg)[0] for d in docs)
+
+
+class BarCopier:
+    """One row's form while it is generated: the tokens of every bar so far, each with
+    the place in the bar it came at; the state of the current bar; and, while it comes
+    back, where in the bar it copies the model stands."""
+
+    def __init__(self, prior: FormPrior, bias: float, rng: np.random.Generator):
+        self.prior, self.bias, self.rng = prior, bias, rng
+        self.bars: list[list[tuple[int, int]]] = [[]]  # per bar: (position in the bar, token)
+        self.state = 0
+        self.at: int | None = None  # index into the source bar; None while waiting
+        self._bar_key = (0, 0)  # (the metre's origin, bars since it)
+
+    @property
+    def source(self) -> list[tuple[int, int]] | None:
+        return self.bars[len(self.bars) - 1 - self.state] if self.state else None
+
+    def push(self, token: int, position: int, stream) -> None:
+        """Record `token`, played at `position` in the bar; `stream` has read it."""
+        self.bars[-1].append((position, int(token)))
+        source = self.source
+        if source is not None and self.at is not None:
+            followed = self.at < len(source) and source[self.at][1] == token
+            self.at = self.at + 1 if followed else None
+        bar_steps = max(stream.bar_steps, 1)
+        key = (stream.bar_origin, (stream.step - stream.bar_origin) // bar_steps)
+        if key != self._bar_key:
+            crossed = key[1] - self._bar_key[1] if key[0] == self._bar_key[0] else 1
+            for _ in range(max(crossed, 1)):
+                self.bars.append([])
+                self.state = self.prior.draw(self.state, len(self.bars) - 1, self.rng)
+            self._bar_key = key
+            self._align(stream.bar_position)
+        elif self.at is None and stream.bar_position != position:  # time moved on
+            self._align(stream.bar_position)
+
+    def _align(self, position: int) -> None:
+        """Copy on from the first token the source bar has at `position`, if it has one."""
+        source = self.source
+        self.at = None
+        if source is None:
+            return
+        for i, (at, _) in enumerate(source):
+            if at == position:
+                self.at = i
+                return
+
+    def suggestion(self) -> int | None:
+        source = self.source
+        if source is None or self.at is None or self.at >= len(source):
+            return None
+        return source[self.at][1]

@@ -1,0 +1,141 @@
+"""Form-aware sampling: the corpus's bar recurrence learnt, and bars brought back in generation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from musicgen.checkpoint import load_model
+from musicgen.generate import GenerateConfig, form_of, generate_songs
+from musicgen.listen.form import bar_contents
+from musicgen.recurrence import MAX_DISTANCE, BarCopier, FormPrior, bar_states, learn_form
+from tests.helpers import assert_cli_error, run_cli, score_of
+
+A = [[60, 62, 64, 65], [67, 65, 64, 62], [60, 64, 67, 72], [71, 67, 62, 59]]
+B = [[69, 67], [62, 71], [69, 74], [72, 60]]
+
+
+def tune(*strains) -> object:
+    bars = [bar for strain in strains for bar in strain]
+    step = lambda bar: 4 // len(bar)  # noqa: E731
+    return score_of(
+        [
+            (4 * i + j * step(bar), step(bar), p)
+            for i, bar in enumerate(bars)
+            for j, p in enumerate(bar)
+        ]
+    )
+
+
+def test_an_aabb_tune_comes_back_a_strain_later():
+    assert bar_states(tune(A, A, B, B)) == [0] * 4 + [4] * 4 + [0] * 4 + [4] * 4
+
+
+def test_a_bar_played_twice_running_then_its_strain_keeps_the_distance_it_had():
+    twice = [A[0], A[0], A[1], A[2]]
+    # bar 2 repeats bar 1 (distance 1); the strain's return keeps distance 4 even where
+    # the repeated bar also equals the bar just before it
+    assert bar_states(tune(twice, twice)) == [0, 1, 0, 0, 4, 4, 4, 4]
+
+
+def test_the_chain_learnt_from_aabb_tunes_stays_on_its_strain():
+    prior = learn_form([tune(A, A, B, B)] * 3)
+    T = np.asarray(prior.transitions)
+    assert T.shape == (MAX_DISTANCE + 1,) * 2
+    np.testing.assert_allclose(T.sum(axis=1), 1.0)
+    assert T[4, 4] == pytest.approx(6 / 7, abs=0.01)  # a strain repeated goes on ...
+    assert T[4, 0] == pytest.approx(1 / 7, abs=0.01)  # ... or a new one comes
+    assert T[0, 4] > 0.1 and T[0, 0] > 0.5
+    back = FormPrior.from_dict(prior.to_dict())
+    np.testing.assert_allclose(back.transitions, prior.transitions, atol=1e-6)
+
+
+def test_a_state_is_only_drawn_for_a_bar_that_exists():
+    always_far = np.zeros((MAX_DISTANCE + 1,) * 2)
+    always_far[:, 8] = 1.0
+    prior = FormPrior(tuple(map(tuple, always_far)))
+    rng = np.random.default_rng(0)
+    assert prior.draw(0, 3, rng) == 0  # bar 3 has no bar 8 bars back: new music
+    assert prior.draw(0, 8, rng) == 8
+
+
+class _Stream:
+    """The clock a copier reads: steps, bar origin and bar length (4 steps a bar)."""
+
+    bar_steps, bar_origin = 4, 0
+
+    def __init__(self):
+        self.step = 0
+
+    @property
+    def bar_position(self):
+        return self.step % 4
+
+
+def _always(d: int) -> FormPrior:
+    table = np.zeros((MAX_DISTANCE + 1,) * 2)
+    table[:, d] = 1.0
+    return FormPrior(tuple(map(tuple, table)))
+
+
+def _play(copier: BarCopier, stream: _Stream, tokens):
+    """Feed tokens; a token >= 100 is a Shift of (token - 100) steps. Returns the suggestions
+    made before each token."""
+    said = []
+    for t in tokens:
+        said.append(copier.suggestion())
+        position = stream.bar_position
+        if t >= 100:
+            stream.step += t - 100
+        copier.push(t, position, stream)
+    return said
+
+
+def test_a_bar_that_comes_back_suggests_its_source_token_by_token():
+    copier, stream = BarCopier(_always(1), 5.0, np.random.default_rng(0)), _Stream()
+    bar = [10, 11, 102, 12, 102]  # two notes, half a bar, a note, half a bar
+    assert _play(copier, stream, bar) == [None] * 5  # the first bar is new
+    assert copier.state == 1
+    assert _play(copier, stream, bar) == bar  # the next suggests bar 1 all the way
+
+
+def test_a_copy_that_diverges_waits_for_the_next_time_point_it_has():
+    copier, stream = BarCopier(_always(1), 5.0, np.random.default_rng(0)), _Stream()
+    _play(copier, stream, [10, 11, 102, 12, 102])
+    said = _play(copier, stream, [20, 101, 101, 12])
+    # 20 is not 10: no suggestion until time moves; at position 1 bar 1 has nothing; at
+    # position 2 it has 12 again
+    assert said == [10, None, None, 12]
+
+
+def test_form_bias_brings_bars_back_in_a_generated_piece(trained):
+    model = load_model(trained["gru"].best)
+    assert form_of(model) is not None  # train stored the corpus's form with the model
+    model = dataclasses.replace(model, meta={**model.meta, "form": _always(1).to_dict()})
+
+    def repeats(bias):
+        cfg = GenerateConfig(num_samples=4, seed=3, unit="bars", length=6, form_bias=bias)
+        songs, _ = generate_songs(model, cfg)
+        same = total = 0
+        for song in songs:
+            bars = [c for c in bar_contents(song.score)][:6]
+            total += len(bars) - 1
+            same += sum(1 for x, y in zip(bars, bars[1:], strict=False) if x and x == y)
+        return same / total
+
+    assert repeats(0.0) < 0.2
+    assert repeats(30.0) > 0.6
+
+
+def test_form_bias_on_a_checkpoint_that_learnt_no_form_is_one_line(trained, tmp_path):
+    import torch
+
+    ckpt = torch.load(trained["gru"].best, weights_only=True)
+    del ckpt["musicgen"]["form"]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    result = run_cli("generate", str(old), "--form-bias", "2", "--out", str(tmp_path / "s.mid"))
+    assert_cli_error(result, "has none")
+    assert not (tmp_path / "s.mid").exists()
