@@ -111,7 +111,7 @@ def layouts(line: Timeline, a: int, b: int, max_len: int, middle_ids=None):
     before, middle, after = line.parts(line.cut(a), line.cut(b))
     if middle_ids is not None:
         middle = middle_ids
-    passage = layout(before, middle, after, vocab, b - a, max_len)
+    passage = layout(before, middle, after, vocab, b - a, max_len + 1)  # as training does
     fm, fa, fg = (seams(vocab)[k] for k in (1, 0, 3))
     lo = int(np.flatnonzero(passage == fm)[0]) + 1
     # the same music on either side, for the continuation

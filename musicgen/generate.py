@@ -90,8 +90,8 @@ class LengthTracker:
             )
         if cfg.repeat_bias or cfg.form_bias:
             memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
-            rng = np.random.default_rng([cfg.seed, 0])
-            copier = BarCopier(form, cfg.form_bias, rng) if cfg.form_bias else None
+            music = np.isin(vocab.families, ("shift", "prog", "vel", "pitch", "dur", "drum"))
+            copier = BarCopier(form, cfg.form_bias, music) if cfg.form_bias else None
             replay = vocab.stream()  # the prompt's bar positions, token by token
             for t in np.asarray(prompt).tolist():
                 position = replay.bar_position
@@ -104,7 +104,7 @@ class LengthTracker:
             if copier is not None:
                 self.copiers = [copy.deepcopy(copier) for _ in range(batch)]
                 for b, c in enumerate(self.copiers):  # each row its own form from here
-                    c.rng = np.random.default_rng([cfg.seed, b + 1])
+                    c.start(np.random.default_rng([cfg.seed, b]))
 
     @property
     def notes(self) -> np.ndarray:
@@ -220,7 +220,12 @@ def generate_songs(
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
     tracker = LengthTracker(
-        model.vocab, cfg, prompt, B, header_fixed=header_fixed, form=form_of(model)
+        model.vocab,
+        cfg,
+        prompt,
+        B,
+        header_fixed=header_fixed,
+        form=form_of(model) if cfg.form_bias else None,
     )
     seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []
@@ -244,10 +249,12 @@ def generate_songs(
 def form_of(model: LoadedModel) -> FormPrior | None:
     """The form the model learnt from its corpus (`train` stores it), if it has one."""
     form = model.meta.get("form")
-    try:
-        return FormPrior.from_dict(form) if isinstance(form, dict) else None
-    except (KeyError, TypeError, ValueError):
+    if form is None:
         return None
+    try:
+        return FormPrior.from_dict(form)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MusicgenError(f"{model.path}: the form it learnt is damaged ({exc})") from None
 
 
 def tokens_to_score(ids: np.ndarray, vocab) -> Score:

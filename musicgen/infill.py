@@ -22,7 +22,7 @@ from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
-from musicgen.tokens.fill import Timeline, layout, seams
+from musicgen.tokens.fill import Timeline, layout
 from musicgen.tokens.space import PAD
 from musicgen.tokens.stream import FREE
 
@@ -155,9 +155,11 @@ def _context(
     if not reads_ahead:  # a continuation of the music before the span, as much as fits
         keep = max(max_len - len(middle), 16)
         return vocab.lookup[before[max(0, len(before) - keep) :]], before, budget
-    passage = layout(before, middle, after, vocab, end - start, max_len)
-    fm = seams(vocab)[1]
-    prompt = passage[: int(np.flatnonzero(passage == fm)[0]) + 1]  # the middle is the model's
+    # training lays out max_len + 1 tokens: the last, Fill_end, is only ever a target
+    passage = layout(before, middle, after, vocab, end - start, max_len + 1)
+    prompt = passage[
+        : len(passage) - len(middle) - 1
+    ]  # up to Fill_middle: the middle is the model's
     return vocab.lookup[prompt], before, budget
 
 

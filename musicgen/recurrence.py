@@ -40,7 +40,13 @@ class FormPrior:
     @classmethod
     def from_dict(cls, d: dict) -> FormPrior:
         rows = np.asarray(d["transitions"], dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[0] != rows.shape[1] or (rows < 0).any():
+        if (
+            rows.ndim != 2
+            or rows.shape[0] != rows.shape[1]
+            or not np.isfinite(rows).all()
+            or (rows < 0).any()
+            or not (rows.sum(axis=1) > 0).all()
+        ):
             raise ValueError("form transitions must be a square table of probabilities")
         return cls(tuple(tuple(float(p) for p in row) for row in rows))
 
@@ -99,16 +105,35 @@ def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
 
 
 class BarCopier:
-    """One row's form while it is generated: the tokens of every bar so far, each with
-    the place in the bar it came at; the state of the current bar; and, while it comes
-    back, where in the bar it copies the model stands."""
+    """One row's form while it is generated: the music tokens of every bar so far, each
+    with the place in the bar it came at; the state of the current bar; and, while it
+    comes back, where in the bar it copies the model stands.
 
-    def __init__(self, prior: FormPrior, bias: float, rng: np.random.Generator):
-        self.prior, self.bias, self.rng = prior, bias, rng
+    A primer is read first with no plan (its bars are what they are); `start` begins
+    drawing, after the state the last whole bar turned out to have."""
+
+    def __init__(self, prior: FormPrior, bias: float, music: np.ndarray):
+        self.prior, self.bias = prior, bias
+        self.music = music  # per compact id: a token of the body (not BOS, line-up, metre, tempo)
+        self.rng: np.random.Generator | None = None
         self.bars: list[list[tuple[int, int]]] = [[]]  # per bar: (position in the bar, token)
         self.state = 0
         self.at: int | None = None  # index into the source bar; None while waiting
         self._bar_key = (0, 0)  # (the metre's origin, bars since it)
+        self._step = self._position = 0
+
+    def start(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        bar = len(self.bars) - 1
+        self.state = self.prior.draw(self._played_state(bar - 1), bar, rng) if bar else 0
+        self._align(self._position)
+
+    def _played_state(self, i: int) -> int:
+        """The nearest earlier bar bar `i` equals, in bars back (0: none, or it is empty)."""
+        top = min(i, len(self.prior.transitions) - 1)
+        return next(
+            (d for d in range(1, top + 1) if self.bars[i] and self.bars[i - d] == self.bars[i]), 0
+        )
 
     @property
     def source(self) -> list[tuple[int, int]] | None:
@@ -116,22 +141,26 @@ class BarCopier:
 
     def push(self, token: int, position: int, stream) -> None:
         """Record `token`, played at `position` in the bar; `stream` has read it."""
-        self.bars[-1].append((position, int(token)))
-        source = self.source
-        if source is not None and self.at is not None:
-            followed = self.at < len(source) and source[self.at][1] == token
-            self.at = self.at + 1 if followed else None
-        bar_steps = max(stream.bar_steps, 1)
-        key = (stream.bar_origin, (stream.step - stream.bar_origin) // bar_steps)
-        if key != self._bar_key:
+        token = int(token)
+        if self.music[token]:
+            self.bars[-1].append((position, token))
+            source = self.source
+            if source is not None and self.at is not None:
+                followed = self.at < len(source) and source[self.at][1] == token
+                self.at = self.at + 1 if followed else None
+        key = (stream.bar_origin, (stream.step - stream.bar_origin) // max(stream.bar_steps, 1))
+        moved = stream.step != self._step
+        if moved and key != self._bar_key:  # time reached or passed a bar line
             crossed = key[1] - self._bar_key[1] if key[0] == self._bar_key[0] else 1
             for _ in range(max(crossed, 1)):
                 self.bars.append([])
-                self.state = self.prior.draw(self.state, len(self.bars) - 1, self.rng)
-            self._bar_key = key
+                bar = len(self.bars) - 1
+                self.state = self.prior.draw(self.state, bar, self.rng) if self.rng else 0
             self._align(stream.bar_position)
-        elif self.at is None and stream.bar_position != position:  # time moved on
+        elif moved and self.at is None:
             self._align(stream.bar_position)
+        # a metre set on a bar line moves the origin only: the same bar
+        self._bar_key, self._step, self._position = key, stream.step, stream.bar_position
 
     def _align(self, position: int) -> None:
         """Copy on from the first token the source bar has at `position`, if it has one."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
 import pytest
 
 from musicgen.checkpoint import load_model
+from musicgen.errors import MusicgenError
 from musicgen.generate import GenerateConfig, form_of, generate_songs
 from musicgen.listen.form import bar_contents
 from musicgen.recurrence import MAX_DISTANCE, BarCopier, FormPrior, bar_states, learn_form
@@ -64,20 +66,29 @@ def test_a_state_is_only_drawn_for_a_bar_that_exists():
 class _Stream:
     """The clock a copier reads: steps, bar origin and bar length (4 steps a bar)."""
 
-    bar_steps, bar_origin = 4, 0
-
     def __init__(self):
-        self.step = 0
+        self.step, self.bar_steps, self.bar_origin = 0, 4, 0
 
     @property
     def bar_position(self):
-        return self.step % 4
+        return (self.step - self.bar_origin) % self.bar_steps
 
 
 def _always(d: int) -> FormPrior:
     table = np.zeros((MAX_DISTANCE + 1,) * 2)
     table[:, d] = 1.0
     return FormPrior(tuple(map(tuple, table)))
+
+
+HEADER = 1  # a token that is not music (as BOS, an Inst, a TimeSig or a Tempo)
+MUSIC = np.ones(200, dtype=bool)
+MUSIC[HEADER] = False
+
+
+def _copier(d: int) -> tuple[BarCopier, _Stream]:
+    copier = BarCopier(_always(d), 5.0, MUSIC)
+    copier.start(np.random.default_rng(0))
+    return copier, _Stream()
 
 
 def _play(copier: BarCopier, stream: _Stream, tokens):
@@ -94,20 +105,54 @@ def _play(copier: BarCopier, stream: _Stream, tokens):
 
 
 def test_a_bar_that_comes_back_suggests_its_source_token_by_token():
-    copier, stream = BarCopier(_always(1), 5.0, np.random.default_rng(0)), _Stream()
+    copier, stream = _copier(1)
     bar = [10, 11, 102, 12, 102]  # two notes, half a bar, a note, half a bar
-    assert _play(copier, stream, bar) == [None] * 5  # the first bar is new
+    assert _play(copier, stream, [HEADER, *bar]) == [None] * 6  # the first bar is new
     assert copier.state == 1
-    assert _play(copier, stream, bar) == bar  # the next suggests bar 1 all the way
+    # the next suggests bar 1 all the way: its music, not the header before it
+    assert _play(copier, stream, bar) == bar
 
 
 def test_a_copy_that_diverges_waits_for_the_next_time_point_it_has():
-    copier, stream = BarCopier(_always(1), 5.0, np.random.default_rng(0)), _Stream()
+    copier, stream = _copier(1)
     _play(copier, stream, [10, 11, 102, 12, 102])
     said = _play(copier, stream, [20, 101, 101, 12])
     # 20 is not 10: no suggestion until time moves; at position 1 bar 1 has nothing; at
     # position 2 it has 12 again
     assert said == [10, None, None, 12]
+
+
+def test_a_metre_set_on_a_bar_line_opens_no_extra_bar():
+    copier, stream = _copier(1)
+    _play(copier, stream, [10, 104])
+    stream.bar_origin, stream.bar_steps = stream.step, 3  # a TimeSig right on the line
+    copier.push(HEADER, 0, stream)
+    assert len(copier.bars) == 2 and copier.suggestion() == 10
+
+
+def test_after_a_primer_each_row_draws_its_own_form():
+    half = np.zeros((MAX_DISTANCE + 1,) * 2)
+    half[:, 0] = half[:, 1] = 0.5
+    primer = BarCopier(FormPrior(tuple(map(tuple, half))), 5.0, MUSIC)
+    stream = _Stream()
+    _play(primer, stream, [10, 104, 11, 104])  # two bars read, no plan drawn while reading
+    assert primer.state == 0
+    states = set()
+    for row in range(16):
+        copier = copy.deepcopy(primer)
+        copier.start(np.random.default_rng([7, row]))
+        states.add(copier.state)
+    assert states == {0, 1}
+
+
+def test_a_damaged_form_is_refused_in_one_line(trained):
+    model = load_model(trained["gru"].best)
+    for bad in ({"transitions": [[float("nan")]]}, {"transitions": [[0.0]]}, {"rows": []}):
+        damaged = dataclasses.replace(model, meta={**model.meta, "form": bad})
+        with pytest.raises(MusicgenError, match="damaged"):
+            generate_songs(damaged, GenerateConfig(form_bias=2.0, unit="notes", length=4))
+    # a model that is not asked to use it does not read it
+    generate_songs(damaged, GenerateConfig(unit="notes", length=4))
 
 
 def test_form_bias_brings_bars_back_in_a_generated_piece(trained):

@@ -16,8 +16,8 @@ every pitch in range, the same in every window of it (a carried state would
 otherwise hear the key change at each window).
 
 With `TrainConfig.infill` a share of the windows teaches infilling (`Filler`): a
-window of a piece is cut at two bar lines and laid out as before, after, middle
-(tokens/fill.py). In random-window training each window is rearranged with that
+passage of a piece is cut at two bar lines and laid out as before, the gap's
+length, after, middle, cropped to the window as infilling crops it (tokens/fill.py). In random-window training each window is rearranged with that
 probability; on whole pieces that share of each batch's rows are rearranged
 windows, each from its own fresh state, so the rows that walk pieces are never
 interrupted.
@@ -46,7 +46,7 @@ from torch.utils.data import (
 from musicgen.config import TrainConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
-from musicgen.tokens.fill import Timeline, layout, training_cuts
+from musicgen.tokens.fill import MIN_CONTEXT, Timeline, context_room, layout, training_cuts
 
 IGNORE = -100
 
@@ -145,16 +145,16 @@ class Filler:
 
     def _layout(self, line: Timeline, rng) -> np.ndarray | None:
         """A random passage of the piece rearranged (universal ids), cropped as infilling
-        crops it; None if its middle leaves under a quarter of the window for context."""
-        cuts = training_cuts(line, rng, self.max_bars, self.length - self.length // 4)
+        crops it; None if its middle leaves under `MIN_CONTEXT` of the window for context."""
+        least = int(self.length * MIN_CONTEXT)
+        cuts = training_cuts(line, rng, self.max_bars, self.length - least)
         if cuts is None:
             return None
         a, b = cuts
         before, middle, after = line.parts(a, b)
         gap = b.step - a.step
-        seams_and_gap = 4 + len(self.vocab.spell_gap(gap))
-        if self.length - seams_and_gap - len(middle) < self.length // 4:
-            return None
+        if context_room(self.length, len(middle), gap, self.vocab) < least:
+            return None  # the token count training_cuts went by was a little short
         return layout(before, middle, after, self.vocab, gap, self.length)
 
 

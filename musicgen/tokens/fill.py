@@ -152,10 +152,20 @@ def around(before: np.ndarray, after: np.ndarray, room: int) -> tuple[np.ndarray
     return before[len(before) - keep_before :], after[:keep_after]
 
 
+MIN_CONTEXT = 0.25  # of a window: the least music either side of a middle that training sees
+
+
+def context_room(length: int, middle_tokens: int, gap: int, vocab) -> int:
+    """Tokens of a `length`-token layout left for the music before and after a middle."""
+    return length - 4 - len(vocab.spell_gap(gap)) - middle_tokens  # the seams, the gap
+
+
 def layout(before, middle, after, vocab, gap: int, length: int) -> np.ndarray:
     """The rearranged passage in at most `length` tokens, as training and infilling both
-    crop it: the middle whole, and as much music on either side as `around` keeps."""
-    room = length - 4 - len(vocab.spell_gap(gap)) - len(middle)
+    crop it: the middle whole, and as much music on either side as `around` keeps.
+    Training only draws middles that leave `MIN_CONTEXT` of the window; a longer span
+    to infill still gets that much (the layout is then longer than `length`)."""
+    room = max(context_room(length, len(middle), gap, vocab), int(length * MIN_CONTEXT))
     near_before, near_after = around(before, after, room)
     return rearrange(near_before, middle, near_after, vocab, gap)
 

@@ -103,7 +103,7 @@ def test_the_layout_keeps_the_middle_whole_and_shares_the_rest(pieces):
     line = Timeline(docs[0], vocab)
     a, b = line.cut(int(line.bar_lines[2])), line.cut(int(line.bar_lines[4]))
     before, middle, after = line.parts(a, b)
-    length = len(middle) + 40
+    length = 2 * len(middle)  # room for more than MIN_CONTEXT either side
     ids = layout(before, middle, after, vocab, b.step - a.step, length)
     fa, fm, fe, fg = seams(vocab)
     assert len(ids) == length
@@ -111,7 +111,7 @@ def test_the_layout_keeps_the_middle_whole_and_shares_the_rest(pieces):
     kept_before = ids[: np.flatnonzero(ids == fg)[0]]
     kept_after = ids[np.flatnonzero(ids == fa)[0] + 1 : np.flatnonzero(ids == fm)[0]]
     gap = len(vocab.spell_gap(b.step - a.step))
-    room = 40 - 4 - gap  # the seams and the gap's Shifts
+    room = length - len(middle) - 4 - gap  # the seams and the gap's Shifts
     assert (len(kept_before), len(kept_after)) == (room - room // 2, room // 2)
     np.testing.assert_array_equal(kept_before, before[-len(kept_before) :])
     np.testing.assert_array_equal(kept_after, after[: len(kept_after)])
@@ -168,3 +168,45 @@ def test_whole_piece_training_keeps_a_row_of_each_kind(dataset):
     assert dm.fill_lanes == 1  # and a small share still trains some
     with pytest.raises(MusicgenError, match="batch-size 2"):
         MusicDataModule(dataset, TrainConfig(seq_len=64, batch_size=1, infill=0.5), streams=True)
+
+
+def test_infilling_reads_a_passage_as_training_lays_it_out(dataset):
+    from musicgen.infill import _context
+
+    cfg = TrainConfig(seq_len=160, batch_size=4, infill=1.0, transpose=0)
+    dm = MusicDataModule(dataset, cfg, streams=False)
+    filler, vocab = dm.filler, dm.vocab
+    line = filler.lines[0]
+    a, b = line.cut(int(line.bar_lines[1])), line.cut(int(line.bar_lines[2]))  # one bar
+    before, middle, after = line.parts(a, b)
+    window = layout(before, middle, after, vocab, b.step - a.step, filler.length)
+    assert len(window) <= filler.length  # a training row: inputs are all but its last token
+    prompt, _, _ = _context(line, a.step, b.step, cfg.seq_len)
+    written = [*vocab.lookup[middle], vocab.fill_id("end")]
+    assert [*prompt, *written] == list(vocab.lookup[window])
+
+
+def test_training_middles_leave_room_for_context(pieces):
+    vocab, docs = pieces
+    rng = np.random.default_rng(1)
+    longest = 0
+    for uids in docs:
+        line = Timeline(uids, vocab)
+        for _ in range(8):
+            cuts = training_cuts(line, rng, 8, 40)
+            if cuts is not None:
+                longest = max(longest, len(line.parts(*cuts)[1]))
+    assert 20 < longest <= 40 + 4  # the Shifts split at the two cuts may add a few
+
+
+def test_a_span_longer_than_training_middles_still_reads_some_music_either_side(pieces):
+    from musicgen.tokens.fill import MIN_CONTEXT
+
+    vocab, docs = pieces
+    line = Timeline(docs[0], vocab)
+    a, b = line.cut(int(line.bar_lines[1])), line.cut(int(line.bar_lines[4]))
+    before, middle, after = line.parts(a, b)
+    length = len(middle)  # the middle alone fills the window
+    ids = layout(before, middle, after, vocab, b.step - a.step, length)
+    gap = len(vocab.spell_gap(b.step - a.step))
+    assert len(ids) == len(middle) + 4 + gap + int(length * MIN_CONTEXT)
