@@ -29,6 +29,7 @@ from musicgen.config import AccompanyConfig, GenerateConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
+from musicgen.tokens.encoding import programs_of
 from musicgen.tokens.space import DRUMS, EOS, PAD
 from musicgen.tokens.stream import AFTER_PITCH, AFTER_VEL, FREE
 
@@ -137,7 +138,7 @@ class KeptRules:
         space = vocab.space
         self.space = space
         notes = piece.score.notes[kept]
-        program = _programs(notes)
+        program = programs_of(piece.score.notes, vocab.cfg)[kept]  # as the encoder names them
         unknown = sorted({int(p) for p in program if vocab.lookup[space.prog.offset + int(p)] < 0})
         if unknown:
             raise MusicgenError(

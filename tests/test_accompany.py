@@ -125,3 +125,27 @@ def test_with_no_checkpoint_the_shipped_model_accompanies(tmp_path):
     out = tmp_path / "acc"
     assert_ok(run_cli("accompany", PIECE, "--keep", "top", "-n", "1", "--out", out))
     assert read_score(out / "bwv1.6.mid").num_notes > 0
+
+
+def test_with_one_program_per_piece_the_kept_part_is_heard_on_the_piece_s_program(pop_song):
+    """`programs="main"` encodes every pitched note on the piece's most used program, so
+    the kept notes are forced in under that one, not the file's own."""
+    import dataclasses
+
+    from musicgen.accompany import KeptRules, kept_part
+    from musicgen.config import EncodingConfig
+    from musicgen.piece import read_piece
+    from musicgen.tokens.encoding import programs_of
+    from musicgen.tokens.space import DRUMS, token_space
+    from musicgen.tokens.vocab import Vocabulary
+
+    cfg = dataclasses.replace(EncodingConfig(), programs="main", time="beats")
+    vocab = Vocabulary(cfg, np.arange(token_space(cfg).size))
+    piece = read_piece(pop_song.path, vocab)
+    main = programs_of(piece.score.notes, cfg)
+    lead = int(main[~piece.score.notes["drum"]][0])
+    kept, _, _ = kept_part(piece.score, "top")
+    rules = KeptRules(piece, kept, piece.line.uids[: piece.line.body], 1)
+    played = {note.program for note in rules.kept}
+    assert played and played <= {lead, DRUMS}
+    assert set(piece.score.notes["program"][kept].tolist()) - {lead}  # the file's are others
