@@ -64,12 +64,12 @@ def bar_states(score: Score, max_distance: int = MAX_DISTANCE) -> list[int]:
     that far back; else the distance whose repeat goes on longest from here (the
     nearer on a tie); else 0. An empty bar is new."""
     bars = bar_contents(score)
-
-    def run(i: int, d: int) -> int:  # bars from i on equal to those d bars earlier
-        k = 0
-        while i + k < len(bars) and bars[i + k] and bars[i + k] == bars[i + k - d]:
-            k += 1
-        return k
+    n = len(bars)
+    # run[d][i]: how many bars from i on equal those d bars earlier (from the end: linear)
+    run = {d: [0] * (n + 1) for d in range(1, max_distance + 1)}
+    for d, r in run.items():
+        for i in range(n - 1, d - 1, -1):
+            r[i] = r[i + 1] + 1 if bars[i] and bars[i] == bars[i - d] else 0
 
     states: list[int] = []
     for i, content in enumerate(bars):
@@ -78,7 +78,7 @@ def bar_states(score: Score, max_distance: int = MAX_DISTANCE) -> list[int]:
         if previous in same:
             states.append(previous)
         else:
-            states.append(max(same, key=lambda d: (run(i, d), -d)) if same else 0)
+            states.append(max(same, key=lambda d: (run[d][i], -d)) if same else 0)
     return states
 
 
