@@ -425,7 +425,15 @@ def test_ctrl_c_saves_reports_and_exits_130(dataset, tmp_path):
     args = [sys.executable, "-m", "musicgen", "train", "--data", str(dataset), "--out", str(out)]
     args += [str(a) for a in TINY_CLI]
     args[args.index("--max-steps") + 1] = "100000"
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a SIGINT disposition the test process inherited or set (ignored) would pass to the
+    # child, and Python would then install no KeyboardInterrupt: start it as a shell does
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not (out / "best.ckpt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
