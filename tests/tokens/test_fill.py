@@ -35,32 +35,38 @@ def test_a_vocabulary_of_the_first_layout_cannot_fill(dataset):
     assert old.fills_an_old_layout and not old.can_fill
 
 
-def test_rearranged_windows_restore_to_the_same_notes(pieces):
+def drawn_cuts(pieces, seed: int, draws: int, max_tokens: int | None):
+    """(piece, its timeline, cuts) for `draws` training draws of up to 8 bars on each piece
+    (`max_tokens` None: the piece's length); a draw that finds no cuts is left out."""
     vocab, docs = pieces
-    rng = np.random.default_rng(0)
-    tried = 0
+    rng = np.random.default_rng(seed)
     for uids in docs:
         line = Timeline(uids, vocab)
-        for _ in range(4):
-            cuts = training_cuts(line, rng, 8, len(uids))
-            if cuts is None:
-                continue
-            a, b = cuts
-            before, middle, after = line.parts(a, b)
-            ids = rearrange(before, middle, after, vocab, b.step - a.step)
-            seam = seams(vocab)
-            assert [list(ids).count(s) for s in seam] == [1, 1, 1, 1]
-            # the gap's Shifts put the after-part at its own step on the piece's clock
-            fa, fg = seam[0], seam[3]
-            stream = vocab.stream()
-            stream.feed_all(ids[: int(np.flatnonzero(ids == fa)[0])])
-            assert stream.step == b.step
-            assert np.flatnonzero(ids == fg)[0] == len(before)
-            original, _ = decode(uids, vocab.cfg)
-            back, stats = decode(restore(ids, vocab), vocab.cfg)
-            assert not stats
-            np.testing.assert_array_equal(back.notes, original.notes)
-            tried += 1
+        for _ in range(draws):
+            cuts = training_cuts(line, rng, 8, len(uids) if max_tokens is None else max_tokens)
+            if cuts is not None:
+                yield uids, line, cuts
+
+
+def test_rearranged_windows_restore_to_the_same_notes(pieces):
+    vocab, _ = pieces
+    tried = 0
+    for uids, line, (a, b) in drawn_cuts(pieces, seed=0, draws=4, max_tokens=None):
+        before, middle, after = line.parts(a, b)
+        ids = rearrange(before, middle, after, vocab, b.step - a.step)
+        seam = seams(vocab)
+        assert [list(ids).count(s) for s in seam] == [1, 1, 1, 1]
+        # the gap's Shifts put the after-part at its own step on the piece's clock
+        fa, fg = seam[0], seam[3]
+        stream = vocab.stream()
+        stream.feed_all(ids[: int(np.flatnonzero(ids == fa)[0])])
+        assert stream.step == b.step
+        assert np.flatnonzero(ids == fg)[0] == len(before)
+        original, _ = decode(uids, vocab.cfg)
+        back, stats = decode(restore(ids, vocab), vocab.cfg)
+        assert not stats
+        np.testing.assert_array_equal(back.notes, original.notes)
+        tried += 1
     assert tried > 20
 
 
@@ -187,15 +193,9 @@ def test_infilling_reads_a_passage_as_training_lays_it_out(dataset):
 
 
 def test_training_middles_leave_room_for_context(pieces):
-    vocab, docs = pieces
-    rng = np.random.default_rng(1)
     longest = 0
-    for uids in docs:
-        line = Timeline(uids, vocab)
-        for _ in range(8):
-            cuts = training_cuts(line, rng, 8, 40)
-            if cuts is not None:
-                longest = max(longest, len(line.parts(*cuts)[1]))
+    for _, line, cuts in drawn_cuts(pieces, seed=1, draws=8, max_tokens=40):
+        longest = max(longest, len(line.parts(*cuts)[1]))
     assert 20 < longest <= 40 + 4  # the Shifts split at the two cuts may add a few
 
 
