@@ -8,9 +8,9 @@ Each model trains for the same wall time (`--minutes`; sized by budget, as
 `musicgen train --max-time` sizes it, unless `--fixed-size`; `--train-args` is
 added to every `musicgen train`; a model already trained in OUT is reused), is scored
 on the held-out split (bits per note), and generates `--pieces` pieces of `--bars`
-bars from scratch at each sampling setting (temperature:top_p:repeat_bias:form_bias; a
-model trained before `train` stored its corpus's form learns it here from the same
-training split). The pieces are
+bars from scratch at each sampling setting (temperature:top_p:repeat_bias:form_bias; the
+form is learnt here from the same training split, as `train` learns it now, so a model
+trained before a change to form learning is measured with the change). The pieces are
 compared with the first `--bars` bars of every held-out piece:
 
 * distinct 4-note figures, longest repeated stretch, share of bars that recur
@@ -147,9 +147,10 @@ def main() -> int:
                 *shlex.split(ns.train_args),
             )
         model = load_model(run / "best.ckpt")
-        if "form" not in model.meta:  # trained before `train` stored it: learnt here as it would
-            form = learn_form_of(TokenDataset.open(data).documents("train"), model.vocab)
-            model = dataclasses.replace(model, meta={**model.meta, "form": form.to_dict()})
+        # the form as `train` learns it now, from the same training split, whatever the
+        # checkpoint's age (an older one has no form, or no templates)
+        form = learn_form_of(TokenDataset.open(data).documents("train"), model.vocab)
+        model = dataclasses.replace(model, meta={**model.meta, "form": form.to_dict()})
         rep = evaluate(model, data_dir=data, ngram=False)
         row = {
             "bits_per_note": rep.bits_per_note,

@@ -8,8 +8,15 @@ bar's *state*, 0 for new music or d for "the bar d bars back, again" (the same n
 at the same places), given the bar before's state (`learn_form`). A strain repeated
 eight bars later is a run of states 8; a sequence of bar-long motifs, a run of 1s.
 
-While a piece is generated with `--form-bias B`, each row draws its next bar's state
-from that chain at every bar line (`BarCopier`). In a bar that comes back, the token
+A chain of order one forgets where it is in the piece: it cannot learn that the
+repeat of an 8-bar strain starts on bar 9, so its plans scatter short repeats where
+the corpus has strains. So `learn_form` also keeps the training pieces' own
+sequences of states (`templates`, their *forms*: which bar repeats which, never a
+note), and a generated piece takes the form of one of them, drawn at random, as
+its plan; past the template's end, or with none, the chain goes on from there.
+
+While a piece is generated with `--form-bias B`, each row follows its plan, one
+bar's state at every bar line (`BarCopier`). In a bar that comes back, the token
 that came next at the same place of the bar d bars back gets B added to its logit:
 the model still chooses, and where it writes something else, the copy waits for the
 next point in time the source bar has a token at and goes on from there.
@@ -26,16 +33,23 @@ from musicgen.listen.form import bar_contents
 from musicgen.midi.score import Score
 
 MAX_DISTANCE = 16  # bars: two 8-bar strains
+MAX_TEMPLATES = 256  # forms kept with a model: a few kilobytes in its metadata
 
 
 @dataclass(frozen=True)
 class FormPrior:
-    """P(a bar's state | the bar before's): rows and columns 0 (new) .. MAX_DISTANCE."""
+    """P(a bar's state | the bar before's): rows and columns 0 (new) .. MAX_DISTANCE; and
+    the forms of training pieces (their bar states) that plans are drawn from."""
 
     transitions: tuple[tuple[float, ...], ...]
+    templates: tuple[tuple[int, ...], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"transitions": [[round(p, 6) for p in row] for row in self.transitions]}
+        return {
+            "transitions": [[round(p, 6) for p in row] for row in self.transitions],
+            # one line each in indented JSON: the states, space-separated
+            "templates": [" ".join(map(str, t)) for t in self.templates],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> FormPrior:
@@ -48,7 +62,17 @@ class FormPrior:
             or not (rows.sum(axis=1) > 0).all()
         ):
             raise ValueError("form transitions must be a square table of probabilities")
-        return cls(tuple(tuple(float(p) for p in row) for row in rows))
+        templates = tuple(tuple(int(s) for s in t.split()) for t in d.get("templates", ()))
+        for t in templates:  # a state names a bar that exists and the chain knows
+            if any(not 0 <= s < len(rows) or s > i for i, s in enumerate(t)):
+                raise ValueError("a form template names a bar before the piece's start")
+        return cls(tuple(tuple(float(p) for p in row) for row in rows), templates)
+
+    def template(self, bar: int, rng: np.random.Generator) -> tuple[int, ...] | None:
+        """A form to follow from bar `bar` (from 0) on: one of the templates longer than
+        that, at random; None when there is none."""
+        longer = [t for t in self.templates if len(t) > bar]
+        return longer[int(rng.integers(len(longer)))] if longer else None
 
     def draw(self, previous: int, bar: int, rng: np.random.Generator) -> int:
         """The state of bar `bar` (from 0), after a bar of state `previous`: it can only
@@ -84,17 +108,25 @@ def bar_states(score: Score, max_distance: int = MAX_DISTANCE) -> list[int]:
 
 def learn_form(scores: Iterable[Score], max_distance: int = MAX_DISTANCE) -> FormPrior:
     """The chain of bar states of `scores`, smoothed a little towards each row's own
-    mean so a state the corpus never left still has somewhere to go."""
+    mean so a state the corpus never left still has somewhere to go; and their forms,
+    up to `MAX_TEMPLATES` of them (drawn with a fixed seed, so training twice on the
+    same pieces keeps the same ones), each as often as the corpus has it."""
     size = max_distance + 1
     counts = np.zeros((size, size))
+    forms: list[tuple[int, ...]] = []
     for score in scores:
         states = bar_states(score, max_distance)
         for a, b in zip(states, states[1:], strict=False):
             counts[a, b] += 1
+        if states:  # a piece that never comes back is a form too
+            forms.append(tuple(states))
     new = counts[0] + 0.5
     rows = counts + 0.1 * (new / new.sum())  # an unseen state behaves like a new bar's
     rows /= rows.sum(axis=1, keepdims=True)
-    return FormPrior(tuple(tuple(float(p) for p in row) for row in rows))
+    if len(forms) > MAX_TEMPLATES:
+        keep = np.random.default_rng(0).choice(len(forms), MAX_TEMPLATES, replace=False)
+        forms = [forms[i] for i in sorted(keep)]
+    return FormPrior(tuple(tuple(float(p) for p in row) for row in rows), tuple(forms))
 
 
 def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
@@ -109,13 +141,15 @@ class BarCopier:
     with the place in the bar it came at; the state of the current bar; and, while it
     comes back, where in the bar it copies the model stands.
 
-    A primer is read first with no plan (its bars are what they are); `start` begins
-    drawing, after the state the last whole bar turned out to have."""
+    A primer is read first with no plan (its bars are what they are); `start` draws the
+    form to follow from the current bar on (a template, then the chain), the chain
+    going on from the state the last whole bar turned out to have."""
 
     def __init__(self, prior: FormPrior, bias: float, music: np.ndarray):
         self.prior, self.bias = prior, bias
         self.music = music  # per compact id: a token of the body (not BOS, line-up, metre, tempo)
         self.rng: np.random.Generator | None = None
+        self.form: tuple[int, ...] | None = None  # the template followed, bar by bar
         self.bars: list[list[tuple[int, int]]] = [[]]  # per bar: (position in the bar, token)
         self.state = 0
         self.at: int | None = None  # index into the source bar; None while waiting
@@ -125,8 +159,15 @@ class BarCopier:
     def start(self, rng: np.random.Generator) -> None:
         self.rng = rng
         bar = len(self.bars) - 1
-        self.state = self.prior.draw(self._played_state(bar - 1), bar, rng) if bar else 0
+        self.form = self.prior.template(bar, rng)
+        self.state = self._next_state(self._played_state(bar - 1) if bar else 0, bar)
         self._align(self._position)
+
+    def _next_state(self, previous: int, bar: int) -> int:
+        """Bar `bar`'s state: the template's while it lasts, then the chain's."""
+        if self.form is not None and bar < len(self.form):
+            return self.form[bar]
+        return self.prior.draw(previous, bar, self.rng) if bar else 0
 
     def _played_state(self, i: int) -> int:
         """The nearest earlier bar bar `i` equals, in bars back (0: none, or it is empty)."""
@@ -155,7 +196,7 @@ class BarCopier:
             for _ in range(max(crossed, 1)):
                 self.bars.append([])
                 bar = len(self.bars) - 1
-                self.state = self.prior.draw(self.state, bar, self.rng) if self.rng else 0
+                self.state = self._next_state(self.state, bar) if self.rng else 0
             self._align(stream.bar_position)
         elif moved and self.at is None:
             self._align(stream.bar_position)

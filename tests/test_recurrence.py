@@ -54,6 +54,26 @@ def test_the_chain_learnt_from_aabb_tunes_stays_on_its_strain():
     np.testing.assert_allclose(back.transitions, prior.transitions, atol=1e-6)
 
 
+def test_the_forms_of_the_training_pieces_are_kept_as_templates():
+    prior = learn_form([tune(A, A, B, B), tune(A, B)])
+    assert prior.templates == ((0,) * 4 + (4,) * 4 + (0,) * 4 + (4,) * 4, (0,) * 8)
+    back = FormPrior.from_dict(prior.to_dict())
+    assert back.templates == prior.templates
+    # a form stored before templates were learnt still loads, and plans by the chain alone
+    assert FormPrior.from_dict({"transitions": prior.to_dict()["transitions"]}).templates == ()
+    with pytest.raises(ValueError, match="before the piece's start"):
+        FormPrior.from_dict({**prior.to_dict(), "templates": ["0 4 4"]})
+
+
+def test_templates_are_capped_the_same_way_every_time(monkeypatch):
+    import musicgen.recurrence as R
+
+    monkeypatch.setattr(R, "MAX_TEMPLATES", 3)
+    tunes = [tune(A[:k], A[:k]) for k in range(1, 5)] + [tune(B, B)]
+    first, again = learn_form(tunes), learn_form(tunes)
+    assert len(first.templates) == 3 and first.templates == again.templates
+
+
 def test_a_state_is_only_drawn_for_a_bar_that_exists():
     always_far = np.zeros((MAX_DISTANCE + 1,) * 2)
     always_far[:, 8] = 1.0
@@ -130,6 +150,25 @@ def test_a_metre_set_on_a_bar_line_opens_no_extra_bar():
     assert len(copier.bars) == 2 and copier.suggestion() == 10
 
 
+def test_a_copier_follows_its_template_then_the_chain():
+    # the chain alone would never bring a bar back; the template says: bar 3 is bar 1 again
+    prior = FormPrior(_always(0).transitions, ((0, 0, 2),))
+    copier = BarCopier(prior, 5.0, MUSIC)
+    copier.start(np.random.default_rng(0))
+    stream = _Stream()
+    said = _play(copier, stream, [10, 104, 11, 104, 12, 104, 13, 104])
+    assert said == [None, None, None, None, 10, None, None, None]  # bar 3 copies bar 1
+    assert copier.state == 0  # bar 4: past the template, the chain's new bar
+
+
+def test_a_template_is_drawn_among_those_longer_than_the_primer():
+    prior = FormPrior(_always(0).transitions, ((0, 1), (0, 0, 1, 1)))
+    rng = np.random.default_rng(0)
+    assert {prior.template(0, rng) for _ in range(32)} == set(prior.templates)
+    assert {prior.template(2, rng) for _ in range(8)} == {(0, 0, 1, 1)}
+    assert prior.template(4, rng) is None
+
+
 def test_after_a_primer_each_row_draws_its_own_form():
     half = np.zeros((MAX_DISTANCE + 1,) * 2)
     half[:, 0] = half[:, 1] = 0.5
@@ -147,7 +186,12 @@ def test_after_a_primer_each_row_draws_its_own_form():
 
 def test_a_damaged_form_is_refused_in_one_line(trained):
     model = load_model(trained["gru"].best)
-    for bad in ({"transitions": [[float("nan")]]}, {"transitions": [[0.0]]}, {"rows": []}):
+    for bad in (
+        {"transitions": [[float("nan")]]},
+        {"transitions": [[0.0]]},
+        {"rows": []},
+        {"transitions": [[1.0]], "templates": [[0]]},  # a template is a line of states
+    ):
         damaged = dataclasses.replace(model, meta={**model.meta, "form": bad})
         with pytest.raises(MusicgenError, match="damaged"):
             generate_songs(damaged, GenerateConfig(form_bias=2.0, unit="notes", length=4))
