@@ -333,6 +333,12 @@ class HardwareConfig:
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
 
 
+# The pull of form-aware sampling by default: from 8 on, bars come back as often and as far
+# apart as the corpus's (folk tunes, chorales) and no loop appears; 4 is half way, 12 the same
+# as 8 (benchmarks/form.py, README "Form").
+FORM_BIAS = 8.0
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     """Sampling and length settings of `musicgen generate`; saved in every song's sidecar."""
@@ -366,10 +372,10 @@ class GenerateConfig:
     repeat_context: int = opt(8, "Tokens of context that must match for --repeat-bias.", cli=False)
     # Form-aware sampling (musicgen/recurrence.py): at each bar line a bar comes back, or not,
     # as the corpus's bars do; in one that does, a logit bonus for the token the bar it repeats
-    # had next at the same place.
-    form_bias: float = opt(
-        0.0,
-        "Form-aware sampling: bars come back at the distances the corpus's bars do; the logit bonus towards the bar repeated (0 = off).",
+    # had next at the same place. None: FORM_BIAS for a model that learnt its corpus's form.
+    form_bias: float | None = opt(
+        None,
+        f"Form-aware sampling: bars come back as the corpus's bars do; the logit bonus towards the bar repeated (default {FORM_BIAS:g} for a model that learnt its corpus's form, else off; 0 = off).",
     )
     use_cache: bool = opt(
         True, "Carry the model's state instead of recomputing the context.", cli=False
@@ -398,7 +404,7 @@ class GenerateConfig:
             raise ValueError("primer_bars must be at least 1")
         if not self.repeat_bias >= 0 or self.repeat_context < 1:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
-        if not self.form_bias >= 0:
+        if self.form_bias is not None and not self.form_bias >= 0:
             raise ValueError("form_bias must be >= 0")
         if self.instruments is not None:
             object.__setattr__(
@@ -438,6 +444,7 @@ __all__ = [
     "IngestConfig",
     "ModelConfig",
     "TrainConfig",
+    "FORM_BIAS",
     "GenerateConfig",
     "HardwareConfig",
     "LENGTH_UNITS",

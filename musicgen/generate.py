@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 
 from musicgen import __version__
 from musicgen.checkpoint import LoadedModel
-from musicgen.config import LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
+from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_group
 from musicgen.midi.score import Score
@@ -91,7 +91,8 @@ class LengthTracker:
         if cfg.repeat_bias or cfg.form_bias:
             memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
             music = np.isin(vocab.families, ("shift", "prog", "vel", "pitch", "dur", "drum"))
-            copier = BarCopier(form, cfg.form_bias, music) if cfg.form_bias else None
+            settings = np.isin(vocab.families, ("prog", "vel"))
+            copier = BarCopier(form, cfg.form_bias, music, settings) if cfg.form_bias else None
             replay = vocab.stream()  # the prompt's bar positions, token by token
             for t in np.asarray(prompt).tolist():
                 position = replay.bar_position
@@ -127,11 +128,14 @@ class LengthTracker:
         if not self.memories and not self.copiers:
             return None
         out = torch.zeros(len(self.streams), len(self.vocab))
-        for pulls in (self.memories, self.copiers):
-            for b, pull in enumerate(pulls):
-                token = pull.suggestion()
-                if token is not None and not self.done[b]:
-                    out[b, token] += pull.bias
+        for b, memory in enumerate(self.memories):
+            token = memory.suggestion()
+            if token is not None and not self.done[b]:
+                out[b, token] += memory.bias
+        for b, copier in enumerate(self.copiers):
+            token = copier.suggestion(lambda t, b=b: self.vocab.allowed(self.streams[b])[t])
+            if token is not None and not self.done[b]:
+                out[b, token] += copier.bias
         return out
 
     def update(self, new: torch.Tensor) -> torch.Tensor:
@@ -214,9 +218,20 @@ def decode_rows(
     return seq.cpu().numpy()
 
 
+def settle(cfg: GenerateConfig, model: LoadedModel) -> GenerateConfig:
+    """`cfg` with what it leaves to the model decided: the form bias, FORM_BIAS by default
+    for a model that learnt its corpus's form and off for one that did not (an older
+    checkpoint); asked for explicitly, a model without a form is an error later."""
+    if cfg.form_bias is not None:
+        return cfg
+    return replace(cfg, form_bias=FORM_BIAS if model.meta.get("form") is not None else 0.0)
+
+
 def generate_songs(
     model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu"
 ) -> tuple[list[Song], Primer | None]:
+    """`cfg.num_samples` songs (see `settle` for what `cfg` may leave to the model)."""
+    cfg = settle(cfg, model)
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     B = cfg.num_samples
     tracker = LengthTracker(
@@ -298,6 +313,7 @@ def write_songs(
     """Every MIDI file with its sidecar, or nothing: a full disk never leaves a new song
     beside an old sidecar (or half the samples of a batch) behind. `task` and `command`
     describe a song that rewrites part of a file (infill, accompany)."""
+    cfg = settle(cfg, model)  # the settings the songs were written with, as numbers
     paths = output_paths(out, len(songs))
     ckpt_hash = file_sha256(model.path)
     files: list[tuple[Path, bytes]] = []

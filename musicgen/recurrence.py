@@ -13,7 +13,9 @@ repeat of an 8-bar strain starts on bar 9, so its plans scatter short repeats wh
 the corpus has strains. So `learn_form` also keeps the training pieces' own
 sequences of states (`templates`, their *forms*: which bar repeats which, never a
 note), and a generated piece takes the form of one of them, drawn at random, as
-its plan; past the template's end, or with none, the chain goes on from there.
+its plan. A piece longer than its template goes on in sections: another form
+drawn, its distances counted from where it starts (a second chorale's Stollen
+after the first's). Only a model that kept no templates plans by the chain.
 
 While a piece is generated with `--form-bias B`, each row follows its plan, one
 bar's state at every bar line (`BarCopier`). In a bar that comes back, the token
@@ -142,14 +144,20 @@ class BarCopier:
     comes back, where in the bar it copies the model stands.
 
     A primer is read first with no plan (its bars are what they are); `start` draws the
-    form to follow from the current bar on (a template, then the chain), the chain
-    going on from the state the last whole bar turned out to have."""
+    form to follow from the current bar on (templates, section after section; or the
+    chain, from the state the last whole bar turned out to have)."""
 
-    def __init__(self, prior: FormPrior, bias: float, music: np.ndarray):
+    def __init__(
+        self, prior: FormPrior, bias: float, music: np.ndarray, settings: np.ndarray | None = None
+    ):
         self.prior, self.bias = prior, bias
         self.music = music  # per compact id: a token of the body (not BOS, line-up, metre, tempo)
+        # per compact id: a Prog or Vel, which the grammar refuses where it restates the value
+        # in force (the first bar sets the level a repeat of it already has)
+        self.settings = settings if settings is not None else np.zeros_like(music)
         self.rng: np.random.Generator | None = None
-        self.form: tuple[int, ...] | None = None  # the template followed, bar by bar
+        self.form: tuple[int, ...] | None = None  # the template followed, bar by bar ...
+        self.form_start = 0  # ... from this bar on
         self.bars: list[list[tuple[int, int]]] = [[]]  # per bar: (position in the bar, token)
         self.state = 0
         self.at: int | None = None  # index into the source bar; None while waiting
@@ -164,9 +172,12 @@ class BarCopier:
         self._align(self._position)
 
     def _next_state(self, previous: int, bar: int) -> int:
-        """Bar `bar`'s state: the template's while it lasts, then the chain's."""
-        if self.form is not None and bar < len(self.form):
-            return self.form[bar]
+        """Bar `bar`'s state: the template's; past its end, the next section's; with no
+        templates, the chain's."""
+        if self.form is not None and bar - self.form_start >= len(self.form):
+            self.form, self.form_start = self.prior.template(0, self.rng), bar
+        if self.form is not None:
+            return self.form[bar - self.form_start]
         return self.prior.draw(previous, bar, self.rng) if bar else 0
 
     def _played_state(self, i: int) -> int:
@@ -214,8 +225,17 @@ class BarCopier:
                 self.at = i
                 return
 
-    def suggestion(self) -> int | None:
+    def suggestion(self, allowed=None) -> int | None:
+        """The token the bar repeated had next, if the copy is on; `allowed(token)`, the
+        grammar, lets it step over a Prog or Vel that the copy already has in force."""
         source = self.source
-        if source is None or self.at is None or self.at >= len(source):
+        if source is None or self.at is None:
             return None
-        return source[self.at][1]
+        while (
+            allowed is not None
+            and self.at < len(source)
+            and self.settings[source[self.at][1]]
+            and not allowed(source[self.at][1])
+        ):
+            self.at += 1
+        return source[self.at][1] if self.at < len(source) else None

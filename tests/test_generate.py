@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from musicgen.checkpoint import load_model
-from musicgen.config import EncodingConfig
+from musicgen.config import FORM_BIAS, EncodingConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import GenerateConfig, generate_songs, tokens_to_score
 from musicgen.midi.read import midi_bytes_to_score, read_score
@@ -105,7 +105,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "instruments": None,
             "repeat_bias": GenerateConfig.repeat_bias,
             "repeat_context": 8,
-            "form_bias": 0.0,
+            "form_bias": FORM_BIAS,  # the default, settled: the model learnt its corpus's form
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8

@@ -142,6 +142,23 @@ def test_a_copy_that_diverges_waits_for_the_next_time_point_it_has():
     assert said == [10, None, None, 12]
 
 
+def test_a_copy_steps_over_a_level_the_grammar_refuses_as_already_in_force():
+    settings = np.zeros(200, dtype=bool)
+    settings[50] = True  # a Vel: bar 1 sets the level, which bar 2 already has
+    copier = BarCopier(_always(1), 5.0, MUSIC, settings)
+    copier.start(np.random.default_rng(0))
+    stream = _Stream()
+    _play(copier, stream, [50, 10, 104])
+    refused = lambda t: t != 50  # noqa: E731
+    assert copier.suggestion(refused) == 10  # the Vel is stepped over, its note suggested
+    assert copier.suggestion(lambda t: True) == 10  # (the step is kept)
+    fresh = BarCopier(_always(1), 5.0, MUSIC, settings)
+    fresh.start(np.random.default_rng(0))
+    _play(fresh, _Stream(), [50, 10, 104])
+    assert fresh.suggestion(lambda t: True) == 50  # allowed: copied as it was
+    assert fresh.suggestion() == 50  # no grammar given: nothing stepped over
+
+
 def test_a_metre_set_on_a_bar_line_opens_no_extra_bar():
     copier, stream = _copier(1)
     _play(copier, stream, [10, 104])
@@ -150,15 +167,19 @@ def test_a_metre_set_on_a_bar_line_opens_no_extra_bar():
     assert len(copier.bars) == 2 and copier.suggestion() == 10
 
 
-def test_a_copier_follows_its_template_then_the_chain():
-    # the chain alone would never bring a bar back; the template says: bar 3 is bar 1 again
+def test_a_copier_follows_its_template_section_after_section():
+    # the chain alone would never bring a bar back; the template says: bar 2 is bar 0 again
+    # (bars counted from 0)
     prior = FormPrior(_always(0).transitions, ((0, 0, 2),))
     copier = BarCopier(prior, 5.0, MUSIC)
     copier.start(np.random.default_rng(0))
     stream = _Stream()
-    said = _play(copier, stream, [10, 104, 11, 104, 12, 104, 13, 104])
-    assert said == [None, None, None, None, 10, None, None, None]  # bar 3 copies bar 1
-    assert copier.state == 0  # bar 4: past the template, the chain's new bar
+    said = _play(copier, stream, [10, 104, 11, 104, 12, 104, 13, 104, 14, 104, 15, 104])
+    # bar 2 copies bar 0; from bar 3 the form starts again: bar 5 copies bar 3
+    assert said == [None] * 4 + [10, None] + [None] * 4 + [13, None]
+    chain_only = BarCopier(FormPrior(_always(0).transitions), 5.0, MUSIC)
+    chain_only.start(np.random.default_rng(0))
+    assert set(_play(chain_only, _Stream(), [10, 104, 11, 104, 12, 104])) == {None}
 
 
 def test_a_template_is_drawn_among_those_longer_than_the_primer():
@@ -195,8 +216,10 @@ def test_a_damaged_form_is_refused_in_one_line(trained):
         damaged = dataclasses.replace(model, meta={**model.meta, "form": bad})
         with pytest.raises(MusicgenError, match="damaged"):
             generate_songs(damaged, GenerateConfig(form_bias=2.0, unit="notes", length=4))
-    # a model that is not asked to use it does not read it
-    generate_songs(damaged, GenerateConfig(unit="notes", length=4))
+        with pytest.raises(MusicgenError, match="damaged"):  # the default uses it too
+            generate_songs(damaged, GenerateConfig(unit="notes", length=4))
+    # a model told not to use it does not read it
+    generate_songs(damaged, GenerateConfig(form_bias=0.0, unit="notes", length=4))
 
 
 def test_form_bias_brings_bars_back_in_a_generated_piece(trained):
@@ -228,3 +251,23 @@ def test_form_bias_on_a_checkpoint_that_learnt_no_form_is_one_line(trained, tmp_
     result = run_cli("generate", str(old), "--form-bias", "2", "--out", str(tmp_path / "s.mid"))
     assert_cli_error(result, "has none")
     assert not (tmp_path / "s.mid").exists()
+
+
+def test_by_default_a_model_with_a_form_follows_it_and_one_without_plays_on(trained, tmp_path):
+    import json
+
+    import torch
+
+    from musicgen.config import FORM_BIAS
+
+    result = run_cli("generate", str(trained["gru"].best), "--out", str(tmp_path / "a.mid"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["form_bias"] == FORM_BIAS
+    ckpt = torch.load(trained["gru"].best, weights_only=True)
+    del ckpt["musicgen"]["form"]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    result = run_cli("generate", str(old), "--out", str(tmp_path / "b.mid"))
+    assert result.exit_code == 0, result.output  # an older checkpoint: no form, no error
+    side = json.loads((tmp_path / "b.json").read_text())
+    assert side["settings"]["form_bias"] == 0.0 and "--form-bias 0" in side["regenerate"]

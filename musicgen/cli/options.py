@@ -29,6 +29,9 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+NUMBERS = {"int": int, "float": float, "int | None": int, "float | None": float}
+
+
 def config_options(
     cls,
     types: dict | None = None,
@@ -58,7 +61,7 @@ def config_options(
                     help=meta["help"],
                 )(f)
             else:
-                kind = types.get(fld.name) or {"int": int, "float": float}.get(str(fld.type), str)
+                kind = types.get(fld.name) or NUMBERS.get(str(fld.type), str)
                 f = click.option(
                     *decls,
                     fld.name,

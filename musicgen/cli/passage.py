@@ -71,7 +71,8 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
 
     if not Path(file).is_file():
         raise MusicgenError(f"{file} does not exist")
-    cfg = build_config(GenerateConfig, sampling, num_samples=num_samples)
+    # a passage keeps the piece's own form: no pull towards a bar that comes back
+    cfg = build_config(GenerateConfig, sampling, num_samples=num_samples, form_bias=0.0)
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 

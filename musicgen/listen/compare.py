@@ -388,7 +388,7 @@ def _summary(run: _Run, primer_media: tuple[str, str], seconds: float) -> dict:
             "top_k": cfg.sampling.top_k,
             "top_p": cfg.sampling.top_p,
             "repeat_bias": cfg.sampling.repeat_bias,
-            "form_bias": cfg.sampling.form_bias,
+            "form_bias": cfg.sampling.form_bias,  # None: FORM_BIAS for each model with a form
             "blind": cfg.blind,
             "ngram_order": cfg.ngram_order if cfg.ngram else None,
         },
