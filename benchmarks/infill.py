@@ -1,14 +1,15 @@
 """Infill and accompaniment: does each model use the after-part, at what cost, how fast?
 
     python benchmarks/infill.py [--data work/bach] [--midi data/midi]
-        [--with DIR --without DIR | --minutes 5] [--models gru,gru-attn,transformer]
-        [--pieces 40] [--bars 4] [--out work/infill]
+        [--with DIR [--without DIR] | --minutes 5] [--models gru,gru-attn,transformer]
+        [--pieces 40] [--bars 4] [--candidates 8] [--out work/infill]
 
 Models: `--with` and `--without` are folders holding one checkpoint per model
 (`<DIR>/<model>/`, exported or a training folder's best.ckpt), trained the same wall
-time with and without `--infill`; otherwise each model is trained here for
-`--minutes` both ways. On `--pieces` held-out pieces of `--data` (their files in
-`--midi`), a span of `--bars` bars at a random bar line of each:
+time with and without `--infill` (without `--without`, the continuation cost is not
+measured); otherwise each model is trained here for `--minutes` both ways. On
+`--pieces` held-out pieces of `--data` (their files in `--midi`), a span of `--bars`
+bars at a random bar line of each:
 
 * infill / continuation: bits per note of the real middle given the before- and
   after-part (the infill layout), against the same middle given only the before-part,
@@ -16,7 +17,11 @@ time with and without `--infill`; otherwise each model is trained here for
 * continuation cost: held-out bits per note (`musicgen evaluate`) of the model
   trained with infilling against the one without (target: within 3%);
 * seams: bits per note of the real after-part's first bar read after a generated
-  middle, against after the real middle (target: within 10%);
+  middle, against after the real middle (target: within 10%); the middle is the first
+  drawn (one candidate) or kept from `--candidates` (as `musicgen infill` does), and
+  the bits are judged by the model itself and, since keeping a candidate asks that
+  same model, also by the next model of the list (trained apart, on the same music),
+  which took no part in writing or choosing it;
 * accompaniment: the share of generated notes consonant with the kept top voice at
   their onsets (unison, third, fifth, sixth, octave), against the real lower voices'
   share (target: within 5 points);
@@ -32,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +148,12 @@ def consonance(kept: np.ndarray, others: np.ndarray) -> float:
     return hits / total if total else float("nan")
 
 
+def seam_bits(model, line, a, b, T, middle) -> tuple[float, int]:
+    """Bits and notes of the after-part's first bar read after `middle` (universal ids)."""
+    _, _, plain, nb, nm, fb = layouts(line, a, b, T, middle)
+    return bits(model, plain, nb + nm, nb + nm + fb)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", default="work/bach")
@@ -152,6 +164,12 @@ def main() -> int:
     ap.add_argument("--models", default="gru,gru-attn,transformer")
     ap.add_argument("--pieces", type=int, default=40)
     ap.add_argument("--bars", type=int, default=4)
+    ap.add_argument(
+        "--candidates",
+        type=int,
+        default=InfillConfig.candidates,
+        help="middles drawn per version, as `musicgen infill --candidates`",
+    )
     ap.add_argument("--accompany", type=int, default=12, help="held-out pieces to accompany")
     ap.add_argument("--out", default="work/infill")
     ns = ap.parse_args()
@@ -160,31 +178,45 @@ def main() -> int:
     with_dir, without_dir = (ns.with_, ns.without) if ns.with_ else train_both(ns)
     ds = TokenDataset.open(ns.data)
     results: dict = {"data": ns.data, "bars": ns.bars, "models": {}}
-    for name in ns.models:
+    for i, name in enumerate(ns.models):
         fill_model = load_model(checkpoint_in(with_dir, name))
-        plain_model = load_model(checkpoint_in(without_dir, name))
+        judge_name = ns.models[(i + 1) % len(ns.models)]
+        judge = load_model(checkpoint_in(with_dir, judge_name))
+        if not np.array_equal(judge.vocab.uids, fill_model.vocab.uids):  # ids would differ
+            judge_name, judge = name, fill_model
         vocab, T = fill_model.vocab, fill_model.model_cfg.max_len
         rng = np.random.default_rng(0)
         chosen = spans(ds, vocab, ns.pieces, ns.bars, rng)
-        sums = np.zeros(6)  # infill bits, notes; continuation bits, notes; seam real, generated
-        seam_notes = np.zeros(2)
+        sums = np.zeros(4)  # infill bits, notes; continuation bits, notes
+        # seam bits per note after the real middle, the first drawn, the one kept of
+        # --candidates; judged by the model itself and by the next one
+        seams = {(m, j): [0.0, 0] for m in ("real", "first", "kept") for j in ("self", "other")}
         for k, (_, line, a, b) in enumerate(chosen):
             fill, (lo, hi), plain, nb, nm, fb = layouts(line, a, b, T)
             fb_bits = bits(fill_model, fill, lo, hi)
             cont = bits(fill_model, plain, nb, nb + nm)
-            sums[:4] += [fb_bits[0], fb_bits[1], cont[0], cont[1]]
-            real_seam = bits(fill_model, plain, nb + nm, nb + nm + fb)
-            middles, _, _ = fill_middles(
-                fill_model, GenerateConfig(num_samples=1, seed=k), line, a, b
-            )
-            gen_ids = vocab.to_universal(middles[0][:-1])
-            _, _, gplain, gnb, gnm, gfb = layouts(line, a, b, T, gen_ids)
-            gen_seam = bits(fill_model, gplain, gnb + gnm, gnb + gnm + gfb)
-            sums[4] += real_seam[0]
-            sums[5] += gen_seam[0]
-            seam_notes += [real_seam[1], gen_seam[1]]
+            sums += [fb_bits[0], fb_bits[1], cont[0], cont[1]]
+            cfg = GenerateConfig(num_samples=1, seed=k)
+            middles = {
+                "real": line.parts(line.cut(a), line.cut(b))[1],
+                "first": fill_middles(fill_model, cfg, line, a, b)[0][0][:-1],
+                "kept": fill_middles(fill_model, cfg, line, a, b, candidates=ns.candidates)[0][0][
+                    :-1
+                ],
+            }
+            for m, ids in middles.items():
+                ids = ids if m == "real" else vocab.to_universal(ids)
+                for j, scorer in (("self", fill_model), ("other", judge)):
+                    got = seam_bits(scorer, line, a, b, scorer.model_cfg.max_len, ids)
+                    seams[m, j][0] += got[0]
+                    seams[m, j][1] += got[1]
+        per_note = {key: v[0] / max(v[1], 1) for key, v in seams.items()}
         ev_fill = evaluate(fill_model, data_dir=ns.data, ngram=False).bits_per_note
-        ev_plain = evaluate(plain_model, data_dir=ns.data, ngram=False).bits_per_note
+        ev_plain = (
+            evaluate(load_model(checkpoint_in(without_dir, name)), data_dir=ns.data, ngram=False)
+            if without_dir
+            else None
+        )
         # accompaniment of the top voice, and the real lower voices' consonance with it
         real_c, gen_c = [], []
         val = [e["path"] for e in ds.index["files"] if e["split"] == "val"][: ns.accompany]
@@ -206,8 +238,12 @@ def main() -> int:
         lines = score.bar_lines()
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            infill_songs(fill_model, GenerateConfig(), InfillConfig(str(path), "bars", 2, 9))
+            eight = InfillConfig(str(path), "bars", 2, 9, candidates=ns.candidates)
+            infill_songs(fill_model, GenerateConfig(), eight)
             t_infill = time.perf_counter() - t
+            t = time.perf_counter()
+            infill_songs(fill_model, GenerateConfig(), replace(eight, candidates=1))
+            t_infill_one = time.perf_counter() - t
             short = Path(tmp) / "eight.mid"
             write_midi(score.until(lines[8]) if len(lines) > 8 else score, short)
             t = time.perf_counter()
@@ -215,15 +251,17 @@ def main() -> int:
             t_acc = time.perf_counter() - t
         r = {
             "spans": len(chosen),
+            "candidates": ns.candidates,
+            "judge": judge_name,
             "infill_bits_per_note": sums[0] / max(sums[1], 1),
             "continuation_bits_per_note": sums[2] / max(sums[3], 1),
             "heldout_with_infill": ev_fill,
-            "heldout_without": ev_plain,
-            "seam_real_middle": sums[4] / max(seam_notes[0], 1),
-            "seam_generated_middle": sums[5] / max(seam_notes[1], 1),
+            "heldout_without": ev_plain.bits_per_note if ev_plain else None,
+            **{f"seam_{m}_middle_{j}": v for (m, j), v in per_note.items()},
             "consonance_real": float(np.nanmean(real_c)),
             "consonance_generated": float(np.nanmean(gen_c)),
             "seconds_infill_8_bars": t_infill,
+            "seconds_infill_8_bars_one_candidate": t_infill_one,
             "seconds_accompany_8_bars": t_acc,
         }
         results["models"][name] = r
@@ -237,21 +275,32 @@ def main() -> int:
 def report(results: dict) -> None:
     print(f"\n{results['data']}: spans of {results['bars']} bars")
     print(
-        "| model | infill / continuation bits/note | ratio (<= 0.85) | held-out with / without infill "
-        "| ratio (<= 1.03) | seam after generated / real middle | ratio (<= 1.10) "
-        "| consonance generated / real | infill 8 bars | accompany 8 bars |"
+        "| model | infill / continuation bits/note (<= 0.85) | held-out with / without infill "
+        "(<= 1.03) | seam, first middle drawn (<= 1.10) | seam, kept of K | the same judged "
+        "by the next model | consonance generated / real | infill 8 bars | accompany 8 bars |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results["models"].items():
+        without = r["heldout_without"]
+        cost = (
+            f"{r['heldout_with_infill']:.3f} / {without:.3f} = {r['heldout_with_infill'] / without:.3f}"
+            if without
+            else f"{r['heldout_with_infill']:.3f} / -"
+        )
+
+        def seam(m: str, j: str, r=r) -> str:
+            gen, real = r[f"seam_{m}_middle_{j}"], r[f"seam_real_middle_{j}"]
+            return f"{gen:.3f} / {real:.3f} = {gen / real:.3f}"
+
         print(
             f"| {name} | {r['infill_bits_per_note']:.3f} / {r['continuation_bits_per_note']:.3f} "
-            f"| {r['infill_bits_per_note'] / r['continuation_bits_per_note']:.3f} "
-            f"| {r['heldout_with_infill']:.3f} / {r['heldout_without']:.3f} "
-            f"| {r['heldout_with_infill'] / r['heldout_without']:.3f} "
-            f"| {r['seam_generated_middle']:.3f} / {r['seam_real_middle']:.3f} "
-            f"| {r['seam_generated_middle'] / r['seam_real_middle']:.3f} "
+            f"= {r['infill_bits_per_note'] / r['continuation_bits_per_note']:.3f} | {cost} "
+            f"| {seam('first', 'self')} | {seam('kept', 'self')} (K = {r['candidates']}) "
+            f"| {seam('kept', 'other')} ({r['judge']}; first drawn "
+            f"{r['seam_first_middle_other'] / r['seam_real_middle_other']:.3f}) "
             f"| {100 * r['consonance_generated']:.1f}% / {100 * r['consonance_real']:.1f}% "
-            f"| {r['seconds_infill_8_bars']:.2f} s | {r['seconds_accompany_8_bars']:.2f} s |"
+            f"| {r['seconds_infill_8_bars']:.2f} s ({r['seconds_infill_8_bars_one_candidate']:.2f} s "
+            f"with one candidate) | {r['seconds_accompany_8_bars']:.2f} s |"
         )
 
 

@@ -422,10 +422,16 @@ class InfillConfig:
     unit: str = "bars"  # "bars": bars start..end, counted from 1; "seconds": [start, end)
     start: float = 1.0
     end: float = 1.0
+    candidates: int = opt(
+        8,
+        "Middles drawn for each version, of which one is kept: drawn by how likely the model finds the music after the span once that middle has been played (1 = the first drawn).",
+    )
 
     def __post_init__(self) -> None:
         if self.unit not in ("bars", "seconds"):
             raise ValueError("an infill span is in bars or seconds")
+        if not 1 <= self.candidates <= 64:
+            raise ValueError("candidates must be between 1 and 64")
 
 
 @dataclass(frozen=True)

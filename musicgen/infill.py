@@ -6,13 +6,20 @@ middle, through a grammar that keeps it decodable and holds it to the span: its
 Shifts may not pass the span's end, and Fill_end comes exactly there (`MiddleRules`).
 Everything outside the span is written back as read.
 
+A small model trained on a laptop learns only weakly to lead a middle into what
+follows it. So each version is drawn from `candidates` middles, with probability in
+proportion to how likely the same model, reading the piece in order, finds the music
+after the span once that middle has been played (`after_bits`): sample and rerank, a
+step of sampling-importance-resampling towards "the middle given both sides". It
+needs no training of its own and asks the model what it is best at, continuing.
+
 Spans are bars, numbered from 1 as the file's time signatures lay them out from its
 start (a pickup bar written as a bar of its own is bar 1), or seconds of the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,7 +29,7 @@ from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import Song, decode_rows
 from musicgen.piece import Piece, read_piece
-from musicgen.tokens.fill import Timeline, layout
+from musicgen.tokens.fill import Timeline, rearrange, sides
 from musicgen.tokens.space import PAD
 from musicgen.tokens.stream import FREE
 
@@ -139,12 +146,23 @@ class MiddleRules:
         return torch.from_numpy(self.done.copy())
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the model reads before it writes a middle."""
+
+    prompt: np.ndarray  # compact ids, up to Fill_middle (or the music before, continuing)
+    before: np.ndarray  # universal ids: all the music before the span
+    near_before: np.ndarray  # universal ids: the music on either side the layout holds
+    near_after: np.ndarray
+    budget: int  # tokens a middle may take, about
+    length: int  # tokens the model reads at once
+
+
 def _context(
     line: Timeline, start: int, end: int, max_len: int | None, reads_ahead: bool = True
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(the prompt in compact ids, the whole before-part in universal ids, a token budget
-    for the middle): the span's passage laid out and cropped as the model learnt to fill
-    it (`layout`, sized by the real middle), up to Fill_middle."""
+) -> Context:
+    """The span's passage laid out and cropped as the model learnt to fill it (sized by
+    the real middle)."""
     vocab = line.vocab
     before, middle, after = line.parts(line.cut(start), line.cut(end))
     body = max(len(line.uids) - line.body, 1)
@@ -154,13 +172,55 @@ def _context(
         max_len = len(before) + len(after) + len(middle) + 64
     if not reads_ahead:  # a continuation of the music before the span, as much as fits
         keep = max(max_len - len(middle), 16)
-        return vocab.lookup[before[max(0, len(before) - keep) :]], before, budget
+        near = before[max(0, len(before) - keep) :]
+        return Context(vocab.lookup[near], before, near, after[:0], budget, max_len + 1)
     # training lays out max_len + 1 tokens: the last, Fill_end, is only ever a target
-    passage = layout(before, middle, after, vocab, end - start, max_len + 1)
-    prompt = passage[
-        : len(passage) - len(middle) - 1
-    ]  # up to Fill_middle: the middle is the model's
-    return vocab.lookup[prompt], before, budget
+    near_before, near_after = sides(before, middle, after, vocab, end - start, max_len + 1)
+    passage = rearrange(near_before, [], near_after, vocab, end - start)
+    prompt = passage[:-1]  # up to Fill_middle: the middle is the model's
+    return Context(vocab.lookup[prompt], before, near_before, near_after, budget, max_len + 1)
+
+
+@torch.no_grad()
+def after_bits(model: LoadedModel, ctx: Context, middles: list[np.ndarray], device="cpu"):
+    """Bits of the music after the span (as much as the layout holds), read in order after
+    the music before it and each of `middles` (compact ids, Fill_end left out), by the
+    model as a continuation; each row at most the model's window long (the music before
+    cut from its start)."""
+    vocab = model.vocab
+    after = vocab.lookup[ctx.near_after]
+    rows, starts = [], []
+    for middle in middles:
+        keep = min(max(ctx.length - len(middle) - len(after), 0), len(ctx.near_before))
+        near = vocab.lookup[ctx.near_before[len(ctx.near_before) - keep :]]
+        rows.append(np.concatenate([near, middle, after]).astype(np.int64))
+        starts.append(len(near) + len(middle))
+    x = np.full((len(rows), max(map(len, rows))), vocab.pad_id, dtype=np.int64)
+    for r, row in enumerate(rows):
+        x[r, : len(row)] = row
+    was_training = model.core.training
+    model.core.eval()
+    logits, _ = model.core(torch.from_numpy(x).to(device))  # (R, T, V)
+    model.core.train(was_training)
+    logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (R, T, V)
+    out = np.zeros(len(rows))
+    for r, (row, s) in enumerate(zip(rows, starts, strict=True)):
+        if s < len(row) and s > 0:
+            pos = torch.arange(s - 1, len(row) - 1)
+            out[r] = -logp[r, pos, torch.from_numpy(row[s:])].sum().item() / np.log(2)
+    return out
+
+
+def choose(bits: np.ndarray, candidates: int, seed: int) -> list[int]:
+    """For each group of `candidates` rows, one of them, drawn with probability in
+    proportion to 2^-bits (the rows whose after-part the model finds likeliest, mostly)."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for first in range(0, len(bits), candidates):
+        group = bits[first : first + candidates]
+        weight = 2.0 ** -(group - group.min())
+        chosen.append(first + int(rng.choice(len(group), p=weight / weight.sum())))
+    return chosen
 
 
 def fill_middles(
@@ -171,21 +231,32 @@ def fill_middles(
     end: int,
     device="cpu",
     reads_ahead: bool = True,
+    candidates: int = 1,
 ) -> tuple[list[np.ndarray], list[list], int]:
     """`cfg.num_samples` middles of the piece `line` between steps `start` and `end` (cuts):
-    (each middle's compact ids, Fill_end last; its notes; the prompt's length). With
-    `reads_ahead` False the model continues the music before the span and never sees
-    what follows it: the baseline for a model that cannot fill (the n-gram)."""
+    (each middle's compact ids, Fill_end last; its notes; the prompt's length). Each is
+    drawn from `candidates` middles by how well the music after the span follows it
+    (`choose`). With `reads_ahead` False the model continues the music before the span
+    and never sees what follows it: the baseline for a model that cannot fill (the
+    n-gram), which takes the first middle it draws."""
     if reads_ahead:
         check_fills(model)
     window = model.model_cfg.max_len if model.model_cfg is not None else None
-    prompt, before, budget = _context(line, start, end, window, reads_ahead)
-    B = cfg.num_samples
-    rules = MiddleRules(model.vocab, before, end, B, reads_ahead)
+    ctx = _context(line, start, end, window, reads_ahead)
+    K = candidates if reads_ahead else 1
+    rows = cfg.num_samples * K  # the candidates of version b are rows b*K .. b*K + K - 1
+    rules = MiddleRules(model.vocab, ctx.before, end, rows, reads_ahead)
     # a guard against a model that never reaches the end
-    seq = decode_rows(model, cfg, prompt, budget * 4 + 64, rules, device)
-    middles = [row[len(prompt) :] for row in seq]
-    return [m[m != PAD] for m in middles], rules.notes, len(prompt)
+    seq = decode_rows(
+        model, replace(cfg, num_samples=rows), ctx.prompt, ctx.budget * 4 + 64, rules, device
+    )
+    middles = [row[len(ctx.prompt) :] for row in seq]
+    middles = [m[m != PAD] for m in middles]
+    if K == 1:
+        return middles, rules.notes, len(ctx.prompt)
+    bits = after_bits(model, ctx, [m[:-1] for m in middles], device)  # Fill_end left out
+    chosen = choose(bits, K, cfg.seed)
+    return [middles[i] for i in chosen], [rules.notes[i] for i in chosen], len(ctx.prompt)
 
 
 def infill_songs(
@@ -198,7 +269,7 @@ def infill_songs(
     piece = read_piece(task.file, model.vocab)
     span = span_of(piece, task)
     middles, notes, prompt_len = fill_middles(
-        model, cfg, piece.line, span.start, span.end, device, reads_ahead
+        model, cfg, piece.line, span.start, span.end, device, reads_ahead, task.candidates
     )
     kept = piece.score.notes
     onset = piece.steps_of(kept["start"])  # on the model's clock, as the encoder placed them

@@ -85,6 +85,76 @@ def test_the_same_seed_gives_the_same_bytes(filler, tmp_path):
     assert side_a["settings"]["seed"] == 5
 
 
+def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler):
+    from musicgen.infill import _context, after_bits, choose, fill_middles
+
+    model = load_model(filler)
+    piece = read_piece(PIECE, model.vocab)
+    span = span_of(piece, InfillConfig(str(PIECE), "bars", 3, 4))
+    line = piece.line
+    every, _, _ = fill_middles(
+        model, GenerateConfig(num_samples=6, seed=2), line, span.start, span.end
+    )
+    kept, _, _ = fill_middles(
+        model, GenerateConfig(num_samples=2, seed=2), line, span.start, span.end, candidates=3
+    )
+    # version b is one of candidates 3b .. 3b+2: the same draws, then one kept per group
+    ctx = _context(line, span.start, span.end, model.model_cfg.max_len)
+    bits = after_bits(model, ctx, [m[:-1] for m in every])
+    for b, middle in enumerate(kept):
+        picked = choose(bits, 3, 2)[b]
+        assert 3 * b <= picked < 3 * b + 3 and np.array_equal(middle, every[picked])
+    # the bits are those of the after-part read straight after a middle and as much of the
+    # music before it as the window still holds
+    import torch
+
+    vocab = model.vocab
+    after = vocab.lookup[ctx.near_after]
+    near = vocab.lookup[ctx.near_before]
+    assert max(len(m) for m in every) > ctx.length - len(after)  # some leave no room before
+    for k, middle in enumerate(every):
+        room = max(ctx.length - len(after) - len(middle[:-1]), 0)
+        row = np.concatenate([near[len(near) - min(room, len(near)) :], middle[:-1], after])
+        with torch.no_grad():
+            logp = torch.log_softmax(model.core(torch.from_numpy(row[None]))[0][0].float(), -1)
+        start = len(row) - len(after)
+        expected = -sum(logp[i - 1, row[i]].item() for i in range(start, len(row))) / np.log(2)
+        assert bits[k] == pytest.approx(expected, rel=1e-4)
+
+
+def test_choose_draws_in_proportion_to_how_likely_the_after_part_is():
+    bits = np.array([40.0, 0.0, 40.0, 3.0, 3.0, 3.0])  # two groups of three
+    picks = [choose_one for seed in range(200) for choose_one in _choose(bits, seed)]
+    first, second = picks[0::2], picks[1::2]
+    assert set(first) == {1}  # 40 bits against 0: the likely one, always
+    assert set(second) == {3, 4, 5}  # equally likely: each of them
+    assert _choose(bits, 7) == _choose(bits, 7)
+
+
+def _choose(bits, seed):
+    from musicgen.infill import choose
+
+    return choose(bits, 3, seed)
+
+
+def test_candidates_are_recorded_and_checked(filler, tmp_path):
+    out = tmp_path / "k"
+    assert_ok(
+        run_cli(
+            "infill", filler, PIECE, "--bars", "2-3", "-n", "1", "--candidates", "2", "--out", out
+        )
+    )
+    side = json.loads((out / "bwv1.6.json").read_text())
+    assert side["task"]["infill"]["candidates"] == 2 and "--candidates 2" in side["regenerate"]
+    assert_cli_error(
+        run_cli(
+            "infill", filler, PIECE, "--bars", "2-3", "--candidates", "0", "--out", tmp_path / "z"
+        ),
+        "candidates",
+    )
+    assert not (tmp_path / "z").exists()
+
+
 def test_seconds_spans_the_same_music_as_its_bars(filler):
     model = load_model(filler)
     piece = read_piece(PIECE, model.vocab)

@@ -109,7 +109,8 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
 @_common
 @click.option("--bars", "bars", help="The bars to write again, FIRST-LAST, counted from 1.")
 @click.option("--seconds", "seconds", help="The span to write again, A-B seconds of the file.")
-def infill(paths, out, num_samples, device, bars, seconds, **sampling):
+@config_options(InfillConfig, only=("candidates",))
+def infill(paths, out, num_samples, device, bars, seconds, candidates, **sampling):
     """Write a span of FILE again, -n times, leading into what follows it.
 
     Needs a model trained with --infill (the shipped ones are). Everything outside the
@@ -127,10 +128,20 @@ def infill(paths, out, num_samples, device, bars, seconds, **sampling):
         raise MusicgenError("give the span: --bars FIRST-LAST or --seconds A-B")
     if bars is not None:
         first, last = parse_span(bars, "--bars", int)
-        task, label = InfillConfig(str(file), "bars", first, last), ["--bars", f"{first}-{last}"]
+        span, label = ("bars", first, last), ["--bars", f"{first}-{last}"]
     else:
         a, b = parse_span(seconds, "--seconds")
-        task, label = InfillConfig(str(file), "seconds", a, b), ["--seconds", f"{a:g}-{b:g}"]
+        span, label = ("seconds", a, b), ["--seconds", f"{a:g}-{b:g}"]
+    unit, start, end = span
+    task = build_config(
+        InfillConfig,
+        {"candidates": candidates},
+        file=str(file),
+        unit=unit,
+        start=start,
+        end=end,
+    )
+    label += ["--candidates", str(candidates)]
 
     def make(model, cfg, task, device):
         songs, piece, span = infill_songs(model, cfg, task, device)

@@ -160,13 +160,18 @@ def context_room(length: int, middle_tokens: int, gap: int, vocab) -> int:
     return length - 4 - len(vocab.spell_gap(gap)) - middle_tokens  # the seams, the gap
 
 
+def sides(before, middle, after, vocab, gap: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The music on either side of `middle` that a `length`-token layout holds (`layout`)."""
+    room = max(context_room(length, len(middle), gap, vocab), int(length * MIN_CONTEXT))
+    return around(before, after, room)
+
+
 def layout(before, middle, after, vocab, gap: int, length: int) -> np.ndarray:
     """The rearranged passage in at most `length` tokens, as training and infilling both
     crop it: the middle whole, and as much music on either side as `around` keeps.
     Training only draws middles that leave `MIN_CONTEXT` of the window; a longer span
     to infill still gets that much (the layout is then longer than `length`)."""
-    room = max(context_room(length, len(middle), gap, vocab), int(length * MIN_CONTEXT))
-    near_before, near_after = around(before, after, room)
+    near_before, near_after = sides(before, middle, after, vocab, gap, length)
     return rearrange(near_before, middle, near_after, vocab, gap)
 
 

@@ -187,7 +187,7 @@ def test_infilling_reads_a_passage_as_training_lays_it_out(dataset):
     before, middle, after = line.parts(a, b)
     window = layout(before, middle, after, vocab, b.step - a.step, filler.length)
     assert len(window) <= filler.length  # a training row: inputs are all but its last token
-    prompt, _, _ = _context(line, a.step, b.step, cfg.seq_len)
+    prompt = _context(line, a.step, b.step, cfg.seq_len).prompt
     written = [*vocab.lookup[middle], vocab.fill_id("end")]
     assert [*prompt, *written] == list(vocab.lookup[window])
 
