@@ -178,6 +178,11 @@ def _train_locked(
             raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
         saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
         if saved_vocab.get("tokens") != vocab.tokens:
+            if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
+                raise MusicgenError(
+                    f"{last} was trained before musicgen marked the pieces it transposes; "
+                    "train again without --resume"
+                )
             raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
         ckpt_path = str(last)
 

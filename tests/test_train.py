@@ -67,7 +67,9 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):
     assert run.best == run.out / "best.ckpt" and run.best.is_file()
     assert run.last == run.out / "last.ckpt" and run.last.is_file()
     assert run.steps == STEPS
-    vocab = TokenDataset.open(dataset).vocab
+    # the dataset's tokens, and the mark of a piece training moved from its own key
+    vocab = TokenDataset.open(dataset).vocab.with_moved()
+    assert TrainConfig(**TRAIN_KW).transpose > 0 and vocab.tokens[-1] == "Start_moved"
     for path in (run.best, run.last):
         ckpt = load(path)  # weights_only=True: plain containers and tensors only
         meta = ckpt["musicgen"]
@@ -173,6 +175,29 @@ def test_resume_refuses_another_model_or_nothing(dataset, trained, tmp_path):
         train(
             dataset,
             tmp_path / "empty",
+            ModelConfig(name="gru", **MODEL_KW),
+            TrainConfig(**TRAIN_KW),
+            resume=True,
+            logs=False,
+        )
+
+
+def test_resume_refuses_a_run_from_before_moved_pieces_were_marked(dataset, trained, tmp_path):
+    import shutil
+
+    import torch
+
+    out = tmp_path / "old"
+    shutil.copytree(trained["gru"].out, out)
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)  # our own file, made by the fixture
+    tokens = ckpt["musicgen"]["vocab"]["tokens"]
+    assert tokens[-1] == "Start_moved"
+    ckpt["musicgen"]["vocab"]["tokens"] = tokens[:-1]
+    torch.save(ckpt, out / "last.ckpt")
+    with pytest.raises(MusicgenError, match="before musicgen marked"):
+        train(
+            dataset,
+            out,
             ModelConfig(name="gru", **MODEL_KW),
             TrainConfig(**TRAIN_KW),
             resume=True,

@@ -47,12 +47,18 @@ from musicgen.config import TrainConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.errors import MusicgenError
 from musicgen.tokens.fill import MIN_CONTEXT, Timeline, context_room, layout, training_cuts
+from musicgen.tokens.space import BOS
 
 IGNORE = -100
 
 
 class Transposer:
-    """One random transposition per piece and epoch, keeping every pitch of the piece in range."""
+    """One random transposition per piece and epoch, keeping every pitch of the piece in range.
+
+    With `moved` (the compact id of Start_moved), a moved piece's BOS says so: the model
+    learns the keys its corpus is in from the pieces left where they are, and a piece it
+    begins with BOS is in one of them, where without the mark augmentation spreads every
+    generated piece evenly over the keys."""
 
     def __init__(
         self,
@@ -62,10 +68,11 @@ class Transposer:
         pitch_count: int,
         max_shift: int,
         seed: int,
+        moved: int | None = None,
     ):
         self.starts = np.asarray(starts, dtype=np.int64)  # where each piece begins in `tokens`
         self.pitch = (pitch_start, pitch_count)
-        self.max_shift, self.seed = max_shift, seed
+        self.max_shift, self.seed, self.moved = max_shift, seed, moved
         lo = np.full(len(starts), pitch_count, dtype=np.int64)
         hi = np.full(len(starts), -1, dtype=np.int64)
         ends = np.append(self.starts[1:], len(tokens))
@@ -88,24 +95,32 @@ class Transposer:
         )  # in [-down, up]
 
     def piece(self, window: np.ndarray, k: int) -> np.ndarray:
-        """Every Pitch token of `window`, all of piece `k`, moved by that piece's shift."""
+        """Every Pitch token of `window`, all of piece `k`, moved by that piece's shift (and
+        its BOS marked if it moved)."""
         start, count = self.pitch
         is_pitch = (window >= start) & (window < start + count)
         out = window.copy()
         out[is_pitch] += self.shift[k]
+        if self.moved is not None and self.shift[k]:
+            out[out == BOS] = self.moved
         return out
 
     def __call__(self, window: np.ndarray, offset: int) -> np.ndarray:
-        """`window` starts at `offset` in the tokens: every Pitch token moved by its piece's shift."""
+        """`window` starts at `offset` in the tokens: every Pitch token moved by its piece's
+        shift, and the BOS of a piece that moved marked so."""
         if self.max_shift == 0 or not self.shift.any():
             return window
         start, count = self.pitch
         is_pitch = (window >= start) & (window < start + count)
-        if not is_pitch.any():
+        is_bos = (window == BOS) if self.moved is not None else np.zeros(len(window), dtype=bool)
+        if not is_pitch.any() and not is_bos.any():
             return window
         piece = np.searchsorted(self.starts, offset + np.arange(len(window)), side="right") - 1
+        shift = self.shift[np.maximum(piece, 0)]
         out = window.copy()
-        out[is_pitch] += self.shift[np.maximum(piece[is_pitch], 0)]
+        out[is_pitch] += shift[is_pitch]
+        if self.moved is not None:
+            out[is_bos & (shift != 0)] = self.moved
         return out
 
 
@@ -405,9 +420,10 @@ class MusicDataModule(L.LightningDataModule):
         super().__init__()
         self.ds = TokenDataset.open(data_dir)
         self.cfg, self.streams = cfg, streams
-        # the vocabulary the model learns: the dataset's, and the seams if it learns to fill
-        self.vocab = self.ds.vocab.with_fill() if cfg.infill > 0 else self.ds.vocab
-        v = self.vocab
+        # the vocabulary the model learns: the dataset's, the seams if it learns to fill, and
+        # the mark of a piece moved from its own key if training moves pieces
+        v = self.ds.vocab.with_fill() if cfg.infill > 0 else self.ds.vocab
+        self.vocab = v = v.with_moved() if cfg.transpose > 0 else v
         lo, _ = self.ds.split_range("train")
         train = self.ds.split_tokens("train")
         starts = np.array(
@@ -415,7 +431,7 @@ class MusicDataModule(L.LightningDataModule):
             dtype=np.int64,
         )
         self.transposer = Transposer(
-            train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed
+            train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed, v.moved_id
         )
         self.train_docs, self.train_starts = self.ds.documents("train"), starts
         self.filler = (

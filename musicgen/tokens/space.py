@@ -14,6 +14,9 @@ Families, in id order (each token is "<Family>_<value>"):
     Drum_k              a drum hit (k: General MIDI percussion key); needs no Dur
     Fill_w              a seam of a passage rearranged for infilling (tokens/fill.py);
                         w: after, middle, end, gap. Only a vocabulary trained to fill has them
+    Start_moved         BOS of a piece that training moved from its own key (transposition
+                        augmentation): so a model learns which keys its corpus is in, and
+                        a piece begun with BOS is in one of them. Never generated or written
 
 A `Vocabulary` keeps the subset a corpus uses; this space gives every token a
 stable "universal" id, and `values` says what each id means, so nobody parses
@@ -36,7 +39,8 @@ TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32
 
 # Family names, in id order.
-# "fill" is last, so adding its tokens to a vocabulary appends them: a dataset's ids stay valid.
+# "fill" and "start" come last, so adding their tokens to a vocabulary appends them: a
+# dataset's ids stay valid. They exist only in training: no encoded piece has them.
 FAMILIES = (
     "special",
     "inst",
@@ -49,10 +53,13 @@ FAMILIES = (
     "dur",
     "drum",
     "fill",
+    "start",
 )
+TRAINING_FAMILIES = ("fill", "start")
 # Fill_after, Fill_middle, Fill_end, Fill_gap, in id order ("gap" came later: a vocabulary
 # with the first three alone learnt a layout that did not say how long the gap is)
 FILL_SEAMS = ("after", "middle", "end", "gap")
+STARTS = ("moved",)  # Start_moved: the BOS of a piece moved from its own key
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,7 @@ class TokenSpace:
             "dur": np.array(cfg.duration_values(), dtype=np.int64),
             "drum": np.arange(128),
             "fill": np.arange(len(FILL_SEAMS)),
+            "start": np.arange(len(STARTS)),
         }
         self.families: dict[str, Family] = {}
         offset = 0
@@ -185,6 +193,7 @@ class TokenSpace:
             out += [f"Dur_{n}" for n in self.dur.values.tolist()]
             out += [f"Drum_{k}" for k in self.drum.values.tolist()]
             out += [f"Fill_{w}" for w in FILL_SEAMS]
+            out += [f"Start_{w}" for w in STARTS]
             assert len(out) == self.size
             self._strings = out
         return self._strings

@@ -38,7 +38,7 @@ import numpy as np
 from musicgen.tokens.space import BOS, DRUMS, EOS, FAMILIES, PAD, TokenSpace
 
 _FAM = {name: i for i, name in enumerate(FAMILIES)}
-_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM, _FILL = (
+_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM, _FILL, _START = (
     _FAM[n] for n in FAMILIES
 )
 
@@ -258,6 +258,8 @@ class Stream:
         if fam == _FILL:  # a seam of a rearranged passage is not music (tokens/fill.py)
             self.stats["fill_token"] += 1
             return None
+        if fam == _START:  # a training piece's BOS, marked as moved from its own key
+            return self._special(BOS)
         self.at_note = False
         if self.after == AFTER_PITCH and fam != _DUR:
             self.stats["pitch_without_duration"] += 1

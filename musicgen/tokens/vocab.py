@@ -19,7 +19,16 @@ from musicgen import __version__
 from musicgen.config import EncodingConfig, from_dict, to_dict
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_json
-from musicgen.tokens.space import BOS, EOS, FAMILIES, FILL_SEAMS, PAD, SPECIALS, token_space
+from musicgen.tokens.space import (
+    BOS,
+    EOS,
+    FAMILIES,
+    FILL_SEAMS,
+    PAD,
+    SPECIALS,
+    TRAINING_FAMILIES,
+    token_space,
+)
 from musicgen.tokens.stream import Grammar, Stream
 
 FORMAT = "musicgen-vocabulary"
@@ -82,9 +91,24 @@ class Vocabulary:
         fill = self.space.fill
         return Vocabulary(self.cfg, np.concatenate([self.uids, fill.id(np.arange(fill.size))]))
 
+    def with_moved(self) -> Vocabulary:
+        """This vocabulary and Start_moved, the BOS of a piece transposition moved from its
+        own key; appended, as the seams are."""
+        start = self.space.start
+        return Vocabulary(self.cfg, np.concatenate([self.uids, start.id(np.arange(start.size))]))
+
+    @property
+    def moved_id(self) -> int | None:
+        """Compact id of Start_moved, or None for a vocabulary that has none (a model trained
+        before musicgen marked the pieces it moved, or without transposition)."""
+        i = int(self.lookup[self.space.start.offset])
+        return i if i >= 0 else None
+
     def plays_like(self, other: Vocabulary) -> bool:
-        """The same music tokens: equal, or equal but for the seams of infilling."""
-        music = lambda v: [t for t, f in zip(v.tokens, v.families, strict=True) if f != "fill"]  # noqa: E731
+        """The same music tokens: equal, or equal but for the tokens only training uses."""
+        music = lambda v: [  # noqa: E731
+            t for t, f in zip(v.tokens, v.families, strict=True) if f not in TRAINING_FAMILIES
+        ]
         return self.cfg == other.cfg and music(self) == music(other)
 
     @property

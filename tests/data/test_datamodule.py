@@ -100,6 +100,45 @@ def test_transposition_never_leaves_the_pitch_range():
     assert seen == set(range(-2, 5))
 
 
+def test_the_bos_of_a_piece_moved_from_its_own_key_says_so():
+    start, count, moved = 10, 20, 99
+    tokens = np.array([1, 5, 12, 3, 2, 1, 5, 14, 3, 2], dtype=np.int64)  # two pieces
+    t = Transposer(tokens, np.array([0, 5]), start, count, 3, 0, moved)
+    seen = set()
+    for epoch in range(40):
+        t.set_epoch(epoch)
+        for window, offset in ((tokens, 0), (tokens[3:], 3)):
+            out = t(window, offset)
+            for bos in np.flatnonzero(window == 1):
+                piece = int(np.searchsorted(t.starts, offset + bos, side="right") - 1)
+                assert out[bos] == (moved if t.shift[piece] else 1)
+                seen.add(bool(t.shift[piece]))
+            rest = (window != 1) & ~((window >= start) & (window < start + count))
+            assert np.array_equal(out[rest], window[rest])  # nothing else but the pitches
+        # a passage of one piece (infilling) is marked the same way
+        assert t.piece(tokens[5:], 1)[0] == (moved if t.shift[1] else 1)
+    assert seen == {True, False}
+    plain = Transposer(tokens, np.array([0, 5]), start, count, 3, 0)  # no mark to give
+    plain.set_epoch(1)
+    assert (plain(tokens, 0)[[0, 5]] == 1).all()
+
+
+def test_a_model_that_moves_pieces_learns_the_mark_and_one_that_does_not_has_none(dataset):
+    moves = MusicDataModule(dataset, TrainConfig(seq_len=SEQ, batch_size=2, transpose=5))
+    stays = MusicDataModule(dataset, TrainConfig(seq_len=SEQ, batch_size=2, transpose=0))
+    assert moves.vocab.moved_id == len(moves.vocab) - 1 and stays.vocab.moved_id is None
+    assert moves.vocab.plays_like(stays.vocab)  # the same music tokens
+    # the grammar never writes it: a piece is begun with BOS, in one of the corpus's keys
+    stream = moves.vocab.stream()
+    assert not moves.vocab.allowed(stream)[moves.vocab.moved_id]
+    stream.feed(1)
+    assert not moves.vocab.allowed(stream)[moves.vocab.moved_id]
+    # and read, it stands for BOS
+    marked = moves.vocab.stream()
+    marked.feed(int(moves.vocab.to_universal([moves.vocab.moved_id])[0]))
+    assert marked.key() == stream.key() and not marked.stats
+
+
 def test_windows_are_a_function_of_seed_epoch_and_index(ds):
     a, b = windows(ds, transpose=5, seed=3), windows(ds, transpose=5, seed=3)
     order = list(range(32))
