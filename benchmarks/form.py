@@ -67,6 +67,16 @@ FIXED_SIZES = {  # --fixed-size: the sizes of scripts/quality_5min.sh instead of
 }
 
 
+def _default_setting() -> str:
+    from musicgen.config import FORM_BIAS, GenerateConfig
+
+    g = GenerateConfig()
+    return f"{g.temperature:g}:{g.top_p:g}:{g.repeat_bias:g}:{FORM_BIAS:g}"
+
+
+DEFAULT_SETTING = _default_setting()  # what `musicgen generate` samples with by default
+
+
 def mg(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "musicgen", *args], check=True, cwd=ROOT)
 
@@ -90,8 +100,8 @@ def main() -> int:
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument(
         "--settings",
-        default="1.0:0.95:0:0",
-        help="comma-separated temperature:top_p:repeat_bias:form_bias",
+        default=DEFAULT_SETTING,
+        help="comma-separated temperature:top_p:repeat_bias:form_bias [default: musicgen's]",
     )
     ap.add_argument("--train-args", default="", help="added to every `musicgen train`")
     ap.add_argument(

@@ -333,9 +333,7 @@ class HardwareConfig:
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
 
 
-# The pull of form-aware sampling by default: from 8 on, bars come back as often and as far
-# apart as the corpus's (folk tunes, chorales) and no loop appears; 4 is half way, 12 the same
-# as 8 (benchmarks/form.py, README "Form").
+# The pull of form-aware sampling by default, chosen by benchmarks/form.py (README "Form").
 FORM_BIAS = 8.0
 
 
@@ -433,6 +431,15 @@ class InfillConfig:
         if not 1 <= self.candidates <= 64:
             raise ValueError("candidates must be between 1 and 64")
 
+    def args(self) -> list[str]:
+        """The options of `musicgen infill` that name this task."""
+        span = (
+            ["--bars", f"{int(self.start)}-{int(self.end)}"]
+            if self.unit == "bars"
+            else ["--seconds", f"{self.start:g}-{self.end:g}"]
+        )
+        return [*span, "--candidates", str(self.candidates)]
+
 
 @dataclass(frozen=True)
 class AccompanyConfig:
@@ -440,6 +447,10 @@ class AccompanyConfig:
 
     file: str
     keep: str = "top"  # "top", an instrument's place in the line-up, a program, or a name
+
+    def args(self) -> list[str]:
+        """The options of `musicgen accompany` that name this task."""
+        return ["--keep", self.keep]
 
 
 __all__ = [

@@ -218,10 +218,13 @@ def decode_rows(
     return seq.cpu().numpy()
 
 
-def settle(cfg: GenerateConfig, model: LoadedModel) -> GenerateConfig:
+def settle(cfg: GenerateConfig, model: LoadedModel, passage: bool = False) -> GenerateConfig:
     """`cfg` with what it leaves to the model decided: the form bias, FORM_BIAS by default
     for a model that learnt its corpus's form and off for one that did not (an older
-    checkpoint); asked for explicitly, a model without a form is an error later."""
+    checkpoint; asked for explicitly, a model without a form is an error later). A
+    passage (infill, accompany) takes none: the span's ends or the kept part hold the form."""
+    if passage:
+        return replace(cfg, form_bias=0.0, repeat_bias=0.0)
     if cfg.form_bias is not None:
         return cfg
     return replace(cfg, form_bias=FORM_BIAS if model.meta.get("form") is not None else 0.0)
@@ -313,7 +316,7 @@ def write_songs(
     """Every MIDI file with its sidecar, or nothing: a full disk never leaves a new song
     beside an old sidecar (or half the samples of a batch) behind. `task` and `command`
     describe a song that rewrites part of a file (infill, accompany)."""
-    cfg = settle(cfg, model)  # the settings the songs were written with, as numbers
+    cfg = settle(cfg, model, passage=task is not None)  # the settings used, as numbers
     paths = output_paths(out, len(songs))
     ckpt_hash = file_sha256(model.path)
     files: list[tuple[Path, bytes]] = []

@@ -155,7 +155,7 @@ class Context:
     near_before: np.ndarray  # universal ids: the music on either side the layout holds
     near_after: np.ndarray
     budget: int  # tokens a middle may take, about
-    length: int  # tokens the model reads at once
+    length: int  # tokens of a training row (the model's window and the token it predicts)
 
 
 def _context(
@@ -181,33 +181,39 @@ def _context(
     return Context(vocab.lookup[prompt], before, near_before, near_after, budget, max_len + 1)
 
 
+SCORED_AT_ONCE = 32  # rows of `after_bits` per forward pass: -n 256 x 8 candidates stay small
+
+
 @torch.no_grad()
 def after_bits(model: LoadedModel, ctx: Context, middles: list[np.ndarray], device="cpu"):
     """Bits of the music after the span (as much as the layout holds), read in order after
     the music before it and each of `middles` (compact ids, Fill_end left out), by the
-    model as a continuation; each row at most the model's window long (the music before
-    cut from its start)."""
+    model as a continuation; each row `ctx.length` tokens at most (the music before cut
+    from its start) unless a middle and the after-part alone are longer."""
     vocab = model.vocab
     after = vocab.lookup[ctx.near_after]
-    rows, starts = [], []
+    rows = []
     for middle in middles:
         keep = min(max(ctx.length - len(middle) - len(after), 0), len(ctx.near_before))
         near = vocab.lookup[ctx.near_before[len(ctx.near_before) - keep :]]
         rows.append(np.concatenate([near, middle, after]).astype(np.int64))
-        starts.append(len(near) + len(middle))
-    x = np.full((len(rows), max(map(len, rows))), vocab.pad_id, dtype=np.int64)
-    for r, row in enumerate(rows):
-        x[r, : len(row)] = row
+    out = np.zeros(len(rows))
     was_training = model.core.training
     model.core.eval()
-    logits, _ = model.core(torch.from_numpy(x).to(device))  # (R, T, V)
+    for first in range(0, len(rows), SCORED_AT_ONCE):
+        chunk = rows[first : first + SCORED_AT_ONCE]
+        x = np.full((len(chunk), max(map(len, chunk))), vocab.pad_id, dtype=np.int64)
+        for r, row in enumerate(chunk):
+            x[r, : len(row)] = row
+        logits, _ = model.core(torch.from_numpy(x).to(device))  # (R, T, V)
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (R, T, V)
+        for r, row in enumerate(chunk):
+            s = len(row) - len(after)  # the after-part's first token
+            if len(after) and s > 0:
+                pos = torch.arange(s - 1, len(row) - 1)
+                picked = logp[r, pos, torch.from_numpy(row[s:])]
+                out[first + r] = -picked.sum().item() / np.log(2)
     model.core.train(was_training)
-    logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (R, T, V)
-    out = np.zeros(len(rows))
-    for r, (row, s) in enumerate(zip(rows, starts, strict=True)):
-        if s < len(row) and s > 0:
-            pos = torch.arange(s - 1, len(row) - 1)
-            out[r] = -logp[r, pos, torch.from_numpy(row[s:])].sum().item() / np.log(2)
     return out
 
 

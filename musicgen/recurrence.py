@@ -168,6 +168,8 @@ class BarCopier:
         self.rng = rng
         bar = len(self.bars) - 1
         self.form = self.prior.template(bar, rng)
+        if self.form is None and self.prior.templates:  # a primer longer than every form
+            self.form, self.form_start = self.prior.template(0, rng), bar
         self.state = self._next_state(self._played_state(bar - 1) if bar else 0, bar)
         self._align(self._position)
 

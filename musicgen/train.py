@@ -149,7 +149,7 @@ def _train_locked(
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
     val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    vocab = dm.vocab  # the dataset's, with the seams of infilling if it learns them
+    vocab = dm.vocab  # the dataset's, with the tokens only training uses (seams, Start_moved)
     model_cfg = replace(
         model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
     )  # the context it learns
@@ -180,8 +180,8 @@ def _train_locked(
         if saved_vocab.get("tokens") != vocab.tokens:
             if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
                 raise MusicgenError(
-                    f"{last} was trained before musicgen marked the pieces it transposes; "
-                    "train again without --resume"
+                    f"{last} was trained without marking the pieces it transposes (--transpose 0, "
+                    "or an older musicgen); train again without --resume"
                 )
             raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
         ckpt_path = str(last)

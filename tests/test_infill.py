@@ -45,6 +45,8 @@ def test_infill_keeps_everything_outside_the_span_and_writes_inside_it(filler, t
         side = json.loads(f.with_suffix(".json").read_text())
         assert side["task"]["infill"]["start"] == 3 and side["task"]["infill"]["end"] == 4
         assert side["regenerate"].startswith("musicgen infill ")
+        assert "--candidates 8" in side["regenerate"]
+        assert side["settings"]["form_bias"] == 0.0  # a passage takes no pull towards form
     assert any(len(t) for t in takes)
     assert not all(np.array_equal(takes[0], t) for t in takes[1:])  # -n gives versions
 
@@ -85,7 +87,7 @@ def test_the_same_seed_gives_the_same_bytes(filler, tmp_path):
     assert side_a["settings"]["seed"] == 5
 
 
-def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler):
+def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler, monkeypatch):
     from musicgen.infill import _context, after_bits, choose, fill_middles
 
     model = load_model(filler)
@@ -104,6 +106,15 @@ def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler):
     for b, middle in enumerate(kept):
         picked = choose(bits, 3, 2)[b]
         assert 3 * b <= picked < 3 * b + 3 and np.array_equal(middle, every[picked])
+    # the command's task passes its candidates on
+    task = InfillConfig(str(PIECE), "bars", 3, 4, candidates=3)
+    songs, _, _ = infill_songs(model, GenerateConfig(num_samples=2, seed=2), task)
+    assert all(np.array_equal(s.ids, m) for s, m in zip(songs, kept, strict=True))
+    # scored a few rows at a time, the same bits
+    import musicgen.infill as infill_module
+
+    monkeypatch.setattr(infill_module, "SCORED_AT_ONCE", 4)
+    np.testing.assert_allclose(after_bits(model, ctx, [m[:-1] for m in every]), bits, rtol=1e-5)
     # the bits are those of the after-part read straight after a middle and as much of the
     # music before it as the window still holds
     import torch

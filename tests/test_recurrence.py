@@ -182,6 +182,16 @@ def test_a_copier_follows_its_template_section_after_section():
     assert set(_play(chain_only, _Stream(), [10, 104, 11, 104, 12, 104])) == {None}
 
 
+def test_a_primer_longer_than_every_form_is_followed_by_a_new_section():
+    prior = FormPrior(_always(0).transitions, ((0, 1),))
+    copier = BarCopier(prior, 5.0, MUSIC)
+    stream = _Stream()
+    _play(copier, stream, [10, 104, 11, 104, 12, 104])  # three bars read, no plan
+    copier.start(np.random.default_rng(0))
+    # bar 3 opens a section of the form: new, then bar 4 plays it again
+    assert _play(copier, stream, [13, 104, 14, 104]) == [None, None, 13, None]
+
+
 def test_a_template_is_drawn_among_those_longer_than_the_primer():
     prior = FormPrior(_always(0).transitions, ((0, 1), (0, 0, 1, 1)))
     rng = np.random.default_rng(0)

@@ -194,7 +194,7 @@ def test_resume_refuses_a_run_from_before_moved_pieces_were_marked(dataset, trai
     assert tokens[-1] == "Start_moved"
     ckpt["musicgen"]["vocab"]["tokens"] = tokens[:-1]
     torch.save(ckpt, out / "last.ckpt")
-    with pytest.raises(MusicgenError, match="before musicgen marked"):
+    with pytest.raises(MusicgenError, match="without marking the pieces it transposes"):
         train(
             dataset,
             out,

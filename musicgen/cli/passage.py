@@ -12,8 +12,8 @@ from musicgen.cli.options import PASSAGE_SAMPLING, build_config, config_options
 from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 
-# infill and accompany draw no repetition or form bias: the span's ends and the kept part
-# hold the form
+# infill and accompany take no repetition or form bias (generate.settle): the span's ends
+# and the kept part hold the form
 
 
 def _common(f):
@@ -27,7 +27,7 @@ def _common(f):
         type=click.IntRange(1, 256),
         default=4,
         show_default=True,
-        help="Versions to write (decoded together as one batch).",
+        help="Versions to write (decoded together as one batch, with infill's candidates).",
     )(f)
     f = click.option(
         "--out",
@@ -64,15 +64,14 @@ def parse_span(text: str | None, option: str, number=float) -> tuple[float, floa
     return a, b
 
 
-def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task, label):
+def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task):
     """Load, generate, write: the steps infill and accompany share."""
     from musicgen.checkpoint import load_model
     from musicgen.generate import rewrite_command, write_songs
 
     if not Path(file).is_file():
         raise MusicgenError(f"{file} does not exist")
-    # a passage keeps the piece's own form: no pull towards a bar that comes back
-    cfg = build_config(GenerateConfig, sampling, num_samples=num_samples, form_bias=0.0)
+    cfg = build_config(GenerateConfig, sampling, num_samples=num_samples)
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 
@@ -81,7 +80,7 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task,
     model = load_model(checkpoint, device)
     songs, piece, what = make(model, cfg, task, device)
     out = out or Path(f"{Path(file).stem}-{verb}")
-    command = rewrite_command(verb, model.path, Path(file), label, out, cfg)
+    command = rewrite_command(verb, model.path, Path(file), task.args(), out, cfg)
     try:
         paths = write_songs(
             songs,
@@ -128,10 +127,10 @@ def infill(paths, out, num_samples, device, bars, seconds, candidates, **samplin
         raise MusicgenError("give the span: --bars FIRST-LAST or --seconds A-B")
     if bars is not None:
         first, last = parse_span(bars, "--bars", int)
-        span, label = ("bars", first, last), ["--bars", f"{first}-{last}"]
+        span = ("bars", first, last)
     else:
         a, b = parse_span(seconds, "--seconds")
-        span, label = ("seconds", a, b), ["--seconds", f"{a:g}-{b:g}"]
+        span = ("seconds", a, b)
     unit, start, end = span
     task = build_config(
         InfillConfig,
@@ -141,13 +140,12 @@ def infill(paths, out, num_samples, device, bars, seconds, candidates, **samplin
         start=start,
         end=end,
     )
-    label += ["--candidates", str(candidates)]
 
     def make(model, cfg, task, device):
         songs, piece, span = infill_songs(model, cfg, task, device)
         return songs, piece, f"{task.unit} {task.start:g}-{task.end:g}"
 
-    _run(checkpoint, file, out, num_samples, device, sampling, "infill", make, task, label)
+    _run(checkpoint, file, out, num_samples, device, sampling, "infill", make, task)
 
 
 @cli.command()
@@ -182,5 +180,4 @@ def accompany(paths, out, num_samples, device, keep, **sampling):
         "accompany",
         accompany_songs,
         task,
-        ["--keep", keep],
     )

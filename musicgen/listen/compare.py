@@ -247,40 +247,38 @@ class _Run:
             return f"writing bars {cfg.infill[0]}-{cfg.infill[1]} again, {cfg.samples} times,"
         return f"accompanying {cfg.accompany}, {cfg.samples} times,"
 
-    def task_dict(self) -> dict:
+    def task(self):
+        """The rewrite every model does: an InfillConfig or an AccompanyConfig."""
+        from musicgen.config import AccompanyConfig, InfillConfig
+
         cfg, file = self.cfg, str(self.primer.path)
         if cfg.infill:
-            return {
-                "infill": {
-                    "file": file,
-                    "unit": "bars",
-                    "start": cfg.infill[0],
-                    "end": cfg.infill[1],
-                }
-            }
-        return {"accompany": {"file": file, "keep": cfg.accompany}}
+            return InfillConfig(file, "bars", *cfg.infill)
+        return AccompanyConfig(file, cfg.accompany)
+
+    def task_dict(self) -> dict:
+        return {self.cfg.task: vars(self.task())}
 
     def task_command(self, model, target: Path) -> str:
         from musicgen.generate import rewrite_command
 
-        cfg = self.cfg
-        args = ["--bars", "{}-{}".format(*cfg.infill)] if cfg.infill else ["--keep", cfg.accompany]
         return rewrite_command(
-            cfg.task, model.path, self.primer.path, args, target.parent, self.gcfg
+            self.cfg.task,
+            model.path,
+            self.primer.path,
+            self.task().args(),
+            target.parent,
+            self.gcfg,
         )
 
     def task_songs(self, model, reads_ahead: bool = True) -> list:
         from musicgen.accompany import accompany_songs
-        from musicgen.config import AccompanyConfig, InfillConfig
         from musicgen.infill import infill_songs
 
-        cfg, file = self.cfg, str(self.primer.path)
-        if cfg.infill:
-            task = InfillConfig(file, "bars", *cfg.infill)
-            return infill_songs(model, self.gcfg, task, cfg.device, reads_ahead)[0]
-        return accompany_songs(model, self.gcfg, AccompanyConfig(file, cfg.accompany), cfg.device)[
-            0
-        ]
+        task, device = self.task(), self.cfg.device
+        if self.cfg.infill:
+            return infill_songs(model, self.gcfg, task, device, reads_ahead)[0]
+        return accompany_songs(model, self.gcfg, task, device)[0]
 
     def add_ngram(self, ds, echo: Echo) -> None:
         if ds is None:

@@ -86,7 +86,7 @@ class Vocabulary:
 
     # --- infilling (tokens/fill.py) ---------------------------------------------------
     def with_fill(self) -> Vocabulary:
-        """This vocabulary and the seam tokens of infilling. They are the last
+        """This vocabulary and the seam tokens of infilling. They come after every music
         family, so every id of this vocabulary keeps its meaning (a dataset stays valid)."""
         fill = self.space.fill
         return Vocabulary(self.cfg, np.concatenate([self.uids, fill.id(np.arange(fill.size))]))

@@ -128,6 +128,12 @@ def test_a_model_that_moves_pieces_learns_the_mark_and_one_that_does_not_has_non
     stays = MusicDataModule(dataset, TrainConfig(seq_len=SEQ, batch_size=2, transpose=0))
     assert moves.vocab.moved_id == len(moves.vocab) - 1 and stays.vocab.moved_id is None
     assert moves.vocab.plays_like(stays.vocab)  # the same music tokens
+    # training reads the mark: some windows begin a moved piece with it, none of the others
+    moves.train_set.set_epoch(1)
+    stays.train_set.set_epoch(1)
+    rows = [moves.train_set[i][0] for i in range(64)]
+    assert any((x == moves.vocab.moved_id).any() for x in rows)
+    assert not any((stays.train_set[i][0] == len(stays.vocab)).any() for i in range(64))
     # the grammar never writes it: a piece is begun with BOS, in one of the corpus's keys
     stream = moves.vocab.stream()
     assert not moves.vocab.allowed(stream)[moves.vocab.moved_id]
