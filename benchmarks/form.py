@@ -1,12 +1,14 @@
 """Form: do generated pieces repeat and develop the way the corpus does?
 
     python benchmarks/form.py CORPUS [--minutes 10] [--models gru,gru-attn,transformer]
-        [--pieces 16] [--bars 32] [--settings 1.0:0.95:0,1.0:0.95:2] [--train-args=...] [--out work/form]
+        [--pieces 16] [--bars 32] [--settings 1.0:0.95:0,1.0:0.95:2] [--train-args=...]
+        [--with DIR] [--out work/form]
 
 CORPUS is a folder of music (ingested into OUT/data) or an ingested dataset.
 Each model trains for the same wall time (`--minutes`; sized by budget, as
 `musicgen train --max-time` sizes it, unless `--fixed-size`; `--train-args` is
-added to every `musicgen train`; a model already trained in OUT is reused), is scored
+added to every `musicgen train`; a model already trained in OUT is reused, and `--with DIR`
+takes each model from `DIR/<model>/` instead, such as the shipped ones), is scored
 on the held-out split (bits per note), and generates `--pieces` pieces of `--bars`
 bars from scratch at each sampling setting (temperature:top_p:repeat_bias:form_bias; the
 form is learnt here from the same training split, as `train` learns it now, so a model
@@ -109,6 +111,12 @@ def main() -> int:
         action="store_true",
         help="the sizes of scripts/quality_5min.sh, not sizing by budget",
     )
+    ap.add_argument(
+        "--with",
+        dest="trained",
+        type=Path,
+        help="models already trained: DIR/<model>/ (exported, or a training folder)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "form")
     ns = ap.parse_args()
 
@@ -131,13 +139,14 @@ def main() -> int:
         "bars": ns.bars,
         "minutes": ns.minutes,
         "train_args": ns.train_args,
+        "trained": str(ns.trained) if ns.trained else None,
         "real": {k: mean(real, k) for k in FORM_KEYS},
         "real_pieces": len(real),
         "models": {},
     }
     for name in ns.models.split(","):
-        run = out / name
-        if not (run / "best.ckpt").exists():
+        run = ns.trained / name if ns.trained else out / name
+        if not ns.trained and not (run / "best.ckpt").exists():
             mg(
                 "train",
                 "--data",
@@ -156,7 +165,7 @@ def main() -> int:
                 *(FIXED_SIZES[name] if ns.fixed_size else []),
                 *shlex.split(ns.train_args),
             )
-        model = load_model(run / "best.ckpt")
+        model = load_model(run / "best.ckpt" if (run / "best.ckpt").exists() else run)
         # the form as `train` learns it now, from the same training split, whatever the
         # checkpoint's age (an older one has no form, or no templates)
         form = learn_form_of(TokenDataset.open(data).documents("train"), model.vocab)
@@ -199,7 +208,11 @@ def report(results: dict) -> None:
     real = results["real"]
     print(
         f"{results['corpus']}: {results['real_pieces']} held-out pieces, first {results['bars']} bars; "
-        f"{results['minutes']:g} min of training per model {results['train_args']}"
+        + (
+            f"models of {results['trained']}"
+            if results.get("trained")
+            else f"{results['minutes']:g} min of training per model {results['train_args']}"
+        )
     )
     cols = ["distinct 4-grams", "longest repeat", "bars recur", "recur distance"]
     print(
