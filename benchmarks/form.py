@@ -123,10 +123,10 @@ def main() -> int:
     from musicgen.checkpoint import load_model
     from musicgen.config import GenerateConfig
     from musicgen.data.dataset import TokenDataset
+    from musicgen.data.measures import learn_form_of
     from musicgen.evaluate import evaluate
     from musicgen.generate import generate_songs
     from musicgen.listen import metrics as M
-    from musicgen.recurrence import learn_form_of
 
     out = ns.out
     out.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,9 @@ def tokens_per_second(
     core, prompt: torch.Tensor, new: int, use_cache: bool, vocab, context: int
 ) -> float:
     """Decoding speed with the grammar mask on, as `generate_songs` runs it."""
-    from musicgen.generate import GenerateConfig, LengthTracker
-    from musicgen.sampling import generate
+    from musicgen.generate import GenerateConfig
+    from musicgen.generate.sampling import generate
+    from musicgen.generate.songs import LengthTracker
 
     def rules(n: int) -> LengthTracker:
         return LengthTracker(vocab, GenerateConfig(unit="tokens", length=n), prompt[0].numpy(), 1)

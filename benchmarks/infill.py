@@ -46,12 +46,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from musicgen.accompany import accompany_songs, top_voice  # noqa: E402
 from musicgen.checkpoint import load_model  # noqa: E402
 from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig  # noqa: E402
 from musicgen.data.dataset import TokenDataset  # noqa: E402
 from musicgen.evaluate import evaluate  # noqa: E402
-from musicgen.infill import fill_middles, infill_songs  # noqa: E402
+from musicgen.generate.accompany import accompany_songs, top_voice  # noqa: E402
+from musicgen.generate.infill import fill_middles, infill_songs  # noqa: E402
 from musicgen.midi.read import read_score  # noqa: E402
 from musicgen.midi.write import write_midi  # noqa: E402
 from musicgen.tokens.fill import Timeline, layout, seams  # noqa: E402

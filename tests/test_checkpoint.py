@@ -79,7 +79,7 @@ def test_resume_refuses_a_poisoned_last_checkpoint_before_lightning(
     def no_lightning(*args, **kwargs):
         raise AssertionError("Lightning was reached with a poisoned checkpoint")
 
-    monkeypatch.setattr("musicgen.train.L.Trainer", no_lightning)
+    monkeypatch.setattr("musicgen.train.run.L.Trainer", no_lightning)
     with pytest.raises(CheckpointError, match="pickled code"):
         train(
             dataset,

@@ -88,7 +88,7 @@ def generate(
     """
     from musicgen.checkpoint import load_model
     from musicgen.generate import generate_songs, write_songs
-    from musicgen.primer import parse_instruments
+    from musicgen.generate.primer import parse_instruments
 
     lineup = parse_instruments(instruments) if instruments is not None else None
     lengths = {
@@ -332,8 +332,8 @@ def compare(
       musicgen compare a.ckpt b.ckpt --data work/bach --infill 5-8 --out fills
     """
     from musicgen.cli.passage import parse_span
+    from musicgen.generate.primer import parse_instruments
     from musicgen.listen.compare import CompareConfig, run_compare
-    from musicgen.primer import parse_instruments
 
     lineup = parse_instruments(instruments) if instruments is not None else None
     gen = build_config(

@@ -21,7 +21,7 @@ class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value, param, ctx):
-        from musicgen.durations import parse_minutes
+        from musicgen.cli.durations import parse_minutes
 
         try:
             return parse_minutes(value)

@@ -120,7 +120,7 @@ def infill(paths, out, num_samples, device, bars, seconds, candidates, **samplin
       musicgen infill song.mid --bars 9-12 -n 4
       musicgen infill run/best.ckpt song.mid --seconds 20-30 --out takes -t 0.9
     """
-    from musicgen.infill import infill_songs
+    from musicgen.generate.infill import infill_songs
 
     checkpoint, file = _split(paths)
     if (bars is None) == (seconds is None):
@@ -166,7 +166,7 @@ def accompany(paths, out, num_samples, device, keep, **sampling):
       musicgen accompany melody.mid --keep top -n 4
       musicgen accompany run/best.ckpt song.mid --keep violin --out band
     """
-    from musicgen.accompany import accompany_songs
+    from musicgen.generate.accompany import accompany_songs
 
     checkpoint, file = _split(paths)
     task = AccompanyConfig(str(file), keep)

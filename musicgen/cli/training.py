@@ -65,8 +65,8 @@ def train(data_dir, out, resume, progress, **kw):
     Example:
       musicgen train --data work/bach --model transformer --max-time 5
     """
-    from musicgen.quiet import quiet_lightning
     from musicgen.train import train as run
+    from musicgen.train.quiet import quiet_lightning
 
     quiet_lightning()
     if kw["epochs"] is None:  # a time budget alone means "train for that long"
@@ -125,7 +125,7 @@ def _sized(data_dir: Path, model_cfg, train_cfg, hw):
     import json
 
     from musicgen.config import ModelConfig, TrainConfig, from_dict, to_dict
-    from musicgen.sizing import size_for_budget
+    from musicgen.train.sizing import size_for_budget
 
     run = [str(data_dir), model_cfg.name, train_cfg.max_time]
     chosen = json.loads(os.environ.get("MUSICGEN_SIZED", "{}"))

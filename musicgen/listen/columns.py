@@ -203,7 +203,7 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
     lm = fit_ngram(train, len(ds.vocab), cfg.ngram_order)
     model = ngram_model(lm, cfg.ngram_order, ds.vocab)
     if gcfg.form_bias != 0:  # the form of the same training pieces, as `train` gives a model
-        from musicgen.recurrence import learn_form_of
+        from musicgen.data.measures import learn_form_of
 
         model.meta["form"] = learn_form_of(train, ds.vocab).to_dict()
     if task is not None:

@@ -77,7 +77,7 @@ class CompareConfig:
     use_fluidsynth: bool = True
     device: str = "cpu"
     infill: tuple[int, int] | None = None  # bars A-B of the piece written again
-    accompany: str | None = None  # the part kept (see musicgen.accompany)
+    accompany: str | None = None  # the part kept (see musicgen.generate.accompany)
 
     @property
     def task(self) -> str | None:
@@ -272,8 +272,8 @@ class _Run:
         )
 
     def task_songs(self, model, reads_ahead: bool = True) -> list:
-        from musicgen.accompany import accompany_songs
-        from musicgen.infill import infill_songs
+        from musicgen.generate.accompany import accompany_songs
+        from musicgen.generate.infill import infill_songs
 
         task, device = self.task(), self.cfg.device
         if self.cfg.infill:

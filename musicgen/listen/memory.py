@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.listen.features import MEMORY_KEYS, NGRAM_MEMORY, pitch_sequence
+from musicgen.analysis.features import MEMORY_KEYS, NGRAM_MEMORY, pitch_sequence
 from musicgen.midi.score import Score
 
 __all__ = ["MEMORY_KEYS", "SequenceIndex", "TrainIndex", "dataset_pitch_sequences", "memorisation"]

@@ -2,8 +2,7 @@
 (features.py, form.py), memorisation (memory.py), set comparison (sets.py) and
 corpus loading (corpus.py). See each module for what it measures and why."""
 
-from musicgen.listen.corpus import jsonable, load_corpus
-from musicgen.listen.features import (
+from musicgen.analysis.features import (
     HISTOGRAM_KEYS,
     MEMORY_KEYS,
     NGRAM_MEMORY,
@@ -29,6 +28,7 @@ from musicgen.listen.features import (
     scale_consistency,
     time_histogram,
 )
+from musicgen.listen.corpus import jsonable, load_corpus
 from musicgen.listen.memory import SequenceIndex, TrainIndex, dataset_pitch_sequences, memorisation
 from musicgen.listen.sets import (
     compare_sets,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from musicgen.listen.features import HISTOGRAM_KEYS, MEMORY_KEYS, SCALAR_KEYS
+from musicgen.analysis.features import HISTOGRAM_KEYS, MEMORY_KEYS, SCALAR_KEYS
 
 
 def _as_points(values: Sequence) -> np.ndarray:

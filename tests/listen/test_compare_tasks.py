@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from musicgen.accompany import top_voice
+from musicgen.generate.accompany import top_voice
 from musicgen.midi.read import read_score
 from tests.helpers import assert_cli_error, run_cli
 from tests.listen.conftest import make_checkpoint, one_thread

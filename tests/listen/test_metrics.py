@@ -219,7 +219,7 @@ def test_metrics_text_says_why_overlaps_are_missing(tmp_path, tiny_corpus):
 
 
 def test_bars_that_recur_in_an_aabb_tune():
-    from musicgen.listen.form import bar_recurrence
+    from musicgen.analysis.form import bar_recurrence
 
     a = [[60, 62, 64, 65], [67, 65, 64, 62], [60, 64, 67, 72], [71, 67, 62, 59]]
     b = [[69, 67], [62, 71], [69, 74], [72, 60]]  # half notes: no B bar is an A bar moved

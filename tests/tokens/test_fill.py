@@ -177,7 +177,7 @@ def test_whole_piece_training_keeps_a_row_of_each_kind(dataset):
 
 
 def test_infilling_reads_a_passage_as_training_lays_it_out(dataset):
-    from musicgen.infill import _context
+    from musicgen.generate.infill import _context
 
     cfg = TrainConfig(seq_len=160, batch_size=4, infill=1.0, transpose=0)
     dm = MusicDataModule(dataset, cfg, streams=False)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from musicgen.accompany import accompany_songs, kept_part, top_voice
 from musicgen.config import AccompanyConfig, GenerateConfig
+from musicgen.generate.accompany import accompany_songs, kept_part, top_voice
 from musicgen.midi.read import read_score
 from musicgen.midi.score import NOTE_DTYPE
 from tests.helpers import CORPUS, assert_cli_error, assert_ok, run_cli, untrained_model
@@ -132,9 +132,9 @@ def test_with_one_program_per_piece_the_kept_part_is_heard_on_the_piece_s_progra
     the kept notes are forced in under that one, not the file's own."""
     import dataclasses
 
-    from musicgen.accompany import KeptRules, kept_part
     from musicgen.config import EncodingConfig
-    from musicgen.piece import read_piece
+    from musicgen.generate.accompany import KeptRules, kept_part
+    from musicgen.generate.piece import read_piece
     from musicgen.tokens.encoding import programs_of
     from musicgen.tokens.space import DRUMS, token_space
     from musicgen.tokens.vocab import Vocabulary

@@ -2,7 +2,7 @@
 
 import pytest
 
-from musicgen.durations import parse_minutes
+from musicgen.cli.durations import parse_minutes
 
 
 @pytest.mark.parametrize(

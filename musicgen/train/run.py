@@ -16,12 +16,12 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
 from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
+from musicgen.data.measures import learn_form_of
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write, folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
-from musicgen.quiet import quiet_lightning
-from musicgen.recurrence import learn_form_of
+from musicgen.train.quiet import quiet_lightning
 
 
 @dataclass

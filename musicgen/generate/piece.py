@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.errors import MusicgenError, ReadError
+from musicgen.generate.primer import model_tokens
 from musicgen.midi.read import read_score
 from musicgen.midi.score import NOTE_DTYPE, Score
-from musicgen.primer import model_tokens
 from musicgen.tokens.fill import Timeline
 from musicgen.tokens.space import DRUMS
 from musicgen.tokens.stream import Note

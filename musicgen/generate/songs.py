@@ -23,12 +23,12 @@ from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_group
+from musicgen.generate.form import BarCopier, FormPrior
+from musicgen.generate.primer import Primer, instrument_name, start_of_piece
+from musicgen.generate.repetition import RepeatMemory
+from musicgen.generate.sampling import generate as decode_loop
 from musicgen.midi.score import Score
 from musicgen.midi.write import score_to_midi_bytes
-from musicgen.primer import Primer, instrument_name, start_of_piece
-from musicgen.recurrence import BarCopier, FormPrior
-from musicgen.repetition import RepeatMemory
-from musicgen.sampling import generate as decode_loop
 from musicgen.tokens.encoding import decode, quarters_per_step
 from musicgen.tokens.space import PAD
 

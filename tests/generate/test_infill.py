@@ -7,9 +7,9 @@ import pytest
 
 from musicgen.checkpoint import load_model
 from musicgen.config import GenerateConfig, InfillConfig
-from musicgen.infill import infill_songs, span_of
+from musicgen.generate.infill import infill_songs, span_of
+from musicgen.generate.piece import read_piece
 from musicgen.midi.read import read_score
-from musicgen.piece import read_piece
 from tests.helpers import CORPUS, assert_cli_error, assert_ok, run_cli, train_tiny
 
 PIECE = CORPUS / "bwv1.6.mid"
@@ -88,7 +88,7 @@ def test_the_same_seed_gives_the_same_bytes(filler, tmp_path):
 
 
 def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler, monkeypatch):
-    from musicgen.infill import _context, after_bits, choose, fill_middles
+    from musicgen.generate.infill import _context, after_bits, choose, fill_middles
 
     model = load_model(filler)
     piece = read_piece(PIECE, model.vocab)
@@ -111,7 +111,7 @@ def test_each_version_is_one_of_its_candidates_drawn_by_the_after_part(filler, m
     songs, _, _ = infill_songs(model, GenerateConfig(num_samples=2, seed=2), task)
     assert all(np.array_equal(s.ids, m) for s, m in zip(songs, kept, strict=True))
     # scored a few rows at a time, the same bits
-    import musicgen.infill as infill_module
+    import musicgen.generate.infill as infill_module
 
     monkeypatch.setattr(infill_module, "SCORED_AT_ONCE", 4)
     np.testing.assert_allclose(after_bits(model, ctx, [m[:-1] for m in every]), bits, rtol=1e-5)
@@ -143,7 +143,7 @@ def test_choose_draws_in_proportion_to_how_likely_the_after_part_is():
 
 
 def _choose(bits, seed):
-    from musicgen.infill import choose
+    from musicgen.generate.infill import choose
 
     return choose(bits, 3, seed)
 
@@ -264,8 +264,8 @@ def test_played_music_in_seconds_keeps_every_note_outside_the_span(played, perfo
 
 
 def test_played_music_is_accompanied_around_its_top_voice(played, performed_chorale):
-    from musicgen.accompany import accompany_songs, top_voice
     from musicgen.config import AccompanyConfig
+    from musicgen.generate.accompany import accompany_songs, top_voice
 
     songs, piece, _ = accompany_songs(
         played, GenerateConfig(num_samples=2, seed=4), AccompanyConfig(str(performed_chorale.path))

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from musicgen.listen.form import bar_recurrence
+from musicgen.analysis.form import bar_recurrence
 from musicgen.midi.score import Score
 
 # Bins in beats for inter-onset intervals and durations: [0, 1/8), [1/8, 1/4), ... [8, inf).

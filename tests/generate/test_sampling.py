@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from musicgen.sampling import apply_temperature, generate, sample, top_k_filter, top_p_filter
+from musicgen.generate.sampling import (
+    apply_temperature,
+    generate,
+    sample,
+    top_k_filter,
+    top_p_filter,
+)
 
 NEG_INF = float("-inf")
 FREQ_TOL = 0.045  # 4 standard errors of a frequency near 0.5 over 2000 draws
@@ -361,7 +367,7 @@ def test_generate_rejects_bad_shapes():
 
 
 def test_repeat_memory_suggests_what_followed_the_same_context_at_the_same_bar_place():
-    from musicgen.repetition import RepeatMemory
+    from musicgen.generate.repetition import RepeatMemory
 
     m = RepeatMemory(context=2, bias=3.0)
     phrase = [5, 6, 7, 8]
@@ -388,7 +394,7 @@ def test_repeat_bias_pulls_generation_into_repeating_itself(monkeypatch):
     """A flat model (uniform logits) with a strong pull repeats what it played: most of each
     sequence is the continuation its earlier context suggests."""
     from musicgen.config import GenerateConfig
-    from musicgen.repetition import RepeatMemory
+    from musicgen.generate.repetition import RepeatMemory
 
     V = 6
     seqs = {}

@@ -524,7 +524,7 @@ def test_resume_mid_epoch_continues_where_it_stopped(dataset, tmp_path, monkeypa
 def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
     dataset, monkeypatch
 ):
-    import musicgen.sizing as S
+    import musicgen.train.sizing as S
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
 

@@ -27,8 +27,8 @@ import torch
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import AccompanyConfig, GenerateConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import Song, decode_rows
-from musicgen.piece import Piece, read_piece
+from musicgen.generate.piece import Piece, read_piece
+from musicgen.generate.songs import Song, decode_rows
 from musicgen.tokens.encoding import programs_of
 from musicgen.tokens.space import DRUMS, EOS, PAD
 from musicgen.tokens.stream import AFTER_PITCH, AFTER_VEL, FREE

@@ -27,8 +27,8 @@ import torch
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
-from musicgen.generate import Song, decode_rows
-from musicgen.piece import Piece, read_piece
+from musicgen.generate.piece import Piece, read_piece
+from musicgen.generate.songs import Song, decode_rows
 from musicgen.tokens.fill import Timeline, rearrange, sides
 from musicgen.tokens.space import PAD
 from musicgen.tokens.stream import FREE

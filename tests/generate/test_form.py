@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from musicgen.analysis.form import MAX_DISTANCE, FormPrior, bar_contents, bar_states, learn_form
 from musicgen.checkpoint import load_model
 from musicgen.errors import MusicgenError
 from musicgen.generate import GenerateConfig, form_of, generate_songs
-from musicgen.listen.form import bar_contents
-from musicgen.recurrence import MAX_DISTANCE, BarCopier, FormPrior, bar_states, learn_form
+from musicgen.generate.form import BarCopier
 from tests.helpers import assert_cli_error, run_cli, score_of
 
 A = [[60, 62, 64, 65], [67, 65, 64, 62], [60, 64, 67, 72], [71, 67, 62, 59]]
@@ -66,7 +66,7 @@ def test_the_forms_of_the_training_pieces_are_kept_as_templates():
 
 
 def test_templates_are_capped_the_same_way_every_time(monkeypatch):
-    import musicgen.recurrence as R
+    import musicgen.analysis.form as R
 
     monkeypatch.setattr(R, "MAX_TEMPLATES", 3)
     tunes = [tune(A[:k], A[:k]) for k in range(1, 5)] + [tune(B, B)]
