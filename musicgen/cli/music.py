@@ -9,6 +9,9 @@ import click
 from musicgen.cli.group import cli
 from musicgen.cli.options import (
     build_config,
+    config_options,
+    length_of,
+    length_options,
     sampling_options,
 )
 from musicgen.config import (
@@ -27,58 +30,12 @@ from musicgen.errors import MusicgenError
     show_default=True,
     help="MIDI file to write; with several samples, song-001.mid, song-002.mid ...",
 )
-@click.option(
-    "--num-samples",
-    "-n",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Songs to generate (decoded together as one batch).",
-)
-@sampling_options
-@click.option("--primer", type=click.Path(path_type=Path), help="MIDI file to continue.")
-@click.option("--primer-bars", type=click.IntRange(1), help="Use only the primer's first N bars.")
-@click.option(
-    "--bars",
-    type=click.FloatRange(0, min_open=True),
-    help="Length of new music in bars [default: 16].",
-)
-@click.option(
-    "--seconds", type=click.FloatRange(0, min_open=True), help="Length of new music in seconds."
-)
-@click.option("--notes", type=click.IntRange(1), help="Length of new music in notes.")
-@click.option("--tokens", type=click.IntRange(1), help="Length of new music in tokens.")
-@click.option("--tempo", type=float, help="Play back at this tempo (quarter notes per minute).")
-@click.option("--program", type=int, help="Play every note with this General MIDI program (0-127).")
-@click.option(
-    "--instruments",
-    help="The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].",
-)
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    help="Recompute the whole context every step (for benchmarks and checks).",
-)
+@length_options
+@config_options(GenerateConfig, types={"num_samples": click.IntRange(1, 256)})
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps)."
 )
-def generate(
-    checkpoint,
-    out,
-    num_samples,
-    primer,
-    primer_bars,
-    bars,
-    seconds,
-    notes,
-    tokens,
-    tempo,
-    program,
-    instruments,
-    no_cache,
-    device,
-    **sampling,
-):
+def generate(checkpoint, out, device, **settings):
     """Generate songs from a checkpoint.
 
     \b
@@ -88,34 +45,14 @@ def generate(
     """
     from musicgen.checkpoint import load_model
     from musicgen.generate import generate_songs, write_songs
-    from musicgen.generate.primer import parse_instruments
 
-    lineup = parse_instruments(instruments) if instruments is not None else None
-    lengths = {
-        k: v
-        for k, v in (("bars", bars), ("seconds", seconds), ("notes", notes), ("tokens", tokens))
-        if v is not None
-    }
-    if len(lengths) > 1:
-        raise MusicgenError("give one length: --bars, --seconds, --notes or --tokens")
-    unit, length = next(iter(lengths.items())) if lengths else ("bars", 16)
-    if primer is not None and not primer.is_file():
+    length = length_of(settings)
+    primer = settings.get("primer")
+    if primer is not None and not Path(primer).is_file():
         raise MusicgenError(f"primer {primer} does not exist")
-    if primer_bars is not None and primer is None:
+    if settings.get("primer_bars") is not None and primer is None:
         raise MusicgenError("--primer-bars needs --primer")
-    cfg = build_config(
-        GenerateConfig,
-        sampling,
-        num_samples=num_samples,
-        unit=unit,
-        length=float(length),
-        primer=str(primer) if primer else None,
-        primer_bars=primer_bars,
-        tempo=tempo,
-        program=program,
-        instruments=lineup,
-        use_cache=not no_cache,
-    )
+    cfg = build_config(GenerateConfig, settings, **length)
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 

@@ -8,10 +8,13 @@ from pathlib import Path
 import click
 
 from musicgen.config import (
+    LENGTH_UNITS,
+    SAMPLING,
     TIME_MODES,
     EncodingConfig,
     GenerateConfig,
 )
+from musicgen.config.fields import flag_of
 from musicgen.errors import MusicgenError
 
 
@@ -32,6 +35,17 @@ class Duration(click.ParamType):
 NUMBERS = {"int": int, "float": float, "int | None": int, "float | None": float}
 
 
+class Parsed(click.ParamType):
+    """An option whose text a config field reads itself (`opt(parse=...)`); its errors are
+    the field's own one-line MusicgenError."""
+
+    def __init__(self, parse, name: str):
+        self.parse, self.name = parse, name
+
+    def convert(self, value, param, ctx):
+        return value if not isinstance(value, str) else self.parse(value)
+
+
 def config_options(
     cls,
     types: dict | None = None,
@@ -49,7 +63,9 @@ def config_options(
             meta = fld.metadata
             if not meta.get("cli") or (only is not None and fld.name not in only):
                 continue
-            flag = "--" + (meta.get("flag") or fld.name).replace("_", "-")
+            if callable(meta.get("flag")):  # spelt by another field's value: the caller's
+                continue
+            flag = flag_of(fld)
             decls = [flag, *([meta["short"]] if meta.get("short") else [])]
             default = defaults.get(fld.name, fld.default)
             if isinstance(fld.default, bool) or fld.type in ("bool", "bool | None"):
@@ -61,7 +77,10 @@ def config_options(
                     help=meta["help"],
                 )(f)
             else:
-                kind = types.get(fld.name) or NUMBERS.get(str(fld.type), str)
+                kind = types.get(fld.name)
+                if kind is None and meta.get("parse"):
+                    kind = Parsed(meta["parse"], fld.name)
+                kind = kind or NUMBERS.get(str(fld.type), str)
                 f = click.option(
                     *decls,
                     fld.name,
@@ -86,9 +105,33 @@ def build_config(cls, values: dict, **fixed):
         raise MusicgenError(str(exc)) from None
 
 
-# the draw of each token; a whole piece also takes the pulls that shape its form
-PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
-SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
+LENGTH_HELP = {
+    "bars": "Length of new music in bars [default: 16].",
+    "seconds": "Length of new music in seconds.",
+    "notes": "Length of new music in notes.",
+    "tokens": "Length of new music in tokens.",
+}
+
+
+def length_options(f):
+    """--bars, --seconds, --notes, --tokens: one option per unit of `GenerateConfig.length`."""
+    for unit in reversed(LENGTH_UNITS):
+        kind = (
+            click.IntRange(1) if unit in ("notes", "tokens") else click.FloatRange(0, min_open=True)
+        )
+        f = click.option(f"--{unit}", type=kind, help=LENGTH_HELP[unit])(f)
+    return f
+
+
+def length_of(values: dict) -> dict:
+    """The unit and length of the one length option given (pops them from `values`)."""
+    given = {u: values.pop(u) for u in LENGTH_UNITS if values.get(u) is not None}
+    for u in LENGTH_UNITS:
+        values.pop(u, None)
+    if len(given) > 1:
+        raise MusicgenError("give one length: --bars, --seconds, --notes or --tokens")
+    unit, length = next(iter(given.items())) if given else ("bars", 16)
+    return {"unit": unit, "length": float(length)}
 
 
 def sampling_options(f):

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from musicgen.cli.group import cli
-from musicgen.cli.options import PASSAGE_SAMPLING, build_config, config_options
-from musicgen.config import AccompanyConfig, GenerateConfig, InfillConfig
+from musicgen.cli.options import build_config, config_options
+from musicgen.config import PASSAGE_SAMPLING, AccompanyConfig, GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 
 # infill and accompany take no repetition or form bias (generate.settle): the span's ends
@@ -20,14 +20,11 @@ def _common(f):
     f = click.option(
         "--device", default="cpu", show_default=True, help="torch device to sample on."
     )(f)
-    f = config_options(GenerateConfig, only=PASSAGE_SAMPLING)(f)
-    f = click.option(
-        "--num-samples",
-        "-n",
-        type=click.IntRange(1, 256),
-        default=4,
-        show_default=True,
-        help="Versions to write (decoded together as one batch, with infill's candidates).",
+    f = config_options(
+        GenerateConfig,
+        only=("num_samples", *PASSAGE_SAMPLING),
+        types={"num_samples": click.IntRange(1, 256)},
+        defaults={"num_samples": 4},
     )(f)
     f = click.option(
         "--out",

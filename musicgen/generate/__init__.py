@@ -12,14 +12,8 @@ around a kept one (accompany).
 from musicgen.config import GenerateConfig
 from musicgen.generate.accompany import accompany_songs
 from musicgen.generate.infill import fill_middles, infill_songs
-from musicgen.generate.songs import (
-    Song,
-    form_of,
-    generate_songs,
-    rewrite_command,
-    tokens_to_score,
-    write_songs,
-)
+from musicgen.generate.output import regenerate_command, rewrite_command, write_songs
+from musicgen.generate.songs import Song, form_of, generate_songs, tokens_to_score
 
 __all__ = [
     "GenerateConfig",
@@ -29,6 +23,7 @@ __all__ = [
     "form_of",
     "generate_songs",
     "infill_songs",
+    "regenerate_command",
     "rewrite_command",
     "tokens_to_score",
     "write_songs",

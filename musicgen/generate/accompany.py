@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pretty_midi
-import torch
 
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import AccompanyConfig, GenerateConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate.piece import Piece, read_piece
+from musicgen.generate.rules import RowRules, follow
 from musicgen.generate.songs import Song, decode_rows
 from musicgen.tokens.encoding import programs_of
 from musicgen.tokens.space import DRUMS, EOS, PAD
@@ -122,7 +122,7 @@ class KeptNote:
     level: int
 
 
-class KeptRules:
+class KeptRules(RowRules):
     """The decode loop's rules while a part is written around the kept one (see module)."""
 
     def __init__(
@@ -173,15 +173,9 @@ class KeptRules:
         meta = space.tempo.contains(line.uids) | space.timesig.contains(line.uids)
         self.meta = [(int(line.before[i]), int(line.uids[i])) for i in np.flatnonzero(meta)]
         self.end = int(line.before[-1])  # the piece's last onset
-        self.streams: list = []
+        super().__init__(vocab, follow(vocab, header, batch, end_header=True))
         self.next_kept, self.next_meta = [0] * batch, [0] * batch
-        for _ in range(batch):
-            stream = vocab.stream()
-            stream.feed_all(header)
-            stream.end_header()
-            self.streams.append(stream)
         self.forcing = [False] * batch
-        self.done = np.zeros(batch, dtype=bool)
         self.generated: list[list] = [[] for _ in range(batch)]
         self.min_shift = float(vocab.shift_steps.min())
         fam = vocab.families
@@ -217,7 +211,7 @@ class KeptRules:
             return self.meta[m][1]
         return None
 
-    def _row(self, b: int) -> np.ndarray:
+    def allowed(self, b: int) -> np.ndarray:
         vocab, stream = self.vocab, self.streams[b]
         row = np.zeros(len(vocab), dtype=bool)
         note = self._kept_here(b)
@@ -257,38 +251,24 @@ class KeptRules:
             row[vocab.eos_id] = True
         return row
 
-    def mask(self) -> torch.Tensor:
-        rows = [
-            np.ones(len(self.vocab), dtype=bool) if d else self._row(b)
-            for b, d in enumerate(self.done)
-        ]
-        return torch.from_numpy(np.stack(rows))
-
-    def bias(self) -> None:
-        return None
-
-    def update(self, new: torch.Tensor) -> torch.Tensor:
-        for b, t in enumerate(new.cpu().tolist()):
-            if self.done[b]:
-                continue
-            stream, uid = self.streams[b], int(self.vocab.uids[t])
-            if uid == EOS:
-                self.done[b] = True
-                continue
-            if self._meta_here(b) == uid and stream.after == FREE:
-                self.next_meta[b] += 1
-            note = self._kept_here(b)
-            if note is not None and stream.after == FREE and uid == self._kept_token(stream, note):
-                self.forcing[b] = True  # the kept note begins
-            played = stream.feed(uid)
-            if played is None:
-                continue
-            if self.forcing[b]:
-                self.next_kept[b] += 1
-                self.forcing[b] = self._kept_here(b) is not None
-            else:
-                self.generated[b].append(played)
-        return torch.from_numpy(self.done.copy())
+    def take(self, b: int, t: int) -> bool:
+        stream, uid = self.streams[b], int(self.vocab.uids[t])
+        if uid == EOS:
+            return True
+        if self._meta_here(b) == uid and stream.after == FREE:
+            self.next_meta[b] += 1
+        note = self._kept_here(b)
+        if note is not None and stream.after == FREE and uid == self._kept_token(stream, note):
+            self.forcing[b] = True  # the kept note begins
+        played = stream.feed(uid)
+        if played is None:
+            return False
+        if self.forcing[b]:
+            self.next_kept[b] += 1
+            self.forcing[b] = self._kept_here(b) is not None
+        else:
+            self.generated[b].append(played)
+        return False
 
 
 def accompany_songs(

@@ -28,6 +28,7 @@ from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate.piece import Piece, read_piece
+from musicgen.generate.rules import RowRules, follow
 from musicgen.generate.songs import Song, decode_rows
 from musicgen.tokens.fill import Timeline, rearrange, sides
 from musicgen.tokens.space import PAD
@@ -92,58 +93,43 @@ def span_of(piece: Piece, task: InfillConfig) -> Span:
     return Span(start, end)
 
 
-class MiddleRules:
+class MiddleRules(RowRules):
     """The decode loop's rules while a middle is written: the grammar, continuing from
     the music before the span; Shifts only up to the span's end; Fill_end only there.
     For a model that cannot fill (`reads_ahead` False) reaching the end ends the row."""
 
     def __init__(self, vocab, before: np.ndarray, end: int, batch: int, reads_ahead=True):
-        self.vocab, self.end = vocab, end
+        # a span from bar 1: the line-up is the piece's
+        super().__init__(vocab, follow(vocab, before, batch, end_header=True, passage=True))
+        self.end = end
         self.fill_end = vocab.fill_id("end") if reads_ahead else None
-        self.streams = []
-        for _ in range(batch):
-            stream = vocab.stream()
-            stream.feed_all(before)
-            stream.end_header()  # a span from bar 1: the line-up is the piece's
-            stream.begin_passage()
-            self.streams.append(stream)
         self.min_shift = float(vocab.shift_steps.min())
-        self.done = np.zeros(batch, dtype=bool)
         self.notes: list[list] = [[] for _ in range(batch)]
 
-    def mask(self) -> torch.Tensor:
-        rows = []
-        for stream, done in zip(self.streams, self.done, strict=True):
+    def allowed(self, b: int) -> np.ndarray:
+        stream = self.streams[b]
+        if stream.after == FREE and self.end - stream.step < self.min_shift:
+            # the span's end (or as near as the Shifts reach); only a model that reads
+            # ahead gets here undone, since reaching the end finishes the others
             row = np.zeros(len(self.vocab), dtype=bool)
-            if done:
-                row[:] = True  # its draw is replaced by padding
-            elif stream.after == FREE and self.end - stream.step < self.min_shift:
-                # the span's end (or as near as the Shifts reach); only a model that reads
-                # ahead gets here undone, since reaching the end finishes the others
-                row[self.fill_end if self.fill_end is not None else self.vocab.eos_id] = True
-            else:
-                row = self.vocab.allowed_within(stream, self.end - stream.step)
-                row[self.vocab.eos_id] = False  # the after-part ends the piece, not the middle
-            rows.append(row)
-        return torch.from_numpy(np.stack(rows))
+            row[self.fill_end if self.fill_end is not None else self.vocab.eos_id] = True
+            return row
+        row = self.vocab.allowed_within(stream, self.end - stream.step)
+        row[self.vocab.eos_id] = False  # the after-part ends the piece, not the middle
+        return row
 
-    def bias(self) -> None:
-        return None
-
-    def update(self, new: torch.Tensor) -> torch.Tensor:
-        for b, t in enumerate(new.cpu().tolist()):
-            if self.done[b]:
-                continue
-            if t == self.fill_end:
-                self.done[b] = True
-                continue
-            stream = self.streams[b]
-            note = stream.feed(self.vocab.uids[t])
-            if note is not None:
-                self.notes[b].append(note)
-            if self.fill_end is None and stream.after == FREE:
-                self.done[b] = self.end - stream.step < self.min_shift
-        return torch.from_numpy(self.done.copy())
+    def take(self, b: int, t: int) -> bool:
+        if t == self.fill_end:
+            return True
+        stream = self.streams[b]
+        note = stream.feed(self.vocab.uids[t])
+        if note is not None:
+            self.notes[b].append(note)
+        return (
+            self.fill_end is None
+            and stream.after == FREE
+            and self.end - stream.step < self.min_shift
+        )
 
 
 @dataclass(frozen=True)

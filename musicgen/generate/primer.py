@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.config import GenerateConfig
+from musicgen.config.generation import instrument_name, parse_instruments  # noqa: F401
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.midi.read import read_score
 from musicgen.tokens.encoding import Encoded, encode, programs_of
-from musicgen.tokens.space import BOS, DRUMS, EOS
+from musicgen.tokens.mapping import snap_to_vocabulary
+from musicgen.tokens.space import BOS, EOS
 
 
 @dataclass
@@ -25,27 +27,6 @@ class Primer:
     unknown: int  # tokens the model's vocabulary lacks, snapped to its nearest value or left out
     notes: int
     left_out: int = 0  # notes on instruments (or drum keys) the model has never seen
-
-
-def parse_instruments(text: str) -> tuple[int, ...]:
-    """ "0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
-    out = set()
-    for part in (p.strip().lower() for p in text.split(",")):
-        if part in ("drums", "drum", "kit"):
-            out.add(DRUMS)
-        elif part.isdigit() and 0 <= int(part) <= 127:
-            out.add(int(part))
-        else:
-            raise MusicgenError(
-                f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'"
-            )
-    if not out:
-        raise MusicgenError("--instruments needs at least one instrument")
-    return tuple(sorted(out))
-
-
-def instrument_name(program: int) -> str:
-    return "drums" if program == DRUMS else str(program)
 
 
 def _check_instruments(vocab, instruments: tuple[int, ...]) -> None:
@@ -122,78 +103,6 @@ def model_tokens(score, vocab) -> tuple[Encoded, np.ndarray, int, int]:
         raise MusicgenError(f"has no notes the model's encoding keeps ({why})")
     uids, unknown = snap_to_vocabulary(enc.ids[:-1], vocab)
     return enc, np.append(uids, EOS), unknown, int((~known).sum())
-
-
-def snap_to_vocabulary(uids: np.ndarray, vocab) -> tuple[np.ndarray, int]:
-    """A token stream rewritten in the tokens `vocab` has, still grammatical.
-
-    A velocity, duration or tempo it lacks becomes the nearest value it has, and each
-    gap is spelt again from the Shifts it has (as the encoder spells one: longest Shifts
-    and the rest). A time signature it lacks is left out, and so is a Vel, Tempo or
-    TimeSig that now restates the value in force. Returns the ids and how many changed.
-    """
-    space = vocab.space
-    present = vocab.lookup >= 0
-    stream = vocab.stream()
-    uids = np.asarray(uids).tolist()
-    out: list[int] = []
-    changed = 0
-
-    gap: list[int] = []  # the Shifts read since the last token written: one gap, spelt when it ends
-
-    def write(uid: int) -> None:
-        if not stream.allows(uid):
-            raise MusicgenError(
-                f"cannot be written in the model's tokens ({space.strings()[uid]} out of place)"
-            )
-        stream.feed(uid)
-        out.append(uid)
-
-    def end_gap() -> None:
-        nonlocal changed
-        if gap:
-            steps = sum(int(space.shift.values[u - space.shift.offset]) for u in gap)
-            spelt = vocab.spell_gap(steps)
-            changed += int(spelt != gap)
-            gap.clear()
-            for u in spelt:
-                write(u)
-
-    def put(uid: int) -> None:
-        end_gap()  # a token left out between two Shift runs has joined them into one gap
-        write(uid)
-
-    for uid in uids:
-        family = space.families[space.family_of(uid)]
-        if family.name == "shift":
-            gap.append(uid)
-            continue
-        snapped = uid
-        if not present[uid]:
-            if family.name == "timesig":
-                changed += 1
-                continue
-            snapped = (
-                vocab.nearest(family.name, family.values[uid - family.offset])
-                if family.name in ("vel", "dur", "tempo")
-                else None
-            )
-            if snapped is None:
-                raise MusicgenError(f"the model's vocabulary has no {space.strings()[uid]} token")
-        restated = (
-            (family.name == "tempo" and snapped == stream.tempo_uid)
-            or (family.name == "timesig" and snapped == stream.timesig_uid)
-            or (
-                family.name == "vel"
-                and stream.velocity.get(stream.program)
-                == space.vel.values[snapped - space.vel.offset]
-            )
-        )
-        changed += int(snapped != uid or restated)
-        if not restated:
-            put(snapped)
-    end_gap()  # a primer that ends in a rest keeps it
-    return np.array(out, dtype=np.int64), changed
 
 
 def with_instruments(uids: np.ndarray, vocab, instruments: tuple[int, ...]) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Turning a core's logits into tokens: temperature, top-k, nucleus (top-p), grammar masks,
-and the decode loop that calls a core step by step.
+"""Turning a core's logits into tokens: temperature, top-k, nucleus (top-p), grammar masks.
+The loop that calls a core step by step is decoder.py's.
 
 The filters are pure functions on a logits tensor (..., V); randomness only enters through
 the `generator` handed to `sample`, so a seeded generator reproduces a piece exactly.
@@ -10,11 +10,7 @@ Degeneration", ICLR 2020.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 import torch
-from torch import nn
 
 NEG_INF = float("-inf")
 
@@ -127,112 +123,9 @@ def sample(
     return tokens.reshape(logits.shape[:-1])
 
 
-StopFn = Callable[[torch.Tensor, int], torch.Tensor]
-
-
-class Rules(Protocol):
-    """What a caller that follows the sequence (a grammar, length targets) tells the loop."""
-
-    def mask(self) -> torch.Tensor:
-        """(B, V) bool: the tokens each row may take next."""
-
-    def update(self, new: torch.Tensor) -> torch.Tensor:
-        """Take the new tokens (B,); return (B,) bool: the rows that are finished."""
-
-    def bias(self) -> torch.Tensor | None:
-        """(B, V) added to the logits before sampling, or None."""
-
-
-@torch.no_grad()
-def generate(
-    core: nn.Module,
-    prompt: torch.Tensor,
-    max_new_tokens: int,
-    *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-    allowed_next: torch.Tensor | None = None,
-    stop: StopFn | None = None,
-    rules: Rules | None = None,
-    pad_id: int = 0,
-    use_cache: bool = True,
-    context_len: int | None = None,
-) -> torch.Tensor:
-    """Extend `prompt` (B, T0) by up to `max_new_tokens`; returns (B, T0 + n), prompt first.
-
-    `core(tokens (B, T), state) -> (logits (B, T, V), state)`. With `use_cache` the prompt
-    runs once and each step feeds only the new token with the carried state; without it
-    the whole sequence (its last `context_len` tokens if given) is re-run every step.
-
-    `allowed_next` (V, V) bool is a grammar: row i marks the tokens allowed after token i.
-    `stop(new_tokens (B,), step) -> (B,) bool` marks rows finished once their new token is
-    appended; finished rows receive `pad_id` from then on and the loop ends when all are.
-    `rules` does both at once for a caller that follows each row's state (see `Rules`).
-    Sampling settings are those of `sample` (top_p is nucleus sampling, Holtzman et al. 2020).
-    """
-    check_sampling_args(temperature, top_k, top_p)
-    if prompt.dim() != 2 or prompt.size(1) < 1:
-        raise ValueError(f"prompt must be (batch, time) with time >= 1, got {tuple(prompt.shape)}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if context_len is not None and context_len < 1:
-        raise ValueError(f"context_len must be >= 1, got {context_len}")
-    if allowed_next is not None and (
-        allowed_next.dtype != torch.bool
-        or allowed_next.dim() != 2
-        or allowed_next.size(0) != allowed_next.size(1)
-    ):
-        raise ValueError("allowed_next must be a square (V, V) bool tensor")
-
-    was_training = core.training
-    core.eval()
-    try:
-        seq = prompt.long()  # (B, T)
-        finished = torch.zeros(seq.size(0), dtype=torch.bool, device=seq.device)  # (B,)
-        state = None
-        for step in range(max_new_tokens):
-            if use_cache:
-                logits, state = core(seq if step == 0 else seq[:, -1:], state)  # (B, t, V)
-            else:
-                window = seq if context_len is None else seq[:, -context_len:]  # (B, <=T)
-                logits, _ = core(window)  # (B, t, V)
-            mask = None
-            if allowed_next is not None:
-                mask = allowed_next[seq[:, -1]]  # (B, V)
-            step_logits = logits[:, -1]  # (B, V)
-            if rules is not None:
-                extra = rules.bias()
-                if extra is not None:
-                    step_logits = step_logits + extra.to(step_logits.device)
-                rule_mask = rules.mask().to(seq.device)  # (B, V)
-                mask = rule_mask if mask is None else mask & rule_mask
-            if mask is not None:
-                # a finished row's pad may allow nothing, and its draw is discarded anyway
-                mask = mask | finished[:, None]
-            new = sample(step_logits, temperature, top_k, top_p, generator, mask)  # (B,)
-            new = new.masked_fill(finished, pad_id)  # (B,)
-            seq = torch.cat([seq, new[:, None]], dim=1)  # (B, T + 1)
-            if stop is not None:
-                finished = finished | torch.as_tensor(
-                    stop(new, step), dtype=torch.bool, device=seq.device
-                )
-            if rules is not None:
-                finished = finished | torch.as_tensor(
-                    rules.update(new), dtype=torch.bool, device=seq.device
-                )
-            if finished.all():
-                break
-        return seq
-    finally:
-        core.train(was_training)
-
-
 __all__ = [
     "apply_temperature",
     "check_sampling_args",
-    "generate",
     "sample",
     "top_k_filter",
     "top_p_filter",

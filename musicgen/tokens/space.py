@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicgen.config import EncodingConfig
+from musicgen.config.encoding import DRUMS  # noqa: F401 - the tokens' name for it
 
 SPECIALS = ("PAD", "BOS", "EOS")
 PAD, BOS, EOS = 0, 1, 2
-DRUMS = 128  # the program number that stands for the drum kit in Inst_ and Prog_ tokens
 PROGRAMS = 129  # 0..127 and DRUMS
 TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32

@@ -9,18 +9,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
-import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
-from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
+from musicgen.config import HardwareConfig, ModelConfig, TrainConfig, from_dict
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.data.measures import learn_form_of
 from musicgen.errors import MusicgenError
-from musicgen.fsutil import atomic_write, folder_lock, remove_stale_temps
+from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
+from musicgen.train.callbacks import AtomicCheckpointIO, SaveLastAtEnd, SaveOnInterrupt
 from musicgen.train.quiet import quiet_lightning
 
 
@@ -35,48 +34,6 @@ class TrainResult:
     interrupted: bool
     is_global_zero: bool = True  # False in the other processes of a multi-device run
     val_is_held_out: bool = True  # False: the dataset has no validation files (see MusicDataModule)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temporary file, fsync, rename: never half a checkpoint."""
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda fh: torch.save(checkpoint, fh))
-
-
-class SaveLastAtEnd(Callback):
-    """last.ckpt holds the final step even when training stops between validations.
-
-    ModelCheckpoint writes last.ckpt only after a validation, so a run whose
-    --max-steps (or --max-time) ends between two validations would leave an older
-    last.ckpt behind and --resume would silently redo the steps after it.
-    """
-
-    def __init__(self, path: Path, ckpt_cb: ModelCheckpoint):
-        self.path, self.ckpt_cb = path, ckpt_cb
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        # every process must take the same branch (saving is collective), so decide on
-        # state they share rather than on whether the file is visible to this one
-        saved = getattr(self.ckpt_cb, "_last_global_step_saved", -1)
-        if trainer.global_step > 0 and saved != trainer.global_step:
-            trainer.save_checkpoint(self.path, weights_only=False)  # full state: --resume needs it
-
-
-class SaveOnInterrupt(Callback):
-    """Ctrl-C: save last.ckpt before Lightning exits, so --resume can continue."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.saved = False
-
-    def on_exception(self, trainer, pl_module, exception) -> None:
-        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path, weights_only=False)  # full state: --resume needs it
-            self.saved = True
-            print(f"\ninterrupted: saved {self.path}; continue with --resume", flush=True)
 
 
 def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
@@ -147,48 +104,14 @@ def _train_locked(
     logs,
 ) -> TrainResult:
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
-    val_interval, val_epochs = _val_schedule(train_cfg.val_every)
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
     vocab = dm.vocab  # the dataset's, with the tokens only training uses (seams, Start_moved)
-    model_cfg = replace(
-        model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len
-    )  # the context it learns
-
-    last = out / "last.ckpt"
+    # the context it learns
+    model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)
     ckpt_path = None
     if resume:
-        if not last.exists():
-            raise MusicgenError(f"nothing to resume: {last} does not exist")
-        saved = read_musicgen_checkpoint(
-            last
-        )  # refuses pickled code and foreign files before Lightning sees them
-        meta = saved["musicgen"]
-        saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-        if saved_model.get("name") != model_cfg.name:
-            raise MusicgenError(
-                f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
-            )
-        from musicgen.config import from_dict
-
-        try:
-            model_cfg = from_dict(
-                ModelConfig, saved_model
-            )  # resume the architecture that was saved
-        except (TypeError, ValueError) as exc:
-            raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
-        saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
-        if saved_vocab.get("tokens") != vocab.tokens:
-            if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
-                raise MusicgenError(
-                    f"{last} was trained without marking the pieces it transposes (--transpose 0, "
-                    "or an older musicgen); train again without --resume"
-                )
-            raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
-        ckpt_path = str(last)
-
-    meta = dataset_meta(vocab, data_dir)
-    meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()  # for --form-bias
-    lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta)
+        model_cfg, ckpt_path = resume_point(out / "last.ckpt", model_cfg, vocab, data_dir)
+    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir)
     ckpt_cb = ModelCheckpoint(
         dirpath=out,
         filename="best",
@@ -198,10 +121,64 @@ def _train_locked(
         save_last=True,
         enable_version_counter=False,
     )
-    interrupt = SaveOnInterrupt(last)
-    callbacks: list[Callback] = [ckpt_cb, interrupt, SaveLastAtEnd(last, ckpt_cb)]
+    trainer = build_trainer(
+        train_cfg,
+        hw,
+        callbacks(out, train_cfg, ckpt_cb),
+        loggers(out) if logs else [],
+        progress_bar,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
+        # then exits with code 1; the caller gets a result to report instead.
+        if not trainer.interrupted:
+            raise
+    return _result(out, trainer, ckpt_cb, dm, time.perf_counter() - t0)
+
+
+def resume_point(last: Path, model_cfg: ModelConfig, vocab, data_dir) -> tuple[ModelConfig, str]:
+    """The architecture saved in `last` and the path to resume from; a one-line error for a
+    run that cannot go on (no checkpoint, another model, another vocabulary)."""
+    if not last.exists():
+        raise MusicgenError(f"nothing to resume: {last} does not exist")
+    # refuses pickled code and foreign files before Lightning sees them
+    meta = read_musicgen_checkpoint(last)["musicgen"]
+    saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    if saved_model.get("name") != model_cfg.name:
+        raise MusicgenError(
+            f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
+        )
+    try:
+        model_cfg = from_dict(ModelConfig, saved_model)  # resume the architecture that was saved
+    except (TypeError, ValueError) as exc:
+        raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
+    saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
+    if saved_vocab.get("tokens") != vocab.tokens:
+        if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
+            raise MusicgenError(
+                f"{last} was trained without marking the pieces it transposes (--transpose 0, "
+                "or an older musicgen); train again without --resume"
+            )
+        raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
+    return model_cfg, str(last)
+
+
+def build_module(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir) -> MusicLM:
+    """The LightningModule, with what its checkpoints carry: the dataset's vocabulary and
+    encoding, and the form its training pieces have (for --form-bias)."""
+    meta = dataset_meta(vocab, data_dir)
+    meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
+    return MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta)
+
+
+def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:
+    last = out / "last.ckpt"
+    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLastAtEnd(last, ckpt_cb)]
     if train_cfg.patience > 0:
-        callbacks.append(
+        found.append(
             # checked after each validation only: a run stopped by --max-steps inside its first
             # epoch has no val_loss at the epoch end
             EarlyStopping(
@@ -211,15 +188,20 @@ def _train_locked(
                 check_on_train_epoch_end=False,
             )
         )
-    loggers: list = []
-    if logs:
-        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    return found
 
-        loggers = [
-            CSVLogger(out, name="logs", version=""),
-            TensorBoardLogger(out, name="tb", version=""),
-        ]
-    trainer = L.Trainer(
+
+def loggers(out: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    return [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tb", version="")]
+
+
+def build_trainer(
+    train_cfg: TrainConfig, hw: HardwareConfig, callbacks: list, loggers: list, progress_bar: bool
+) -> L.Trainer:
+    val_interval, val_epochs = _val_schedule(train_cfg.val_every)
+    return L.Trainer(
         accelerator=hw.accelerator,
         devices=hw.lightning_devices(),
         num_nodes=hw.num_nodes,
@@ -241,15 +223,10 @@ def _train_locked(
         reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
         use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
     )
-    t0 = time.perf_counter()
-    try:
-        trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    except SystemExit:
-        # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
-        # then exits with code 1; the caller gets a result to report instead.
-        if not trainer.interrupted:
-            raise
-    seconds = time.perf_counter() - t0
+
+
+def _result(out: Path, trainer, ckpt_cb, dm, seconds: float) -> TrainResult:
+    last = out / "last.ckpt"
     # Lightning reports an absolute path; the result names both files the way `out` was given
     best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
     bpn = float("nan")

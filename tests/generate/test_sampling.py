@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from musicgen.generate.decoder import Decoder, Sampling, decode
 from musicgen.generate.sampling import (
     apply_temperature,
-    generate,
     sample,
     top_k_filter,
     top_p_filter,
@@ -192,7 +192,7 @@ def test_invalid_sampling_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         sample(torch.zeros(2, 4), **kwargs)
     with pytest.raises(ValueError):
-        generate(BigramCore(torch.zeros(4, 4)), torch.zeros(1, 1, dtype=torch.long), 0, **kwargs)
+        Sampling(**kwargs)
 
 
 def test_invalid_filter_arguments_raise():
@@ -245,6 +245,36 @@ class GRUCore(nn.Module):
     def forward(self, tokens, state=None):
         out, state = self.gru(self.embed(tokens), state)  # (B, T, H)
         return self.head(out), state  # (B, T, V)
+
+
+class Bigram:
+    """Rules for tests: a grammar `allowed` (V, V) (row i: the tokens allowed after token
+    i), and `stop(new (B,), step) -> (B,) bool` marking the rows finished."""
+
+    def __init__(self, prompt: torch.Tensor, allowed=None, stop=None):
+        self.last, self.allowed, self.stop, self.step = prompt[:, -1], allowed, stop, 0
+
+    def mask(self):
+        if self.allowed is None:
+            return torch.ones(len(self.last), 1, dtype=torch.bool)  # broadcasts: no grammar
+        return self.allowed[self.last]
+
+    def bias(self):
+        return None
+
+    def update(self, new):
+        self.last = new
+        done = self.stop(new, self.step) if self.stop else torch.zeros_like(new, dtype=torch.bool)
+        self.step += 1
+        return done
+
+
+def generate(
+    core, prompt, n, *, allowed_next=None, stop=None, temperature=1.0, top_k=0, top_p=1.0, **kw
+):
+    """decode() with a bigram grammar and a stop function as rules."""
+    rules = Bigram(prompt, allowed_next, stop) if allowed_next is not None or stop else None
+    return decode(core, prompt, n, sampling=Sampling(temperature, top_k, top_p), rules=rules, **kw)
 
 
 def chain_table(v: int) -> torch.Tensor:
@@ -359,8 +389,25 @@ def test_generate_rejects_bad_shapes():
         generate(core, torch.zeros(1, 0, dtype=torch.long), 2)
     with pytest.raises(ValueError, match="context_len"):
         generate(core, torch.zeros(1, 1, dtype=torch.long), 2, use_cache=False, context_len=0)
-    with pytest.raises(ValueError, match="allowed_next"):
-        generate(core, torch.zeros(1, 1, dtype=torch.long), 2, allowed_next=torch.ones(4, 4))
+
+
+def test_decoder_steps_snapshots_and_restores():
+    """Live play steps the decoder, plays ahead, and drops what it played ahead."""
+    torch.manual_seed(0)
+    core = GRUCore().double().eval()
+    prompt = torch.randint(12, (2, 5))
+    whole = core(torch.cat([prompt, torch.tensor([[3, 4], [5, 6]])], dim=1))[0][:, -1]
+    d = Decoder(core, prompt)
+    d.logits()
+    snap = d.snapshot()
+    d.push(torch.tensor([[3, 4], [5, 6]]))  # several tokens at once: the player's notes
+    assert torch.allclose(d.logits(), whole)
+    d.push(torch.tensor([7, 8]))
+    d.restore(snap)
+    assert torch.equal(d.seq, prompt)
+    assert torch.allclose(d.logits(), core(prompt)[0][:, -1])
+    d.push(torch.tensor([[3, 4], [5, 6]]))
+    assert torch.allclose(d.logits(), whole)  # the state after restore reads on as before
 
 
 # --- repetition-aware sampling --------------------------------------------------------------

@@ -15,10 +15,11 @@ from musicgen.checkpoint import load_model
 from musicgen.config import FORM_BIAS, EncodingConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate import GenerateConfig, generate_songs, tokens_to_score
-from musicgen.generate.primer import load_primer, snap_to_vocabulary
+from musicgen.generate.primer import load_primer
 from musicgen.midi.read import midi_bytes_to_score, read_score
 from musicgen.midi.write import score_to_midi_bytes
 from musicgen.tokens.encoding import decode
+from musicgen.tokens.mapping import snap_to_vocabulary
 from musicgen.tokens.space import BOS, EOS, PAD, token_space
 from musicgen.tokens.vocab import Vocabulary
 from tests.helpers import (

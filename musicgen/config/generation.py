@@ -1,0 +1,161 @@
+"""Sampling, length and the tasks of generation (infill, accompany)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from musicgen.config.encoding import DRUMS
+from musicgen.config.fields import opt
+from musicgen.errors import MusicgenError
+
+LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
+
+# The settings of each token's draw, which every task takes; a whole piece also takes the
+# pulls that shape its form (a passage's ends, or the kept part, hold the form there).
+PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
+SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
+
+
+def parse_instruments(text: str) -> tuple[int, ...]:
+    """ "0,33,25,drums" -> (0, 25, 33, 128): General MIDI programs, and DRUMS for the kit."""
+    out = set()
+    for part in (p.strip().lower() for p in text.split(",")):
+        if part in ("drums", "drum", "kit"):
+            out.add(DRUMS)
+        elif part.isdigit() and 0 <= int(part) <= 127:
+            out.add(int(part))
+        else:
+            raise MusicgenError(
+                f"--instruments: {part!r} is not a General MIDI program 0-127 or 'drums'"
+            )
+    if not out:
+        raise MusicgenError("--instruments needs at least one instrument")
+    return tuple(sorted(out))
+
+
+def instrument_name(program: int) -> str:
+    return "drums" if program == DRUMS else str(program)
+
+
+# The pull of form-aware sampling by default, chosen by benchmarks/form.py (README "Form").
+FORM_BIAS = 8.0
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Sampling and length settings of `musicgen generate`; saved in every song's sidecar."""
+
+    num_samples: int = opt(1, "Songs to generate (decoded together as one batch).", short="-n")
+    temperature: float = opt(1.0, "Softmax temperature; 0 is greedy.", short="-t")
+    top_k: int = opt(0, "Sample from the k likeliest tokens (0 = off).")
+    # 0.98, chosen by benchmarks/form.py: a tighter nucleus re-strikes chords (longer repeats
+    # than the corpus's), none at all lets off-key notes through (README, Form)
+    top_p: float = opt(
+        0.98, "Nucleus sampling: the smallest set of tokens whose probability reaches p (1 = off)."
+    )
+    seed: int = opt(0, "Random seed; the same seed and settings give the same MIDI bytes.")
+    unit: str = opt("bars", "One of LENGTH_UNITS; counts new music, not the primer.", cli=False)
+    # one option per unit (--bars 16, --seconds 30 ...): its flag is the unit's name
+    length: float = opt(16, "How much new music, in `unit`s.", flag=lambda cfg: cfg.unit)
+    primer: str | None = opt(None, "MIDI file to continue.")
+    primer_bars: int | None = opt(None, "Use only the primer's first N bars.")
+    tempo: float | None = opt(None, "Play back at this tempo (quarter notes per minute).")
+    program: int | None = opt(None, "Play every note with this General MIDI program (0-127).")
+    instruments: tuple[int, ...] | None = opt(
+        None,
+        "The line-up, e.g. 0,33,25,drums (General MIDI programs and 'drums') [default: the model chooses, as the corpus does].",
+        parse=lambda text: parse_instruments(text),
+        show=lambda programs: ",".join(map(instrument_name, programs)),
+    )
+    # Repetition-aware sampling (musicgen/generate/repetition.py): logit bonus for the token that followed
+    # the last `repeat_context` tokens, at the same place in the bar, earlier in the piece.
+    repeat_bias: float = opt(
+        0.0,
+        "Repetition-aware sampling: a logit bonus for the token that followed the same few tokens, at the same place in the bar, earlier in the piece (0 = off).",
+    )
+    repeat_context: int = opt(8, "Tokens of context that must match for --repeat-bias.", cli=False)
+    # Form-aware sampling (musicgen/generate/form.py): at each bar line a bar comes back, or not,
+    # as the corpus's bars do; in one that does, a logit bonus for the token the bar it repeats
+    # had next at the same place. None: FORM_BIAS for a model that learnt its corpus's form.
+    form_bias: float | None = opt(
+        None,
+        f"Form-aware sampling: bars come back as the corpus's bars do; the logit bonus towards the bar repeated (default {FORM_BIAS:g} for a model that learnt its corpus's form, else off; 0 = off).",
+    )
+    use_cache: bool = opt(
+        True,
+        "Carry the model's state from step to step; --no-cache recomputes the whole context every step (for benchmarks and checks).",
+        flag="cache",
+    )
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        if not self.top_k >= 0:
+            raise ValueError(f"top_k must be >= 0 (0 means off), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] (1 means off), got {self.top_p}")
+        if self.unit not in LENGTH_UNITS:
+            raise ValueError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
+        if not self.length > 0:
+            raise ValueError("length must be positive")
+        if self.num_samples < 1:
+            raise ValueError("num_samples must be at least 1")
+        if self.tempo is not None and not 1 <= self.tempo <= 1000:
+            raise ValueError("tempo must be between 1 and 1000 quarter notes per minute")
+        if self.program is not None and not 0 <= self.program <= 127:
+            raise ValueError("program must be a General MIDI program 0..127")
+        if self.primer_bars is not None and self.primer_bars < 1:
+            raise ValueError("primer_bars must be at least 1")
+        if not self.repeat_bias >= 0 or self.repeat_context < 1:
+            raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
+        if self.form_bias is not None and not self.form_bias >= 0:
+            raise ValueError("form_bias must be >= 0")
+        if self.instruments is not None:
+            object.__setattr__(
+                self, "instruments", tuple(sorted(set(int(p) for p in self.instruments)))
+            )
+            if not self.instruments or not all(0 <= p <= 128 for p in self.instruments):
+                raise ValueError("instruments must be General MIDI programs 0..127 or 128 (drums)")
+
+
+@dataclass(frozen=True)
+class InfillConfig:
+    """The passage `musicgen infill` writes again; saved in every sidecar."""
+
+    file: str
+    unit: str = "bars"  # "bars": bars start..end, counted from 1; "seconds": [start, end)
+    start: float = 1.0
+    end: float = 1.0
+    candidates: int = opt(
+        8,
+        "Middles drawn for each version, of which one is kept: drawn by how likely the model finds the music after the span once that middle has been played (1 = the first drawn).",
+    )
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("bars", "seconds"):
+            raise ValueError("an infill span is in bars or seconds")
+        if not 1 <= self.candidates <= 64:
+            raise ValueError("candidates must be between 1 and 64")
+
+    def args(self) -> list[str]:
+        """The options of `musicgen infill` that name this task."""
+        span = (
+            ["--bars", f"{int(self.start)}-{int(self.end)}"]
+            if self.unit == "bars"
+            else ["--seconds", f"{self.start:g}-{self.end:g}"]
+        )
+        return [*span, "--candidates", str(self.candidates)]
+
+
+@dataclass(frozen=True)
+class AccompanyConfig:
+    """The part `musicgen accompany` keeps; saved in every sidecar."""
+
+    file: str
+    keep: str = "top"  # "top", an instrument's place in the line-up, a program, or a name
+
+    def args(self) -> list[str]:
+        """The options of `musicgen accompany` that name this task."""
+        return ["--keep", self.keep]

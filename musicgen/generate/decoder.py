@@ -1,0 +1,193 @@
+"""The step-wise decoder: a batch of rows through a core, one token at a time.
+
+Every task drives the same `Decoder`: `decode` runs it to the end for generate,
+infill and accompany, and live play steps it a token at a time, feeds the
+player's notes in, keeps a `snapshot` while it plays ahead of the clock, and
+`restore`s it when the player comes back in and the speculative tokens are dropped.
+
+With the cache the prompt runs once and each step feeds only the new tokens with the
+carried state (GRU hidden state, attention memory, transformer key/value cache);
+without it the whole sequence (its last `context_len` tokens) runs again every step.
+A core's state is never changed in place (each step returns a new one), so a
+snapshot is a reference, not a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from musicgen.generate.sampling import check_sampling_args, sample
+
+
+class Rules(Protocol):
+    """What a caller that follows each row (a grammar, length targets, forcing) tells the
+    loop; `musicgen.generate.rules.RowRules` is the base every task's rules extend."""
+
+    def mask(self) -> torch.Tensor:
+        """(B, V) bool: the tokens each row may take next."""
+
+    def update(self, new: torch.Tensor) -> torch.Tensor:
+        """Take the new tokens (B,); return (B,) bool: the rows that are finished."""
+
+    def bias(self) -> torch.Tensor | None:
+        """(B, V) added to the logits before sampling, or None."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a token is drawn from a row's logits (see `sample`)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_sampling_args(self.temperature, self.top_k, self.top_p)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    length: int  # tokens in the sequence when it was taken
+    state: Any
+    pending: int
+    logits: torch.Tensor | None
+
+
+class Decoder:
+    """Rows of tokens and the core's state after them: `logits()` for the next token,
+    `push(tokens)` to append, `snapshot()` / `restore()` to go back."""
+
+    def __init__(
+        self,
+        core: nn.Module,
+        prompt: torch.Tensor,
+        *,
+        use_cache: bool = True,
+        context_len: int | None = None,
+    ):
+        if prompt.dim() != 2 or prompt.size(1) < 1:
+            raise ValueError(
+                f"prompt must be (batch, time) with time >= 1, got {tuple(prompt.shape)}"
+            )
+        if context_len is not None and context_len < 1:
+            raise ValueError(f"context_len must be >= 1, got {context_len}")
+        self.core, self.use_cache, self.context_len = core, use_cache, context_len
+        self.seq = prompt.long()  # (B, T)
+        self.state: Any = None
+        self._pending = self.seq.size(1)  # tokens the state has not read yet
+        self._logits: torch.Tensor | None = None  # (B, V) after the whole sequence
+
+    @property
+    def batch(self) -> int:
+        return self.seq.size(0)
+
+    @torch.no_grad()
+    def logits(self) -> torch.Tensor:
+        """(B, V): the core's logits for each row's next token."""
+        if self._logits is None:
+            if self.use_cache:
+                new = self.seq[:, self.seq.size(1) - self._pending :]  # (B, pending)
+                out, self.state = self.core(new, self.state)  # (B, pending, V)
+            else:
+                window = self.seq if self.context_len is None else self.seq[:, -self.context_len :]
+                out, _ = self.core(window)  # (B, <=T, V)
+            self._logits, self._pending = out[:, -1], 0
+        return self._logits
+
+    def push(self, tokens: torch.Tensor) -> None:
+        """Append `tokens`: (B,) one per row, or (B, n) several."""
+        tokens = tokens.to(self.seq.device).long()
+        if tokens.dim() == 1:
+            tokens = tokens[:, None]
+        self.seq = torch.cat([self.seq, tokens], dim=1)  # (B, T + n)
+        self._pending += tokens.size(1)
+        self._logits = None
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.seq.size(1), self.state, self._pending, self._logits)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Back to where `snap` was taken: every token pushed since is dropped."""
+        if snap.length > self.seq.size(1):
+            raise ValueError("a snapshot from after the current sequence cannot be restored")
+        self.seq = self.seq[:, : snap.length]
+        self.state, self._pending, self._logits = snap.state, snap.pending, snap.logits
+
+
+def step(
+    decoder: Decoder,
+    sampling: Sampling,
+    generator: torch.Generator | None = None,
+    rules: Rules | None = None,
+    finished: torch.Tensor | None = None,
+    pad_id: int = 0,
+) -> torch.Tensor:
+    """Draw each row's next token under `rules` and push it; (B,) the tokens drawn. A
+    finished row (`finished`, (B,) bool) gets `pad_id`."""
+    logits = decoder.logits()  # (B, V)
+    mask = None
+    if rules is not None:
+        extra = rules.bias()
+        if extra is not None:
+            logits = logits + extra.to(logits.device)
+        mask = rules.mask().to(logits.device)  # (B, V)
+        if finished is not None:
+            # a finished row's pad may allow nothing, and its draw is discarded anyway
+            mask = mask | finished[:, None]
+    new = sample(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator, mask)
+    if finished is not None:
+        new = new.masked_fill(finished, pad_id)  # (B,)
+    decoder.push(new)
+    return new
+
+
+@contextmanager
+def evaluating(core: nn.Module) -> Iterator[None]:
+    """The core in eval mode (no dropout) while decoding, its own mode after."""
+    was_training = core.training
+    core.eval()
+    try:
+        yield
+    finally:
+        core.train(was_training)
+
+
+@torch.no_grad()
+def decode(
+    core: nn.Module,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    sampling: Sampling = Sampling(),
+    generator: torch.Generator | None = None,
+    rules: Rules | None = None,
+    pad_id: int = 0,
+    use_cache: bool = True,
+    context_len: int | None = None,
+) -> torch.Tensor:
+    """Extend `prompt` (B, T0) by up to `max_new_tokens`; returns (B, T0 + n), prompt first.
+
+    `core(tokens (B, T), state) -> (logits (B, T, V), state)`. `rules` masks and biases
+    each draw and says when a row is finished; finished rows receive `pad_id` from then
+    on and the loop ends when all are. Sampling is `sample`'s (top_p is nucleus sampling,
+    Holtzman et al. 2020).
+    """
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    decoder = Decoder(core, prompt, use_cache=use_cache, context_len=context_len)
+    finished = torch.zeros(decoder.batch, dtype=torch.bool, device=decoder.seq.device)  # (B,)
+    with evaluating(core):
+        for _ in range(max_new_tokens):
+            new = step(decoder, sampling, generator, rules, finished, pad_id)
+            if rules is not None:
+                done = torch.as_tensor(rules.update(new), dtype=torch.bool, device=finished.device)
+                finished = finished | done
+            if finished.all():
+                break
+    return decoder.seq

@@ -1,0 +1,158 @@
+"""Length targets for new music, and the pulls of repetition- and form-aware sampling.
+
+Targets (`bars`, `seconds`, `notes`, `tokens`) count the newly generated music, not
+the primer. End-of-piece is banned until the target is reached, and a note still
+sounding at the target is cut there (`end_step`), so every piece ends cleanly at the
+length asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from musicgen.analysis.form import FormPrior
+from musicgen.config import GenerateConfig
+from musicgen.errors import MusicgenError
+from musicgen.generate.form import BarCopier
+from musicgen.generate.repetition import RepeatMemory
+from musicgen.generate.rules import RowRules, follow
+
+# time targets stop through the tracker; this only guards against a runaway model
+MAX_TIMED_TOKENS = 200_000
+
+
+class LengthTracker(RowRules):
+    """Each row's grammar, with EOS held back until its length target is reached; how much
+    new music each row holds; and the pulls towards what came before (see module)."""
+
+    def __init__(
+        self,
+        vocab,
+        cfg: GenerateConfig,
+        prompt: np.ndarray,
+        batch: int,
+        *,
+        header_fixed: bool = False,
+        form: FormPrior | None = None,
+    ):
+        super().__init__(
+            vocab, follow(vocab, vocab.to_universal(prompt), batch, end_header=header_fixed)
+        )
+        self.cfg = cfg
+        first = self.streams[0]
+        self.start_step, self.start_seconds, self.start_notes = (
+            first.step,
+            first.seconds,
+            first.notes,
+        )
+        self.bar_len = np.full(batch, first.bar_steps, dtype=np.int64)
+        self.tokens = np.zeros(batch, dtype=np.int64)
+        # where a time target cut the piece (absolute steps); -1: it did not
+        self.end_step = np.full(batch, -1, dtype=np.int64)
+        self.memories: list[RepeatMemory] = []
+        self.copiers: list[BarCopier] = []
+        if cfg.form_bias and form is None:
+            raise MusicgenError(
+                "--form-bias needs the form the model learnt from its corpus, and this "
+                "checkpoint has none (it was trained before musicgen learnt form): train again"
+            )
+        if cfg.repeat_bias or cfg.form_bias:
+            self._read_prompt(prompt, form, batch)
+        self.pulling = bool(self.memories or self.copiers)
+
+    def _read_prompt(self, prompt: np.ndarray, form: FormPrior | None, batch: int) -> None:
+        """The memories of repetition- and form-aware sampling, having read the prompt with
+        its bar positions; each row then draws its own form from here."""
+        vocab, cfg = self.vocab, self.cfg
+        memory = RepeatMemory(cfg.repeat_context, cfg.repeat_bias)
+        music = np.isin(vocab.families, ("shift", "prog", "vel", "pitch", "dur", "drum"))
+        settings = np.isin(vocab.families, ("prog", "vel"))
+        copier = BarCopier(form, cfg.form_bias, music, settings) if cfg.form_bias else None
+        replay = vocab.stream()
+        for t in np.asarray(prompt).tolist():
+            position = replay.bar_position
+            replay.feed(vocab.uids[t])
+            memory.push(t, replay.bar_position)
+            if copier is not None:
+                copier.push(t, position, replay)
+        if cfg.repeat_bias:
+            self.memories = [copy.deepcopy(memory) for _ in range(batch)]
+        if copier is not None:
+            self.copiers = [copy.deepcopy(copier) for _ in range(batch)]
+            for b, c in enumerate(self.copiers):
+                c.start(np.random.default_rng([cfg.seed, b]))
+
+    @property
+    def notes(self) -> np.ndarray:
+        return np.array([s.notes - self.start_notes for s in self.streams], dtype=np.int64)
+
+    def allowed(self, b: int) -> np.ndarray:
+        row = self.vocab.allowed(self.streams[b]).copy()
+        row[self.vocab.eos_id] = False  # the length target, not the model, ends the piece
+        return row
+
+    def pulls(self, b: int):
+        """Towards what followed this context before (repetition), and towards the bar
+        that comes back (form)."""
+        if self.memories:
+            token = self.memories[b].suggestion()
+            if token is not None:
+                yield token, self.memories[b].bias
+        if self.copiers:
+            allowed = self.vocab.allowed(self.streams[b])
+            token = self.copiers[b].suggestion(lambda t: allowed[t])
+            if token is not None:
+                yield token, self.copiers[b].bias
+
+    def take(self, b: int, t: int) -> bool:
+        cfg, stream = self.cfg, self.streams[b]
+        step0, sec0 = stream.step, stream.seconds
+        sec_per_step = seconds_per_step(stream)
+        position = stream.bar_position
+        stream.feed(self.vocab.uids[t])
+        if self.memories:
+            self.memories[b].push(t, stream.bar_position)
+        if self.copiers:
+            self.copiers[b].push(t, position, stream)
+        self.tokens[b] += 1
+        if (
+            stream.step == self.start_step
+            and stream.time_signatures
+            and stream.time_signatures[-1][0] == stream.step
+        ):
+            self.bar_len[b] = stream.bar_steps  # a metre chosen before any time passes
+        new_steps = stream.step - self.start_step
+        if cfg.unit == "tokens":
+            return bool(self.tokens[b] >= cfg.length)
+        if cfg.unit == "notes":
+            return bool(stream.notes - self.start_notes >= cfg.length)
+        if cfg.unit == "bars":
+            target = int(round(cfg.length * self.bar_len[b]))
+            if new_steps >= target:
+                self.end_step[b] = min(stream.step, self.start_step + target)
+                return True
+            return False
+        if stream.seconds - self.start_seconds >= cfg.length:
+            # whole steps that still fit: the piece ends at or before the target, never after
+            room = max(cfg.length - (sec0 - self.start_seconds), 0.0)
+            self.end_step[b] = step0 + min(
+                stream.step - step0, int(np.floor(room / sec_per_step + 1e-9))
+            )
+            return True
+        return False
+
+    def max_tokens(self) -> int:
+        cfg = self.cfg
+        if cfg.unit == "tokens":
+            return int(cfg.length)
+        if cfg.unit == "notes":
+            return int(cfg.length) * 8 + 64
+        return MAX_TIMED_TOKENS
+
+
+def seconds_per_step(stream) -> float:
+    return (
+        60.0 / (stream.qpm * stream.steps_per_unit) if stream.beats else 1.0 / stream.steps_per_unit
+    )
