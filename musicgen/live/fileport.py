@@ -15,6 +15,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from musicgen.errors import ReadError
 from musicgen.live.clock import Clock, Wake
 from musicgen.live.ports import InputPort
 from musicgen.midi import Score, read_score
@@ -63,7 +64,10 @@ class FilePlayer(InputPort):
     """
 
     def __init__(self, path: str | Path, clock: Clock, *, start_at: float | None = None) -> None:
-        score = read_score(path)  # a damaged file fails here, with its one-line ReadError
+        try:
+            score = read_score(path)
+        except ReadError as exc:  # a missing or damaged file: one line that names it
+            raise ReadError(f"{path}: {exc}") from None
         start = clock.now() if start_at is None else float(start_at)
         self.events = file_events(score, start)
         self._stop = Wake()

@@ -2,7 +2,9 @@
 one channel per instrument, and closing it early lifts every key it holds."""
 
 import mido
+import pytest
 
+from musicgen.errors import MusicgenError
 from musicgen.live.fileport import FilePlayer, file_events
 from musicgen.midi import read_score
 
@@ -55,3 +57,12 @@ def test_closing_the_player_early_lifts_its_keys(clock, tiny_midi):
     assert player.ended
     player.deliver(mido.Message("note_on", note=1, velocity=1))  # after the end: ignored
     assert player.drain() == []
+
+
+def test_a_missing_or_damaged_file_fails_in_one_line_that_names_it(clock, tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd nonsense")
+    for path in (tmp_path / "missing.mid", bad):
+        with pytest.raises(MusicgenError) as err:
+            FilePlayer(path, clock)
+        assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
