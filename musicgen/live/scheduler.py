@@ -13,6 +13,11 @@ all-notes-off (CC 123) on every channel it used. `cancel_after(t)` is how the mo
 way when the player comes back: everything queued from `t` on is dropped and whatever
 would still sound at `t` is released there.
 
+Timing (benchmarks/live_scheduler.py): lateness is a fraction of a millisecond while
+the other threads release the GIL (torch and numpy ops do), but a thread busy in pure
+Python holds it for the interpreter's switch interval, 5 ms by default: the live app
+should call `sys.setswitchinterval(0.001)` (p50 5.2 -> 1.2 ms in that benchmark).
+
 Every message is rebuilt by `messages.clean` before it is queued, so the port never
 sees an invalid byte. A key struck while it still sounds is re-struck (note-off first), and
 its earlier note-off is absorbed, so on the wire every note-on has exactly one note-off.
