@@ -60,6 +60,7 @@ class Stats:
     retriggers: int  # note-ons on a sounding key: a note-off went first
     dropped: int  # queued messages that cancel_after / stop dropped
     rejected: int  # messages submitted after the scheduler stopped
+    stale: int  # messages submitted with an epoch a cancel_after had ended
 
 
 class Scheduler:
@@ -67,7 +68,7 @@ class Scheduler:
 
     def __init__(self, port: mido.ports.BaseOutput, clock: Clock, name: str = "scheduler"):
         self.port, self.clock = port, clock
-        self._lock = threading.RLock()  # reentrant: stop() may come from a signal handler
+        self._lock = threading.Lock()  # held while sending: bookkeeping and wire agree
         self._wake = Wake()
         self._heap: list[tuple[float, int, int, mido.Message | None]] = []  # None: release
         self._seq = itertools.count()
@@ -76,7 +77,8 @@ class Scheduler:
         self._bent: set[int] = set()  # channels with the pitch wheel off centre
         self._channels: set[int] = set()
         self._lateness: list[float] = []
-        self._counts = dict(stray_offs=0, retriggers=0, dropped=0, rejected=0)
+        self._counts = dict(stray_offs=0, retriggers=0, dropped=0, rejected=0, stale=0)
+        self.epoch = 0  # cancel_after counts up: a take's submits carry the epoch it began in
         self._stopping = self._drain = False
         self.sent: list[Sent] = []
         self.error: BaseException | None = None  # why the port stopped taking messages
@@ -88,9 +90,11 @@ class Scheduler:
         atexit.register(self.stop)  # an interpreter exiting without stop() still silences
         return self
 
-    def submit(self, items: Timed | Iterable[Timed]) -> bool:
-        """Queue messages (all or none: ValueError before any is queued). False once the
-        scheduler has stopped or its port failed: the performer should stop too."""
+    def submit(self, items: Timed | Iterable[Timed], epoch: int | None = None) -> bool:
+        """Queue messages (all or none: ValueError before any is queued). False, and
+        nothing queued, once the scheduler has stopped or its port failed, or when `epoch`
+        is given and a `cancel_after` has come since it was read: decoded for a take the
+        player has already interrupted. Either way the performer should end its take."""
         if isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], mido.Message):
             items = [items]  # one Timed (or a plain (time, message) pair)
         items = list(items)
@@ -99,11 +103,13 @@ class Scheduler:
             if not math.isfinite(t):
                 raise ValueError(f"a message's time must be finite, not {t}")
             m = clean(msg)
-            prio = 1 if m.type not in _PRIORITY else _PRIORITY[m.type]
-            entries.append((float(t), prio, m))
+            entries.append((float(t), _PRIORITY.get(m.type, 1), m))
         with self._lock:
             if self._stopping or self.error is not None:
                 self._counts["rejected"] += len(entries)
+                return False
+            if epoch is not None and epoch != self.epoch:
+                self._counts["stale"] += len(entries)
                 return False
             for t, prio, m in entries:
                 heapq.heappush(self._heap, (t, prio, next(self._seq), m))
@@ -112,8 +118,10 @@ class Scheduler:
 
     def cancel_after(self, t: float) -> int:
         """Drop every queued message due at or after `t` and release, at `t`, whatever
-        would still sound then (keys and sustain). Returns how many were dropped."""
+        would still sound then (keys and sustain). Returns how many were dropped.
+        Starts a new `epoch`: submits tagged with an older one are refused from now on."""
         with self._lock:
+            self.epoch += 1
             keep = [e for e in self._heap if e[0] < t]
             dropped = len(self._heap) - len(keep)
             self._counts["dropped"] += dropped

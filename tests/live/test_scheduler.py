@@ -142,6 +142,22 @@ def test_the_model_plays_again_after_giving_way(scheduler, clock, out):
     ]
 
 
+def test_a_take_decoded_before_the_player_came_back_is_refused(scheduler, clock, out):
+    take = scheduler.epoch  # the performer starts a take
+    assert scheduler.submit(note(1.0, 2.0, 60, 90), epoch=take)
+    scheduler.cancel_after(0.5)  # the player comes back in
+    # the performer, mid-decode, hands over what it computed for the old take
+    assert scheduler.submit(note(2.0, 3.0, 62, 90), epoch=take) is False
+    assert scheduler.submit(note(2.0, 3.0, 64, 90), epoch=scheduler.epoch)  # a new take
+    for t in (0.0, 0.5, 1.0, 2.0, 3.0):
+        _run_to(clock, t)
+    assert [(t, m.type, m.note) for t, m in out.sent] == [
+        (2.0, "note_on", 64),
+        (3.0, "note_off", 64),
+    ]
+    assert scheduler.stats().stale == 2
+
+
 def test_a_key_struck_while_sounding_is_restruck_and_ends_once(scheduler, clock, out):
     scheduler.submit(note(0.0, 2.0, 60, 90) + note(1.0, 1.5, 60, 90))
     scheduler.submit(Timed(2.5, mido.Message("note_off", note=61)))
