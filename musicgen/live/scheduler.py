@@ -39,6 +39,7 @@ import numpy as np
 
 from musicgen.live.clock import Clock, Wake
 from musicgen.live.messages import Timed, clean
+from musicgen.live.ports import PortGone
 
 SUSTAIN, ALL_NOTES_OFF = 64, 123
 _PRIORITY = {"note_off": 0, "note_on": 2}  # at one instant: releases, controls, then strikes
@@ -81,7 +82,7 @@ class Scheduler:
         self.epoch = 0  # cancel_after counts up: a take's submits carry the epoch it began in
         self._stopping = self._drain = False
         self.sent: list[Sent] = []
-        self.error: BaseException | None = None  # why the port stopped taking messages
+        self.error: BaseException | None = None  # PortGone: why the port stopped taking messages
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- the producer side (any thread) ------------------------------------------
@@ -195,8 +196,11 @@ class Scheduler:
                         return
                     due = self._heap[0][0] if self._heap else math.inf
                 self.clock.sleep_until(due, self._wake)
-        except BaseException as exc:  # the port went away (or worse): silence, then report
-            self.error = exc
+        except Exception as exc:  # the port went away (or worse): silence, then report
+            self.error = PortGone(
+                f"MIDI output {self.port.name!r} stopped: {exc or type(exc).__name__}"
+            )
+            self.error.__cause__ = exc
         finally:
             with self._lock:
                 self._silence()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from musicgen.live.clock import ManualClock
 from musicgen.live.messages import Timed, note
-from musicgen.live.ports import MemoryOutput
+from musicgen.live.ports import MemoryOutput, PortGone
 from musicgen.live.scheduler import Scheduler
 from tests.live.conftest import note_balance, synth_state
 
@@ -180,7 +180,8 @@ def test_a_port_that_goes_away_stops_the_scheduler_quietly(scheduler, clock, out
     scheduler.submit(note(2.0, 3.0, 62, 90))
     clock.set(2.0)
     scheduler._thread.join(5)
-    assert isinstance(scheduler.error, OSError)
+    assert isinstance(scheduler.error, PortGone) and isinstance(scheduler.error.__cause__, OSError)
+    assert str(scheduler.error) == "MIDI output 'synth' stopped: device unplugged"
     assert not scheduler.running
     assert scheduler.submit(note(4.0, 5.0, 64, 90)) is False
     scheduler.stop()  # no raise
