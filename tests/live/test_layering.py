@@ -1,0 +1,41 @@
+"""live/ is transport only: it imports from musicgen no more than errors, midi, fsutil
+(and the version), and never torch, so the scheduler cannot reach a model."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import musicgen.live
+
+LIVE = Path(musicgen.live.__file__).parent
+ALLOWED = ("musicgen.errors", "musicgen.midi", "musicgen.fsutil", "musicgen.live")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_live_imports_only_the_layers_below_it():
+    for path in sorted(LIVE.glob("*.py")):
+        for name in _imports(path):
+            if name == "musicgen" or not name.startswith("musicgen"):
+                assert name.split(".")[0] not in ("torch", "lightning"), (path.name, name)
+                continue
+            assert name.startswith(ALLOWED), f"{path.name} imports {name}"
+
+
+def test_importing_live_loads_no_torch():
+    mods = ", ".join(f"musicgen.live.{p.stem}" for p in LIVE.glob("*.py") if p.stem != "__init__")
+    code = f"import sys, {mods}; print('torch' in sys.modules)"
+    root = LIVE.parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
