@@ -209,16 +209,24 @@ class _Run:
                 cell.metrics = m
 
 
+def column_orders(columns: int, rows: int, seed: int, blind: bool) -> list[list[int]]:
+    """The order each row shows the columns in: shuffled by `seed` when blind, so that a
+    listener cannot tell the models by their place; as given otherwise."""
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(rows):
+        order = list(range(columns))
+        if blind:
+            rng.shuffle(order)
+        orders.append(order)
+    return orders
+
+
 def _summary(run: _Run, primer_media: tuple[str, str], seconds: float) -> dict:
     """What compare.json holds and the page shows."""
     cfg, primer = run.cfg, run.primer
-    rng = random.Random(cfg.seed)
-    rows = []
-    for r in range(cfg.samples):
-        order = list(range(len(run.columns)))
-        if cfg.blind:
-            rng.shuffle(order)
-        rows.append({"row": r, "order": order})
+    orders = column_orders(len(run.columns), cfg.samples, cfg.seed, cfg.blind)
+    rows = [{"row": r, "order": order} for r, order in enumerate(orders)]
     return {
         "format": "musicgen-compare",
         "musicgen_version": __version__,

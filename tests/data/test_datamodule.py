@@ -67,6 +67,11 @@ def test_transposition_moves_each_piece_by_one_amount_and_nothing_else(ds):
     moved.set_epoch(0)
     t = moved.transpose
     shifts = set()
+    # which piece each token belongs to, counted here from the BOS tokens of the split
+    tokens = np.asarray(ds.split_tokens("train"), dtype=np.int64)
+    piece_of = np.cumsum(tokens == v.bos_id) - 1
+    every = np.lib.stride_tricks.sliding_window_view(tokens, SEQ + 1)  # (N, SEQ + 1)
+    per_piece: dict[int, set[int]] = {}
     for i in range(64):
         a, b = full_window(plain[i]), full_window(moved[i])  # same (seed, epoch, i): same offset
         is_pitch = (a >= lo) & (a < hi)
@@ -74,7 +79,14 @@ def test_transposition_moves_each_piece_by_one_amount_and_nothing_else(ds):
         assert np.array_equal(a[~is_pitch], b[~is_pitch]), "non-pitch tokens must not change"
         assert ((b[is_pitch] >= lo) & (b[is_pitch] < hi)).all()
         shifts |= set((b[is_pitch] - a[is_pitch]).tolist())
+        offset = int(np.flatnonzero((every == a).all(axis=1))[0])
+        pieces = piece_of[offset : offset + SEQ + 1]
+        for k, d in zip(pieces[is_pitch].tolist(), (b - a)[is_pitch].tolist(), strict=True):
+            per_piece.setdefault(k, set()).add(d)
     assert all(abs(d) <= 5 for d in shifts) and len(shifts) >= 3, shifts
+    # one amount per piece, in every window that holds some of it
+    assert all(len(d) == 1 for d in per_piece.values()), per_piece
+    assert sum(len(d) for d in per_piece.values()) >= 3
     # one amount per piece: a piece's tokens all move by its shift, in every window
     assert np.all((t.shift >= -t.down) & (t.shift <= t.up))
     moved.set_epoch(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -437,30 +438,40 @@ def test_repeat_memory_suggests_what_followed_the_same_context_at_the_same_bar_p
     assert primer.suggestion() == 7
 
 
-def test_repeat_bias_pulls_generation_into_repeating_itself(monkeypatch):
-    """A flat model (uniform logits) with a strong pull repeats what it played: most of each
-    sequence is the continuation its earlier context suggests."""
+def test_repeat_bias_pulls_generation_into_repeating_itself(dataset):
+    """Through generate_songs, with a model that has no preference (zero logits): a strong
+    pull makes the pieces repeat themselves, counted as the share of 8-token runs of the
+    generated ids seen earlier in the same piece (not with the memory that pulls)."""
     from musicgen.config import GenerateConfig
-    from musicgen.generate.repetition import RepeatMemory
+    from musicgen.generate import generate_songs
+    from tests.helpers import untrained_model
 
-    V = 6
-    seqs = {}
-    for bias in (0.0, 8.0):
-        memory = RepeatMemory(context=2, bias=bias)
-        g = torch.Generator().manual_seed(0)
-        seq, hits = [0, 1, 2, 3, 0, 1], 0
-        for i, t in enumerate(seq):
-            memory.push(t, i % 4)
-            memory.suggestion()
-        for i in range(len(seq), 200):
-            want = memory.suggestion()
-            logits = torch.zeros(V)
-            if want is not None:
-                logits[want] += bias
-            t = int(sample(logits[None], 1.0, 0, 1.0, g)[0])
-            hits += t == want
-            seq.append(t)
-            memory.push(t, i % 4)
-        seqs[bias] = hits / 194
-    assert seqs[8.0] > 0.9 and seqs[0.0] < 0.5
+    model = untrained_model("gru", dataset)
+    with torch.no_grad():
+        for p in model.core.parameters():
+            p.zero_()  # every token equally likely: only the rules and the pull choose
+
+    def repeated_share(bias: float) -> float:
+        cfg = GenerateConfig(
+            unit="tokens",
+            length=300,
+            num_samples=4,
+            seed=1,
+            repeat_bias=bias,
+            repeat_context=2,
+            form_bias=0,
+        )
+        shares = []
+        for song in generate_songs(model, cfg)[0]:
+            ids = song.ids[song.primer_tokens :].tolist()
+            runs = [tuple(ids[i : i + 8]) for i in range(len(ids) - 7)]
+            seen, again = set(), 0
+            for run in runs:
+                again += run in seen
+                seen.add(run)
+            shares.append(again / len(runs))
+        return float(np.mean(shares))
+
+    pulled, free = repeated_share(8.0), repeated_share(0.0)
+    assert pulled > 0.25 and pulled > 5 * free, (pulled, free)
     assert GenerateConfig(repeat_bias=2.0).repeat_bias == 2.0

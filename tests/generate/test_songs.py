@@ -159,6 +159,8 @@ def test_bars_ends_within_that_many_bars(gru, bars):
         assert ends.max() <= limit + EPS, (ends.max(), limit)  # no note extends past the end
         back = midi_bytes_to_score(score_to_midi_bytes(score))
         assert back.end <= limit + EPS
+        # and not short of it: the music reaches into the last bar asked for
+        assert ends.max() > limit - bar_quarters(score) + EPS, (ends.max(), limit)
 
 
 @pytest.mark.parametrize("seconds", [3.0, 7.5])

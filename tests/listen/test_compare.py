@@ -144,15 +144,28 @@ def test_blind_page_hides_and_shuffles_the_names(blind_page):
 
 
 def test_blind_orders_follow_the_seed(blind_page):
-    import random
+    """Each row of the page lists its cells in its row's order (read back from the HTML),
+    every order is a permutation, and the orders are the seed's: the same again for it,
+    others for another seed, and not one fixed order."""
+    import re
 
-    rng = random.Random(3)
-    expected = []
-    for _ in range(2):
-        order = list(range(len(blind_page.summary["columns"])))
-        rng.shuffle(order)
-        expected.append(order)
-    assert [r["order"] for r in blind_page.summary["rows"]] == expected
+    from musicgen.listen.session import column_orders
+
+    columns = blind_page.summary["columns"]
+    html = (blind_page.out / "index.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<td class="cell" data-row="(\d+)".*?<audio [^>]*src="([^"]+)"', html)
+    for row in blind_page.summary["rows"]:
+        r, order = row["row"], row["order"]
+        assert sorted(order) == list(range(len(columns)))
+        wavs = [wav for rr, wav in shown if int(rr) == r]
+        assert wavs == [columns[c]["cells"][r]["wav"] for c in order]
+    orders = [row["order"] for row in blind_page.summary["rows"]]
+    assert orders == column_orders(len(columns), len(orders), 3, blind=True)
+    many = column_orders(4, 50, seed=3, blind=True)
+    assert many == column_orders(4, 50, seed=3, blind=True)
+    assert many != column_orders(4, 50, seed=4, blind=True)
+    assert len({tuple(o) for o in many}) > 10  # 24 orders of 4: a fixed one would be 1
+    assert column_orders(4, 3, seed=3, blind=False) == [[0, 1, 2, 3]] * 3
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, tiny_dataset):

@@ -51,6 +51,17 @@ WINDOWS = [(32, 0, 24), (8, 0, 20), (32, 8, 20)]
 def test_every_name_builds_a_core_with_the_one_interface(name):
     model = make(name)
     assert type(model) is CORES[name]
+    # the name picks the architecture it says, checked on the modules the core is made of
+    grus = [m for m in model.modules() if isinstance(m, torch.nn.GRU)]
+    # attention: a transformer's attention blocks, or the attention GRU's scoring layer
+    names = {n.split(".")[-1] for n, _ in model.named_modules()}
+    attends = bool(names & {"attn", "score"})
+    assert (len(grus) > 0, attends) == {
+        "gru": (True, False),
+        "gru-attn": (True, True),
+        "transformer": (False, True),
+    }[name]
+    assert CORES[name].recurrent == (name != "transformer")
     x = torch.randint(0, model.cfg.vocab_size, (2, 5))
     logits, state = model(x)
     assert logits.shape == (2, 5, model.cfg.vocab_size)
