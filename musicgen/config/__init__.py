@@ -4,6 +4,7 @@
 from musicgen.config.encoding import DRUMS, TIME_MODES, EncodingConfig
 from musicgen.config.fields import command_args, field, from_dict, opt, to_dict
 from musicgen.config.generation import (
+    CONTROLS,
     FORM_BIAS,
     LENGTH_UNITS,
     PASSAGE_SAMPLING,
@@ -21,6 +22,7 @@ from musicgen.config.training import (
 )
 
 __all__ = [
+    "CONTROLS",
     "DRUMS",
     "PASSAGE_SAMPLING",
     "SAMPLING",

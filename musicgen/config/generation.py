@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musicgen.config.controls import BAR_CONTROLS, key_name, parse_key, parse_levels, show_levels
 from musicgen.config.encoding import DRUMS
 from musicgen.config.fields import opt
 from musicgen.errors import MusicgenError
@@ -14,6 +15,7 @@ LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
 # pulls that shape its form (a passage's ends, or the kept part, hold the form there).
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
 SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
+CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
 
 
 def parse_instruments(text: str) -> tuple[int, ...]:
@@ -81,6 +83,37 @@ class GenerateConfig:
         None,
         f"Form-aware sampling: bars come back as the corpus's bars do; the logit bonus towards the bar repeated (default {FORM_BIAS:g} for a model that learnt its corpus's form, else off; 0 = off).",
     )
+    # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
+    # from the first new bar (the last one held), and the piece's key. None: not asked.
+    density: tuple[int, ...] | None = opt(
+        None,
+        "Notes per bar, 1 (sparsest) to 5 (densest) as the corpus's bars go: one level, or one per bar (1,1,2,3,4,4).",
+        parse=lambda text: parse_levels(text, "density"),
+        show=show_levels,
+    )
+    polyphony: tuple[int, ...] | None = opt(
+        None,
+        "Notes sounding at once, 1 to 5 as the corpus's bars go: one level, or one per bar.",
+        parse=lambda text: parse_levels(text, "polyphony"),
+        show=show_levels,
+    )
+    register: tuple[int, ...] | None = opt(
+        None,
+        "How high, 1 (lowest) to 5 as the corpus's bars go: one level, or one per bar.",
+        parse=lambda text: parse_levels(text, "register"),
+        show=show_levels,
+    )
+    dynamics: tuple[int, ...] | None = opt(
+        None,
+        "How loud, 1 (softest) to 5 as the corpus's bars go: one level, or one per bar.",
+        parse=lambda text: parse_levels(text, "dynamics"),
+        show=show_levels,
+    )
+    key: str | None = opt(
+        None,
+        "The piece's key, e.g. 'D minor', 'F#', 'Bb major'.",
+        parse=lambda text: key_name(parse_key(text)),
+    )
     use_cache: bool = opt(
         True,
         "Carry the model's state from step to step; --no-cache recomputes the whole context every step (for benchmarks and checks).",
@@ -112,6 +145,13 @@ class GenerateConfig:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.form_bias is not None and not self.form_bias >= 0:
             raise ValueError("form_bias must be >= 0")
+        for name in BAR_CONTROLS:
+            levels = getattr(self, name)
+            if levels is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in levels))
+                parse_levels(show_levels(getattr(self, name)), name)  # 1..LEVELS, at least one
+        if self.key is not None:
+            object.__setattr__(self, "key", key_name(parse_key(self.key)))
         if self.instruments is not None:
             object.__setattr__(
                 self, "instruments", tuple(sorted(set(int(p) for p in self.instruments)))

@@ -97,10 +97,16 @@ class TrainConfig:
         "Share of training windows rearranged to teach infilling (before, after, then the middle); 0 = off. `musicgen infill` needs a model trained with it.",
     )
     infill_bars: int = opt(8, "Longest middle, in bars, of a window rearranged for infilling.")
+    controls: float = opt(
+        0.8,
+        "Share of training windows that carry control tokens (the key and each bar's density, polyphony, register and dynamics, each kept with even odds), so generation can be steered; 0 = none.",
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.infill <= 1.0:
             raise ValueError(f"infill must be a share in [0, 1], got {self.infill}")
+        if not 0.0 <= self.controls <= 1.0:
+            raise ValueError(f"controls must be a share in [0, 1], got {self.controls}")
         if self.infill_bars < 1:
             raise ValueError("infill_bars must be >= 1")
         if self.seq_len < 2 or self.batch_size < 1:

@@ -9,9 +9,7 @@ import torch
 
 from musicgen.errors import MusicgenError
 from musicgen.tokens.fill import MIN_CONTEXT, Timeline, context_room, layout, training_cuts
-from musicgen.tokens.space import BOS
-
-IGNORE = -100  # a target no loss counts (cross_entropy's ignore_index)
+from musicgen.tokens.space import BOS, IGNORE  # noqa: F401
 
 
 class Transposer:

@@ -43,6 +43,7 @@ from torch.utils.data import (
 
 from musicgen.config import TrainConfig
 from musicgen.data.augment import IGNORE, Filler, Transposer  # noqa: F401
+from musicgen.data.controls import BarControls
 from musicgen.data.dataset import TokenDataset
 from musicgen.data.windows import (  # noqa: F401
     EvalStreams,
@@ -64,7 +65,8 @@ class MusicDataModule(L.LightningDataModule):
         # the vocabulary the model learns: the dataset's, the seams if it learns to fill, and
         # the mark of a piece moved from its own key if training moves pieces
         v = self.ds.vocab.with_fill() if cfg.infill > 0 else self.ds.vocab
-        self.vocab = v = v.with_moved() if cfg.transpose > 0 else v
+        v = v.with_moved() if cfg.transpose > 0 else v
+        self.vocab = v = v.with_controls() if cfg.controls > 0 else v
         lo, _ = self.ds.split_range("train")
         train = self.ds.split_tokens("train")
         starts = np.array(
@@ -75,6 +77,8 @@ class MusicDataModule(L.LightningDataModule):
             train, starts, v.pitch_start, v.pitch_count, cfg.transpose, cfg.seed, v.moved_id
         )
         self.train_docs, self.train_starts = self.ds.documents("train"), starts
+        # each bar's controls, measured once on the training pieces
+        self.controls = BarControls(self.train_docs, v, cfg.controls) if cfg.controls > 0 else None
         self.filler = (
             Filler(self.train_docs, v, cfg.seq_len, cfg.infill_bars, self.transposer)
             if cfg.infill > 0
@@ -100,6 +104,7 @@ class MusicDataModule(L.LightningDataModule):
                 cfg.seed,
                 self.filler,
                 cfg.infill,
+                self.controls,
             )
         val_docs = self.ds.documents("val")
         # A corpus too small to hold files out still gets a validation number, but says so.
@@ -121,6 +126,7 @@ class MusicDataModule(L.LightningDataModule):
             self.filler,
             self.fill_lanes,
             cfg.batch_size,
+            self.controls,
         )
 
     @property

@@ -14,6 +14,7 @@ from torch.utils.data import (
 )
 
 from musicgen.data.augment import IGNORE, Filler, Transposer  # noqa: F401
+from musicgen.data.controls import BarControls
 from musicgen.errors import MusicgenError
 
 
@@ -30,6 +31,7 @@ class TrainWindows(Dataset):
         seed: int,
         filler: Filler | None = None,
         infill: float = 0.0,
+        controls: BarControls | None = None,
     ):
         if len(tokens) < seq_len + 1:
             raise MusicgenError(
@@ -38,7 +40,7 @@ class TrainWindows(Dataset):
             )
         self.tokens, self.seq_len, self.length = tokens, seq_len, length
         self.transpose, self.seed, self.epoch = transposer, seed, 0
-        self.filler, self.infill = filler, infill
+        self.filler, self.infill, self.controls = filler, infill, controls
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -53,7 +55,10 @@ class TrainWindows(Dataset):
             return self.filler.window(rng)
         off = int(rng.integers(0, len(self.tokens) - self.seq_len))
         w = np.asarray(self.tokens[off : off + self.seq_len + 1], dtype=np.int64)
-        t = torch.from_numpy(self.transpose(w, off))
+        w = self.transpose(w, off)
+        if self.controls is not None:  # after transposition: the key and register move too
+            w = self.controls.window(w, off, self.transpose.starts, self.transpose.shift, rng)
+        t = torch.from_numpy(w)
         return t[:-1], t[1:]
 
 
@@ -147,19 +152,32 @@ class TrainPieces(Dataset):
         filler: Filler | None = None,
         fill_lanes: int = 0,
         per_device: int | None = None,
+        controls: BarControls | None = None,
     ):
-        self.docs, self.starts = docs, np.asarray(starts, dtype=np.int64)
+        self.raw_docs, self.starts = docs, np.asarray(starts, dtype=np.int64)
+        self.docs = docs  # this epoch's pieces: moved by their amounts, with their controls
         self.seq_len, self.pad_id, self.lanes = seq_len, pad_id, lanes
         self.transpose, self.seed = transposer, seed
-        self.filler = filler
+        self.filler, self.controls = filler, controls
         per = per_device or lanes
         self.fill = [filler is not None and r % per < fill_lanes for r in range(lanes)]
-        self.windows = [max(1, -(-(len(d) - 1) // seq_len)) for d in docs]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.transpose.set_epoch(epoch)
+        self.docs = self.raw_docs
+        if self.controls is not None:  # a piece keeps one draw of controls for the epoch
+            self.docs = [
+                self.controls.piece(
+                    self.transpose.piece(np.asarray(d, dtype=np.int64), k),
+                    k,
+                    int(self.transpose.shift[k]),
+                    np.random.default_rng((self.seed, epoch, k, 17)),
+                )
+                for k, d in enumerate(self.raw_docs)
+            ]
+        self.windows = [max(1, -(-(len(d) - 1) // self.seq_len)) for d in self.docs]
         rng = np.random.default_rng((self.seed, epoch, 11))
         order = sorted(rng.permutation(len(self.docs)).tolist(), key=lambda k: -self.windows[k])
         dealt: list[list[int]] = [[] for _ in range(self.lanes)]
@@ -200,7 +218,8 @@ class TrainPieces(Dataset):
             w = np.asarray(
                 self.docs[piece][c * self.seq_len : (c + 1) * self.seq_len + 1], dtype=np.int64
             )
-            w = self.transpose(w, int(self.starts[piece]) + c * self.seq_len)
+            if self.controls is None:  # else the epoch's pieces are moved already
+                w = self.transpose(w, int(self.starts[piece]) + c * self.seq_len)
             x[r, : len(w) - 1] = w[:-1]
             y[r, : len(w) - 1] = w[1:]
         return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(fresh)

@@ -15,6 +15,7 @@ import numpy as np
 from musicgen.analysis.form import FormPrior
 from musicgen.config import GenerateConfig
 from musicgen.errors import MusicgenError
+from musicgen.generate.controls import ControlPlan
 from musicgen.generate.form import BarCopier
 from musicgen.generate.repetition import RepeatMemory
 from musicgen.generate.rules import RowRules, follow
@@ -36,10 +37,11 @@ class LengthTracker(RowRules):
         *,
         header_fixed: bool = False,
         form: FormPrior | None = None,
+        plan: ControlPlan | None = None,
+        first_bar: int | None = None,
     ):
-        super().__init__(
-            vocab, follow(vocab, vocab.to_universal(prompt), batch, end_header=header_fixed)
-        )
+        streams = follow(vocab, vocab.to_universal(prompt), batch, end_header=header_fixed)
+        super().__init__(vocab, streams, plan, first_bar)
         self.cfg = cfg
         first = self.streams[0]
         self.start_step, self.start_seconds, self.start_notes = (
@@ -72,6 +74,9 @@ class LengthTracker(RowRules):
         copier = BarCopier(form, cfg.form_bias, music, settings) if cfg.form_bias else None
         replay = vocab.stream()
         for t in np.asarray(prompt).tolist():
+            if vocab.control_mask[t]:  # what the piece was asked to be is not its music
+                replay.feed(vocab.uids[t])
+                continue
             position = replay.bar_position
             replay.feed(vocab.uids[t])
             memory.push(t, replay.bar_position)

@@ -7,7 +7,8 @@ part written in at its steps (accompany.py). `RowRules` holds what they share: t
 streams, which rows are finished, the stacking of per-row masks and pulls into the
 (B, V) tensors the decoder's loop takes, and the padding of finished rows. A task
 says only what one row may take next (`allowed`), what pulls it (`pulls`) and what a
-token does to it (`take`).
+token does to it (`take`); the base forces the controls a plan asks for at each bar
+(controls.py) and keeps every other control token out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
+
+from musicgen.generate.controls import ControlPlan, PlanFollower
 
 
 def follow(
@@ -43,10 +46,26 @@ class RowRules:
 
     pulling = False  # does `pulls` ever name a token? (else `bias` is None: no (B, V) zeros)
 
-    def __init__(self, vocab, streams: Iterable):
+    def __init__(
+        self,
+        vocab,
+        streams: Iterable,
+        plan: ControlPlan | None = None,
+        first_bar: int | None = None,
+    ):
         self.vocab = vocab
         self.streams = list(streams)
         self.done = np.zeros(len(self.streams), dtype=bool)
+        # the controls asked for, forced where each row's stream enters a bar; the model
+        # never draws a control of its own (it never learnt to predict them)
+        self.plan = (
+            [PlanFollower(plan, vocab, s, first_bar) for s in self.streams] if plan else None
+        )
+        self.free = ~vocab.control_mask
+
+    def forced(self, b: int) -> int | None:
+        """The control row `b` must take next, if the plan asks for one here."""
+        return self.plan[b].next(self.streams[b]) if self.plan is not None else None
 
     # --- what a task says about one row --------------------------------------------------
     def allowed(self, b: int) -> np.ndarray:
@@ -64,10 +83,16 @@ class RowRules:
     # --- what the decoder's loop calls (musicgen.generate.decoder.Rules) ------------------
     def mask(self) -> torch.Tensor:
         """(B, V) bool; a finished row allows everything, its draw replaced by padding."""
-        rows = [
-            np.ones(len(self.vocab), dtype=bool) if done else self.allowed(b)
-            for b, done in enumerate(self.done)
-        ]
+        rows = []
+        for b, done in enumerate(self.done):
+            if done:
+                rows.append(np.ones(len(self.vocab), dtype=bool))
+            elif (token := self.forced(b)) is not None:
+                row = np.zeros(len(self.vocab), dtype=bool)
+                row[token] = True
+                rows.append(row)
+            else:
+                rows.append(self.allowed(b) & self.free)
         return torch.from_numpy(np.stack(rows))
 
     def bias(self) -> torch.Tensor | None:
@@ -76,7 +101,7 @@ class RowRules:
             return None
         out = torch.zeros(len(self.streams), len(self.vocab))
         for b, done in enumerate(self.done):
-            if not done:
+            if not done and self.forced(b) is None:
                 for token, amount in self.pulls(b):
                     out[b, token] += amount
         return out
@@ -84,6 +109,10 @@ class RowRules:
     def update(self, new: torch.Tensor) -> torch.Tensor:
         """Each unfinished row takes its new token; (B,) bool: the finished rows."""
         for b, token in enumerate(new.cpu().tolist()):
-            if not self.done[b]:
+            if self.done[b]:
+                continue
+            if self.vocab.control_mask[token]:  # a control moves nothing the task follows
+                self.streams[b].feed(self.vocab.uids[token])
+            else:
                 self.done[b] = self.take(b, token)
         return torch.from_numpy(self.done.copy())

@@ -14,6 +14,7 @@ from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
+from musicgen.generate.controls import ControlPlan, open_piece
 from musicgen.generate.length import LengthTracker
 from musicgen.generate.primer import Primer, start_of_piece
 from musicgen.midi.score import Score
@@ -69,7 +70,10 @@ def generate_songs(
 ) -> tuple[list[Song], Primer | None]:
     """`cfg.num_samples` songs (see `settle` for what `cfg` may leave to the model)."""
     cfg = settle(cfg, model)
+    plan = ControlPlan.of(cfg, model.vocab)
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
+    if primer is None:  # a new piece: the plan's first bar is its first
+        prompt = open_piece(prompt, plan, model.vocab)
     B = cfg.num_samples
     tracker = LengthTracker(
         model.vocab,
@@ -78,6 +82,8 @@ def generate_songs(
         B,
         header_fixed=header_fixed,
         form=form_of(model) if cfg.form_bias else None,
+        plan=plan,
+        first_bar=0 if primer is None else None,
     )
     seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []

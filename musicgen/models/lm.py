@@ -13,9 +13,9 @@ from torchmetrics import SumMetric
 
 from musicgen.config import ModelConfig, TrainConfig, to_dict
 from musicgen.models.registry import build_core
+from musicgen.tokens.space import IGNORE
 
 LN2 = math.log(2.0)
-IGNORE = -100
 MIN_LR_RATIO = 0.1
 
 
@@ -29,13 +29,24 @@ class MusicLM(L.LightningModule):
     """
 
     def __init__(
-        self, model_cfg: ModelConfig, train_cfg: TrainConfig, note_ids: Sequence[int], meta: dict
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        note_ids: Sequence[int],
+        meta: dict,
+        control_ids: Sequence[int] = (),
     ):
         super().__init__()
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.note_ids = [int(i) for i in note_ids]
         self.register_buffer(
             "_note_ids", torch.tensor(self.note_ids, dtype=torch.long), persistent=False
+        )
+        # control tokens are given, never predicted: they are no target of the loss
+        self.register_buffer(
+            "_control_ids",
+            torch.tensor([int(i) for i in control_ids], dtype=torch.long),
+            persistent=False,
         )
         self.meta = meta
         self.core = build_core(model_cfg)
@@ -64,6 +75,8 @@ class MusicLM(L.LightningModule):
         logits, state = self.core(x, carried)  # (B, T, V)
         if self.train_cfg.carry_state:
             self._train_state = detach(state)
+        if len(self._control_ids):
+            y = y.masked_fill(torch.isin(y, self._control_ids), IGNORE)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), ignore_index=IGNORE
         )
@@ -75,6 +88,8 @@ class MusicLM(L.LightningModule):
         x, y, first = batch  # one chunk of a group of pieces; `first` restarts the state
         logits, state = self.core(x, None if first else self._val_state)
         self._val_state = detach(state)
+        if len(self._control_ids):
+            y = y.masked_fill(torch.isin(y, self._control_ids), IGNORE)
         flat_y = y.reshape(-1)
         nll = F.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),

@@ -17,6 +17,9 @@ Families, in id order (each token is "<Family>_<value>"):
     Start_moved         BOS of a piece that training moved from its own key (transposition
                         augmentation): so a model learns which keys its corpus is in, and
                         a piece begun with BOS is in one of them. Never generated or written
+    Key_k, Density_l, Polyphony_l, Register_l, Dynamics_l
+                        a bar's controls, after the Shift that enters it (tokens/controls.py):
+                        the piece's key (k: C_major ... B_minor) and the bar's levels
 
 A `Vocabulary` keeps the subset a corpus uses; this space gives every token a
 stable "universal" id, and `values` says what each id means, so nobody parses
@@ -31,16 +34,18 @@ import numpy as np
 
 from musicgen.config import EncodingConfig
 from musicgen.config.encoding import DRUMS  # noqa: F401 - the tokens' name for it
+from musicgen.tokens.controls import BAR_CONTROLS, KEYS, LEVELS, ctrl_strings, key_strings
 
 SPECIALS = ("PAD", "BOS", "EOS")
 PAD, BOS, EOS = 0, 1, 2
+IGNORE = -100  # a target no loss counts (cross_entropy's ignore_index): padding, controls
 PROGRAMS = 129  # 0..127 and DRUMS
 TIME_SIG_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 TIME_SIG_MAX_NUMERATOR = 32
 
 # Family names, in id order.
-# "fill" and "start" come last, so adding their tokens to a vocabulary appends them: a
-# dataset's ids stay valid. They exist only in training: no encoded piece has them.
+# "fill", "start", "key" and "ctrl" come last, so adding their tokens to a vocabulary appends
+# them: a dataset's ids stay valid.
 FAMILIES = (
     "special",
     "inst",
@@ -54,8 +59,13 @@ FAMILIES = (
     "drum",
     "fill",
     "start",
+    "key",
+    "ctrl",
 )
-TRAINING_FAMILIES = ("fill", "start")
+# Tokens no encoded piece has: the seams of infilling, the key mark of a moved piece, and the
+# controls training inserts and generation forces.
+TRAINING_FAMILIES = ("fill", "start", "key", "ctrl")
+CONTROL_FAMILIES = ("key", "ctrl")
 # Fill_after, Fill_middle, Fill_end, Fill_gap, in id order ("gap" came later: a vocabulary
 # with the first three alone learnt a layout that did not say how long the gap is)
 FILL_SEAMS = ("after", "middle", "end", "gap")
@@ -140,6 +150,8 @@ class TokenSpace:
             "drum": np.arange(128),
             "fill": np.arange(len(FILL_SEAMS)),
             "start": np.arange(len(STARTS)),
+            "key": np.arange(KEYS),
+            "ctrl": np.arange(len(BAR_CONTROLS) * LEVELS),
         }
         self.families: dict[str, Family] = {}
         offset = 0
@@ -194,6 +206,8 @@ class TokenSpace:
             out += [f"Drum_{k}" for k in self.drum.values.tolist()]
             out += [f"Fill_{w}" for w in FILL_SEAMS]
             out += [f"Start_{w}" for w in STARTS]
+            out += key_strings()
+            out += ctrl_strings()
             assert len(out) == self.size
             self._strings = out
         return self._strings

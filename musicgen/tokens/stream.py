@@ -9,16 +9,20 @@ else parses the stream.
 
 The grammar (`Stream.allowed`):
 
-    piece   := BOS Inst+ body note EOS | BOS EOS    Inst_ values strictly rising
-    body    := (Shift+ | TimeSig | Tempo | note)*
+    piece   := BOS [bar] Inst+ body note EOS | BOS EOS    Inst_ values strictly rising
+    body    := (Shift+ [bar] | TimeSig | Tempo | note)*
     note    := [Prog] [Vel] (Pitch Dur | Drum)
+    bar     := [Key] [Density] [Polyphony] [Register] [Dynamics]    (tokens/controls.py)
 
 * a Prog names a declared instrument other than the current one and leads into a note;
 * an instrument's first note carries a Vel (when the encoding has velocity), and a
   Vel never restates the level the instrument already has;
 * Pitch is for a pitched instrument, Drum for the drum kit;
 * TimeSig and Tempo exist in beats mode only, and neither restates the value in force;
-* a piece ends on a note (the encoder drops whatever follows the last onset).
+* a piece ends on a note (the encoder drops whatever follows the last onset);
+* a bar's controls come only right after BOS (the first bar's, before the line-up, which
+  they may shape) or right after the Shift that enters the bar; they move no time and
+  change nothing else the grammar follows.
 
 It also holds a generated piece to the encoder's canonical order, so no sequence
 the grammar allows spells one piece in two ways: only a Shift of the longest
@@ -35,12 +39,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from musicgen.tokens.controls import BAR_CONTROLS, LEVELS, ctrl_of
 from musicgen.tokens.space import BOS, DRUMS, EOS, FAMILIES, PAD, TokenSpace
 
 _FAM = {name: i for i, name in enumerate(FAMILIES)}
-_SPECIAL, _INST, _TIMESIG, _TEMPO, _SHIFT, _PROG, _VEL, _PITCH, _DUR, _DRUM, _FILL, _START = (
-    _FAM[n] for n in FAMILIES
-)
+(
+    _SPECIAL,
+    _INST,
+    _TIMESIG,
+    _TEMPO,
+    _SHIFT,
+    _PROG,
+    _VEL,
+    _PITCH,
+    _DUR,
+    _DRUM,
+    _FILL,
+    _START,
+    _KEY,
+    _CTRL,
+) = (_FAM[n] for n in FAMILIES)
 
 # Where the stream is: before BOS, in the header (after BOS, Inst tokens may follow), in the
 # body, or after EOS. "after" says which token a note is waiting to be completed after.
@@ -100,6 +118,8 @@ class Grammar:
         tempo,
         timesig,
         at_note,
+        bar_open,
+        ctrl_last,
     ) -> np.ndarray:
         s, f = self.space, self.fam
         out = np.zeros(s.size, dtype=bool)
@@ -135,9 +155,15 @@ class Grammar:
                 if inst[s.inst.offset + p] and not self.playable(p):
                     inst[s.inst.offset + p] = False
             out |= inst
-            if not instruments:  # a piece with notes declares at least one instrument first
-                out[EOS] = self.present[EOS]
-                return out
+        if bar_open:  # the bar just entered: its controls, in order, each at most once
+            if ctrl_last < 0:
+                out |= f["key"]
+            ctrl = f["ctrl"].copy()
+            ctrl[s.ctrl.offset : s.ctrl.offset + max(ctrl_last, 0) * LEVELS] = False
+            out |= ctrl
+        if phase == HEADER and not instruments:
+            out[EOS] = self.present[EOS]  # a piece with notes declares an instrument first
+            return out
         if not shift_closed:  # a gap goes on only after a Shift of the longest length
             out |= f["shift"]
         out[EOS] = self.present[EOS] and at_note
@@ -203,6 +229,13 @@ class Stream:
         self.bar_steps = cfg.bar_steps()
         self.bar_origin = 0  # the step the current metre's bars count from
         self.notes = 0
+        # bars entered since the start (bar lines crossed); the first bar's controls may come
+        # right after BOS, a later bar's right after the Shift that enters it
+        self.bar = 0
+        self.bar_open = True
+        self.ctrl_last = -1  # the last of the bar's controls given: 0 the key, 1.. BAR_CONTROLS
+        self.key_value: int | None = None  # the last Key token's value
+        self.asked: dict[int, dict[str, int]] = {}  # bar -> {control: level or key} given
         self.tempos: list[tuple[int, float]] = []  # (step, qpm)
         self.time_signatures: list[tuple[int, int, int]] = []  # (step, num, den)
 
@@ -225,6 +258,8 @@ class Stream:
             self.tempo_uid,
             self.timesig_uid,
             self.at_note,
+            self.bar_open,
+            self.ctrl_last,
         )
 
     def allowed(self) -> np.ndarray:
@@ -260,6 +295,8 @@ class Stream:
             return None
         if fam == _START:  # a training piece's BOS, marked as moved from its own key
             return self._special(BOS)
+        if fam in (_KEY, _CTRL):  # what the piece is asked to be: no time, no grammar state
+            return self._control(fam, int(self._val[uid]))
         self.at_note = False
         if self.after == AFTER_PITCH and fam != _DUR:
             self.stats["pitch_without_duration"] += 1
@@ -273,9 +310,11 @@ class Stream:
             self.stats["token_after_eos"] += 1
             return None
         if fam == _INST:
+            self.bar_open = False
             return self._inst(uid)
         if self.phase == HEADER:
             self.phase = BODY
+        self.bar_open = False  # a bar's controls come first (a Shift into a bar opens it again)
         value = self._val[uid]
         if fam == _DUR:
             return self._dur(int(value))
@@ -293,7 +332,13 @@ class Stream:
         if fam == _SHIFT:
             n = int(value)
             self.meta_here, self.prog_here, self.key_here = 0, -1, 128
+            bars = max(self.bar_steps, 1)
+            before = (self.step - self.bar_origin) // bars
             self.step += n
+            entered = (self.step - self.bar_origin) // bars - before
+            if entered > 0:
+                self.bar += entered
+                self.bar_open, self.ctrl_last = True, -1
             self.seconds += n * (
                 60.0 / (self.qpm * self.steps_per_unit) if self.beats else 1.0 / self.steps_per_unit
             )
@@ -313,11 +358,31 @@ class Stream:
             self.meta_here, self.tempo_uid = 2, uid
             self.tempos.append((self.step, float(value)))
         elif fam == _TIMESIG:
+            if self.bar_position:  # a metre set inside a bar starts a bar (Score.bar_lines)
+                self.bar += 1
             num, den = self.space.timesig_of(int(value))
             self.bar_steps = self.space.cfg.bar_steps(num, den)
             self.bar_origin = self.step
             self.meta_here, self.timesig_uid = max(self.meta_here, 1), uid
             self.time_signatures.append((self.step, num, den))
+        return None
+
+    def _control(self, fam: int, value: int) -> None:
+        if fam == _KEY:
+            place, name, level = 0, "key", value
+            self.key_value = value
+        else:
+            attribute, level = ctrl_of(value)
+            place, name = attribute + 1, BAR_CONTROLS[attribute]
+        if (
+            not self.bar_open
+            or place <= self.ctrl_last
+            or self.after != FREE
+            or self.phase not in (HEADER, BODY)
+        ):
+            self.stats["control_out_of_place"] += 1
+        self.ctrl_last = place
+        self.asked.setdefault(self.bar, {})[name] = level
         return None
 
     def _special(self, uid: int) -> None:

@@ -19,8 +19,10 @@ from musicgen import __version__
 from musicgen.config import EncodingConfig, from_dict, to_dict
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import atomic_write_json
+from musicgen.tokens.controls import ctrl_value
 from musicgen.tokens.space import (
     BOS,
+    CONTROL_FAMILIES,
     EOS,
     FAMILIES,
     FILL_SEAMS,
@@ -96,6 +98,43 @@ class Vocabulary:
         own key; appended, as the seams are."""
         start = self.space.start
         return Vocabulary(self.cfg, np.concatenate([self.uids, start.id(np.arange(start.size))]))
+
+    def with_controls(self) -> Vocabulary:
+        """This vocabulary and the control tokens (the key, the bar levels), appended as
+        the seams are: training inserts them, generation forces the ones asked for."""
+        space = self.space
+        extra = [space.families[f].id(np.arange(space.families[f].size)) for f in CONTROL_FAMILIES]
+        return Vocabulary(self.cfg, np.concatenate([self.uids, *extra]))
+
+    @classmethod
+    def full(cls, cfg: EncodingConfig) -> Vocabulary:
+        """Every token of the encoding: the vocabulary a base model shares with every corpus
+        (any corpus in this encoding maps into it, and a token it never uses costs only its
+        row of the embedding)."""
+        return cls(cfg, np.arange(token_space(cfg).size))
+
+    @property
+    def has_controls(self) -> bool:
+        ctrl = self.space.ctrl
+        return bool((self.lookup[ctrl.offset : ctrl.offset + ctrl.size] >= 0).all())
+
+    @property
+    def control_mask(self) -> np.ndarray:
+        """Bool per compact id: a control token (never a target, never drawn unasked)."""
+        mask = self.__dict__.get("_control_mask")
+        if mask is None:
+            mask = np.isin(self.families, CONTROL_FAMILIES)
+            mask.setflags(write=False)
+            self._control_mask = mask
+        return mask
+
+    def ctrl_id(self, attribute: str, level: int) -> int:
+        """Compact id of a bar control (`level` from 0)."""
+        return int(self.lookup[self.space.ctrl.offset + ctrl_value(attribute, level)])
+
+    def key_id(self, key: int) -> int:
+        """Compact id of the Key token for key `key` (tonic + 12 * mode)."""
+        return int(self.lookup[self.space.key.offset + int(key)])
 
     @property
     def moved_id(self) -> int | None:

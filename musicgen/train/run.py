@@ -156,12 +156,16 @@ def resume_point(last: Path, model_cfg: ModelConfig, vocab, data_dir) -> tuple[M
     except (TypeError, ValueError) as exc:
         raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
     saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
-    if saved_vocab.get("tokens") != vocab.tokens:
-        if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
-            raise MusicgenError(
-                f"{last} was trained without marking the pieces it transposes (--transpose 0, "
-                "or an older musicgen); train again without --resume"
+    saved = saved_vocab.get("tokens")
+    if saved != vocab.tokens:
+        lacks = [t for t in vocab.tokens if t not in set(saved or [])]
+        if saved and lacks and [t for t in vocab.tokens if t not in lacks] == saved:
+            what = (
+                "marking the pieces it transposes (--transpose 0, or an older musicgen)"
+                if "Start_moved" in lacks
+                else "control tokens (--controls 0, or an older musicgen)"
             )
+            raise MusicgenError(f"{last} was trained without {what}; train again without --resume")
         raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
     return model_cfg, str(last)
 
@@ -171,7 +175,10 @@ def build_module(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data
     encoding, and the form its training pieces have (for --form-bias)."""
     meta = dataset_meta(vocab, data_dir)
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
-    return MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta)
+    if dm.controls is not None:  # the levels of the controls, in each attribute's units
+        meta["controls"] = dm.controls.to_dict()
+    controls = vocab.control_mask.nonzero()[0].tolist()
+    return MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
 
 
 def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:

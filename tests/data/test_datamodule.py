@@ -138,7 +138,8 @@ def test_the_bos_of_a_piece_moved_from_its_own_key_says_so():
 def test_a_model_that_moves_pieces_learns_the_mark_and_one_that_does_not_has_none(dataset):
     moves = MusicDataModule(dataset, TrainConfig(seq_len=SEQ, batch_size=2, transpose=5))
     stays = MusicDataModule(dataset, TrainConfig(seq_len=SEQ, batch_size=2, transpose=0))
-    assert moves.vocab.moved_id == len(moves.vocab) - 1 and stays.vocab.moved_id is None
+    # the mark comes right after the dataset's own tokens, so their ids keep their meaning
+    assert moves.vocab.moved_id == len(moves.ds.vocab) and stays.vocab.moved_id is None
     assert moves.vocab.plays_like(stays.vocab)  # the same music tokens
     # training reads the mark: some windows begin a moved piece with it, none of the others
     moves.train_set.set_epoch(1)

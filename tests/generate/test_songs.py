@@ -107,6 +107,11 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "repeat_bias": GenerateConfig.repeat_bias,
             "repeat_context": 8,
             "form_bias": FORM_BIAS,  # the default, settled: the model learnt its corpus's form
+            "density": None,  # no controls asked for
+            "polyphony": None,
+            "register": None,
+            "dynamics": None,
+            "key": None,
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8

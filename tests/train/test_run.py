@@ -67,9 +67,10 @@ def test_checkpoints_hold_everything_needed_to_rebuild(trained, dataset):
     assert run.best == run.out / "best.ckpt" and run.best.is_file()
     assert run.last == run.out / "last.ckpt" and run.last.is_file()
     assert run.steps == STEPS
-    # the dataset's tokens, and the mark of a piece training moved from its own key
-    vocab = TokenDataset.open(dataset).vocab.with_moved()
-    assert TrainConfig(**TRAIN_KW).transpose > 0 and vocab.tokens[-1] == "Start_moved"
+    # the dataset's tokens, the mark of a piece training moved from its own key, the controls
+    vocab = TokenDataset.open(dataset).vocab.with_moved().with_controls()
+    assert TrainConfig(**TRAIN_KW).transpose > 0 and "Start_moved" in vocab.tokens
+    assert TrainConfig(**TRAIN_KW).controls > 0 and vocab.tokens[-1] == "Dynamics_5"
     for path in (run.best, run.last):
         ckpt = load(path)  # weights_only=True: plain containers and tensors only
         meta = ckpt["musicgen"]
@@ -191,8 +192,8 @@ def test_resume_refuses_a_run_from_before_moved_pieces_were_marked(dataset, trai
     shutil.copytree(trained["gru"].out, out)
     ckpt = torch.load(out / "last.ckpt", weights_only=False)  # our own file, made by the fixture
     tokens = ckpt["musicgen"]["vocab"]["tokens"]
-    assert tokens[-1] == "Start_moved"
-    ckpt["musicgen"]["vocab"]["tokens"] = tokens[:-1]
+    assert "Start_moved" in tokens
+    ckpt["musicgen"]["vocab"]["tokens"] = [t for t in tokens if t != "Start_moved"]
     torch.save(ckpt, out / "last.ckpt")
     with pytest.raises(MusicgenError, match="without marking the pieces it transposes"):
         train(

@@ -1,0 +1,86 @@
+"""The controls a piece is asked for, bar by bar, as the tokens generation forces.
+
+A plan counts bars from the first bar of new music: bar 0 of a new piece, or the
+first bar a primer's continuation enters. Each attribute has a level per bar (the
+last one given holds to the end) and the piece has a key; at every bar the stream
+enters, the rules (rules.py) force that bar's controls in the order the grammar
+wants them (the key, then density, polyphony, register, dynamics) and ban every
+control token that was not asked for, so a model never draws one of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicgen.config import CONTROLS, GenerateConfig
+from musicgen.config.controls import BAR_CONTROLS, parse_key
+from musicgen.errors import MusicgenError
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    key: int | None  # tonic + 12 * mode
+    levels: dict[str, tuple[int, ...]]  # attribute -> level per bar, from 0; the last holds
+
+    @classmethod
+    def of(cls, cfg: GenerateConfig, vocab) -> ControlPlan | None:
+        """The plan `cfg` asks for, or None; a one-line error for a model that cannot
+        follow controls."""
+        asked = [name for name in CONTROLS if getattr(cfg, name) is not None]
+        if not asked:
+            return None
+        if not vocab.has_controls:
+            flags = ", ".join(f"--{name}" for name in asked)
+            raise MusicgenError(
+                f"{flags}: this model was trained without control tokens; train it again "
+                "(musicgen train keeps them unless --controls 0)"
+            )
+        levels = {
+            a: tuple(v - 1 for v in getattr(cfg, a))
+            for a in BAR_CONTROLS
+            if getattr(cfg, a) is not None
+        }
+        return cls(parse_key(cfg.key) if cfg.key is not None else None, levels)
+
+    def tokens(self, vocab, bar: int) -> list[tuple[int, int]]:
+        """(place, compact id) of bar `bar`'s controls, in the grammar's order (place 0 the
+        key, 1.. the bar controls; the stream's `ctrl_last` counts the same places)."""
+        out = []
+        if self.key is not None:
+            out.append((0, vocab.key_id(self.key)))
+        for i, a in enumerate(BAR_CONTROLS):
+            if a in self.levels:
+                per_bar = self.levels[a]
+                out.append((i + 1, vocab.ctrl_id(a, per_bar[min(bar, len(per_bar) - 1)])))
+        return out
+
+
+def open_piece(prompt, plan: ControlPlan | None, vocab):
+    """A new piece's prompt (compact ids, BOS first) with the plan's first bar's controls
+    right after BOS, where the grammar has them (before the line-up)."""
+    if plan is None:
+        return prompt
+    head = np.array([t for _, t in plan.tokens(vocab, 0)], dtype=np.asarray(prompt).dtype)
+    return np.concatenate([prompt[:1], head, prompt[1:]])
+
+
+class PlanFollower:
+    """One row's place in a plan: which bar of it the stream is in, and the control the
+    stream needs next there, if any."""
+
+    def __init__(self, plan: ControlPlan, vocab, stream, first: int | None = None):
+        self.plan, self.vocab = plan, vocab
+        # the plan's bar 0: given (a new piece: bar 0), or the bar the stream is in if its
+        # controls may still come, else the next one it enters
+        self.first = first if first is not None else stream.bar + (0 if stream.bar_open else 1)
+
+    def next(self, stream) -> int | None:
+        """The compact id to force now, or None."""
+        if not stream.bar_open or stream.bar < self.first:
+            return None
+        for place, token in self.plan.tokens(self.vocab, stream.bar - self.first):
+            if place > stream.ctrl_last:
+                return token
+        return None
