@@ -1,7 +1,9 @@
 """Shared fixtures: the default corpus, a byte-level MIDI file builder, music of the kinds
 people bring, and a tiny dataset with tiny trained models."""
 
+import os
 import struct
+import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,10 @@ import pytest
 from tests.helpers import TrainedModels, build_dataset
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "midi"
+
+# Tests train from scratch unless they build a base of their own: `--init base` (the
+# default) finds no base here, whatever the checkout ships in checkpoints/base/.
+os.environ["MUSICGEN_BASES"] = tempfile.mkdtemp(prefix="musicgen-no-bases-")
 
 
 def _vlq(n: int) -> bytes:

@@ -149,7 +149,8 @@ def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path,
     meta = json.loads((folder / "musicgen.json").read_text())
     assert (
         meta["model"]["name"] == name
-        and meta["vocab"]["tokens"] == TokenDataset.open(dataset).vocab.with_moved().tokens
+        and meta["vocab"]["tokens"]
+        == TokenDataset.open(dataset).vocab.with_moved().with_controls().tokens
     )
     assert meta["aliases"] == {"head.weight": "emb.weight"}  # tied weights are stored once
     assert "head.weight" not in load_file(folder / "model.safetensors")

@@ -66,6 +66,7 @@ def train(data_dir, out, resume, progress, **kw):
       musicgen train --data work/bach --model transformer --max-time 5
     """
     from musicgen.train import train as run
+    from musicgen.train.init import resolve_init
     from musicgen.train.quiet import quiet_lightning
 
     quiet_lightning()
@@ -84,11 +85,24 @@ def train(data_dir, out, resume, progress, **kw):
         for n in size_flags
         if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)
     ]
-    sized = train_cfg.max_time > 0 and not given and not resume
-    if sized:
+    start = resolve_init(train_cfg.init, model_name)
+    click.echo(start.note)
+    if start.model is not None:
+        model_cfg, train_cfg = _fine_tune(start, model_cfg, train_cfg, given)
+    elif train_cfg.max_time > 0 and not given and not resume:
         model_cfg, train_cfg = _sized(data_dir, model_cfg, train_cfg, hw)
     out = out or Path("checkpoints") / model_name
-    result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
+    result = run(
+        data_dir,
+        out,
+        model_cfg,
+        train_cfg,
+        hw,
+        resume=resume,
+        progress_bar=progress,
+        start=start,
+        echo=click.echo,
+    )
     if not result.is_global_zero:
         return  # with several devices every process runs this command; one reports
     if result.best is None and not result.interrupted:
@@ -115,6 +129,27 @@ def train(data_dir, out, resume, progress, **kw):
             f"warning: {data_dir} has no validation files, so validation used the first training piece and "
             "its scores are not held out; ingest with a larger --val-fraction"
         )
+
+
+def _fine_tune(start, model_cfg, train_cfg, given: list[str]):
+    """A fine-tune keeps its starting point's size, and by default its training window and
+    batch; asking for another size is a one-line error."""
+    from dataclasses import replace
+
+    architecture = [n for n in given if n in ("d_model", "n_layers", "n_heads")]
+    if architecture:
+        base = start.model.model_cfg
+        flags = {"d_model": "--hidden", "n_layers": "--layers", "n_heads": "--heads"}
+        raise MusicgenError(
+            f"{', '.join(flags[n] for n in architecture)}: a fine-tune keeps the size of "
+            f"{start.model.path} ({base.d_model} wide, {base.n_layers} layers); "
+            "use --init scratch to choose one"
+        )
+    saved = start.model.meta.get("train") or {}
+    keep = {n: saved[n] for n in ("seq_len", "batch_size") if n not in given and n in saved}
+    return replace(model_cfg, max_len=keep.get("seq_len", train_cfg.seq_len)), replace(
+        train_cfg, **keep
+    )
 
 
 def _sized(data_dir: Path, model_cfg, train_cfg, hw):
@@ -224,7 +259,13 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
     required=True,
     help="Folder for model.safetensors + musicgen.json.",
 )
-def export(checkpoint, out):
+@click.option(
+    "--base",
+    "as_base",
+    is_flag=True,
+    help="Mark it as a base that `musicgen train --init` fine-tunes (scripts/train_base.sh).",
+)
+def export(checkpoint, out, as_base):
     """Export a checkpoint as safetensors + JSON (no pickle at all).
 
     \b
@@ -232,8 +273,10 @@ def export(checkpoint, out):
       musicgen export checkpoints/gru/best.ckpt --out checkpoints/pretrained/gru
     """
     from musicgen.checkpoint import export_model, load_model
+    from musicgen.train.init import BASE_VERSION
 
-    path = export_model(checkpoint, out)
+    extra = {"base": {"version": BASE_VERSION}} if as_base else None
+    path = export_model(checkpoint, out, extra)
     model = load_model(path)  # prove the export loads on its own
     n = sum(p.numel() for p in model.core.parameters())
     click.echo(

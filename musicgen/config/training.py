@@ -25,6 +25,10 @@ class IngestConfig:
 
 
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
+VOCABULARIES = ("corpus", "full")
+# Peak learning rates: from scratch, and fine-tuning a base (benchmarks/finetune.py chose it)
+SCRATCH_LR = 2e-3
+FINETUNE_LR = 5e-4
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,10 @@ class ModelConfig:
 class TrainConfig:
     seq_len: int = opt(256, "Training window in tokens.")
     batch_size: int = opt(32, "Windows per batch (per device).")
-    lr: float = opt(2e-3, "Peak learning rate (AdamW).")
+    lr: float | None = opt(
+        None,
+        f"Peak learning rate (AdamW) [default: {SCRATCH_LR:g} from scratch, {FINETUNE_LR:g} fine-tuning].",
+    )
     weight_decay: float = opt(0.01, "AdamW weight decay on matrices.")
     warmup_steps: int = opt(100, "Linear warm-up steps before cosine decay.", flag="warmup")
     max_steps: int = opt(-1, "Optimizer steps (-1 = no limit).")
@@ -97,10 +104,24 @@ class TrainConfig:
         "Share of training windows rearranged to teach infilling (before, after, then the middle); 0 = off. `musicgen infill` needs a model trained with it.",
     )
     infill_bars: int = opt(8, "Longest middle, in bars, of a window rearranged for infilling.")
+    init: str = opt(
+        "base",
+        "Where the weights start: base (the shipped base of the model's family, fine-tuned on your music), scratch, or a checkpoint of the same family.",
+    )
+    vocab: str = opt(
+        "corpus",
+        "The tokens a model from scratch learns: corpus (those the corpus uses) or full (every token of the encoding, as a base needs so that any corpus maps into it).",
+    )
     controls: float = opt(
         0.8,
         "Share of training windows that carry control tokens (the key and each bar's density, polyphony, register and dynamics, each kept with even odds), so generation can be steered; 0 = none.",
     )
+
+    def peak_lr(self, fine_tuning: bool) -> float:
+        """The learning rate given, or the default for a run from scratch or a fine-tune."""
+        if self.lr is not None:
+            return self.lr
+        return FINETUNE_LR if fine_tuning else SCRATCH_LR
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.infill <= 1.0:
@@ -111,8 +132,10 @@ class TrainConfig:
             raise ValueError("infill_bars must be >= 1")
         if self.seq_len < 2 or self.batch_size < 1:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ValueError("lr must be positive")
+        if self.vocab not in VOCABULARIES:
+            raise ValueError(f"vocab must be one of {', '.join(VOCABULARIES)}, got {self.vocab!r}")
         if self.transpose < 0 or self.transpose > 12:
             raise ValueError("transpose must be in 0..12")
         if (

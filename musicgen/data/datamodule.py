@@ -45,6 +45,7 @@ from musicgen.config import TrainConfig
 from musicgen.data.augment import IGNORE, Filler, Transposer  # noqa: F401
 from musicgen.data.controls import BarControls
 from musicgen.data.dataset import TokenDataset
+from musicgen.data.remap import into_vocabulary
 from musicgen.data.windows import (  # noqa: F401
     EvalStreams,
     PieceChunks,
@@ -55,12 +56,21 @@ from musicgen.data.windows import (  # noqa: F401
     _DeviceRows,
 )
 from musicgen.errors import MusicgenError
+from musicgen.tokens.vocab import Vocabulary
 
 
 class MusicDataModule(L.LightningDataModule):
-    def __init__(self, data_dir, cfg: TrainConfig, *, streams: bool = False):
+    def __init__(self, data_dir, cfg: TrainConfig, *, streams: bool = False, into=None):
+        """`into`: the vocabulary the model learns, when it is not the dataset's own: a
+        base's (the dataset is mapped into it, data/remap.py), or "full" for every token
+        of the dataset's encoding (a base's own vocabulary)."""
         super().__init__()
         self.ds = TokenDataset.open(data_dir)
+        if into == "full":
+            into = Vocabulary.full(self.ds.vocab.cfg)
+        self.mapped = None  # what mapping the dataset into `into` did, if it did more than ids
+        if isinstance(into, Vocabulary):
+            self.ds, self.mapped = into_vocabulary(self.ds, into)
         self.cfg, self.streams = cfg, streams
         # the vocabulary the model learns: the dataset's, the seams if it learns to fill, and
         # the mark of a piece moved from its own key if training moves pieces

@@ -50,6 +50,10 @@ class MusicLM(L.LightningModule):
         )
         self.meta = meta
         self.core = build_core(model_cfg)
+        # a fine-tune starts from weights that already know music: a gentler peak
+        self.peak_lr = train_cfg.peak_lr(
+            fine_tuning=(meta.get("init") or {}).get("kind") not in (None, "scratch")
+        )
         self.val_nats = SumMetric()
         self.val_tokens = SumMetric()
         self.val_notes = SumMetric()
@@ -125,7 +129,7 @@ class MusicLM(L.LightningModule):
             {"params": decay, "weight_decay": self.train_cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=self.train_cfg.lr, betas=(0.9, 0.98))
+        return torch.optim.AdamW(groups, lr=self.peak_lr, betas=(0.9, 0.98))
 
     def lr_factor(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10% over the step or time budget."""
@@ -156,7 +160,7 @@ class MusicLM(L.LightningModule):
         # and a scheduler holding a closure does not survive a weights-only checkpoint.
         factor = self.lr_factor(self.global_step)
         for group in self.optimizers().param_groups:
-            group["lr"] = self.train_cfg.lr * factor
+            group["lr"] = self.peak_lr * factor
 
     # --- checkpoints -----------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.train.callbacks import AtomicCheckpointIO, SaveLastAtEnd, SaveOnInterrupt
+from musicgen.train.init import Start, initial_weights, resolve_init
 from musicgen.train.quiet import quiet_lightning
 
 
@@ -71,15 +73,26 @@ def train(
     resume: bool = False,
     progress_bar: bool = True,
     logs: bool = True,
+    start: Start | None = None,
+    echo: Callable[[str], None] = lambda line: None,
 ) -> TrainResult:
+    """Train `model_cfg` on the dataset in `data_dir`, from where `train_cfg.init` says (or
+    `start`, already resolved): a fine-tune keeps its starting point's architecture and
+    vocabulary, and the corpus is mapped into that vocabulary."""
     quiet_lightning()
     hw = hw or HardwareConfig()
     _val_schedule(train_cfg.val_every)  # refused before anything is written
     out = Path(out_dir)
     if train_cfg.carry_state is None:
         train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
+    start = start or resolve_init(train_cfg.init, model_cfg.name)
+    if start.model is not None:  # the architecture it starts from; dropout is the run's own
+        model_cfg = replace(start.model.model_cfg, dropout=model_cfg.dropout)
+    into = start.model.vocab if start.model is not None else train_cfg.vocab
     # a damaged dataset is refused before anything is written
-    dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state)
+    dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state, into=into)
+    if dm.mapped:
+        echo(dm.mapped)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -88,7 +101,7 @@ def train(
         # left by a run that was killed mid-write
         remove_stale_temps(out, ["last.ckpt", "best.ckpt"])
         return _train_locked(
-            data_dir, out, dm, model_cfg, train_cfg, hw, resume, progress_bar, logs
+            data_dir, out, dm, model_cfg, train_cfg, hw, resume, progress_bar, logs, start
         )
 
 
@@ -102,6 +115,7 @@ def _train_locked(
     resume,
     progress_bar,
     logs,
+    start: Start,
 ) -> TrainResult:
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
@@ -111,7 +125,7 @@ def _train_locked(
     ckpt_path = None
     if resume:
         model_cfg, ckpt_path = resume_point(out / "last.ckpt", model_cfg, vocab, data_dir)
-    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir)
+    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir, start)
     ckpt_cb = ModelCheckpoint(
         dirpath=out,
         filename="best",
@@ -170,15 +184,21 @@ def resume_point(last: Path, model_cfg: ModelConfig, vocab, data_dir) -> tuple[M
     return model_cfg, str(last)
 
 
-def build_module(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir) -> MusicLM:
-    """The LightningModule, with what its checkpoints carry: the dataset's vocabulary and
-    encoding, and the form its training pieces have (for --form-bias)."""
+def build_module(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir, start: Start
+) -> MusicLM:
+    """The LightningModule, its weights where the run starts, and what its checkpoints
+    carry: the vocabulary and encoding, where it started, the form its training pieces
+    have (for --form-bias) and the levels of its controls."""
     meta = dataset_meta(vocab, data_dir)
+    meta["init"] = start.to_dict()
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
     if dm.controls is not None:  # the levels of the controls, in each attribute's units
         meta["controls"] = dm.controls.to_dict()
     controls = vocab.control_mask.nonzero()[0].tolist()
-    return MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
+    lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
+    initial_weights(lm.core, start)
+    return lm
 
 
 def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:
