@@ -10,8 +10,11 @@ from musicgen.cli.group import cli
 from musicgen.cli.options import (
     build_config,
     config_options,
+    control_options,
     length_of,
     length_options,
+    plan_of,
+    plan_option,
     sampling_options,
 )
 from musicgen.config import (
@@ -32,6 +35,7 @@ from musicgen.errors import MusicgenError
 )
 @length_options
 @config_options(GenerateConfig, types={"num_samples": click.IntRange(1, 256)})
+@plan_option
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to sample on (cpu, cuda, mps)."
 )
@@ -47,6 +51,7 @@ def generate(checkpoint, out, device, **settings):
     from musicgen.generate import generate_songs, write_songs
 
     length = length_of(settings)
+    settings = plan_of(settings)
     primer = settings.get("primer")
     if primer is not None and not Path(primer).is_file():
         raise MusicgenError(f"primer {primer} does not exist")
@@ -196,6 +201,7 @@ def metrics(files, reference, train_dir, as_json):
     help="Bars of new music per sample.",
 )
 @sampling_options
+@control_options
 @click.option(
     "--instruments", help="Add these instruments to the primer's line-up, e.g. 0,33,drums."
 )
@@ -275,7 +281,7 @@ def compare(
     lineup = parse_instruments(instruments) if instruments is not None else None
     gen = build_config(
         GenerateConfig,
-        sampling,
+        plan_of(sampling),
         num_samples=samples,
         unit="bars",
         length=float(bars),

@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from musicgen.config import (
+    CONTROLS,
     LENGTH_UNITS,
     SAMPLING,
     TIME_MODES,
     EncodingConfig,
     GenerateConfig,
 )
+from musicgen.config.controls import BAR_CONTROLS, key_name, parse_key, parse_levels
 from musicgen.config.fields import flag_of
 from musicgen.errors import MusicgenError
 
@@ -137,6 +139,62 @@ def length_of(values: dict) -> dict:
 def sampling_options(f):
     """The sampling settings every command that generates takes (generate, compare ...)."""
     return config_options(GenerateConfig, only=SAMPLING)(f)
+
+
+def plan_option(f):
+    """--plan FILE: the controls bar by bar, as YAML (`plan_of`)."""
+    return click.option(
+        "--plan",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML plan of the controls: 'key: D minor' and 'bars: {1: {density: 1}, 9: {density: 5, dynamics: 4}}' (bars from 1; a level holds until changed).",
+    )(f)
+
+
+def control_options(f):
+    """--density, --polyphony, --register, --dynamics, --key and --plan."""
+    return plan_option(config_options(GenerateConfig, only=CONTROLS)(f))
+
+
+def plan_of(values: dict) -> dict:
+    """`values` with the plan file (popped from them) read into the control settings; a
+    control given both ways, or a plan that is not one, is a one-line error."""
+    path = values.pop("plan", None)
+    if path is None:
+        return values
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise MusicgenError(f"--plan {path}: cannot read it ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not set(data) <= {"key", "bars"}:
+        raise MusicgenError(f"--plan {path}: give 'key' and 'bars' (bar number: levels)")
+    bars = data.get("bars") or {}
+    if not isinstance(bars, dict) or not all(
+        isinstance(b, int) and b >= 1 and isinstance(v, dict) for b, v in bars.items()
+    ):
+        raise MusicgenError(f"--plan {path}: 'bars' maps bar numbers from 1 to levels")
+    out = dict(values)
+    last = max(bars, default=0)
+    for name in BAR_CONTROLS:
+        changes = {b: v[name] for b, v in bars.items() if name in v}
+        if not changes:
+            continue
+        if values.get(name) is not None:
+            raise MusicgenError(f"--{name} is given twice: on the command line and in --plan")
+        level, per_bar = changes.get(min(changes)), []
+        for bar in range(1, last + 1):
+            level = changes.get(bar, level)
+            per_bar.append(str(level))
+        out[name] = parse_levels(",".join(per_bar), name)
+    unknown = {k for v in bars.values() for k in v} - set(BAR_CONTROLS)
+    if unknown:
+        raise MusicgenError(f"--plan {path}: no control called {sorted(unknown)[0]!r}")
+    if "key" in data:
+        if values.get("key") is not None:
+            raise MusicgenError("--key is given twice: on the command line and in --plan")
+        out["key"] = key_name(parse_key(str(data["key"])))
+    return out
 
 
 def encoding_options(f):

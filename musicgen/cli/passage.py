@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from musicgen.cli.group import cli
-from musicgen.cli.options import build_config, config_options
+from musicgen.cli.options import build_config, config_options, control_options, plan_of
 from musicgen.config import PASSAGE_SAMPLING, AccompanyConfig, GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
 
@@ -20,6 +20,7 @@ def _common(f):
     f = click.option(
         "--device", default="cpu", show_default=True, help="torch device to sample on."
     )(f)
+    f = control_options(f)
     f = config_options(
         GenerateConfig,
         only=("num_samples", *PASSAGE_SAMPLING),
@@ -68,7 +69,7 @@ def _run(checkpoint, file, out, num_samples, device, sampling, verb, make, task)
 
     if not Path(file).is_file():
         raise MusicgenError(f"{file} does not exist")
-    cfg = build_config(GenerateConfig, sampling, num_samples=num_samples)
+    cfg = build_config(GenerateConfig, plan_of(sampling), num_samples=num_samples)
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 

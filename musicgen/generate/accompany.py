@@ -26,6 +26,7 @@ import pretty_midi
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import AccompanyConfig, GenerateConfig
 from musicgen.errors import MusicgenError
+from musicgen.generate.controls import ControlPlan, open_piece
 from musicgen.generate.piece import Piece, read_piece
 from musicgen.generate.rules import RowRules, follow
 from musicgen.generate.songs import Song, decode_rows
@@ -132,6 +133,7 @@ class KeptRules(RowRules):
         header: np.ndarray,
         batch: int,
         exclusive: int | None = None,
+        plan: ControlPlan | None = None,
     ):
         self.exclusive = exclusive  # an instrument kept whole: the model writes none of its notes
         vocab = self.vocab = piece.line.vocab
@@ -173,7 +175,8 @@ class KeptRules(RowRules):
         meta = space.tempo.contains(line.uids) | space.timesig.contains(line.uids)
         self.meta = [(int(line.before[i]), int(line.uids[i])) for i in np.flatnonzero(meta)]
         self.end = int(line.before[-1])  # the piece's last onset
-        super().__init__(vocab, follow(vocab, header, batch, end_header=True))
+        # the piece from its start: the plan's first bar is the piece's (its controls in header)
+        super().__init__(vocab, follow(vocab, header, batch, end_header=True), plan, 0)
         self.next_kept, self.next_meta = [0] * batch, [0] * batch
         self.forcing = [False] * batch
         self.generated: list[list] = [[] for _ in range(batch)]
@@ -277,10 +280,11 @@ def accompany_songs(
     vocab = model.vocab
     piece = read_piece(task.file, vocab)
     kept, name, exclusive = kept_part(piece.score, task.keep)
-    header = piece.line.uids[: piece.line.body]
+    plan = ControlPlan.of(cfg, vocab)
+    prompt = open_piece(vocab.lookup[piece.line.uids[: piece.line.body]], plan, vocab)
+    header = vocab.uids[prompt]
     B = cfg.num_samples
-    rules = KeptRules(piece, kept, header, B, exclusive)
-    prompt = vocab.lookup[header]
+    rules = KeptRules(piece, kept, header, B, exclusive, plan)
     body = len(piece.line.uids) - piece.line.body
     # a guard against a model that never reaches the end
     seq = decode_rows(model, cfg, prompt, body * 3 + 256, rules, device)

@@ -27,6 +27,7 @@ import torch
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, InfillConfig
 from musicgen.errors import MusicgenError
+from musicgen.generate.controls import ControlPlan
 from musicgen.generate.piece import Piece, read_piece
 from musicgen.generate.rules import RowRules, follow
 from musicgen.generate.songs import Song, decode_rows
@@ -98,9 +99,12 @@ class MiddleRules(RowRules):
     the music before the span; Shifts only up to the span's end; Fill_end only there.
     For a model that cannot fill (`reads_ahead` False) reaching the end ends the row."""
 
-    def __init__(self, vocab, before: np.ndarray, end: int, batch: int, reads_ahead=True):
-        # a span from bar 1: the line-up is the piece's
-        super().__init__(vocab, follow(vocab, before, batch, end_header=True, passage=True))
+    def __init__(
+        self, vocab, before: np.ndarray, end: int, batch: int, reads_ahead=True, plan=None
+    ):
+        # a span from bar 1: the line-up is the piece's; the plan's first bar is the span's
+        streams = follow(vocab, before, batch, end_header=True, passage=True)
+        super().__init__(vocab, streams, plan)
         self.end = end
         self.fill_end = vocab.fill_id("end") if reads_ahead else None
         self.min_shift = float(vocab.shift_steps.min())
@@ -237,7 +241,8 @@ def fill_middles(
     ctx = _context(line, start, end, window, reads_ahead)
     K = candidates if reads_ahead else 1
     rows = cfg.num_samples * K  # the candidates of version b are rows b*K .. b*K + K - 1
-    rules = MiddleRules(model.vocab, ctx.before, end, rows, reads_ahead)
+    plan = ControlPlan.of(cfg, model.vocab) if reads_ahead else None
+    rules = MiddleRules(model.vocab, ctx.before, end, rows, reads_ahead, plan)
     # a guard against a model that never reaches the end
     seq = decode_rows(
         model, replace(cfg, num_samples=rows), ctx.prompt, ctx.budget * 4 + 64, rules, device

@@ -3,6 +3,7 @@ n-gram baseline, the real continuation, and each column's held-out likelihood.""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgen.config import CONTROLS
 from musicgen.errors import MusicgenError
 from musicgen.midi.read import read_score
 from musicgen.midi.score import Score
@@ -211,7 +213,9 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
         songs, p = task(model, reads_ahead=False), None
     else:
         echo(f"sampling {cfg.samples} x {cfg.bars:g} bars from the n-gram ...")
-        songs, p = generate_songs(model, gcfg)  # as every model is sampled
+        # as every model is sampled, but for the controls: an n-gram learns none
+        unsteered = dataclasses.replace(gcfg, **{c: None for c in CONTROLS})
+        songs, p = generate_songs(model, unsteered)
     key = f"cand-{index + 1}" if cfg.blind else "ngram"
     col = Column(
         key,

@@ -1,0 +1,116 @@
+"""Generation steered by controls: the plan forced at each bar, nothing else, one-line
+errors for what cannot be asked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.checkpoint import LoadedModel, dataset_meta
+from musicgen.config import GenerateConfig, ModelConfig
+from musicgen.data.dataset import TokenDataset
+from musicgen.generate import generate_songs
+from musicgen.models.registry import build_core
+from tests.helpers import SEQ_LEN, assert_cli_error, assert_ok, run_cli
+
+
+@pytest.fixture(scope="module")
+def steerable(dataset) -> LoadedModel:
+    """An untrained GRU whose vocabulary has the control tokens."""
+    vocab = TokenDataset.open(dataset).vocab.with_controls()
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, d_model=32, n_layers=1)
+    torch.manual_seed(0)
+    return LoadedModel(build_core(cfg).eval(), cfg, vocab, dataset_meta(vocab, dataset), dataset)
+
+
+def asked(model, ids) -> dict[int, dict[str, int]]:
+    """Read back through a stream: the controls each bar was given."""
+    stream = model.vocab.stream()
+    stream.feed_all(model.vocab.to_universal(ids))
+    return stream.asked
+
+
+def test_the_plan_is_forced_at_every_bar_and_the_last_level_holds(steerable):
+    cfg = GenerateConfig(
+        unit="bars", length=6, num_samples=3, seed=2, density=(1, 2, 5), key="D minor"
+    )
+    songs, _ = generate_songs(steerable, cfg)
+    for song in songs:
+        got = asked(steerable, song.ids)
+        bars = sorted(got)
+        assert bars[0] == 0 and len(bars) >= 3
+        for bar in bars:  # every bar the stream entered, with what the plan says of it
+            assert got[bar] == {"key": 2 + 12, "density": [0, 1, 4][min(bar, 2)]}
+
+
+def test_no_control_is_drawn_unless_asked(steerable):
+    songs, _ = generate_songs(steerable, GenerateConfig(unit="tokens", length=200, seed=1))
+    for song in songs:
+        assert not steerable.vocab.control_mask[song.ids].any()
+
+
+def test_a_primer_plan_starts_at_the_first_new_bar(steerable, tmp_path):
+    from tests.helpers import write_notes_midi
+
+    primer = write_notes_midi(tmp_path / "p.mid", [(q, 1, 60 + q) for q in range(6)])  # 1.5 bars
+    cfg = GenerateConfig(unit="bars", length=3, seed=0, primer=str(primer), register=(5, 1))
+    song = generate_songs(steerable, cfg)[0][0]
+    got = asked(steerable, song.ids)
+    # the primer's two bars are its own (the second is half played): the plan's first bar
+    # is the first one the continuation enters, the third
+    assert min(got) == 2 and got[2] == {"register": 4}
+    assert all(v == {"register": 0} for b, v in got.items() if b > 2)
+
+
+def test_controls_through_the_cli_and_the_sidecar(steerable, tmp_path, trained):
+    # a model trained with the defaults learnt the controls
+    ckpt = trained["gru"].best
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("key: Bb major\nbars:\n  1: {density: 1}\n  3: {density: 4, dynamics: 2}\n")
+    out = tmp_path / "s.mid"
+    assert_ok(run_cli("generate", ckpt, "--out", out, "--bars", 4, "--plan", plan, "--seed", 3))
+    side = json.loads(out.with_suffix(".json").read_text())
+    s = side["settings"]
+    assert s["density"] == [1, 1, 4] and s["dynamics"] == [2, 2, 2] and s["key"] == "Bb major"
+    assert "--density 1,1,4" in side["regenerate"] and "--key 'Bb major'" in side["regenerate"]
+    assert s["polyphony"] is None and s["register"] is None
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--density", "7"], "--density '7': give a level from 1 to 5"),
+        (["--register", "1,x"], "--register '1,x'"),
+        (["--key", "H minor"], "--key 'H minor'"),
+        (["--density", "2", "--plan", "PLAN"], "--density is given twice"),
+    ],
+)
+def test_bad_controls_are_one_line(trained, tmp_path, args, fragment):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("bars:\n  1: {density: 1}\n")
+    args = [str(plan) if a == "PLAN" else a for a in args]
+    result = run_cli("generate", trained["gru"].best, "--out", tmp_path / "x.mid", *args)
+    assert_cli_error(result, fragment)
+
+
+def test_a_model_without_controls_refuses_them_in_one_line(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "pretrained" / "gru"
+    if not (shipped / "musicgen.json").exists():
+        pytest.skip("no shipped model")
+    vocab = json.loads((shipped / "musicgen.json").read_text())["vocab"]["tokens"]
+    assert not any(t.startswith("Density_") for t in vocab)
+    result = run_cli("generate", shipped, "--out", tmp_path / "x.mid", "--density", "2")
+    assert_cli_error(result, "--density: this model was trained without control tokens")
+
+
+def test_plans_spell_levels_per_bar():
+    cfg = GenerateConfig(density=[2], polyphony=(1, 1, 3))
+    assert cfg.density == (2,) and cfg.polyphony == (1, 1, 3)
+    with pytest.raises(Exception, match="level from 1 to 5"):
+        GenerateConfig(dynamics=(0,))
+    assert np.array_equal(np.array(cfg.polyphony), [1, 1, 3])
