@@ -144,21 +144,47 @@ def render(file, out, soundfont, png, builtin):
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Training corpus for the memorisation check: a folder of MIDI or a dataset (its training split).",
 )
+@click.option(
+    "--bars",
+    "per_bar",
+    is_flag=True,
+    help="Each bar's density, polyphony, register and dynamics, and the key: what the controls ask for.",
+)
+@click.option(
+    "--levels",
+    "levels_of",
+    type=click.Path(exists=True, path_type=Path),
+    help="With --bars: also each bar's levels 1-5, as this model's controls count them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def metrics(files, reference, train_dir, as_json):
+def metrics(files, reference, train_dir, per_bar, levels_of, as_json):
     """Objective statistics of MIDI files, per file and per set.
 
     \b
     Examples:
       musicgen metrics samples/*.mid
       musicgen metrics samples/ --reference work/bach --train work/bach --json
+      musicgen metrics song.mid --bars --levels checkpoints/gru/best.ckpt
     """
     import json
 
     from musicgen.listen.metrics import jsonable
     from musicgen.listen.report import as_text, measure
 
-    out = measure(files, reference=reference, train_dir=train_dir)
+    edges = None
+    if levels_of is not None:
+        from musicgen.checkpoint import load_model
+
+        edges = (load_model(levels_of).meta.get("controls") or {}).get("edges")
+        if not edges:
+            raise MusicgenError(f"--levels {levels_of}: the model was trained without controls")
+    out = measure(
+        files,
+        reference=reference,
+        train_dir=train_dir,
+        per_bar=per_bar or edges is not None,
+        edges=edges,
+    )
     click.echo(json.dumps(jsonable(out)) if as_json else as_text(out))
 
 

@@ -10,9 +10,17 @@ from musicgen.listen import metrics as M
 from musicgen.text import plural
 
 
-def measure(files, reference: Path | None = None, train_dir: Path | None = None) -> dict:
+def measure(
+    files,
+    reference: Path | None = None,
+    train_dir: Path | None = None,
+    per_bar: bool = False,
+    edges: dict | None = None,
+) -> dict:
     """Statistics of music files and folders; `reference` (music or a dataset: its validation
-    split) for the Yang & Lerch comparison, `train_dir` for the memorisation check."""
+    split) for the Yang & Lerch comparison, `train_dir` for the memorisation check;
+    `per_bar`, each bar's attributes and the key (what the controls ask for), with their
+    levels by `edges` (a model's: its checkpoint's "controls") if given."""
     from musicgen.data.ingest import discover
     from musicgen.errors import ReadError
     from musicgen.midi import read_score
@@ -42,6 +50,8 @@ def measure(files, reference: Path | None = None, train_dir: Path | None = None)
         m = M.piece_metrics(score)
         if train_index is not None:
             m.update(M.memorisation(M.pitch_sequence(score), train_index))
+        if per_bar:
+            m["bars"], m["key"] = bar_report(score, edges)
         results[name] = m
     out = {"files": results, "skipped": skipped, "set": M.summarize(list(results.values()))}
     if train_index is not None:
@@ -63,6 +73,36 @@ def measure(files, reference: Path | None = None, train_dir: Path | None = None)
             "overlap": M.compare_to_reference(list(results.values()), ref_metrics),
         }
     return out
+
+
+def bar_report(score, edges: dict | None) -> tuple[dict, str | None]:
+    """Per bar: each control's attribute (and its level 1..5 by `edges`); and the key."""
+    import numpy as np
+
+    from musicgen.analysis.bars import bar_features, levels
+    from musicgen.analysis.key import estimate_key
+    from musicgen.config.controls import key_name
+
+    feats = bar_features(score)
+    bars = {a: [None if np.isnan(v) else round(float(v), 2) for v in feats[a]] for a in feats}
+    if edges:
+        for a, cut in edges.items():
+            bars[f"{a}_level"] = [int(v) + 1 if v >= 0 else None for v in levels(feats[a], cut)]
+    key = estimate_key(score)
+    return bars, (key_name(key) if key is not None else None)
+
+
+def bars_as_text(name: str, m: dict) -> list[str]:
+    names = [k for k in m["bars"] if not k.endswith("_level")]
+    lines = [f"{name}: key {m['key'] or '-'}; bar " + " ".join(names)]
+    for i in range(len(m["bars"]["density"])):
+        cells = []
+        for k in names:
+            v, level = m["bars"][k][i], m["bars"].get(f"{k}_level", [None] * (i + 1))[i]
+            text = "-" if v is None else f"{v:g}"
+            cells.append(text + (f" ({level})" if level is not None else ""))
+        lines.append(f"  {i + 1}: " + " ".join(cells))
+    return lines
 
 
 def as_text(out: dict) -> str:
@@ -95,6 +135,9 @@ def as_text(out: dict) -> str:
     for name, m in out["files"].items():
         extra = f"  (copied from {m['copied_from']})" if m.get("copied_from") else ""
         lines.append(f"{name}: {m['notes']} " + " ".join(f(m.get(k)) for k in keys) + extra)
+    for name, m in out["files"].items():
+        if "bars" in m:
+            lines += bars_as_text(name, m)
     for name, why in out["skipped"].items():
         lines.append(f"skipped {name}: {why}")
     s = out["set"]
