@@ -13,6 +13,7 @@ from musicgen.config.generation import (
     GenerateConfig,
     InfillConfig,
 )
+from musicgen.config.live import PLAY_MODES, LiveConfig
 from musicgen.config.training import (
     MODEL_NAMES,
     HardwareConfig,
@@ -22,6 +23,8 @@ from musicgen.config.training import (
 )
 
 __all__ = [
+    "LiveConfig",
+    "PLAY_MODES",
     "CONTROLS",
     "DRUMS",
     "PASSAGE_SAMPLING",

@@ -1,0 +1,208 @@
+"""The model's side of live play: it decodes ahead of the clock in a thread of its own and
+hands timed notes to the scheduler, which alone touches the port.
+
+A take is one answer (or one endless continuation): the player's phrase so far, read in
+the model's tokens as a primer, continued through the same step-wise `Decoder` and
+rules that `musicgen generate` drives. So that the answer does not wait on the model,
+the performer starts thinking before the rest is certain: once the player has been
+quiet for `lead` seconds it prepares the take (the phrase read, the first notes
+decoded), and when the rest comes it only has to send them. If the player plays on
+instead, the prepared take is thrown away.
+
+Time: a take's first note sounds at the rest; the rest of the take keeps the model's
+own rhythm on the player's tempo (the followed quarter note), so the answer is in the
+player's pace. The key of the phrase, when the model learnt controls, is asked for in
+every bar of the answer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, replace
+
+import mido
+import torch
+
+from musicgen.analysis.key import estimate_key
+from musicgen.checkpoint import LoadedModel
+from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.config.controls import key_name
+from musicgen.generate.controls import ControlPlan
+from musicgen.generate.decoder import Decoder, Sampling, evaluating, step
+from musicgen.generate.length import LengthTracker
+from musicgen.generate.primer import model_tokens
+from musicgen.live.listen import DRUM_CHANNEL
+from musicgen.live.messages import Timed, note
+from musicgen.midi.score import Score
+from musicgen.tokens.space import DRUMS
+
+ENDLESS_BARS = 10_000  # a continuation plays until it is stopped or the player comes back
+
+
+@dataclass
+class Take:
+    """One answer being thought of: the decoder, its rules, and the notes drawn so far
+    with their steps on the model's clock (not yet sent)."""
+
+    decoder: Decoder
+    rules: LengthTracker
+    reader: object  # a Stream that reads the drawn tokens and gives back their notes
+    seconds_per_step: float
+    first_step: int | None = None
+    start: float | None = None  # the clock second the first note sounds (set at the rest)
+    epoch: int | None = None
+    pending: list = None  # notes drawn, waiting for the rest to be sure
+    done: bool = False
+
+
+class Performer:
+    """Decodes takes in its own thread; the app calls `prepare`, `go` and `give_way` from
+    the thread that listens to the player."""
+
+    def __init__(self, model: LoadedModel, cfg: GenerateConfig, live: LiveConfig, scheduler, clock):
+        self.model, self.cfg, self.live = model, cfg, live
+        self.scheduler, self.clock = scheduler, clock
+        self.channel = live.channel - 1  # mido counts channels from 0
+        self.commands: queue.Queue = queue.Queue()
+        self.take: Take | None = None
+        self.takes = 0
+        self.first_notes: list[tuple[float, float]] = []  # (rest, first note's time) per take
+        self.error: BaseException | None = None
+        self.channels: dict[int, int] = {}  # the model's instruments: program -> channel
+        self._thread = threading.Thread(target=self._run, name="performer", daemon=True)
+        self._generator = torch.Generator().manual_seed(cfg.seed)
+
+    # --- what the listening thread calls -----------------------------------------------
+    def start(self) -> Performer:
+        self._thread.start()
+        return self
+
+    def prepare(self, phrase: Score, qpm: float) -> None:
+        """The player has paused: read their phrase and draw the answer's first notes."""
+        self.commands.put(("prepare", phrase, qpm))
+
+    def go(self, rest: float) -> None:
+        """The rest is certain: the prepared take starts sounding at `rest`."""
+        self.commands.put(("go", rest))
+
+    def give_way(self) -> None:
+        """The player came back in: drop the take (the app has cancelled what was queued)."""
+        self.commands.put(("drop",))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.commands.put(("stop",))
+        self._thread.join(timeout)
+
+    # --- the performer's thread ---------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            with evaluating(self.model.core), torch.no_grad():
+                while True:
+                    try:
+                        cmd = self.commands.get(timeout=0.005 if self._busy() else None)
+                    except queue.Empty:
+                        self._think()
+                        continue
+                    if cmd[0] == "stop":
+                        return
+                    self._command(cmd)
+        except BaseException as exc:  # noqa: BLE001 - reported by the app, in one line
+            self.error = exc
+
+    def _busy(self) -> bool:
+        return self.take is not None and not self.take.done
+
+    def _command(self, cmd: tuple) -> None:
+        if cmd[0] == "prepare":
+            self.take = self._new_take(cmd[1], cmd[2])
+            self._draw_first_note()
+        elif cmd[0] == "go" and self.take is not None:
+            take = self.take
+            take.start, take.epoch = cmd[1], self.scheduler.epoch
+            self._draw_first_note()
+            self.takes += 1
+            self._send(take.pending)
+            take.pending = []
+        elif cmd[0] == "drop":
+            self.take = None
+
+    def _new_take(self, phrase: Score, qpm: float) -> Take:
+        vocab = self.model.vocab
+        _, uids, _, _ = model_tokens(phrase, vocab)
+        prompt = vocab.lookup[uids[:-1]]  # the phrase goes on: no EOS
+        window = self.model.model_cfg.max_len if self.model.model_cfg else None
+        cfg = self.cfg
+        if vocab.has_controls and cfg.key is None:  # answer in the key the player is in
+            key = estimate_key(phrase)
+            cfg = replace(cfg, key=key_name(key)) if key is not None else cfg
+        length = ENDLESS_BARS if self.live.mode == "continue" else self.live.bars
+        cfg = replace(cfg, unit="bars", length=length, num_samples=1, form_bias=0.0)
+        rules = LengthTracker(
+            vocab, cfg, prompt, 1, header_fixed=True, plan=ControlPlan.of(cfg, vocab)
+        )
+        decoder = Decoder(self.model.core, torch.from_numpy(prompt[None]), context_len=window)
+        reader = vocab.stream()
+        reader.feed_all(vocab.uids[prompt])
+        reader.end_header()
+        beats = vocab.cfg.time == "beats"
+        per_step = 60.0 / (qpm * vocab.cfg.steps_per_quarter) if beats else 0.0
+        per_step = per_step or 1.0 / vocab.cfg.steps_per_second
+        return Take(decoder, rules, reader, per_step, pending=[])
+
+    def _draw(self) -> list:
+        """One token of the take; the notes it completes (with their steps)."""
+        take = self.take
+        s = Sampling(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+        token = step(take.decoder, s, self._generator, take.rules)
+        take.done = bool(take.rules.update(token)[0])
+        played = take.reader.feed(self.model.vocab.uids[int(token[0])])
+        return [played] if played is not None else []
+
+    def _draw_first_note(self) -> None:
+        take = self.take
+        while take is not None and not take.pending and not take.done:
+            take.pending += self._draw()
+        if take is not None and take.pending and take.first_step is None:
+            take.first_step = take.pending[0].step
+
+    def _think(self) -> None:
+        """Decode on while the take is not `ahead` seconds ahead of the clock."""
+        take = self.take
+        if take is None or take.start is None:
+            return
+        horizon = self.clock.now() + self.live.ahead
+        while not take.done and self._time(take, take.reader.step) < horizon:
+            if not self._send(self._draw()):
+                self.take = None  # the scheduler refused: the player came back, or it stopped
+                return
+
+    def _time(self, take: Take, at_step: int) -> float:
+        return take.start + (at_step - (take.first_step or 0)) * take.seconds_per_step
+
+    def _channel(self, program: int, t: float, items: list) -> int:
+        """The channel an instrument of the model plays on (drums on 10, the rest from
+        `channel` up), set to its program the first time it plays."""
+        if program == DRUMS:
+            return DRUM_CHANNEL
+        if program not in self.channels:
+            free = [c for c in range(self.channel, 16) if c != DRUM_CHANNEL]
+            self.channels[program] = free[len(self.channels) % len(free)]
+            shown = program if self.cfg.program is None else self.cfg.program
+            items.append(
+                Timed(
+                    t, mido.Message("program_change", channel=self.channels[program], program=shown)
+                )
+            )
+        return self.channels[program]
+
+    def _send(self, notes: list) -> bool:
+        take, items = self.take, []
+        for n in notes:
+            t = self._time(take, n.step)
+            channel = self._channel(n.program, t, items)
+            end = t + n.dur * take.seconds_per_step
+            items += note(t, end, n.pitch, n.velocity, channel)
+            if len(self.first_notes) < self.takes:
+                self.first_notes.append((take.start, t))
+        return not items or self.scheduler.submit(items, epoch=take.epoch)

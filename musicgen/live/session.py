@@ -1,0 +1,122 @@
+"""A live session: the loop that listens to the player and cues the model.
+
+Three workers, each with one job: this loop reads the input port and follows the
+player (listen.py), the performer thinks in its own thread (performer.py), and the
+scheduler's thread sends every message at its time (scheduler.py). They talk through
+queues only: the loop never waits on the model, and the scheduler never touches it.
+
+    player quiet for wait - lead   ->  performer.prepare(phrase)   (starts thinking)
+    rest (quiet for wait)          ->  performer.go(rest)          (answer sounds now)
+    player plays again             ->  scheduler.cancel_after(now), performer.give_way()
+    input ends / Ctrl-C / port gone -> the queued answer plays out (not on Ctrl-C),
+                                       then every note off on every channel used
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from musicgen.checkpoint import LoadedModel
+from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.live.clock import Clock
+from musicgen.live.listen import Listener, Played, Rest, Resumed
+from musicgen.live.performer import Performer
+from musicgen.live.ports import InputPort, PortGone
+from musicgen.live.scheduler import Scheduler
+
+
+@dataclass
+class Session:
+    """What a session did: the player's messages, the model's, and how it ended."""
+
+    played: list = field(default_factory=list)  # the player's messages, clock-stamped
+    sent: list = field(default_factory=list)  # the scheduler's Sent records (the model's part)
+    takes: int = 0
+    first_notes: list = field(default_factory=list)  # (rest, first note) per take
+    rests: list = field(default_factory=list)
+    ended: str = "end of input"
+    tempo: object = None  # the listener's TempoFollower, for the recording's tempo map
+
+
+def play(
+    model: LoadedModel,
+    cfg: GenerateConfig,
+    live: LiveConfig,
+    inport: InputPort,
+    outport,
+    clock: Clock,
+) -> Session:
+    """Play with the player on `inport` until the input ends or Ctrl-C; the model answers
+    on `outport`. Returns what happened; raises only what the caller reports in one line."""
+    listener = Listener(wait=live.rest_seconds(), qpm=live.tempo)
+    scheduler = Scheduler(outport, clock, name="musicgen").start()
+    performer = Performer(model, cfg, live, scheduler, clock).start()
+    session = Session(tempo=listener.tempo)
+    prepared = False
+    try:
+        while True:
+            ended = inport.ended  # read first: all a port delivered before ending is queued
+            now = clock.now()
+            events = [e for msg in inport.drain() for e in listener.feed(msg)]
+            events += listener.poll(now)
+            for event in events:
+                if isinstance(event, Resumed):  # the player is back: the model gives way
+                    scheduler.cancel_after(event.time)
+                    performer.give_way()
+                    prepared = False
+                elif isinstance(event, Played):
+                    session.played.append(event.msg)
+                    if prepared and event.msg.type == "note_on" and event.msg.velocity:
+                        performer.give_way()  # the phrase thought of is not the phrase now
+                        prepared = False
+                elif isinstance(event, Rest):
+                    if not prepared:
+                        performer.prepare(listener.score(event.time), listener.tempo.qpm)
+                    performer.go(event.time)
+                    session.rests.append(event.time)
+                    prepared = False
+            if scheduler.error is not None:
+                raise scheduler.error
+            if performer.error is not None:
+                raise performer.error
+            if ended:
+                # a file that ends on a phrase is answered too, after the same rest
+                rest = listener.deadline
+                listener.end(clock.now())
+                if math.isfinite(rest):
+                    if not prepared:  # the phrase is whole: think during the rest
+                        performer.prepare(listener.score(rest), listener.tempo.qpm)
+                    clock.sleep_until(rest)
+                    performer.go(rest)
+                    session.rests.append(rest)
+                break
+            cue = listener.deadline - live.lead
+            if not prepared and now >= cue and listener.num_notes:
+                performer.prepare(listener.score(now), listener.tempo.qpm)
+                prepared = True
+            wake = listener.deadline if prepared else cue
+            clock.sleep_until(wake if math.isfinite(wake) else math.inf, inport.ready)
+        # a file player that ended, or a keyboard unplugged: let the answer play out
+        _wait_for(performer, scheduler, clock)
+        scheduler.stop(drain=True)
+    except KeyboardInterrupt:
+        session.ended = "stopped (Ctrl-C)"
+    except PortGone as exc:
+        session.ended = str(exc)
+    finally:
+        performer.stop()
+        scheduler.stop()
+        session.sent = list(scheduler.sent)
+        session.takes = performer.takes
+        session.first_notes = list(performer.first_notes)
+    return session
+
+
+def _wait_for(performer: Performer, scheduler: Scheduler, clock: Clock) -> None:
+    """Until the performer has taken its last cue and decoded its take to the end (its
+    notes are then queued)."""
+    while performer.error is None and (
+        not performer.commands.empty() or (performer.take is not None and not performer.take.done)
+    ):
+        clock.sleep_until(clock.now() + 0.05)
