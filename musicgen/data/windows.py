@@ -5,11 +5,13 @@ that resumes where a run stopped."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import (
     BatchSampler,
+    DataLoader,
     Dataset,
 )
 
@@ -240,6 +242,33 @@ class ResumableBatchSampler(BatchSampler):
         for k, batch in enumerate(super().__iter__()):
             if k >= skip:
                 yield batch
+
+
+class ResumableLoader(DataLoader):
+    """One epoch's training batches, which Lightning knows as resumable: it saves
+    `state_dict()` in every checkpoint and hands it back to `load_state_dict` when a run
+    resumes, before the first batch is drawn.
+
+    The state is the epoch and how many of its batches were trained. The count is read from
+    the trainer's step counter (`steps`) when the checkpoint is written, not from the batches
+    drawn so far: Lightning fetches a batch ahead, so the sampler is always one ahead of
+    training. Each optimizer step trains exactly one batch (no gradient accumulation).
+    """
+
+    def __init__(self, *args, epoch: int, steps: Callable[[], int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch, self.steps = epoch, steps
+        self.first_step = steps()  # the step at which this epoch's first batch is trained
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.steps() - self.first_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        done = int(state.get("batches", 0))
+        # a finished epoch (saved at its end) leaves nothing to skip in the next one
+        if state.get("epoch") == self.epoch and 0 < done < len(self.batch_sampler):
+            self.batch_sampler.skip = done
+            self.first_step -= done
 
 
 class _Batches(Dataset):

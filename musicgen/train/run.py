@@ -19,7 +19,7 @@ from musicgen.errors import MusicgenError
 from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
-from musicgen.train.callbacks import AtomicCheckpointIO, SaveLastAtEnd, SaveOnInterrupt
+from musicgen.train.callbacks import AtomicCheckpointIO, SaveLast, SaveOnInterrupt
 from musicgen.train.quiet import quiet_lightning
 
 
@@ -118,7 +118,10 @@ def _train_locked(
         monitor="val_loss",
         mode="min",
         save_top_k=1,
-        save_last=True,
+        save_last=False,  # last.ckpt is SaveLast's (see why there)
+        # after validations only (there is always a validation set): at an epoch's end it
+        # would look for val_loss that a run resumed there has not computed again, and warn
+        save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
     trainer = build_trainer(
@@ -176,7 +179,7 @@ def build_module(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data
 
 def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:
     last = out / "last.ckpt"
-    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLastAtEnd(last, ckpt_cb)]
+    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLast(last)]
     if train_cfg.patience > 0:
         found.append(
             # checked after each validation only: a run stopped by --max-steps inside its first
