@@ -145,9 +145,7 @@ def _sized(data_dir: Path, model_cfg, train_cfg, hw):
     t0 = time.perf_counter()
     sizing = size_for_budget(data_dir, model_cfg, train_cfg, device, hw.resolved_precision())
     # the probe's time comes out of the budget: M minutes means M minutes in all
-    sizing.train = replace(
-        sizing.train, max_time=max(train_cfg.max_time - (time.perf_counter() - t0) / 60, 0.05)
-    )
+    sizing.train = replace(sizing.train, probe_minutes=(time.perf_counter() - t0) / 60)
     click.echo(
         sizing.describe(train_cfg.max_time, "a GPU" if gpu else "this CPU")
         + "; give --hidden, --layers, --seq-len ... to choose yourself"

@@ -76,6 +76,9 @@ class TrainConfig:
         0.0,
         "Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.",
     )
+    probe_minutes: float = opt(
+        0.0, "Minutes of --max-time the sizing probe took before training began.", cli=False
+    )
     grad_clip: float = opt(1.0, "Gradient norm clip (0 = off).")
     transpose: int = opt(
         5, "Each piece transposed by one random amount within +-N semitones per epoch."
@@ -114,6 +117,7 @@ class TrainConfig:
             or self.weight_decay < 0
             or self.grad_clip < 0
             or self.max_time < 0
+            or self.probe_minutes < 0
         ):
             raise ValueError("warmup, weight decay, gradient clip and max time must be >= 0")
         if (
@@ -128,6 +132,15 @@ class TrainConfig:
             raise ValueError(
                 f"val_every must be positive (a number of batches, or a fraction of an epoch), got {self.val_every}"
             )
+
+    @property
+    def train_minutes(self) -> float:
+        """The part of --max-time left for training (0: no budget). The budget covers the whole
+        command, sizing's probe included; the config keeps it as asked, so that resuming with
+        the same --max-time is no change."""
+        if self.max_time <= 0:
+            return 0.0
+        return max(self.max_time - self.probe_minutes, 0.05)
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def build_trainer(
         precision=hw.resolved_precision(),
         max_epochs=train_cfg.epochs if train_cfg.epochs > 0 else -1,
         max_steps=train_cfg.max_steps,
-        max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
+        max_time={"seconds": train_cfg.train_minutes * 60} if train_cfg.max_time > 0 else None,
         gradient_clip_val=train_cfg.grad_clip or None,
         val_check_interval=val_interval,
         check_val_every_n_epoch=val_epochs,
