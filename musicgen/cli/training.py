@@ -53,7 +53,7 @@ from musicgen.text import plural
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue the run in --out from last.ckpt (weights, optimizer, step).",
+    help="Continue the run in --out from last.ckpt (weights, optimizer, step, settings); only --epochs, --max-steps, --max-time, --val-every, --patience, --log-every and --num-workers may change.",
 )
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."
@@ -77,18 +77,23 @@ def train(data_dir, out, resume, progress, **kw):
     train_cfg = build_config(TrainConfig, kw)
     model_name = model_cfg.name
     hw = build_config(HardwareConfig, kw)
+    # the options the user chose, on the command line or in --config: on --resume these are
+    # compared with the checkpoint's settings, and the others are taken from it
     ctx = click.get_current_context()
-    size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
-    given = [
-        n
-        for n in size_flags
-        if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)
-    ]
-    sized = train_cfg.max_time > 0 and not given and not resume
+    given = {
+        p.name
+        for p in ctx.command.params
+        if ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)
+    }
+    size_flags = {"d_model", "n_layers", "n_heads", "seq_len", "batch_size"}
+    sized = train_cfg.max_time > 0 and not given & size_flags and not resume
     if sized:
         model_cfg, train_cfg = _sized(data_dir, model_cfg, train_cfg, hw)
     out = out or Path("checkpoints") / model_name
-    result = run(data_dir, out, model_cfg, train_cfg, hw, resume=resume, progress_bar=progress)
+    result = run(
+        data_dir, out, model_cfg, train_cfg, hw, resume=resume, given=given, progress_bar=progress
+    )
+    model_name = result.model or model_name  # on --resume, the checkpoint's
     if not result.is_global_zero:
         return  # with several devices every process runs this command; one reports
     if result.best is None and not result.interrupted:

@@ -86,6 +86,9 @@ class TrainConfig:
     steps_per_epoch: int = opt(0, "Batches per epoch (0 = one pass over the training music).")
     val_every: float = opt(1.0, "Validate every N batches (N > 1) or this fraction of an epoch.")
     patience: int = opt(5, "Early stopping: validations without improvement (0 = off).")
+    log_every: int = opt(
+        10, "Log the training loss and learning rate every N steps (OUT/logs, OUT/tb)."
+    )
     seed: int = opt(0, "Random seed.")
     num_workers: int = opt(0, "DataLoader worker processes.")
     # Truncated back-propagation through time on whole pieces (musicgen/data/datamodule.py).
@@ -106,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"infill must be a share in [0, 1], got {self.infill}")
         if self.infill_bars < 1:
             raise ValueError("infill_bars must be >= 1")
+        if self.log_every < 1:
+            raise ValueError("log_every must be >= 1")
         if self.seq_len < 2 or self.batch_size < 1:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
         if not self.lr > 0:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
-from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
-from musicgen.config import HardwareConfig, ModelConfig, TrainConfig, from_dict
+from musicgen.checkpoint import dataset_meta, read_checkpoint_dict
+from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.data.measures import learn_form_of
 from musicgen.errors import MusicgenError
@@ -20,7 +22,9 @@ from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.train.callbacks import AtomicCheckpointIO, SaveLast, SaveOnInterrupt
+from musicgen.train.history import loggers
 from musicgen.train.quiet import quiet_lightning
+from musicgen.train.resume import ResumePoint, resume_point
 
 
 @dataclass
@@ -34,6 +38,7 @@ class TrainResult:
     interrupted: bool
     is_global_zero: bool = True  # False in the other processes of a multi-device run
     val_is_held_out: bool = True  # False: the dataset has no validation files (see MusicDataModule)
+    model: str = ""  # the core trained (on resume, the checkpoint's)
 
 
 def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
@@ -69,17 +74,36 @@ def train(
     hw: HardwareConfig | None = None,
     *,
     resume: bool = False,
+    given: Collection[str] | None = None,
+    init: dict | None = None,
     progress_bar: bool = True,
     logs: bool = True,
 ) -> TrainResult:
+    """Train in `out_dir`, or with `resume` go on with the run saved there.
+
+    `given`: on resume, the names of the config fields the caller chose (the command line's
+    options); the others are the checkpoint's. None: every field of both configs is chosen.
+    See musicgen/train/resume.py for which may differ from the checkpoint's.
+
+    `init`: the base a fine-tune starts from (a JSON-able description, e.g. its path and
+    SHA-256), written into the settings of every checkpoint of the run as `init`; None (the
+    default) is a run from scratch. Loading the base's weights is the caller's (`--init`);
+    on resume the run keeps the base it started from, and another one is refused.
+    """
     quiet_lightning()
     hw = hw or HardwareConfig()
-    _val_schedule(train_cfg.val_every)  # refused before anything is written
     out = Path(out_dir)
     if train_cfg.carry_state is None:
         train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
+    point = None
+    if resume:  # the saved settings, or one line saying which cannot change
+        point = resume_point(out / "last.ckpt", model_cfg, train_cfg, data_dir, given, init)
+        model_cfg, train_cfg, init = point.model, point.train, point.init
+    _val_schedule(train_cfg.val_every)  # refused before anything is written
     # a damaged dataset is refused before anything is written
     dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state)
+    if point is not None:
+        point.check_vocab(dm.vocab.tokens, dm.vocab.moved_id, data_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -88,7 +112,7 @@ def train(
         # left by a run that was killed mid-write
         remove_stale_temps(out, ["last.ckpt", "best.ckpt"])
         return _train_locked(
-            data_dir, out, dm, model_cfg, train_cfg, hw, resume, progress_bar, logs
+            data_dir, out, dm, model_cfg, train_cfg, hw, point, init, progress_bar, logs
         )
 
 
@@ -99,19 +123,17 @@ def _train_locked(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     hw,
-    resume,
+    point: ResumePoint | None,
+    init: dict | None,
     progress_bar,
     logs,
 ) -> TrainResult:
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
     vocab = dm.vocab  # the dataset's, with the tokens only training uses (seams, Start_moved)
-    # the context it learns
+    # the context it learns (on resume the saved ones, which check_vocab found equal)
     model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)
-    ckpt_path = None
-    if resume:
-        model_cfg, ckpt_path = resume_point(out / "last.ckpt", model_cfg, vocab, data_dir)
-    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir)
+    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir, init)
     ckpt_cb = ModelCheckpoint(
         dirpath=out,
         filename="best",
@@ -124,56 +146,44 @@ def _train_locked(
         save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
+    resume_step = point.step if point is not None else None
     trainer = build_trainer(
         train_cfg,
         hw,
         callbacks(out, train_cfg, ckpt_cb),
-        loggers(out) if logs else [],
+        loggers(out, resume_step) if logs else [],
         progress_bar,
     )
+    if point is not None:
+        point.check_devices(trainer.world_size)
+        _say(point.describe())
     t0 = time.perf_counter()
     try:
+        ckpt_path = str(point.path) if point is not None else None
         trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:
         # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
         # then exits with code 1; the caller gets a result to report instead.
         if not trainer.interrupted:
             raise
-    return _result(out, trainer, ckpt_cb, dm, time.perf_counter() - t0)
+    return _result(out, trainer, ckpt_cb, dm, time.perf_counter() - t0, model_cfg.name)
 
 
-def resume_point(last: Path, model_cfg: ModelConfig, vocab, data_dir) -> tuple[ModelConfig, str]:
-    """The architecture saved in `last` and the path to resume from; a one-line error for a
-    run that cannot go on (no checkpoint, another model, another vocabulary)."""
-    if not last.exists():
-        raise MusicgenError(f"nothing to resume: {last} does not exist")
-    # refuses pickled code and foreign files before Lightning sees them
-    meta = read_musicgen_checkpoint(last)["musicgen"]
-    saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    if saved_model.get("name") != model_cfg.name:
-        raise MusicgenError(
-            f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
-        )
-    try:
-        model_cfg = from_dict(ModelConfig, saved_model)  # resume the architecture that was saved
-    except (TypeError, ValueError) as exc:
-        raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
-    saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
-    if saved_vocab.get("tokens") != vocab.tokens:
-        if saved_vocab.get("tokens") == vocab.tokens[:-1] and vocab.moved_id is not None:
-            raise MusicgenError(
-                f"{last} was trained without marking the pieces it transposes (--transpose 0, "
-                "or an older musicgen); train again without --resume"
-            )
-        raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
-    return model_cfg, str(last)
+@rank_zero_only
+def _say(line: str) -> None:
+    """A line for the person at the terminal, from the first process only."""
+    print(line, flush=True)
 
 
-def build_module(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir) -> MusicLM:
+def build_module(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir, init: dict | None = None
+) -> MusicLM:
     """The LightningModule, with what its checkpoints carry: the dataset's vocabulary and
-    encoding, and the form its training pieces have (for --form-bias)."""
+    encoding, the form its training pieces have (for --form-bias), and the base the run
+    started from (`init`, None from scratch)."""
     meta = dataset_meta(vocab, data_dir)
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
+    meta["init"] = init
     return MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta)
 
 
@@ -192,12 +202,6 @@ def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> li
             )
         )
     return found
-
-
-def loggers(out: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    return [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tb", version="")]
 
 
 def build_trainer(
@@ -221,14 +225,14 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
-        log_every_n_steps=10,
+        log_every_n_steps=train_cfg.log_every,
         num_sanity_val_steps=0,
         reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
         use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
     )
 
 
-def _result(out: Path, trainer, ckpt_cb, dm, seconds: float) -> TrainResult:
+def _result(out: Path, trainer, ckpt_cb, dm, seconds: float, model: str) -> TrainResult:
     last = out / "last.ckpt"
     # Lightning reports an absolute path; the result names both files the way `out` was given
     best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
@@ -245,4 +249,5 @@ def _result(out: Path, trainer, ckpt_cb, dm, seconds: float) -> TrainResult:
         bool(trainer.interrupted),
         trainer.is_global_zero,
         dm.val_is_held_out,
+        model,
     )

@@ -3,6 +3,8 @@ TensorBoard) and the settings a resume may change."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -12,9 +14,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from musicgen.config import ModelConfig, TrainConfig
 from musicgen.data.datamodule import TrainPieces, TrainWindows
+from musicgen.errors import MusicgenError
 from musicgen.models.lm import MusicLM
 from musicgen.train import train
-from tests.helpers import MODEL_KW, TRAIN_KW
+from tests.helpers import MODEL_KW, TRAIN_KW, assert_cli_error, assert_ok, run_cli
 
 # batches in one epoch of the fixture dataset at TRAIN_KW's batch of 8: the GRU walks whole
 # pieces (TrainPieces), the transformer reads random windows (TrainWindows)
@@ -129,3 +132,136 @@ def test_last_checkpoint_follows_every_validation_not_only_the_best(dataset, tmp
         run(dataset, tmp_path / "run", max_steps=40)
     assert load(tmp_path / "run" / "best.ckpt")["global_step"] == 5
     assert load(tmp_path / "run" / "last.ckpt")["global_step"] == 15
+
+
+# --- settings on --resume: refused in one line, or applied and named in one ---------------------
+
+TINY_CLI = [
+    "--model", "gru", "--hidden", 16, "--layers", 1, "--seq-len", 32, "--batch-size", 4,
+    "--epochs", 0, "--max-steps", 4, "--val-every", 2, "--warmup", 1, "--patience", 0,
+    "--lr", 0.005, "--log-every", 1, "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_run(dataset, tmp_path) -> Path:
+    out = tmp_path / "run"
+    assert_ok(run_cli("train", "--data", dataset, "--out", out, *TINY_CLI))
+    return out
+
+
+def resume(dataset, out: Path, *args):
+    return run_cli("train", "--data", dataset, "--out", out, "--resume", "--no-progress", *args)
+
+
+@pytest.mark.parametrize(
+    "args, asked, trained",
+    [
+        (["--hidden", 64], "--hidden 64", "--hidden 16"),
+        (["--layers", 2, "--seq-len", 64], "--layers 2, --seq-len 64", "--layers 1, --seq-len 32"),
+        (["--lr", 0.01], "--lr 0.01", "--lr 0.005"),
+        (["--transpose", 0], "--transpose 0", "--transpose 5"),
+        (["--no-carry-state"], "--no-carry-state", "--carry-state"),
+    ],
+)
+def test_resume_refuses_a_setting_that_cannot_change_in_one_line(
+    dataset, tiny_run, args, asked, trained
+):
+    before = {p.name: p.read_bytes() for p in tiny_run.glob("*.ckpt")}
+    line = assert_cli_error(resume(dataset, tiny_run, *args))
+    assert line.startswith(f"error: cannot resume {tiny_run / 'last.ckpt'} with {asked}: ")
+    assert f"the run was trained with {trained}, " in line
+    assert "a resume may change --epochs, --max-steps, --max-time, --val-every" in line
+    assert {p.name: p.read_bytes() for p in tiny_run.glob("*.ckpt")} == before
+
+
+def test_resume_with_the_same_settings_given_or_none_goes_on_silently(dataset, tiny_run):
+    """What the user leaves out comes from the checkpoint: a resume with only --data and
+    --out goes on with --lr 0.005, 16 wide, context 32 (none of them the defaults)."""
+    result = resume(dataset, tiny_run, "--max-steps", 6)
+    assert_ok(result)
+    assert f"resuming {tiny_run / 'last.ckpt'} at step 4 with --max-steps 6 (was 4); " in (
+        result.stdout
+    )
+    meta = load(tiny_run / "last.ckpt")["musicgen"]
+    assert (meta["train"]["lr"], meta["train"]["seq_len"], meta["model"]["d_model"]) == (
+        0.005,
+        32,
+        16,
+    )
+    same = resume(dataset, tiny_run, *TINY_CLI, "--max-steps", 6)  # every flag as before
+    assert_ok(same)
+    assert [ln for ln in same.stdout.splitlines() if ln.startswith("resuming")] == [
+        f"resuming {tiny_run / 'last.ckpt'} at step 6"
+    ]
+
+
+def test_resume_with_a_new_time_budget_says_so_in_one_line_and_uses_it(dataset, tiny_run):
+    result = resume(dataset, tiny_run, "--max-time", "1h", "--max-steps", 6, "--val-every", 3)
+    assert_ok(result)
+    said = [ln for ln in result.stdout.splitlines() if ln.startswith("resuming")]
+    assert said == [
+        f"resuming {tiny_run / 'last.ckpt'} at step 4 with --max-steps 6 (was 4), --max-time 60 "
+        "(was no limit), --val-every 3 (was 2); the learning-rate schedule now ends with the new "
+        "limit"
+    ]
+    ckpt = load(tiny_run / "last.ckpt")
+    assert ckpt["global_step"] == 6
+    assert (
+        ckpt["musicgen"]["train"]["max_time"] == 60 and ckpt["musicgen"]["train"]["val_every"] == 3
+    )
+    timer = [state for key, state in ckpt["callbacks"].items() if key.startswith("Timer")]
+    assert timer and timer[0]["time_elapsed"]["train"] > 0  # the budget ran: a Timer counted
+    again = resume(dataset, tiny_run, "--max-time", 90, "--max-steps", 8)
+    assert_ok(again)
+    assert re.search(r"--max-time 90 \(was 60; \d+\.\d min of it trained\)", again.stdout)
+    counted = [
+        s for k, s in load(tiny_run / "last.ckpt")["callbacks"].items() if k.startswith("Timer")
+    ]
+    # Lightning restored the count: the budget is the whole run's, not this part's
+    assert counted[0]["time_elapsed"]["train"] > timer[0]["time_elapsed"]["train"]
+
+
+def edited(run: Path, out: Path, **meta) -> Path:
+    """A copy of `run` whose last.ckpt says `meta` (our own file: plain load is fine)."""
+    shutil.copytree(run, out)
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)
+    ckpt["musicgen"].update(meta)
+    torch.save(ckpt, out / "last.ckpt")
+    return out
+
+
+def test_every_checkpoint_names_the_base_it_started_from_and_a_resume_keeps_it(
+    dataset, tiny_run, tmp_path
+):
+    """The hook for --init: `init` in every checkpoint's settings (None from scratch); a
+    resumed fine-tune keeps its base, and starting it from another one is refused."""
+    assert load(tiny_run / "last.ckpt")["musicgen"]["init"] is None
+    assert load(tiny_run / "best.ckpt")["musicgen"]["init"] is None
+    base = {"path": "checkpoints/pretrained/gru", "sha256": "0" * 64}
+    out = edited(tiny_run, tmp_path / "tuned", init=base)
+
+    def go_on(init=None):
+        return train(
+            dataset,
+            out,
+            ModelConfig(name="gru"),
+            TrainConfig(max_steps=6),
+            resume=True,
+            given={"max_steps"},
+            init=init,
+            progress_bar=False,
+            logs=False,
+        )
+
+    assert go_on().steps == 6
+    assert load(out / "last.ckpt")["musicgen"]["init"] == base
+    assert load(out / "best.ckpt")["musicgen"]["init"] == base
+    with pytest.raises(MusicgenError, match="started from checkpoints/pretrained/gru; .* other"):
+        go_on({"path": "other"})
+
+
+def test_resume_on_another_number_of_processes_is_refused(dataset, tiny_run, tmp_path):
+    out = edited(tiny_run, tmp_path / "ddp", world_size=2)
+    line = assert_cli_error(resume(dataset, out))
+    assert "was trained by 2 processes (--devices x --num-nodes) and this run has 1" in line
