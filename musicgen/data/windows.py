@@ -265,8 +265,10 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         done = int(state.get("batches", 0))
-        # a finished epoch (saved at its end) leaves nothing to skip in the next one
-        if state.get("epoch") == self.epoch and 0 < done < len(self.batch_sampler):
+        # Another epoch's state (the run was saved after its epoch ended) skips nothing. All of
+        # this epoch's batches done (saved after a validation on its last batch) skips them all:
+        # Lightning may still ask for a batch before it closes the epoch, and must get none.
+        if state.get("epoch") == self.epoch and 0 < done <= len(self.batch_sampler):
             self.batch_sampler.skip = done
             self.first_step -= done
 

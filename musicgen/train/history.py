@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -32,6 +33,20 @@ def loggers(out: Path, resume_step: int | None) -> list:
         out, name="tb", version="", default_hp_metric=False, purge_step=resume_step or 0
     )
     return [HistoryCSV(out, resume_step), tb]
+
+
+class LogStepIsGlobalStep(Callback):
+    """Rows are logged at Lightning's `_batches_that_stepped`, which in a run never stopped
+    equals the global step when a batch starts (one optimizer step a batch). A run asked to
+    stop (--max-time, early stopping) validates once more and SaveLast writes last.ckpt after
+    that validation; Lightning, restoring it, leaves the count one behind (it adds the missing
+    one only where a validation was due by schedule), and the resumed run would log each row
+    a step early: one step twice in the history and its last one lost. Set it back."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        loop = trainer.fit_loop.epoch_loop
+        if getattr(loop, "_batches_that_stepped", None) not in (None, trainer.global_step):
+            loop._batches_that_stepped = trainer.global_step
 
 
 class HistoryCSV(CSVLogger):

@@ -22,7 +22,7 @@ from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
 from musicgen.train.callbacks import AtomicCheckpointIO, SaveLast, SaveOnInterrupt
-from musicgen.train.history import loggers
+from musicgen.train.history import LogStepIsGlobalStep, loggers
 from musicgen.train.quiet import quiet_lightning
 from musicgen.train.resume import ResumePoint, resume_point
 
@@ -189,7 +189,7 @@ def build_module(
 
 def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:
     last = out / "last.ckpt"
-    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLast(last)]
+    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLast(last), LogStepIsGlobalStep()]
     if train_cfg.patience > 0:
         found.append(
             # checked after each validation only: a run stopped by --max-steps inside its first

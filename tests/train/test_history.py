@@ -159,3 +159,32 @@ def test_a_resumed_writer_keeps_the_rows_before_it_and_adds_its_columns(tmp_path
     assert not list(tmp_path.glob(".metrics.csv.*.tmp"))
     History(str(tmp_path), resume_step=None)  # a new run: its history starts empty
     assert not path.exists()
+
+
+def test_a_run_stopped_early_and_resumed_logs_each_step_once(dataset, tmp_path, monkeypatch):
+    """A run asked to stop (as --max-time or early stopping do) validates once more and saves
+    after it; resumed from there, its rows still carry the steps that produced them."""
+    from musicgen.config import ModelConfig, TrainConfig
+    from musicgen.models.lm import MusicLM
+    from musicgen.train import train
+    from tests.helpers import MODEL_KW, TRAIN_KW
+
+    real = MusicLM.on_train_batch_end
+
+    def stop_at_6(self, outputs, batch, batch_idx):
+        if self.global_step == 6:
+            self.trainer.should_stop = True  # what the Timer does when --max-time is up
+        return real(self, outputs, batch, batch_idx)
+
+    cfg = {**TRAIN_KW, "max_steps": 10, "val_every": 4, "log_every": 1}
+    out = tmp_path / "run"
+    model = ModelConfig(name="gru", **MODEL_KW)
+    with monkeypatch.context() as m:
+        m.setattr(MusicLM, "on_train_batch_end", stop_at_6)
+        assert train(dataset, out, model, TrainConfig(**cfg), progress_bar=False).steps == 6
+    assert (
+        train(dataset, out, model, TrainConfig(**cfg), resume=True, progress_bar=False).steps == 10
+    )
+    rows = csv_rows(out / "logs" / "metrics.csv")
+    assert steps_of(rows, "train_loss") == list(range(10))
+    assert steps_of(rows, "val_loss") == [3, 5, 7]  # as scheduled (after 4 and 8), and at the stop

@@ -58,6 +58,19 @@ def crash_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(MusicLM, "training_step", training_step)
 
 
+def stop_asked_at(monkeypatch, step: int) -> None:
+    """The run is asked to stop after step `step`, as the Timer asks when --max-time is up:
+    Lightning validates once more, and last.ckpt is written after that validation."""
+    real = MusicLM.on_train_batch_end
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.global_step == step:
+            self.trainer.should_stop = True
+        return real(self, outputs, batch, batch_idx)
+
+    monkeypatch.setattr(MusicLM, "on_train_batch_end", on_train_batch_end)
+
+
 def run(dataset, out: Path, name: str = "gru", resume: bool = False, **overrides):
     cfg = TrainConfig(**{**TRAIN_KW, "val_every": 5, **overrides})
     return train(
@@ -86,16 +99,17 @@ def by_step(drawn: list[tuple[int, int]], per: int) -> list[list[tuple[int, int]
 def test_a_resumed_run_draws_the_windows_an_unbroken_run_draws(
     dataset, tmp_path, monkeypatch, name
 ):
-    """Stopped by --max-steps mid-epoch, killed between validations, stopped on an epoch's
-    last batch, resumed each time: every part of the run draws the items an unbroken run
-    draws from the step it resumes at; and Lightning knows the loader is resumable, so it
-    does not warn."""
+    """Stopped by --max-steps mid-epoch, killed between validations, stopped by --max-steps
+    on an epoch's last batch, asked to stop on the next epoch's last batch (as --max-time
+    does), resumed each time: every part of the run draws the items an unbroken run draws
+    from the step it resumes at; and Lightning knows the loader is resumable, so it does
+    not warn."""
     drawn = spy_windows(monkeypatch)
     per = 1 if name == "gru" else TRAIN_KW["batch_size"]  # a batch of pieces, or 8 windows
-    epoch, total = EPOCH[name], EPOCH[name] + 8
+    epoch, total = EPOCH[name], 2 * EPOCH[name] + 4
     run(dataset, tmp_path / "whole", name, max_steps=total)
     whole = by_step(drawn, per)
-    assert len(whole) == total and whole[epoch][0] == (1, 0)  # into the second epoch
+    assert len(whole) == total and whole[2 * epoch][0] == (2, 0)  # into the third epoch
 
     def part(resume_at: int, **kw) -> list:
         drawn.clear()
@@ -112,7 +126,10 @@ def test_a_resumed_run_draws_the_windows_an_unbroken_run_draws(
         assert by_step(drawn, per)[:11] == whole[3:14]
         assert load(tmp_path / "broken" / "last.ckpt")["global_step"] == 10  # its validation
         assert part(10, max_steps=epoch) == whole[10:epoch]
-        assert part(epoch, max_steps=total) == whole[epoch:]
+        with monkeypatch.context() as m:
+            stop_asked_at(m, 2 * epoch)
+            assert part(epoch, max_steps=total) == whole[epoch : 2 * epoch]
+        assert part(2 * epoch, max_steps=total) == whole[2 * epoch :]
     assert not [w for w in caught if "resum" in str(w.message)], [str(w.message) for w in caught]
     assert load(tmp_path / "broken" / "last.ckpt")["global_step"] == total
 
