@@ -53,7 +53,7 @@ from musicgen.text import plural
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue the run in --out from last.ckpt (weights, optimizer, step).",
+    help="Continue the run in --out from last.ckpt (weights, optimizer, step, settings); only --epochs, --max-steps, --max-time, --val-every, --patience, --log-every and --num-workers may change.",
 )
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."
@@ -78,18 +78,22 @@ def train(data_dir, out, resume, progress, **kw):
     train_cfg = build_config(TrainConfig, kw)
     model_name = model_cfg.name
     hw = build_config(HardwareConfig, kw)
+    # the options the user chose, on the command line or in --config: on --resume these are
+    # compared with the checkpoint's settings, and the others are taken from it
     ctx = click.get_current_context()
-    size_flags = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size")
-    given = [
-        n
-        for n in size_flags
-        if ctx.get_parameter_source(n) not in (click.core.ParameterSource.DEFAULT, None)
-    ]
-    start = resolve_init(train_cfg.init, model_name)
-    click.echo(start.note)
-    if start.model is not None:
-        model_cfg, train_cfg = _fine_tune(start, model_cfg, train_cfg, given)
-    elif train_cfg.max_time > 0 and not given and not resume:
+    given = {
+        p.name
+        for p in ctx.command.params
+        if ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)
+    }
+    size_flags = {"d_model", "n_layers", "n_heads", "seq_len", "batch_size"}
+    start = None
+    if not resume:  # a resumed run keeps where it started (train/resume.py)
+        start = resolve_init(train_cfg.init, model_name)
+        click.echo(start.note)
+    if start is not None and start.model is not None:
+        model_cfg, train_cfg = _fine_tune(start, model_cfg, train_cfg, sorted(given & size_flags))
+    elif train_cfg.max_time > 0 and not given & size_flags and not resume:
         model_cfg, train_cfg = _sized(data_dir, model_cfg, train_cfg, hw)
     out = out or Path("checkpoints") / model_name
     result = run(
@@ -99,10 +103,12 @@ def train(data_dir, out, resume, progress, **kw):
         train_cfg,
         hw,
         resume=resume,
+        given=given,
         progress_bar=progress,
         start=start,
         echo=click.echo,
     )
+    model_name = result.model or model_name  # on --resume, the checkpoint's
     if not result.is_global_zero:
         return  # with several devices every process runs this command; one reports
     if result.best is None and not result.interrupted:
@@ -180,9 +186,7 @@ def _sized(data_dir: Path, model_cfg, train_cfg, hw):
     t0 = time.perf_counter()
     sizing = size_for_budget(data_dir, model_cfg, train_cfg, device, hw.resolved_precision())
     # the probe's time comes out of the budget: M minutes means M minutes in all
-    sizing.train = replace(
-        sizing.train, max_time=max(train_cfg.max_time - (time.perf_counter() - t0) / 60, 0.05)
-    )
+    sizing.train = replace(sizing.train, probe_minutes=(time.perf_counter() - t0) / 60)
     click.echo(
         sizing.describe(train_cfg.max_time, "a GPU" if gpu else "this CPU")
         + "; give --hidden, --layers, --seq-len ... to choose yourself"

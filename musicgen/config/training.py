@@ -83,6 +83,9 @@ class TrainConfig:
         0.0,
         "Wall-clock budget: minutes (5), or 90s, 1h30m, DD:HH:MM:SS (0 = none); the LR schedule ends with it.",
     )
+    probe_minutes: float = opt(
+        0.0, "Minutes of --max-time the sizing probe took before training began.", cli=False
+    )
     grad_clip: float = opt(1.0, "Gradient norm clip (0 = off).")
     transpose: int = opt(
         5, "Each piece transposed by one random amount within +-N semitones per epoch."
@@ -90,6 +93,9 @@ class TrainConfig:
     steps_per_epoch: int = opt(0, "Batches per epoch (0 = one pass over the training music).")
     val_every: float = opt(1.0, "Validate every N batches (N > 1) or this fraction of an epoch.")
     patience: int = opt(5, "Early stopping: validations without improvement (0 = off).")
+    log_every: int = opt(
+        10, "Log the training loss and learning rate every N steps (OUT/logs, OUT/tb)."
+    )
     seed: int = opt(0, "Random seed.")
     num_workers: int = opt(0, "DataLoader worker processes.")
     # Truncated back-propagation through time on whole pieces (musicgen/data/datamodule.py).
@@ -130,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"controls must be a share in [0, 1], got {self.controls}")
         if self.infill_bars < 1:
             raise ValueError("infill_bars must be >= 1")
+        if self.log_every < 1:
+            raise ValueError("log_every must be >= 1")
         if self.seq_len < 2 or self.batch_size < 1:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
         if self.lr is not None and not self.lr > 0:
@@ -143,6 +151,7 @@ class TrainConfig:
             or self.weight_decay < 0
             or self.grad_clip < 0
             or self.max_time < 0
+            or self.probe_minutes < 0
         ):
             raise ValueError("warmup, weight decay, gradient clip and max time must be >= 0")
         if (
@@ -157,6 +166,15 @@ class TrainConfig:
             raise ValueError(
                 f"val_every must be positive (a number of batches, or a fraction of an epoch), got {self.val_every}"
             )
+
+    @property
+    def train_minutes(self) -> float:
+        """The part of --max-time left for training (0: no budget). The budget covers the whole
+        command, sizing's probe included; the config keeps it as asked, so that resuming with
+        the same --max-time is no change."""
+        if self.max_time <= 0:
+            return 0.0
+        return max(self.max_time - self.probe_minutes, 0.05)
 
 
 @dataclass(frozen=True)

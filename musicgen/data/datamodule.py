@@ -50,6 +50,7 @@ from musicgen.data.windows import (  # noqa: F401
     EvalStreams,
     PieceChunks,
     ResumableBatchSampler,
+    ResumableLoader,
     TrainPieces,
     TrainWindows,
     _Batches,
@@ -156,14 +157,15 @@ class MusicDataModule(L.LightningDataModule):
             return 1, 0
         return self.trainer.world_size, self.trainer.global_rank
 
-    def _loader(self, ds, batches: BatchSampler) -> DataLoader:
-        return DataLoader(
+    def _loader(self, ds, batches: BatchSampler, cls=DataLoader, **extra) -> DataLoader:
+        return cls(
             ds,
             batch_sampler=batches,
             collate_fn=_Batches.collate if isinstance(ds, _Batches) else None,
             num_workers=self.cfg.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.cfg.num_workers > 0,
+            **extra,
         )
 
     @staticmethod
@@ -189,12 +191,12 @@ class MusicDataModule(L.LightningDataModule):
         else:
             data = self.train_set
             batches = ResumableBatchSampler(self._sampler(data, world, rank), self.cfg.batch_size)
-        if self.trainer is not None:
-            # Every epoch is len(batches) optimizer steps: steps beyond the finished epochs
-            # were taken in this one before the run stopped (0 unless resuming mid-epoch).
-            done = self.trainer.global_step - self.trainer.current_epoch * len(batches)
-            batches.skip = done if 0 < done < len(batches) else 0
-        return self._loader(data, batches)
+        # Lightning restores where a resumed run stopped in the epoch (ResumableLoader)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self._loader(data, batches, ResumableLoader, epoch=epoch, steps=self._steps)
+
+    def _steps(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         world, rank = self._placement()

@@ -5,11 +5,13 @@ that resumes where a run stopped."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import (
     BatchSampler,
+    DataLoader,
     Dataset,
 )
 
@@ -259,6 +261,35 @@ class ResumableBatchSampler(BatchSampler):
         for k, batch in enumerate(super().__iter__()):
             if k >= skip:
                 yield batch
+
+
+class ResumableLoader(DataLoader):
+    """One epoch's training batches, which Lightning knows as resumable: it saves
+    `state_dict()` in every checkpoint and hands it back to `load_state_dict` when a run
+    resumes, before the first batch is drawn.
+
+    The state is the epoch and how many of its batches were trained. The count is read from
+    the trainer's step counter (`steps`) when the checkpoint is written, not from the batches
+    drawn so far: Lightning fetches a batch ahead, so the sampler is always one ahead of
+    training. Each optimizer step trains exactly one batch (no gradient accumulation).
+    """
+
+    def __init__(self, *args, epoch: int, steps: Callable[[], int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch, self.steps = epoch, steps
+        self.first_step = steps()  # the step at which this epoch's first batch is trained
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.steps() - self.first_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        done = int(state.get("batches", 0))
+        # Another epoch's state (the run was saved after its epoch ended) skips nothing. All of
+        # this epoch's batches done (saved after a validation on its last batch) skips them all:
+        # Lightning may still ask for a batch before it closes the epoch, and must get none.
+        if state.get("epoch") == self.epoch and 0 < done <= len(self.batch_sampler):
+            self.batch_sampler.skip = done
+            self.first_step -= done
 
 
 class _Batches(Dataset):

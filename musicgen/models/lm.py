@@ -143,7 +143,7 @@ class MusicLM(L.LightningModule):
         if math.isfinite(total) and total > cfg.warmup_steps:
             progress = (step - cfg.warmup_steps) / (total - cfg.warmup_steps)
         if cfg.max_time > 0 and self._trainer is not None:
-            progress = max(progress, self._elapsed() / (cfg.max_time * 60.0))
+            progress = max(progress, self._elapsed() / (cfg.train_minutes * 60.0))
         progress = min(max(progress, 0.0), 1.0)
         return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
 

@@ -1,5 +1,6 @@
-"""What Lightning calls back during a run: atomic checkpoint writes, the last step saved
-at the end, and a save on Ctrl-C, so that --resume always has the whole state."""
+"""What Lightning calls back during a run: atomic checkpoint writes, last.ckpt after every
+validation and at the end, and a save on Ctrl-C, so that --resume always has the whole,
+latest state."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint
 
 from musicgen.fsutil import atomic_write
 
@@ -21,23 +22,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda fh: torch.save(checkpoint, fh))
 
 
-class SaveLastAtEnd(Callback):
-    """last.ckpt holds the final step even when training stops between validations.
+class SaveLast(Checkpoint):
+    """last.ckpt, the whole state --resume continues from: written after every validation
+    and after the run's last batch.
 
-    ModelCheckpoint writes last.ckpt only after a validation, so a run whose
-    --max-steps (or --max-time) ends between two validations would leave an older
-    last.ckpt behind and --resume would silently redo the steps after it.
+    Lightning's ModelCheckpoint(save_last=True) writes last.ckpt only at a validation that
+    also wrote best.ckpt, so once the validation loss stopped improving a killed run would
+    resume from that old step; and at the end of a run it writes last.ckpt after the fit
+    loop has counted the unfinished epoch as done, so a run resumed from it (--resume
+    --max-steps N with a larger N) would skip the rest of that epoch. Here the final save
+    comes after the last batch, while the epoch is still open. A `Checkpoint` subclass, so
+    Lightning runs it after the Timer (which decides on the same hook whether --max-time is
+    up) and after ModelCheckpoint (whose best score it saves).
     """
 
-    def __init__(self, path: Path, ckpt_cb: ModelCheckpoint):
-        self.path, self.ckpt_cb = path, ckpt_cb
+    def __init__(self, path: Path):
+        self.path = path
+        self.saved_at = -1
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # again even if the last batch just saved: the validation changed the best score
+        if not trainer.sanity_checking:
+            self._save(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
+            self._save(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        # every process must take the same branch (saving is collective), so decide on
-        # state they share rather than on whether the file is visible to this one
-        saved = getattr(self.ckpt_cb, "_last_global_step_saved", -1)
-        if trainer.global_step > 0 and saved != trainer.global_step:
+        # a stop decided at an epoch's end (the last epoch, early stopping): saved already,
+        # unless no validation came after the last batch
+        if self.saved_at != trainer.global_step:
+            self._save(trainer)
+
+    def _save(self, trainer) -> None:
+        # every process takes the same branch (saving is collective): it depends on state
+        # they share, not on whether the file is visible to this one
+        if trainer.global_step > 0:
             trainer.save_checkpoint(self.path, weights_only=False)  # full state: --resume needs it
+            self.saved_at = trainer.global_step
 
 
 class SaveOnInterrupt(Callback):

@@ -5,24 +5,27 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
-from musicgen.checkpoint import dataset_meta, read_checkpoint_dict, read_musicgen_checkpoint
-from musicgen.config import HardwareConfig, ModelConfig, TrainConfig, from_dict
+from musicgen.checkpoint import dataset_meta, read_checkpoint_dict
+from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
 from musicgen.data.measures import learn_form_of
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
-from musicgen.train.callbacks import AtomicCheckpointIO, SaveLastAtEnd, SaveOnInterrupt
+from musicgen.train.callbacks import AtomicCheckpointIO, SaveLast, SaveOnInterrupt
+from musicgen.train.history import LogStepIsGlobalStep, loggers
 from musicgen.train.init import Start, initial_weights, resolve_init
 from musicgen.train.quiet import quiet_lightning
+from musicgen.train.resume import ResumePoint, resume_point
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TrainResult:
     interrupted: bool
     is_global_zero: bool = True  # False in the other processes of a multi-device run
     val_is_held_out: bool = True  # False: the dataset has no validation files (see MusicDataModule)
+    model: str = ""  # the core trained (on resume, the checkpoint's)
 
 
 def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
@@ -71,28 +75,44 @@ def train(
     hw: HardwareConfig | None = None,
     *,
     resume: bool = False,
+    given: Collection[str] | None = None,
     progress_bar: bool = True,
     logs: bool = True,
     start: Start | None = None,
     echo: Callable[[str], None] = lambda line: None,
 ) -> TrainResult:
-    """Train `model_cfg` on the dataset in `data_dir`, from where `train_cfg.init` says (or
-    `start`, already resolved): a fine-tune keeps its starting point's architecture and
-    vocabulary, and the corpus is mapped into that vocabulary."""
+    """Train in `out_dir` from where `train_cfg.init` says (or `start`, already resolved),
+    or with `resume` go on with the run saved there. A fine-tune keeps its starting
+    point's architecture and vocabulary, and the corpus is mapped into that vocabulary.
+
+    `given`: on resume, the names of the config fields the caller chose (the command line's
+    options); the others are the checkpoint's. None: every field of both configs is chosen.
+    See musicgen/train/resume.py for which may differ from the checkpoint's. A resumed run
+    keeps the starting point it began from (the checkpoint's `init`).
+    """
     quiet_lightning()
     hw = hw or HardwareConfig()
-    _val_schedule(train_cfg.val_every)  # refused before anything is written
     out = Path(out_dir)
     if train_cfg.carry_state is None:
         train_cfg = replace(train_cfg, carry_state=CORES[model_cfg.name].recurrent)
-    start = start or resolve_init(train_cfg.init, model_cfg.name)
-    if start.model is not None:  # the architecture it starts from; dropout is the run's own
-        model_cfg = replace(start.model.model_cfg, dropout=model_cfg.dropout)
+    point = None
+    if resume:  # the saved settings, or one line saying which cannot change
+        point = resume_point(out / "last.ckpt", model_cfg, train_cfg, data_dir, given)
+        model_cfg, train_cfg = point.model, point.train
+        start = resolve_init(train_cfg.init, model_cfg.name)  # the vocabulary it learnt
+        point.check_start(start.to_dict())
+    else:
+        start = start or resolve_init(train_cfg.init, model_cfg.name)
+        if start.model is not None:  # the architecture it starts from; dropout is the run's
+            model_cfg = replace(start.model.model_cfg, dropout=model_cfg.dropout)
+    _val_schedule(train_cfg.val_every)  # refused before anything is written
     into = start.model.vocab if start.model is not None else train_cfg.vocab
     # a damaged dataset is refused before anything is written
     dm = MusicDataModule(data_dir, train_cfg, streams=train_cfg.carry_state, into=into)
     if dm.mapped:
         echo(dm.mapped)
+    if point is not None:
+        point.check_vocab(dm.vocab.tokens, data_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -101,7 +121,7 @@ def train(
         # left by a run that was killed mid-write
         remove_stale_temps(out, ["last.ckpt", "best.ckpt"])
         return _train_locked(
-            data_dir, out, dm, model_cfg, train_cfg, hw, resume, progress_bar, logs, start
+            data_dir, out, dm, model_cfg, train_cfg, hw, point, start, progress_bar, logs
         )
 
 
@@ -112,86 +132,74 @@ def _train_locked(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     hw,
-    resume,
+    point: ResumePoint | None,
+    start: Start,
     progress_bar,
     logs,
-    start: Start,
 ) -> TrainResult:
     """One run, its folder locked: the model, the callbacks, Lightning's fit, the result."""
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
     vocab = dm.vocab  # the dataset's, with the tokens only training uses (seams, Start_moved)
-    # the context it learns
+    # the context it learns (on resume the saved ones, which check_vocab found equal)
     model_cfg = replace(model_cfg, vocab_size=len(vocab), max_len=train_cfg.seq_len)
-    ckpt_path = None
-    if resume:
-        model_cfg, ckpt_path = resume_point(out / "last.ckpt", model_cfg, vocab, data_dir)
-    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir, start)
+    # a resumed run keeps the record of where it began; its weights come from last.ckpt
+    record = point.init if point is not None else start.to_dict()
+    lm = build_module(model_cfg, train_cfg, vocab, dm, data_dir, start, record)
     ckpt_cb = ModelCheckpoint(
         dirpath=out,
         filename="best",
         monitor="val_loss",
         mode="min",
         save_top_k=1,
-        save_last=True,
+        save_last=False,  # last.ckpt is SaveLast's (see why there)
+        # after validations only (there is always a validation set): at an epoch's end it
+        # would look for val_loss that a run resumed there has not computed again, and warn
+        save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
+    resume_step = point.step if point is not None else None
     trainer = build_trainer(
         train_cfg,
         hw,
         callbacks(out, train_cfg, ckpt_cb),
-        loggers(out) if logs else [],
+        loggers(out, resume_step) if logs else [],
         progress_bar,
     )
+    if point is not None:
+        point.check_devices(trainer.world_size)
+        _say(point.describe())
     t0 = time.perf_counter()
     try:
+        ckpt_path = str(point.path) if point is not None else None
         trainer.fit(lm, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:
         # After Ctrl-C Lightning runs the callbacks (SaveOnInterrupt saves last.ckpt),
         # then exits with code 1; the caller gets a result to report instead.
         if not trainer.interrupted:
             raise
-    return _result(out, trainer, ckpt_cb, dm, time.perf_counter() - t0)
+    return _result(out, trainer, ckpt_cb, dm, time.perf_counter() - t0, model_cfg.name)
 
 
-def resume_point(last: Path, model_cfg: ModelConfig, vocab, data_dir) -> tuple[ModelConfig, str]:
-    """The architecture saved in `last` and the path to resume from; a one-line error for a
-    run that cannot go on (no checkpoint, another model, another vocabulary)."""
-    if not last.exists():
-        raise MusicgenError(f"nothing to resume: {last} does not exist")
-    # refuses pickled code and foreign files before Lightning sees them
-    meta = read_musicgen_checkpoint(last)["musicgen"]
-    saved_model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    if saved_model.get("name") != model_cfg.name:
-        raise MusicgenError(
-            f"{last} holds a {saved_model.get('name')!r} model, not {model_cfg.name!r}"
-        )
-    try:
-        model_cfg = from_dict(ModelConfig, saved_model)  # resume the architecture that was saved
-    except (TypeError, ValueError) as exc:
-        raise MusicgenError(f"{last}: model settings are damaged ({exc})") from None
-    saved_vocab = meta.get("vocab") if isinstance(meta.get("vocab"), dict) else {}
-    saved = saved_vocab.get("tokens")
-    if saved != vocab.tokens:
-        lacks = [t for t in vocab.tokens if t not in set(saved or [])]
-        if saved and lacks and [t for t in vocab.tokens if t not in lacks] == saved:
-            what = (
-                "marking the pieces it transposes (--transpose 0, or an older musicgen)"
-                if "Start_moved" in lacks
-                else "control tokens (--controls 0, or an older musicgen)"
-            )
-            raise MusicgenError(f"{last} was trained without {what}; train again without --resume")
-        raise MusicgenError(f"{last} was trained on a different vocabulary than {data_dir}")
-    return model_cfg, str(last)
+@rank_zero_only
+def _say(line: str) -> None:
+    """A line for the person at the terminal, from the first process only."""
+    print(line, flush=True)
 
 
 def build_module(
-    model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, dm, data_dir, start: Start
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    vocab,
+    dm,
+    data_dir,
+    start: Start,
+    record: dict | None = None,
 ) -> MusicLM:
     """The LightningModule, its weights where the run starts, and what its checkpoints
-    carry: the vocabulary and encoding, where it started, the form its training pieces
-    have (for --form-bias) and the levels of its controls."""
+    carry: the vocabulary and encoding, where it started (`init`), the form its training
+    pieces have (for --form-bias) and the levels of its controls."""
     meta = dataset_meta(vocab, data_dir)
-    meta["init"] = start.to_dict()
+    meta["init"] = record if record is not None else start.to_dict()
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
     if dm.controls is not None:  # the levels of the controls, in each attribute's units
         meta["controls"] = dm.controls.to_dict()
@@ -203,7 +211,7 @@ def build_module(
 
 def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> list[Callback]:
     last = out / "last.ckpt"
-    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLastAtEnd(last, ckpt_cb)]
+    found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLast(last), LogStepIsGlobalStep()]
     if train_cfg.patience > 0:
         found.append(
             # checked after each validation only: a run stopped by --max-steps inside its first
@@ -218,12 +226,6 @@ def callbacks(out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint) -> li
     return found
 
 
-def loggers(out: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    return [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tb", version="")]
-
-
 def build_trainer(
     train_cfg: TrainConfig, hw: HardwareConfig, callbacks: list, loggers: list, progress_bar: bool
 ) -> L.Trainer:
@@ -236,7 +238,7 @@ def build_trainer(
         precision=hw.resolved_precision(),
         max_epochs=train_cfg.epochs if train_cfg.epochs > 0 else -1,
         max_steps=train_cfg.max_steps,
-        max_time={"seconds": train_cfg.max_time * 60} if train_cfg.max_time > 0 else None,
+        max_time={"seconds": train_cfg.train_minutes * 60} if train_cfg.max_time > 0 else None,
         gradient_clip_val=train_cfg.grad_clip or None,
         val_check_interval=val_interval,
         check_val_every_n_epoch=val_epochs,
@@ -245,14 +247,14 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
-        log_every_n_steps=10,
+        log_every_n_steps=train_cfg.log_every,
         num_sanity_val_steps=0,
         reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
         use_distributed_sampler=False,  # the data module shards (see MusicDataModule._sampler)
     )
 
 
-def _result(out: Path, trainer, ckpt_cb, dm, seconds: float) -> TrainResult:
+def _result(out: Path, trainer, ckpt_cb, dm, seconds: float, model: str) -> TrainResult:
     last = out / "last.ckpt"
     # Lightning reports an absolute path; the result names both files the way `out` was given
     best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
@@ -269,4 +271,5 @@ def _result(out: Path, trainer, ckpt_cb, dm, seconds: float) -> TrainResult:
         bool(trainer.interrupted),
         trainer.is_global_zero,
         dm.val_is_held_out,
+        model,
     )

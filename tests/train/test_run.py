@@ -579,6 +579,16 @@ def test_a_time_budget_alone_sizes_the_model_and_says_so(dataset, tmp_path):
     assert "sized for 0.05 min on this CPU: gru 192 wide, 2 layers, context 256" in result.stdout
     meta = load(out / "last.ckpt")["musicgen"]
     assert (meta["model"]["d_model"], meta["train"]["seq_len"]) == (192, 256)
+    # the budget is kept as asked (the probe's share beside it): the same command resumes
+    # the run with no change, and without sizing again
+    assert meta["train"]["max_time"] == 0.05 and meta["train"]["probe_minutes"] > 0
+    again = run_cli(
+        "train", "--data", dataset, "--model", "gru", "--out", out, "--max-time", "0.05",
+        "--no-progress", "--val-every", "2", "--resume",
+    )  # fmt: skip
+    assert_ok(again)
+    assert "sized for" not in again.stdout
+    assert f"resuming {out / 'last.ckpt'} at step {meta['global_step']}\n" in again.stdout
     given = run_cli(
         "train",
         "--data",
