@@ -1,0 +1,714 @@
+"""Assemble the broad, openly licensed MIDI corpus that the base models are pretrained on.
+
+Writes ``OUT/<collection>/...mid`` (one piece per MIDI file), ``OUT/SOURCES.tsv`` (one line per
+file: relative path, collection, source, licence, sha256 of the written MIDI) and
+``OUT/summary.json`` (per collection: files, notes, seconds, share with drums, kinds, and what
+was skipped and why).  The collections written are rebuilt from scratch, and every step is
+deterministic, so re-running gives byte-identical files.
+
+Sources and licences (see ../shared/corpora.md):
+
+* music21's own corpus (the installed package, ``music21/corpus``):
+  - folk tune books (ABC): ``ryansMammoth``, ``oneills1850`` (every tune), ``airdsAirs``,
+    ``miscFolk``.  Traditional tunes from public-domain books; the ABC transcribers are named
+    in each tune's Z: field.  Split into single tunes and written as make_folk_corpus.py
+    does (imported from it: repeats expanded, melody only, bars on the tune's bar lines).
+  - scores: ``bach`` (MusicXML; the three CCARH ``.krn`` copies of chorales that are also
+    there as MusicXML are left out), ``palestrina`` (Humdrum), ``monteverdi``, ``trecento``
+    with ``ciconia`` and ``luca``, ``josquin`` (ABC, GPL-2+), and the single-composer folders
+    (Beethoven, Haydn and Mozart quartets, Schumann, Joplin, ...).  The licence of each
+    file is read from its own rights field where it has one: CC-BY-SA 3.0 (Cuthbert's
+    trecento editions, the Webern), CC-BY (the Corelli), CC0, otherwise public domain.
+    Palestrina's encodings say "Copyright 2000, John Miller; rights to all derivative
+    electronic formats reserved": they are kept, labelled so, and left out by
+    ``--permissive-only``.  Files whose rights say "All Rights Reserved" or name a modern
+    publisher (one lead sheet, two Monteverdi madrigals) are left out.
+* Freedoom ``musics/*.mid`` (github freedoom/freedoom), BSD-3-Clause, copied as they are.
+* OpenMSX (Debian ``openttd-openmsx``), GPL-2.0, copied.
+* Planet Blupi music (Debian ``planetblupi-music-midi``), GPL-3+, copied.
+* Groove MIDI Dataset (the copy in github zharry29/drums-with-llm, ``groove/``), CC-BY 4.0,
+  by Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck and David Bamman (Magenta, "Learning
+  to Groove with Inverse Sequence Transformations", ICML 2019): ``--groove-count`` beat
+  performances (not fills), taken in turn from each style so all styles are present.
+* OpenScore Lieder and OpenScore String Quartets (github OpenScore/*, ``scores/**.mxl``), CC0.
+
+MusicXML, Humdrum and polyphonic ABC are parsed by music21 and written by this script
+(``score_to_midi``: repeats expanded per part, ties merged, grace notes dropped, dynamics as
+velocities, MIDI programs from the parts' instruments): music21's own MIDI writer takes
+~40x longer on a string quartet.  Each file has ``--timeout`` seconds; failures and timeouts
+are skipped and counted in summary.json.
+
+``--permissive-only`` keeps only public domain, CC0, BSD and CC-BY files (drops GPL,
+CC-BY-SA and the rights-reserved Palestrina encodings).  ``--collections`` picks a subset.
+
+Never included (held out to measure transfer, or not openly licensed): music21's
+``essenFolksong`` (non-commercial permission only), ``nottingham-dataset`` and any other
+Nottingham copy, Lakh, POP909, MAESTRO, ASAP, piano-midi.de, Pop-K, the MidiTok, symusic,
+muspy and MIDI-GPT test fixtures, and ../shared/real-midi.  music21's ``demos``,
+``theoryExercises`` and ``leadSheet`` test files are left out too (one lead sheet is
+rights-reserved).
+
+Bring the sources first (bare git dirs from the fetch tool; Debian packages with
+``apt-get install -y openttd-openmsx planetblupi-music-midi``), then::
+
+    .venv/bin/python scripts/base_corpus.py --out /work/base-corpus --jobs 2 \\
+        --freedoom /work/.mirror/freedoom+freedoom/repo \\
+        --lieder /work/.mirror/OpenScore+Lieder/repo \\
+        --quartets /work/.mirror/OpenScore+StringQuartets/repo \\
+        --groove /work/.mirror/zharry29+drums-with-llm/repo
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_folk_corpus as folk  # noqa: E402  (a sibling script, not a package)
+
+MIRROR = Path("/work/.mirror")
+OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
+BLUPI_DIR = Path("/usr/share/planetblupi/music")
+TPQ = 480
+DEFAULT_VELOCITY = 80
+DEFAULT_QPM = 120.0
+
+PD = "public domain"
+CC0 = "CC0-1.0"
+CC_BY = "CC-BY-4.0"
+CC_BY_SA = "CC-BY-SA-3.0"
+BSD = "BSD-3-Clause"
+GPL2 = "GPL-2.0"
+GPL2_PLUS = "GPL-2.0-or-later"
+GPL3_PLUS = "GPL-3.0-or-later"
+RESERVED = "encoding (c) 2000 John Miller, derivative electronic formats reserved"
+PERMISSIVE = {PD, CC0, CC_BY, BSD, "CC-BY"}
+
+# Which group each collection counts towards in the mix.
+GROUPS = {
+    "freedoom": "band",
+    "openmsx": "band",
+    "planetblupi": "band",
+    "groove": "band",
+    "ryans-mammoth": "folk",
+    "oneills-1850": "folk",
+    "airds-airs": "folk",
+    "misc-folk": "folk",
+    "bach": "classical",
+    "palestrina": "classical",
+    "monteverdi": "classical",
+    "trecento": "classical",
+    "josquin": "classical",
+    "m21-composers": "classical",
+    "openscore-quartets": "classical",
+    "openscore-lieder": "song",
+}
+COLLECTIONS = tuple(GROUPS)
+# Every Nth file (in path order) of the largest classical sets, so that classical music does
+# not outweigh the rest: all 1,318 Palestrina movements and 122 quartets with their repeats
+# expanded would be ~8M tokens on their own.
+DEFAULT_EVERY = "palestrina=4,openscore-quartets=4"
+
+# music21 corpus folders by collection; the "composers" folders are single works or opus sets.
+M21_FOLDERS = {
+    "bach": ["bach"],
+    "palestrina": ["palestrina"],
+    "monteverdi": ["monteverdi"],
+    "trecento": ["trecento", "ciconia", "luca"],
+    "josquin": ["josquin"],
+    "m21-composers": [
+        "beach", "beethoven", "chopin", "corelli", "cpebach", "handel", "haydn",
+        "johnson_j_r", "joplin", "liliuokalani", "lusitano", "mozart", "schoenberg",
+        "schubert", "schumann_clara", "schumann_robert", "verdi", "weber", "webern",
+    ],
+}  # fmt: skip
+M21_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn", ".abc"}
+# Folk collection -> its music21 corpus folder.
+FOLK_BOOKS = {
+    "ryans-mammoth": "ryansMammoth",
+    "oneills-1850": "oneills1850",
+    "airds-airs": "airdsAirs",
+    "misc-folk": "miscFolk",
+}
+FOLK_LICENCE = PD  # traditional tunes from books printed 1778-1903; transcribers in Z:
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to write: where, from what, under which licence, and how."""
+
+    rel: str  # output path relative to OUT
+    collection: str
+    source: str  # repo@commit:path, package@version:path or music21@version:corpus/...
+    licence: str
+    how: str  # "copy" (MIDI bytes), "tune" (single-tune ABC text), "score" (music21 file)
+    data: str  # the input file's path, or the tune's ABC text
+
+
+# ---------------------------------------------------------------- sources
+
+
+def git_head(git_dir: Path) -> str:
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def git_files(git_dir: Path, under: str, suffix: str) -> list[tuple[str, str]]:
+    """(path, blob sha) of the files under a folder at HEAD whose names end with suffix."""
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "HEAD", "--", under],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    files = []
+    for entry in out.stdout.decode().split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            if path.lower().endswith(suffix):
+                files.append((path, meta.split()[2]))
+    return sorted(files)
+
+
+def git_extract(git_dir: Path, files: list[tuple[str, str]], dest: Path) -> None:
+    """Write the blobs to dest/<path> (a missing blob is left out and noticed later)."""
+    for path, sha in files:
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blob = subprocess.run(
+            ["git", "--git-dir", str(git_dir), "cat-file", "blob", sha], capture_output=True
+        )
+        if blob.returncode == 0:
+            target.write_bytes(blob.stdout)
+
+
+def deb_version(package: str) -> str:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def music21_root() -> tuple[Path, str]:
+    import music21
+    from music21 import corpus
+
+    return Path(corpus.__file__).parent, music21.__version__
+
+
+# ---------------------------------------------------------------- jobs per source
+
+
+def midi_copy_jobs(collection: str, folder: Path, source: str, licence: str) -> list[Job]:
+    return [
+        Job(f"{collection}/{p.name}", collection, f"{source}:{p.name}", licence, "copy", str(p))
+        for p in sorted(folder.glob("*.mid"))
+    ]
+
+
+def git_jobs(
+    collection: str, git_dir: Path, under: str, suffix: str, licence: str, how: str, stage: Path
+) -> list[Job]:
+    """Jobs for the files of a fetched repository, extracted into stage/<collection>."""
+    head = git_head(git_dir)
+    repo = git_dir.parent.name.replace("+", "/")
+    files = git_files(git_dir, under, suffix)
+    git_extract(git_dir, files, stage / collection)
+    jobs = []
+    for path, _ in files:
+        rel = Path(path).relative_to(under).with_suffix(".mid")
+        jobs.append(
+            Job(
+                f"{collection}/{rel}",
+                collection,
+                f"{repo}@{head}:{path}",
+                licence,
+                how,
+                str(stage / collection / path),
+            )  # fmt: skip
+        )
+    return jobs
+
+
+def groove_jobs(git_dir: Path, count: int, stage: Path) -> list[Job]:
+    """`count` beat performances (fills are one bar), taken in turn from each style."""
+    head = git_head(git_dir)
+    info = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", "HEAD:groove/info.csv"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    by_style: dict[str, list[str]] = defaultdict(list)
+    for row in csv.DictReader(info.splitlines()):
+        if row["beat_type"] == "beat":
+            by_style[row["style"].split("/")[0]].append(row["midi_filename"])
+    queues = [sorted(v) for _, v in sorted(by_style.items())]
+    chosen: list[str] = []
+    while len(chosen) < count and any(queues):
+        for q in queues:
+            if q and len(chosen) < count:
+                chosen.append(q.pop(0))
+    wanted = {f"groove/{name}" for name in chosen}
+    files = [f for f in git_files(git_dir, "groove", ".mid") if f[0] in wanted]
+    git_extract(git_dir, files, stage / "groove")
+    return [
+        Job(
+            f"groove/{Path(path).relative_to('groove')}",
+            "groove",
+            f"zharry29/drums-with-llm@{head}:{path}",
+            f"{CC_BY} (Groove MIDI Dataset, Gillick et al. 2019, Magenta)",
+            "copy",
+            str(stage / "groove" / path),
+        )  # fmt: skip
+        for path, _ in files
+    ]
+
+
+def split_tunes(text: str) -> list[tuple[str, str]]:
+    """(X: number, text) of every tune in an ABC book."""
+    tunes = []
+    for chunk in re.split(r"(?m)^(?=X:)", text):
+        x = re.match(r"X:\s*(\d+)", chunk)
+        if x:
+            tunes.append((x[1], chunk))
+    return tunes
+
+
+def folk_jobs(root: Path, version: str, wanted: set[str]) -> tuple[list[Job], Counter]:
+    """One job per tune in the four folk books; byte-identical tunes only once."""
+    named: list[tuple[str, str, str]] = []  # collection, tune name, ABC text
+    folk.ONEILLS_EVERY = 1  # make_folk_corpus keeps every 4th O'Neill's tune; here, all
+    book_of = {folder: collection for collection, folder in FOLK_BOOKS.items()}
+    for name, text in folk._tunes(root):  # ryansMammoth-<stem>, oneills1850-<number>
+        book, tune = name.split("-", 1)
+        named.append((book_of[book], tune, text))
+    for collection in ("airds-airs", "misc-folk"):
+        for path in sorted((root / FOLK_BOOKS[collection]).glob("*.abc")):
+            for x, text in split_tunes(path.read_text(encoding="latin-1")):
+                named.append((collection, f"{path.stem}-{int(x):04d}", text))
+    jobs, seen, skipped = [], set(), Counter()
+    for collection, tune, text in named:
+        if collection not in wanted:
+            continue
+        body = re.sub(r"(?m)^X:.*\n", "", text).strip()
+        if body in seen:
+            skipped[f"{collection}: identical to an earlier tune"] += 1
+            continue
+        seen.add(body)
+        source = f"music21@{version}:corpus/{FOLK_BOOKS[collection]} {tune}"
+        jobs.append(Job(f"{collection}/{tune}.mid", collection, source, FOLK_LICENCE, "tune", text))
+    return jobs, skipped
+
+
+def rights_text(path: Path) -> str:
+    """The rights/copyright statements a score file carries, lower-cased ('' if none)."""
+    try:
+        if path.suffix == ".mxl":
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.startswith("META")]
+                text = "".join(z.read(n).decode("utf-8", "replace") for n in names)
+        else:
+            text = path.read_text(encoding="latin-1")
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    found = re.findall(r"<rights[^>]*>([^<]*)<", text)
+    found += re.findall(r"(?m)^!!!YE[CM][^:]*:(.*)$", text)
+    found += re.findall(r"(?mi)^%.*(?:copyright|general public license).*$", text)
+    return " ".join(found).lower()
+
+
+def m21_licence(path: Path) -> str | None:
+    """The licence of one music21 corpus file, or None when it must stay out."""
+    rights = rights_text(path)
+    if "all rights reserved" in rights or "orpheus" in rights:
+        return None
+    if "derivative electronic formats reserved" in rights:
+        return RESERVED
+    if "general public license" in rights:
+        return GPL2_PLUS
+    if "cc-by-sa" in rights:
+        return CC_BY_SA
+    if "creative commons" in rights or "cc-by" in rights:
+        return "CC-BY"
+    if "cc0" in rights:
+        return CC0
+    return PD
+
+
+def m21_score_jobs(root: Path, version: str, collection: str) -> tuple[list[Job], Counter]:
+    jobs, skipped = [], Counter()
+    for folder in M21_FOLDERS[collection]:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix.lower() not in M21_SUFFIXES:
+                continue
+            if folder == "bach" and path.suffix == ".krn":  # CCARH copies of MusicXML files
+                skipped[f"{collection}: CCARH .krn duplicate of a MusicXML chorale"] += 1
+                continue
+            licence = m21_licence(path)
+            if licence is None:
+                skipped[f"{collection}: rights reserved"] += 1
+                continue
+            rel = path.relative_to(root)
+            out = f"{collection}/{'-'.join(rel.with_suffix('').parts)}.mid"
+            jobs.append(
+                Job(out, collection, f"music21@{version}:corpus/{rel}", licence, "score", str(path))
+            )
+    return jobs, skipped
+
+
+# ---------------------------------------------------------------- conversion (in workers)
+
+
+class Timeout(BaseException):
+    """The per-file time limit (not an Exception, so music21's handlers let it through)."""
+
+
+def _alarm(signum, frame):
+    raise Timeout
+
+
+def score_notes(flat, velocity_at) -> list[list[float]]:
+    """[onset, duration, pitch, velocity] in quarters, ties merged, grace notes dropped."""
+    from music21 import chord
+
+    notes: list[list[float]] = []
+    open_ties: dict[int, int] = {}  # pitch -> index of the note its tie continues
+    for n in flat.notes:
+        if n.duration.isGrace:
+            continue
+        onset, length = float(n.getOffsetBySite(flat)), float(n.duration.quarterLength)
+        for sub in n.notes if isinstance(n, chord.Chord) else [n]:
+            if not hasattr(sub, "pitch"):
+                continue  # unpitched percussion
+            pitch, tie = min(127, max(0, sub.pitch.midi)), sub.tie or n.tie
+            kind = tie.type if tie else None
+            if kind in ("continue", "stop") and pitch in open_ties:
+                held = notes[open_ties[pitch]]
+                held[1] = onset + length - held[0]
+                if kind == "stop":
+                    del open_ties[pitch]
+                continue
+            notes.append([onset, length, pitch, velocity_at(onset)])
+            if kind in ("start", "continue"):
+                open_ties[pitch] = len(notes) - 1
+            else:
+                open_ties.pop(pitch, None)
+    return notes
+
+
+def velocity_map(flat):
+    """A function onset -> MIDI velocity from the part's dynamics marks."""
+    import bisect
+
+    from music21 import dynamics
+
+    marks = [
+        (float(d.getOffsetBySite(flat)), d.volumeScalar)
+        for d in flat.getElementsByClass(dynamics.Dynamic)
+        if d.volumeScalar
+    ]
+    onsets = [m[0] for m in marks]
+
+    def velocity_at(onset: float) -> int:
+        k = bisect.bisect_right(onsets, onset) - 1
+        return int(round(127 * marks[k][1])) if k >= 0 else DEFAULT_VELOCITY
+
+    return velocity_at
+
+
+def part_program(part) -> int:
+    inst = part.getInstrument(returnDefault=True)
+    return int(inst.midiProgram) if inst.midiProgram is not None else 0
+
+
+def score_to_midi(score, out: Path) -> None:
+    """A music21 score as a MIDI file: one track per part, repeats expanded, tempo and metre."""
+    import symusic
+    from music21 import meter, tempo
+
+    midi = symusic.Score(TPQ)
+    tempos: dict[float, float] = {}
+    metres: dict[float, tuple[int, int]] = {}
+    for part in list(score.parts) or [score]:
+        try:
+            part = part.expandRepeats()
+        except Exception:  # music21 raises many types on odd repeat marks; play as written
+            pass
+        flat = part.flatten()
+        for mm in flat.getElementsByClass(tempo.MetronomeMark):
+            if mm.number is not None:
+                tempos.setdefault(float(mm.getOffsetBySite(flat)), mm.getQuarterBPM())
+        for ts in flat.getElementsByClass(meter.TimeSignature):
+            metres.setdefault(float(ts.getOffsetBySite(flat)), (ts.numerator, ts.denominator))
+        track = symusic.Track(name=part.partName or "", program=part_program(part))
+        for onset, length, pitch, velocity in score_notes(flat, velocity_map(flat)):
+            track.notes.append(
+                symusic.Note(
+                    round(onset * TPQ), max(1, round(length * TPQ)), pitch, min(127, velocity)
+                )
+            )
+        if len(track.notes):
+            midi.tracks.append(track)
+    for at, qpm in sorted(tempos.items()) or [(0.0, DEFAULT_QPM)]:
+        midi.tempos.append(symusic.Tempo(round(at * TPQ), qpm=qpm))
+    for at, (num, den) in sorted(metres.items()):
+        midi.time_signatures.append(symusic.TimeSignature(round(at * TPQ), num, den))
+    if not sum(len(t.notes) for t in midi.tracks):
+        raise ValueError("no notes")
+    midi.dump_midi(str(out))
+
+
+def convert_score(path: str, out: Path) -> None:
+    from music21 import converter, stream
+
+    score = converter.parse(path)
+    if isinstance(score, stream.Opus):
+        score = score.scores[0]
+    score_to_midi(score, out)
+
+
+def describe(path: Path) -> dict:
+    """Notes, seconds, drums and kind of a written MIDI file, read back with symusic."""
+    import symusic
+
+    ticks = symusic.Score(str(path))
+    seconds = symusic.Score(str(path), ttype="second").end()
+    drums = sum(len(t.notes) for t in ticks.tracks if t.is_drum)
+    pitched = [t for t in ticks.tracks if not t.is_drum and len(t.notes)]
+    notes = sum(len(t.notes) for t in ticks.tracks)
+    if pitched and drums:
+        texture = "band"
+    elif drums:
+        texture = "drums-only"
+    elif len(pitched) == 1 and _mostly_monophonic(pitched[0]):
+        texture = "melody"
+    else:
+        texture = "ensemble"
+    onsets = [n.time for t in ticks.tracks for n in t.notes]
+    grid = ticks.ticks_per_quarter / 12  # sixteenths and triplets
+    on_grid = sum(abs(t / grid - round(t / grid)) < 0.05 for t in onsets) / max(1, len(onsets))
+    timing = "score" if on_grid >= 0.95 else "performance"
+    return {
+        "notes": notes,
+        "seconds": round(seconds, 3),
+        "drums": bool(drums),
+        "kind": f"{texture}/{timing}",
+    }
+
+
+def _mostly_monophonic(track) -> bool:
+    starts = [n.time for n in track.notes]
+    return len(set(starts)) >= 0.95 * len(starts)
+
+
+def run_job(job: Job, out_root: str, timeout: int) -> tuple[Job, str | None, dict]:
+    """Write one file; return (job, skip reason or None, its description)."""
+    out = Path(out_root) / job.rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(timeout)
+    try:
+        if job.how == "copy":
+            shutil.copyfile(job.data, out)
+        elif job.how == "tune":
+            _, reason, _, _ = folk._export((job.rel, job.data, str(out)))
+            if reason:
+                return job, reason, {}
+        else:
+            convert_score(job.data, out)
+        info = describe(out)
+    except Timeout:
+        out.unlink(missing_ok=True)
+        return job, f"over the {timeout} s time limit", {}
+    except Exception as exc:  # music21 and symusic raise many types
+        out.unlink(missing_ok=True)
+        return job, f"failed: {type(exc).__name__}", {}
+    finally:
+        signal.alarm(0)
+    if not info["notes"]:
+        out.unlink()
+        return job, "no notes", {}
+    info["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+    return job, None, info
+
+
+# ---------------------------------------------------------------- main
+
+
+def collect_jobs(ns, wanted: set[str], stage: Path) -> tuple[list[Job], Counter]:
+    root, version = music21_root()
+    jobs, skipped = folk_jobs(root, version, wanted)
+    for collection in M21_FOLDERS:
+        if collection in wanted:
+            more, why = m21_score_jobs(root, version, collection)
+            jobs += more
+            skipped += why
+    if "freedoom" in wanted:
+        jobs += git_jobs("freedoom", ns.freedoom, "musics", ".mid", BSD, "copy", stage)
+    if "openmsx" in wanted:
+        src = f"openttd-openmsx@{deb_version('openttd-openmsx')}:{ns.openmsx}"
+        jobs += midi_copy_jobs("openmsx", ns.openmsx, src, GPL2)
+    if "planetblupi" in wanted:
+        src = f"planetblupi-music-midi@{deb_version('planetblupi-music-midi')}:{ns.blupi}"
+        jobs += midi_copy_jobs("planetblupi", ns.blupi, src, GPL3_PLUS)
+    if "groove" in wanted:
+        jobs += groove_jobs(ns.groove, ns.groove_count, stage)
+    if "openscore-lieder" in wanted:
+        jobs += git_jobs("openscore-lieder", ns.lieder, "scores", ".mxl", CC0, "score", stage)
+    if "openscore-quartets" in wanted:
+        jobs += git_jobs("openscore-quartets", ns.quartets, "scores", ".mxl", CC0, "score", stage)
+    return jobs, skipped
+
+
+def every_nth(jobs: list[Job], every: dict[str, int], skipped: Counter) -> list[Job]:
+    """Keep every Nth file of the collections named in `every`, in path order."""
+    kept, position = [], Counter()
+    for job in sorted(jobs, key=lambda j: j.rel):
+        n = every.get(job.collection, 1)
+        position[job.collection] += 1
+        if (position[job.collection] - 1) % n == 0:
+            kept.append(job)
+        else:
+            skipped[f"{job.collection}: not sampled (every {n}th file kept)"] += 1
+    return kept
+
+
+def permissive(licence: str) -> bool:
+    return licence.split(" (")[0] in PERMISSIVE
+
+
+def summarise(rows: list[tuple[Job, dict]], skipped: Counter) -> dict:
+    per: dict[str, dict] = {}
+    for job, info in rows:
+        c = per.setdefault(
+            job.collection,
+            {"group": GROUPS[job.collection], "files": 0, "notes": 0, "seconds": 0.0,
+             "with_drums": 0, "kinds": Counter(), "licences": Counter()},
+        )  # fmt: skip
+        c["files"] += 1
+        c["notes"] += info["notes"]
+        c["seconds"] += info["seconds"]
+        c["with_drums"] += info["drums"]
+        c["kinds"][info["kind"]] += 1
+        c["licences"][job.licence] += 1
+    for c in per.values():
+        c["seconds"] = round(c["seconds"], 1)
+        c["share_with_drums"] = round(c.pop("with_drums") / c["files"], 3)
+        c["kinds"] = dict(sorted(c["kinds"].items()))
+        c["licences"] = dict(sorted(c["licences"].items()))
+    return {
+        "files": len(rows),
+        "notes": sum(c["notes"] for c in per.values()),
+        "collections": dict(sorted(per.items())),
+        "skipped": dict(sorted(skipped.items())),
+    }
+
+
+def write_manifest(out: Path, rows: list[tuple[Job, dict]]) -> None:
+    with open(out / "SOURCES.tsv", "w", encoding="utf-8", newline="") as fh:
+        fh.write("path\tcollection\tsource\tlicence\tsha256\n")
+        for job, info in rows:
+            fh.write(
+                f"{job.rel}\t{job.collection}\t{job.source}\t{job.licence}\t{info['sha256']}\n"
+            )
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output folder (outside any git tree)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (at most 2 here)")
+    p.add_argument("--timeout", type=int, default=240, help="seconds allowed per file")
+    p.add_argument(
+        "--collections", default=",".join(COLLECTIONS),
+        help=f"comma-separated subset of: {', '.join(COLLECTIONS)}",
+    )  # fmt: skip
+    p.add_argument(
+        "--permissive-only", action="store_true",
+        help="leave out GPL, share-alike and rights-reserved sources",
+    )  # fmt: skip
+    p.add_argument(
+        "--every", default=DEFAULT_EVERY,
+        help="keep every Nth file of these collections, as COLLECTION=N,... ('' for all)",
+    )  # fmt: skip
+    p.add_argument("--groove-count", type=int, default=300, help="Groove performances to take")
+    p.add_argument("--freedoom", type=Path, default=MIRROR / "freedoom+freedoom/repo",
+                   help="bare git dir of freedoom/freedoom")  # fmt: skip
+    p.add_argument("--lieder", type=Path, default=MIRROR / "OpenScore+Lieder/repo",
+                   help="bare git dir of OpenScore/Lieder")  # fmt: skip
+    p.add_argument("--quartets", type=Path, default=MIRROR / "OpenScore+StringQuartets/repo",
+                   help="bare git dir of OpenScore/StringQuartets")  # fmt: skip
+    p.add_argument("--groove", type=Path, default=MIRROR / "zharry29+drums-with-llm/repo",
+                   help="bare git dir of zharry29/drums-with-llm (its groove/ folder)")  # fmt: skip
+    p.add_argument("--openmsx", type=Path, default=OPENMSX_DIR, help="OpenMSX MIDI folder")
+    p.add_argument("--blupi", type=Path, default=BLUPI_DIR, help="Planet Blupi MIDI folder")
+    ns = p.parse_args()
+    unknown = set(ns.collections.split(",")) - set(COLLECTIONS)
+    if unknown:
+        p.error(f"unknown collections: {', '.join(sorted(unknown))}")
+    ns.every = {k: int(v) for k, v in (x.split("=") for x in ns.every.split(",") if x)}
+    return ns
+
+
+def main() -> int:
+    ns = parse_args()
+    start = time.monotonic()
+    wanted = set(ns.collections.split(","))
+    ns.out.mkdir(parents=True, exist_ok=True)
+    for stale in [*COLLECTIONS, "SOURCES.tsv", "summary.json"]:
+        target = ns.out / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="base-corpus-") as tmp:
+        jobs, skipped = collect_jobs(ns, wanted, Path(tmp))
+        jobs = every_nth(jobs, ns.every, skipped)
+        if ns.permissive_only:
+            left_out = [j for j in jobs if not permissive(j.licence)]
+            for j in left_out:
+                skipped[f"{j.collection}: not permissive ({j.licence})"] += 1
+            jobs = [j for j in jobs if permissive(j.licence)]
+        # The slowest conversions first, so neither worker is left with one at the end.
+        order = {"openscore-quartets": 0, "m21-composers": 1, "palestrina": 2}
+        jobs.sort(key=lambda j: (order.get(j.collection, 9), j.rel))
+        print(f"{len(jobs)} files to write", file=sys.stderr)
+        rows: list[tuple[Job, dict]] = []
+        with ProcessPoolExecutor(ns.jobs) as pool:
+            futures = [pool.submit(run_job, j, str(ns.out), ns.timeout) for j in jobs]
+            for i, future in enumerate(as_completed(futures), 1):
+                job, reason, info = future.result()
+                if reason:
+                    skipped[f"{job.collection}: {reason}"] += 1
+                    print(f"skipped {job.rel}: {reason}", file=sys.stderr)
+                else:
+                    rows.append((job, info))
+                if i % 200 == 0 or i == len(jobs):
+                    print(f"[{i}/{len(jobs)}] {time.monotonic() - start:.0f}s", file=sys.stderr)
+    rows.sort(key=lambda r: r[0].rel)
+    write_manifest(ns.out, rows)
+    summary = summarise(rows, skipped)
+    summary["permissive_only"] = ns.permissive_only
+    (ns.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, c in summary["collections"].items():
+        print(f"{name:20s} {c['files']:6d} files {c['notes']:9d} notes {c['seconds']:10.0f} s")
+    print(
+        f"{summary['files']} files, {summary['notes']} notes; took {time.monotonic() - start:.0f}s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
