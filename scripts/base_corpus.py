@@ -2,9 +2,13 @@
 
 Writes ``OUT/<collection>/...mid`` (one piece per MIDI file), ``OUT/SOURCES.tsv`` (one line per
 file: relative path, collection, source, licence, sha256 of the written MIDI) and
-``OUT/summary.json`` (per collection: files, notes, seconds, share with drums, kinds, and what
-was skipped and why).  The collections written are rebuilt from scratch, and every step is
-deterministic, so re-running gives byte-identical files.
+``OUT/summary.json`` (per collection: files, notes, seconds, share with drums, kinds, licences,
+and what was skipped and why).  The collections named by ``--collections`` (all by default) are
+rebuilt from scratch; what each build wrote is kept in ``OUT/.parts/<collection>.json``, from
+which SOURCES.tsv and summary.json are remade on every run, so collections can be built in
+separate runs (or added later) and give the same files as one run.  Every step is
+deterministic (the per-file limit counts CPU time, not wall time), so re-running gives
+byte-identical files.
 
 Sources and licences (see ../shared/corpora.md):
 
@@ -12,7 +16,8 @@ Sources and licences (see ../shared/corpora.md):
   - folk tune books (ABC): ``ryansMammoth``, ``oneills1850`` (every tune), ``airdsAirs``,
     ``miscFolk``.  Traditional tunes from public-domain books; the ABC transcribers are named
     in each tune's Z: field.  Split into single tunes and written as make_folk_corpus.py
-    does (imported from it: repeats expanded, melody only, bars on the tune's bar lines).
+    does (imported from it: repeats expanded, melody only, bars on the tune's bar lines,
+    its skip rules), byte-identical tunes once.
   - scores: ``bach`` (MusicXML; the three CCARH ``.krn`` copies of chorales that are also
     there as MusicXML are left out), ``palestrina`` (Humdrum), ``monteverdi``, ``trecento``
     with ``ciconia`` and ``luca``, ``josquin`` (ABC, GPL-2+), and the single-composer folders
@@ -32,11 +37,15 @@ Sources and licences (see ../shared/corpora.md):
   performances (not fills), taken in turn from each style so all styles are present.
 * OpenScore Lieder and OpenScore String Quartets (github OpenScore/*, ``scores/**.mxl``), CC0.
 
+``--every`` keeps every Nth file (in path order) of the biggest sets: by default every 4th
+Palestrina movement and string quartet and every 2nd song, which lands the corpus near 10M
+musicgen tokens with folk, classical, song and band music in proportion.
+
 MusicXML, Humdrum and polyphonic ABC are parsed by music21 and written by this script
-(``score_to_midi``: repeats expanded per part, ties merged, grace notes dropped, dynamics as
-velocities, MIDI programs from the parts' instruments): music21's own MIDI writer takes
-~40x longer on a string quartet.  Each file has ``--timeout`` seconds; failures and timeouts
-are skipped and counted in summary.json.
+(``score_to_midi``: ties merged, grace notes dropped, dynamics as velocities, MIDI programs
+from the parts' instruments, tempo and metre maps; repeat signs are not expanded): music21's
+own MIDI writer takes ~40x longer on a string quartet.  Each file has ``--timeout`` CPU
+seconds; failures and timeouts are skipped and counted in summary.json.
 
 ``--permissive-only`` keeps only public domain, CC0, BSD and CC-BY files (drops GPL,
 CC-BY-SA and the rights-reserved Palestrina encodings).  ``--collections`` picks a subset.
@@ -48,14 +57,17 @@ muspy and MIDI-GPT test fixtures, and ../shared/real-midi.  music21's ``demos``,
 ``theoryExercises`` and ``leadSheet`` test files are left out too (one lead sheet is
 rights-reserved).
 
-Bring the sources first (bare git dirs from the fetch tool; Debian packages with
-``apt-get install -y openttd-openmsx planetblupi-music-midi``), then::
+Bring the sources first (bare git dirs of freedoom/freedoom, OpenScore/Lieder,
+OpenScore/StringQuartets and zharry29/drums-with-llm, by default looked for in /work/.mirror
+under their fetched names and otherwise given with --freedoom, --lieder, --quartets and
+--groove; Debian packages with ``apt-get install -y openttd-openmsx
+planetblupi-music-midi``), then, from anywhere (the output goes outside any git tree)::
 
-    .venv/bin/python scripts/base_corpus.py --out /work/base-corpus --jobs 2 \\
-        --freedoom /work/.mirror/freedoom+freedoom/repo \\
-        --lieder /work/.mirror/OpenScore+Lieder/repo \\
-        --quartets /work/.mirror/OpenScore+StringQuartets/repo \\
-        --groove /work/.mirror/zharry29+drums-with-llm/repo
+    .venv/bin/python scripts/base_corpus.py --out /work/base-corpus --jobs 2
+
+The base corpus of December 2026 was built that way, in four runs of ``--collections`` (band
+MIDI and music21 scores; ryans-mammoth,oneills-1850; openscore-lieder; airds-airs,misc-folk),
+which gives the same files as the single command above.
 """
 
 from __future__ import annotations
@@ -85,6 +97,7 @@ OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
 BLUPI_DIR = Path("/usr/share/planetblupi/music")
 TPQ = 480
 DEFAULT_VELOCITY = 80
+PARTS = ".parts"  # OUT/.parts/<collection>.json: what each collection's last build wrote
 DEFAULT_QPM = 120.0
 
 PD = "public domain"
@@ -118,10 +131,9 @@ GROUPS = {
     "openscore-lieder": "song",
 }
 COLLECTIONS = tuple(GROUPS)
-# Every Nth file (in path order) of the largest classical sets, so that classical music does
-# not outweigh the rest: all 1,318 Palestrina movements and 122 quartets with their repeats
-# expanded would be ~8M tokens on their own.
-DEFAULT_EVERY = "palestrina=4,openscore-quartets=4"
+# Every Nth file (in path order) of the biggest sets, so that they do not outweigh the rest:
+# all 1,318 Palestrina movements, 122 quartets and 1,460 songs would be ~9M tokens alone.
+DEFAULT_EVERY = "palestrina=4,openscore-quartets=4,openscore-lieder=2"
 
 # music21 corpus folders by collection; the "composers" folders are single works or opus sets.
 M21_FOLDERS = {
@@ -301,14 +313,14 @@ def folk_jobs(root: Path, version: str, wanted: set[str]) -> tuple[list[Job], Co
             for x, text in split_tunes(path.read_text(encoding="latin-1")):
                 named.append((collection, f"{path.stem}-{int(x):04d}", text))
     jobs, seen, skipped = [], set(), Counter()
-    for collection, tune, text in named:
-        if collection not in wanted:
-            continue
+    for collection, tune, text in named:  # all books, so a subset run skips the same copies
         body = re.sub(r"(?m)^X:.*\n", "", text).strip()
-        if body in seen:
-            skipped[f"{collection}: identical to an earlier tune"] += 1
-            continue
+        copy, wanted_here = body in seen, collection in wanted
         seen.add(body)
+        if copy and wanted_here:
+            skipped[f"{collection}: identical to an earlier tune"] += 1
+        if copy or not wanted_here:
+            continue
         source = f"music21@{version}:corpus/{FOLK_BOOKS[collection]} {tune}"
         jobs.append(Job(f"{collection}/{tune}.mid", collection, source, FOLK_LICENCE, "tune", text))
     return jobs, skipped
@@ -436,7 +448,11 @@ def part_program(part) -> int:
 
 
 def score_to_midi(score, out: Path) -> None:
-    """A music21 score as a MIDI file: one track per part, repeats expanded, tempo and metre."""
+    """A music21 score as a MIDI file: one track per part, with its tempo and metre maps.
+
+    Repeat signs are not expanded (the score plays once through, as written): music21's
+    expandRepeats costs ~5 CPU seconds a part on a quartet movement, ten times the parse.
+    """
     import symusic
     from music21 import meter, tempo
 
@@ -444,10 +460,6 @@ def score_to_midi(score, out: Path) -> None:
     tempos: dict[float, float] = {}
     metres: dict[float, tuple[int, int]] = {}
     for part in list(score.parts) or [score]:
-        try:
-            part = part.expandRepeats()
-        except Exception:  # music21 raises many types on odd repeat marks; play as written
-            pass
         flat = part.flatten()
         for mm in flat.getElementsByClass(tempo.MetronomeMark):
             if mm.number is not None:
@@ -519,8 +531,8 @@ def run_job(job: Job, out_root: str, timeout: int) -> tuple[Job, str | None, dic
     """Write one file; return (job, skip reason or None, its description)."""
     out = Path(out_root) / job.rel
     out.parent.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(timeout)
+    signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, timeout)  # CPU time: the same limit on a busy machine
     try:
         if job.how == "copy":
             shutil.copyfile(job.data, out)
@@ -533,12 +545,12 @@ def run_job(job: Job, out_root: str, timeout: int) -> tuple[Job, str | None, dic
         info = describe(out)
     except Timeout:
         out.unlink(missing_ok=True)
-        return job, f"over the {timeout} s time limit", {}
+        return job, f"over the {timeout} CPU-second limit", {}
     except Exception as exc:  # music21 and symusic raise many types
         out.unlink(missing_ok=True)
         return job, f"failed: {type(exc).__name__}", {}
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     if not info["notes"]:
         out.unlink()
         return job, "no notes", {}
@@ -591,47 +603,58 @@ def permissive(licence: str) -> bool:
     return licence.split(" (")[0] in PERMISSIVE
 
 
-def summarise(rows: list[tuple[Job, dict]], skipped: Counter) -> dict:
-    per: dict[str, dict] = {}
-    for job, info in rows:
-        c = per.setdefault(
-            job.collection,
-            {"group": GROUPS[job.collection], "files": 0, "notes": 0, "seconds": 0.0,
-             "with_drums": 0, "kinds": Counter(), "licences": Counter()},
-        )  # fmt: skip
-        c["files"] += 1
-        c["notes"] += info["notes"]
-        c["seconds"] += info["seconds"]
-        c["with_drums"] += info["drums"]
-        c["kinds"][info["kind"]] += 1
-        c["licences"][job.licence] += 1
-    for c in per.values():
-        c["seconds"] = round(c["seconds"], 1)
-        c["share_with_drums"] = round(c.pop("with_drums") / c["files"], 3)
-        c["kinds"] = dict(sorted(c["kinds"].items()))
-        c["licences"] = dict(sorted(c["licences"].items()))
-    return {
-        "files": len(rows),
-        "notes": sum(c["notes"] for c in per.values()),
-        "collections": dict(sorted(per.items())),
+def save_part(out: Path, collection: str, rows: list, skipped: Counter, permissive_only: bool):
+    """Record one collection's files and skips in OUT/.parts/<collection>.json."""
+    part = {
+        "permissive_only": permissive_only,
         "skipped": dict(sorted(skipped.items())),
+        "files": [{"path": job.rel, "source": job.source, "licence": job.licence, **info}
+                  for job, info in sorted(rows, key=lambda r: r[0].rel)],
+    }  # fmt: skip
+    (out / PARTS).mkdir(exist_ok=True)
+    (out / PARTS / f"{collection}.json").write_text(json.dumps(part, indent=1) + "\n")
+
+
+def load_parts(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out / PARTS).glob("*.json"))}
+
+
+def summarise(parts: dict[str, dict]) -> dict:
+    per = {}
+    for name, part in parts.items():
+        files = part["files"]
+        per[name] = {
+            "group": GROUPS[name],
+            "files": len(files),
+            "notes": sum(f["notes"] for f in files),
+            "seconds": round(sum(f["seconds"] for f in files), 1),
+            "share_with_drums": round(sum(f["drums"] for f in files) / max(1, len(files)), 3),
+            "kinds": dict(sorted(Counter(f["kind"] for f in files).items())),
+            "licences": dict(sorted(Counter(f["licence"] for f in files).items())),
+            "permissive_only": part["permissive_only"],
+            "skipped": part["skipped"],
+        }
+    return {
+        "files": sum(c["files"] for c in per.values()),
+        "notes": sum(c["notes"] for c in per.values()),
+        "collections": per,
     }
 
 
-def write_manifest(out: Path, rows: list[tuple[Job, dict]]) -> None:
+def write_manifest(out: Path, parts: dict[str, dict]) -> None:
+    """SOURCES.tsv: one line per MIDI file of every collection built so far."""
     with open(out / "SOURCES.tsv", "w", encoding="utf-8", newline="") as fh:
         fh.write("path\tcollection\tsource\tlicence\tsha256\n")
-        for job, info in rows:
-            fh.write(
-                f"{job.rel}\t{job.collection}\t{job.source}\t{job.licence}\t{info['sha256']}\n"
-            )
+        for name, part in parts.items():
+            for f in part["files"]:
+                fh.write(f"{f['path']}\t{name}\t{f['source']}\t{f['licence']}\t{f['sha256']}\n")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output folder (outside any git tree)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (at most 2 here)")
-    p.add_argument("--timeout", type=int, default=240, help="seconds allowed per file")
+    p.add_argument("--timeout", type=int, default=120, help="CPU seconds allowed per file")
     p.add_argument(
         "--collections", default=",".join(COLLECTIONS),
         help=f"comma-separated subset of: {', '.join(COLLECTIONS)}",
@@ -663,44 +686,61 @@ def parse_args() -> argparse.Namespace:
     return ns
 
 
+def clear(out: Path, wanted: set[str]) -> None:
+    """Remove what an earlier run wrote for the collections about to be rebuilt."""
+    for name in wanted:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        (out / PARTS / f"{name}.json").unlink(missing_ok=True)
+
+
+def write_all(ns, jobs: list[Job]) -> tuple[list[tuple[Job, dict]], Counter]:
+    """Run the jobs in worker processes; return the written files and the skip reasons."""
+    rows, skipped = [], Counter()
+    start = time.monotonic()
+    with ProcessPoolExecutor(ns.jobs) as pool:
+        futures = [pool.submit(run_job, j, str(ns.out), ns.timeout) for j in jobs]
+        for i, future in enumerate(as_completed(futures), 1):
+            job, reason, info = future.result()
+            if reason:
+                skipped[f"{job.collection}: {reason}"] += 1
+                print(f"skipped {job.rel}: {reason}", file=sys.stderr)
+            else:
+                rows.append((job, info))
+            if i % 200 == 0 or i == len(jobs):
+                print(f"[{i}/{len(jobs)}] {time.monotonic() - start:.0f}s", file=sys.stderr)
+    return rows, skipped
+
+
 def main() -> int:
     ns = parse_args()
     start = time.monotonic()
     wanted = set(ns.collections.split(","))
     ns.out.mkdir(parents=True, exist_ok=True)
-    for stale in [*COLLECTIONS, "SOURCES.tsv", "summary.json"]:
-        target = ns.out / stale
-        if target.is_dir():
-            shutil.rmtree(target)
-        target.unlink(missing_ok=True)
+    clear(ns.out, wanted)
     with tempfile.TemporaryDirectory(prefix="base-corpus-") as tmp:
         jobs, skipped = collect_jobs(ns, wanted, Path(tmp))
         jobs = every_nth(jobs, ns.every, skipped)
         if ns.permissive_only:
-            left_out = [j for j in jobs if not permissive(j.licence)]
-            for j in left_out:
-                skipped[f"{j.collection}: not permissive ({j.licence})"] += 1
+            for j in jobs:
+                if not permissive(j.licence):
+                    skipped[f"{j.collection}: not permissive ({j.licence})"] += 1
             jobs = [j for j in jobs if permissive(j.licence)]
         # The slowest conversions first, so neither worker is left with one at the end.
         order = {"openscore-quartets": 0, "m21-composers": 1, "palestrina": 2}
         jobs.sort(key=lambda j: (order.get(j.collection, 9), j.rel))
         print(f"{len(jobs)} files to write", file=sys.stderr)
-        rows: list[tuple[Job, dict]] = []
-        with ProcessPoolExecutor(ns.jobs) as pool:
-            futures = [pool.submit(run_job, j, str(ns.out), ns.timeout) for j in jobs]
-            for i, future in enumerate(as_completed(futures), 1):
-                job, reason, info = future.result()
-                if reason:
-                    skipped[f"{job.collection}: {reason}"] += 1
-                    print(f"skipped {job.rel}: {reason}", file=sys.stderr)
-                else:
-                    rows.append((job, info))
-                if i % 200 == 0 or i == len(jobs):
-                    print(f"[{i}/{len(jobs)}] {time.monotonic() - start:.0f}s", file=sys.stderr)
-    rows.sort(key=lambda r: r[0].rel)
-    write_manifest(ns.out, rows)
-    summary = summarise(rows, skipped)
-    summary["permissive_only"] = ns.permissive_only
+        rows, failed = write_all(ns, jobs)
+    skipped += failed
+    for name in sorted(wanted):
+        mine = [r for r in rows if r[0].collection == name]
+        why = Counter(
+            {k.split(": ", 1)[1]: n for k, n in skipped.items() if k.startswith(name + ":")}
+        )
+        save_part(ns.out, name, mine, why, ns.permissive_only)
+    parts = load_parts(ns.out)
+    write_manifest(ns.out, parts)
+    summary = summarise(parts)
     (ns.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, c in summary["collections"].items():
         print(f"{name:20s} {c['files']:6d} files {c['notes']:9d} notes {c['seconds']:10.0f} s")
