@@ -36,6 +36,14 @@ Sources and licences (see ../shared/corpora.md):
   to Groove with Inverse Sequence Transformations", ICML 2019): ``--groove-count`` beat
   performances (not fills), taken in turn from each style so all styles are present.
 * OpenScore Lieder and OpenScore String Quartets (github OpenScore/*, ``scores/**.mxl``), CC0.
+* ``ewld-mma``: OpenEWLD lead sheets (github 00sapo/OpenEWLD, ``dataset/**.mxl``, melody and
+  chord symbols of public-domain songs) arranged by MMA (Debian ``mma``): the chords go
+  through an MMA groove chosen by metre (waltzes for 3/4, swing, foxtrot, ballad, rock,
+  bossa, dixie ... for 2/4 and 4/4; the pick hashed from the path; other metres skipped),
+  and the melody is laid on its own track (program 65) over MMA's drums, bass and keys.
+  Synthetic: a base may learn MMA's looped patterns, so it is a collection of its own, to
+  leave out with ``--collections``.  Labelled GPL-2+ (MMA's groove library) and so left out
+  by ``--permissive-only``.  MMA's random humanising is seeded (RndSeed 1).
 
 ``--every`` keeps every Nth file (in path order) of the biggest sets: by default every 4th
 Palestrina movement and string quartet and every 2nd song, which lands the corpus near 10M
@@ -58,15 +66,16 @@ muspy and MIDI-GPT test fixtures, and ../shared/real-midi.  music21's ``demos``,
 rights-reserved).
 
 Bring the sources first (bare git dirs of freedoom/freedoom, OpenScore/Lieder,
-OpenScore/StringQuartets and zharry29/drums-with-llm, by default looked for in /work/.mirror
-under their fetched names and otherwise given with --freedoom, --lieder, --quartets and
---groove; Debian packages with ``apt-get install -y openttd-openmsx
-planetblupi-music-midi``), then, from anywhere (the output goes outside any git tree)::
+OpenScore/StringQuartets, zharry29/drums-with-llm and 00sapo/OpenEWLD, by default looked for
+in /work/.mirror under their fetched names and otherwise given with --freedoom, --lieder,
+--quartets, --groove and --ewld; Debian packages with ``apt-get install -y openttd-openmsx
+planetblupi-music-midi mma``), then, from anywhere (the output goes outside any git tree)::
 
     .venv/bin/python scripts/base_corpus.py --out /work/base-corpus --jobs 2
 
-The base corpus of December 2026 was built that way, in four runs of ``--collections`` (band
-MIDI and music21 scores; ryans-mammoth,oneills-1850; openscore-lieder; airds-airs,misc-folk),
+The base corpus of December 2026 was built that way, in five runs of ``--collections`` (band
+MIDI and music21 scores; ryans-mammoth,oneills-1850; openscore-lieder; airds-airs,misc-folk;
+ewld-mma),
 which gives the same files as the single command above.
 """
 
@@ -129,6 +138,7 @@ GROUPS = {
     "m21-composers": "classical",
     "openscore-quartets": "classical",
     "openscore-lieder": "song",
+    "ewld-mma": "band",
 }
 COLLECTIONS = tuple(GROUPS)
 # Every Nth file (in path order) of the biggest sets, so that they do not outweigh the rest:
@@ -148,6 +158,24 @@ M21_FOLDERS = {
         "schubert", "schumann_clara", "schumann_robert", "verdi", "weber", "webern",
     ],
 }  # fmt: skip
+# OpenEWLD lead sheets rendered by MMA: grooves by metre (3 beats or 4), each with a tempo.
+MMA_GROOVES = {
+    3: {"Waltz": 132, "JazzWaltz": 150, "CountryWaltz": 132, "BroadwayWaltz": 144},
+    4: {"Swing": 132, "Foxtrot": 120, "Ballad": 76, "50sRock": 140, "BossaNova": 128,
+        "Folk": 110, "EasySwing": 112, "Broadway": 120, "Dixie": 150, "Charleston": 150},
+}  # fmt: skip
+MMA_BEATS = {"3/4": 3, "2/4": 4, "4/4": 4, "2/2": 4}  # 2/4 and 2/2 go on a 4-beat groove
+MMA_KINDS = {  # music21 chord kinds -> MMA chord names (after the root)
+    "major": "", "minor": "m", "augmented": "aug", "diminished": "dim",
+    "dominant-seventh": "7", "major-seventh": "M7", "minor-seventh": "m7",
+    "diminished-seventh": "dim7", "augmented-seventh": "7#5", "half-diminished": "m7b5",
+    "minor-major-seventh": "mM7", "major-sixth": "6", "minor-sixth": "m6",
+    "dominant-ninth": "9", "major-ninth": "M9", "minor-ninth": "m9",
+    "dominant-11th": "11", "dominant-13th": "13", "suspended-second": "sus2",
+    "suspended-fourth": "sus4", "power": "5",
+}  # fmt: skip
+MELODY_PROGRAM = 65  # alto sax, on a track of its own
+EWLD_LICENCE = f"{PD} melody and chords (OpenEWLD); arranged by MMA grooves ({GPL2_PLUS})"
 M21_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn", ".abc"}
 # Folk collection -> its music21 corpus folder.
 FOLK_BOOKS = {
@@ -326,6 +354,10 @@ def folk_jobs(root: Path, version: str, wanted: set[str]) -> tuple[list[Job], Co
     return jobs, skipped
 
 
+def ewld_jobs(git_dir: Path, stage: Path) -> list[Job]:
+    return git_jobs("ewld-mma", git_dir, "dataset", ".mxl", EWLD_LICENCE, "lead", stage)
+
+
 def rights_text(path: Path) -> str:
     """The rights/copyright statements a score file carries, lower-cased ('' if none)."""
     try:
@@ -493,6 +525,74 @@ def convert_score(path: str, out: Path) -> None:
     score_to_midi(score, out)
 
 
+def mma_chord(symbol) -> str:
+    root = symbol.root().name.replace("-", "b")
+    kind = symbol.chordKind or "major"
+    return root + MMA_KINDS.get(kind, "m" if kind.startswith("minor") else "")
+
+
+def mma_chart(chords: list[tuple[float, str]], beats: int, bars: int, groove: str) -> str:
+    """An MMA file: one line per bar, a chord name where one starts, "/" to hold, z for rest."""
+    lines = ["RndSeed 1", f"Tempo {MMA_GROOVES[beats][groove]}", f"Time {beats}"]
+    lines.append(f"Groove {groove}")
+    current = "z"
+    for b in range(bars):
+        row = []
+        for k in range(beats):
+            t = b * beats + k
+            here = [c for at, c in chords if t - 1e-6 <= at < t + 1 - 1e-6]
+            if here:
+                current = here[0]
+            row.append(current if here or k == 0 else "/")
+        lines.append(f"{b + 1} " + " ".join(row))
+    return "\n".join(lines) + "\n"
+
+
+def render_lead_sheet(path: str, out: Path, rel: str) -> None:
+    """A lead sheet as a band arrangement: MMA's drums, bass and keys, the melody on top."""
+    import math
+    import os
+
+    import symusic
+    from music21 import converter, harmony
+
+    part = converter.parse(path).parts[0]
+    ts = part.recurse().getElementsByClass("TimeSignature").first()
+    beats = MMA_BEATS.get(ts.ratioString if ts else "")
+    if beats is None:
+        raise ValueError(f"metre {ts.ratioString if ts else None} has no groove here")
+    first = float(part.getElementsByClass("Measure").first().duration.quarterLength)
+    bar_q = float(ts.barDuration.quarterLength)
+    shift = (beats - first % beats) % beats if first < bar_q else 0.0  # pickup ends on a bar line
+    flat = part.flatten()
+    chords = [
+        (float(c.getOffsetBySite(flat)) + shift, mma_chord(c))
+        for c in flat.getElementsByClass(harmony.ChordSymbol)
+    ]
+    flat.removeByClass(harmony.ChordSymbol)
+    notes = score_notes(flat, velocity_map(flat))
+    if not notes or not chords:
+        raise ValueError("no melody or no chords")
+    bars = math.ceil(max(n[0] + n[1] for n in notes) / beats + shift / beats - 1e-6)
+    grooves = sorted(MMA_GROOVES[beats])
+    groove = grooves[int(hashlib.sha1(rel.encode()).hexdigest(), 16) % len(grooves)]
+    with tempfile.TemporaryDirectory() as tmp:
+        chart, band = Path(tmp) / "chart.mma", Path(tmp) / "band.mid"
+        chart.write_text(mma_chart(sorted(chords), beats, bars, groove))
+        subprocess.run(
+            ["mma", str(chart), "-f", str(band)], capture_output=True, check=True,
+            env={**os.environ, "MMA_HOME": "/usr/share/mma"},
+        )  # fmt: skip
+        midi = symusic.Score(str(band))
+    tpq = midi.ticks_per_quarter
+    melody = symusic.Track(name="melody", program=MELODY_PROGRAM)
+    for onset, length, pitch, velocity in notes:
+        tick, ticks = round((onset + shift) * tpq), max(1, round(length * tpq))
+        melody.notes.append(symusic.Note(tick, ticks, pitch, min(127, velocity + 16)))
+    midi.tracks.append(melody)
+    midi.dump_midi(str(out))
+
+
 def describe(path: Path) -> dict:
     """Notes, seconds, drums and kind of a written MIDI file, read back with symusic."""
     import symusic
@@ -540,6 +640,8 @@ def run_job(job: Job, out_root: str, timeout: int) -> tuple[Job, str | None, dic
             _, reason, _, _ = folk._export((job.rel, job.data, str(out)))
             if reason:
                 return job, reason, {}
+        elif job.how == "lead":
+            render_lead_sheet(job.data, out, job.rel)
         else:
             convert_score(job.data, out)
         info = describe(out)
@@ -581,6 +683,8 @@ def collect_jobs(ns, wanted: set[str], stage: Path) -> tuple[list[Job], Counter]
         jobs += groove_jobs(ns.groove, ns.groove_count, stage)
     if "openscore-lieder" in wanted:
         jobs += git_jobs("openscore-lieder", ns.lieder, "scores", ".mxl", CC0, "score", stage)
+    if "ewld-mma" in wanted:
+        jobs += ewld_jobs(ns.ewld, stage)
     if "openscore-quartets" in wanted:
         jobs += git_jobs("openscore-quartets", ns.quartets, "scores", ".mxl", CC0, "score", stage)
     return jobs, skipped
@@ -677,6 +781,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--groove", type=Path, default=MIRROR / "zharry29+drums-with-llm/repo",
                    help="bare git dir of zharry29/drums-with-llm (its groove/ folder)")  # fmt: skip
     p.add_argument("--openmsx", type=Path, default=OPENMSX_DIR, help="OpenMSX MIDI folder")
+    p.add_argument("--ewld", type=Path, default=MIRROR / "00sapo+OpenEWLD/repo",
+                   help="bare git dir of 00sapo/OpenEWLD")  # fmt: skip
     p.add_argument("--blupi", type=Path, default=BLUPI_DIR, help="Planet Blupi MIDI folder")
     ns = p.parse_args()
     unknown = set(ns.collections.split(",")) - set(COLLECTIONS)
