@@ -174,7 +174,7 @@ MMA_KINDS = {  # music21 chord kinds -> MMA chord names (after the root)
     "suspended-fourth": "sus4", "power": "5",
 }  # fmt: skip
 MELODY_PROGRAM = 65  # alto sax, on a track of its own
-EWLD_LICENCE = f"{PD} melody and chords (OpenEWLD); arranged by MMA grooves ({GPL2_PLUS})"
+EWLD_LICENCE = f"{GPL2_PLUS} (MMA's grooves; melody and chords public domain, OpenEWLD)"
 M21_PREFERENCE = (".mxl", ".musicxml", ".xml", ".krn", ".abc")  # one format per piece
 M21_SUFFIXES = set(M21_PREFERENCE)
 # Folk collection -> its music21 corpus folder.
@@ -195,7 +195,7 @@ class Job:
     collection: str
     source: str  # repo@commit:path, package@version:path or music21@version:corpus/...
     licence: str
-    how: str  # "copy" (MIDI bytes), "tune" (single-tune ABC text), "score" (music21 file)
+    how: str  # "copy" (MIDI bytes), "tune" (one ABC tune), "score" or "lead" (music21 file)
     data: str  # the input file's path, or the tune's ABC text
 
 
@@ -709,6 +709,7 @@ def every_nth(jobs: list[Job], every: dict[str, int], skipped: Counter) -> list[
 
 
 def permissive(licence: str) -> bool:
+    """Public domain, CC0, BSD or CC-BY: the licence named before any parenthesis."""
     return licence.split(" (")[0] in PERMISSIVE
 
 
