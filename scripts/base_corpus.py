@@ -704,7 +704,7 @@ def every_nth(jobs: list[Job], every: dict[str, int], skipped: Counter) -> list[
         if (position[job.collection] - 1) % n == 0:
             kept.append(job)
         else:
-            skipped[f"{job.collection}: not sampled (every {n}th file kept)"] += 1
+            skipped[f"{job.collection}: not sampled (1 file in {n} kept)"] += 1
     return kept
 
 
