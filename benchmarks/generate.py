@@ -32,8 +32,8 @@ def tokens_per_second(
 ) -> float:
     """Decoding speed with the grammar mask on, as `generate_songs` runs it."""
     from musicgen.generate import GenerateConfig
-    from musicgen.generate.sampling import generate
     from musicgen.generate.length import LengthTracker
+    from musicgen.generate.sampling import generate
 
     def rules(n: int) -> LengthTracker:
         return LengthTracker(vocab, GenerateConfig(unit="tokens", length=n), prompt[0].numpy(), 1)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from musicgen.checkpoint import LoadedModel
 from musicgen.data.datamodule import IGNORE, EvalStreams
 from musicgen.data.dataset import TokenDataset
+from musicgen.data.remap import into_vocabulary
 from musicgen.errors import MusicgenError, ReadError
 from musicgen.midi.read import read_score
 from musicgen.ngram import KneserNey, best_order
@@ -170,17 +171,23 @@ def evaluate(
         and Path(model.meta["data"], "index.json").exists()
     ):
         data_dir = model.meta["data"]
+    mapped = None  # the dataset in the model's ids (a fine-tune learnt its base's vocabulary)
     if data_dir is not None:
         ds = TokenDataset.open(data_dir)
-        if not ds.vocab.plays_like(model.vocab):
-            raise MusicgenError(
-                f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead"
-            )
+        if ds.vocab.plays_like(model.vocab):
+            mapped = ds
+        else:
+            try:
+                mapped, _ = into_vocabulary(ds, model.vocab)
+            except MusicgenError:
+                raise MusicgenError(
+                    f"{data_dir} uses a different vocabulary than the checkpoint; evaluate on MIDI files instead"
+                ) from None
     unknown, skipped, digests = 0, {}, []
     if sources:
         docs, unknown, skipped = encode_files(sources, model, digests)
-    elif ds is not None:
-        docs = [np.asarray(d) for d in ds.documents("val")]
+    elif mapped is not None:
+        docs = [np.asarray(d) for d in mapped.documents("val")]
     else:
         raise MusicgenError("nothing to evaluate: give MIDI files or --data DIR")
     if not docs:
@@ -201,8 +208,9 @@ def evaluate(
         files_in_training=_in_training(digests, ds),
         files_skipped=skipped,
     )
-    if ngram and ds is not None:
-        train_docs = [np.asarray(d) for d in ds.documents("train")]
+    if ngram and mapped is not None:
+        # the n-gram learns the dataset in the model's ids: the same tokens the model reads
+        train_docs = [np.asarray(d) for d in mapped.documents("train")]
         lm = fit_ngram(train_docs, len(model.vocab), max_order)
         by_order, best = score_ngram(lm, docs, model.vocab.note_ids)
         rep.ngram_order = best

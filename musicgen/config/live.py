@@ -28,7 +28,7 @@ class LiveConfig:
         "First MIDI channel (1-16) the model plays on; each of its instruments takes the next, drums channel 10.",
     )
     lead: float = opt(
-        0.25,
+        0.5,
         "Seconds before the rest is certain that the model starts thinking of its answer.",
         cli=False,
     )

@@ -17,11 +17,13 @@ every bar of the answer.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from dataclasses import dataclass, replace
 
 import mido
+import numpy as np
 import torch
 
 from musicgen.analysis.key import estimate_key
@@ -32,12 +34,14 @@ from musicgen.generate.controls import ControlPlan
 from musicgen.generate.decoder import Decoder, Sampling, evaluating, step
 from musicgen.generate.length import LengthTracker
 from musicgen.generate.primer import model_tokens
+from musicgen.live.clock import Wake
 from musicgen.live.listen import DRUM_CHANNEL
 from musicgen.live.messages import Timed, note
-from musicgen.midi.score import Score
+from musicgen.midi.score import NOTE_DTYPE, Score
 from musicgen.tokens.space import DRUMS
 
-ENDLESS_BARS = 10_000  # a continuation plays until it is stopped or the player comes back
+ENDLESS_BARS = 10_000
+OPENING = 0.25  # seconds of the answer decoded before it starts  # a continuation plays until it is stopped or the player comes back
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Performer:
         self.first_notes: list[tuple[float, float]] = []  # (rest, first note's time) per take
         self.error: BaseException | None = None
         self.channels: dict[int, int] = {}  # the model's instruments: program -> channel
+        self.wake = Wake()  # set by every cue, so a sleeping performer takes it at once
         self._thread = threading.Thread(target=self._run, name="performer", daemon=True)
         self._generator = torch.Generator().manual_seed(cfg.seed)
 
@@ -80,38 +85,64 @@ class Performer:
 
     def prepare(self, phrase: Score, qpm: float) -> None:
         """The player has paused: read their phrase and draw the answer's first notes."""
-        self.commands.put(("prepare", phrase, qpm))
+        self._cue(("prepare", phrase, qpm))
 
     def go(self, rest: float) -> None:
         """The rest is certain: the prepared take starts sounding at `rest`."""
-        self.commands.put(("go", rest))
+        self._cue(("go", rest))
 
     def give_way(self) -> None:
         """The player came back in: drop the take (the app has cancelled what was queued)."""
-        self.commands.put(("drop",))
+        self._cue(("drop",))
 
     def stop(self, timeout: float = 5.0) -> None:
-        self.commands.put(("stop",))
+        self._cue(("stop",))
         self._thread.join(timeout)
+
+    def _cue(self, cmd: tuple) -> None:
+        self.commands.put(cmd)
+        self.wake.set()
 
     # --- the performer's thread ---------------------------------------------------------
     def _run(self) -> None:
+        """Take the cues, decode up to `ahead` seconds past the clock, then sleep on the
+        clock until that horizon moves or a cue comes."""
         try:
             with evaluating(self.model.core), torch.no_grad():
+                self._warm_up()
                 while True:
-                    try:
-                        cmd = self.commands.get(timeout=0.005 if self._busy() else None)
-                    except queue.Empty:
-                        self._think()
-                        continue
-                    if cmd[0] == "stop":
-                        return
-                    self._command(cmd)
+                    self.wake.clear()  # a cue after this wakes the sleep below at once
+                    while not self.commands.empty():
+                        cmd = self.commands.get_nowait()
+                        if cmd[0] == "stop":
+                            return
+                        self._command(cmd)
+                    self._think()
+                    self.clock.sleep_until(self._next_wake(), self.wake)
         except BaseException as exc:  # noqa: BLE001 - reported by the app, in one line
             self.error = exc
 
-    def _busy(self) -> bool:
-        return self.take is not None and not self.take.done
+    def _next_wake(self) -> float:
+        """When the horizon reaches the next token to draw (inf: nothing to draw)."""
+        take = self.take
+        if take is None or take.start is None or take.done:
+            return math.inf
+        return self._time(take, take.reader.step) - self.live.ahead
+
+    def _warm_up(self) -> None:
+        """A first take allocates, picks kernels and fills the grammar's caches: one is
+        thought of and dropped while the player plays their first phrase, so the first
+        answer is as quick as the others."""
+        notes = np.zeros(4, dtype=NOTE_DTYPE)
+        notes["start"], notes["duration"] = [0, 1, 2, 3], 1.0
+        notes["pitch"], notes["velocity"] = [60, 64, 67, 72], 80
+        phrase = Score(notes=notes, tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
+        self.take = self._new_take(phrase, 120.0)
+        for _ in range(32):
+            if self.take.done:
+                break
+            self._draw()
+        self.take = None
 
     def _command(self, cmd: tuple) -> None:
         if cmd[0] == "prepare":
@@ -120,7 +151,7 @@ class Performer:
         elif cmd[0] == "go" and self.take is not None:
             take = self.take
             take.start, take.epoch = cmd[1], self.scheduler.epoch
-            self._draw_first_note()
+            self._draw_first_note()  # already drawn, unless the rest came before the lead
             self.takes += 1
             self._send(take.pending)
             take.pending = []
@@ -160,11 +191,17 @@ class Performer:
         return [played] if played is not None else []
 
     def _draw_first_note(self) -> None:
+        """Draw the take's opening: its first note and everything in the `OPENING` seconds
+        after it, so that what sounds at once at the rest is ready at the rest."""
         take = self.take
-        while take is not None and not take.pending and not take.done:
+        while take is not None and not take.done:
+            if take.first_step is not None:
+                opening = take.first_step + OPENING / take.seconds_per_step
+                if take.reader.step > opening:
+                    break
             take.pending += self._draw()
-        if take is not None and take.pending and take.first_step is None:
-            take.first_step = take.pending[0].step
+            if take.pending and take.first_step is None:
+                take.first_step = take.pending[0].step
 
     def _think(self) -> None:
         """Decode on while the take is not `ahead` seconds ahead of the clock."""

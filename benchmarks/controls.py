@@ -1,0 +1,128 @@
+"""Do the controls steer? Asked levels against the levels measured in what comes out.
+
+    python benchmarks/controls.py MODEL [MODEL ...] [--pieces 32] [--bars 8] [--data DIR]
+        [--out work/controls]
+
+Each MODEL (a checkpoint or exported folder trained with controls) generates, from
+scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars for:
+
+* each attribute (density, polyphony, register, dynamics) at each of its 5 levels, the
+  same level every bar: the share of bars whose measured level (musicgen/analysis/bars.py,
+  cut at the model's own levels) is within one of the one asked;
+* each of 6 keys (C, G, D major; A, E, D minor): the share of pieces whose key measured
+  (Krumhansl-Schmuckler) is the one asked;
+* a sweep of density from level 1 to 5 over the bars (1,1,2,3,4,5,5,5): the mean
+  measured density per bar, which should rise; drawn to OUT/sweep.png.
+
+With `--data` (the dataset the model trained on, or one like it) the held-out bits per
+note without any control are printed too (`musicgen evaluate`), and the overlap areas of
+pieces drawn without controls against the held-out pieces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KEYS = ("C major", "G major", "D major", "A minor", "E minor", "D minor")
+SWEEP = (1, 1, 2, 3, 4, 5, 5, 5)
+
+
+def bar_levels(score, attribute: str, edges: list[float], bars: int) -> np.ndarray:
+    """The measured level (1..5, 0 where nothing to measure) of each of the first `bars` bars."""
+    from musicgen.analysis.bars import bar_features, levels
+
+    values = bar_features(score)[attribute][:bars]
+    return levels(values, np.asarray(edges)) + 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", type=Path)
+    ap.add_argument("--pieces", type=int, default=32)
+    ap.add_argument("--bars", type=int, default=8)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
+    ns = ap.parse_args()
+
+    from musicgen.analysis.bars import bar_features
+    from musicgen.analysis.key import estimate_key
+    from musicgen.checkpoint import load_model
+    from musicgen.config import GenerateConfig
+    from musicgen.config.controls import BAR_CONTROLS, LEVELS, key_name, parse_key
+    from musicgen.generate import generate_songs
+
+    ns.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for path in ns.models:
+        model = load_model(path)
+        edges = (model.meta.get("controls") or {}).get("edges")
+        if not edges:
+            raise SystemExit(f"{path} was trained without controls")
+        base = GenerateConfig(num_samples=ns.pieces, unit="bars", length=ns.bars, seed=7)
+        row = {"accuracy": {}, "keys": {}}
+        for a in BAR_CONTROLS:
+            hits = total = 0
+            for level in range(1, LEVELS + 1):
+                songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), a: (level,)}))
+                for s in songs:
+                    got = bar_levels(s.score, a, edges[a], ns.bars)
+                    got = got[got > 0]
+                    hits += int((np.abs(got - level) <= 1).sum())
+                    total += len(got)
+            row["accuracy"][a] = hits / max(total, 1)
+        for key in KEYS:
+            songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "key": key}))
+            found = [estimate_key(s.score) for s in songs]
+            row["keys"][key] = float(np.mean([k == parse_key(key) for k in found]))
+            row.setdefault("keys_found", {})[key] = [key_name(k) if k is not None else None for k in found]
+        songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "density": SWEEP}))
+        dens = np.array([bar_features(s.score)["density"][: ns.bars] for s in songs if len(bar_features(s.score)["density"]) >= ns.bars])
+        row["sweep"] = {"asked": list(SWEEP), "measured": dens.mean(axis=0).tolist() if len(dens) else []}
+        if ns.data is not None:
+            from musicgen.evaluate import evaluate
+
+            row["bits_per_note"] = evaluate(model, data_dir=ns.data, ngram=False).bits_per_note
+        results[str(path)] = row
+        print(f"{path}:")
+        print("  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items()))
+        print("  key as asked: " + ", ".join(f"{k} {v:.0%}" for k, v in row["keys"].items())
+              + f"; mean {np.mean(list(row['keys'].values())):.0%}")
+        print("  density sweep " + " ".join(map(str, SWEEP)) + ": measured "
+              + " ".join(f"{v:.1f}" for v in row["sweep"]["measured"]))
+        if "bits_per_note" in row:
+            print(f"  held-out bits/note with no control: {row['bits_per_note']:.3f}")
+    (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, ns.out / "sweep.png")
+    return 0
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, row in results.items():
+        m = row["sweep"]["measured"]
+        ax.plot(range(1, len(m) + 1), m, marker="o", label=Path(name).name)
+    ax2 = ax.twinx()
+    ax2.step(range(1, len(SWEEP) + 1), SWEEP, where="mid", color="#999999", ls="--", label="asked")
+    ax2.set_ylabel("density level asked")
+    ax.set_xlabel("bar")
+    ax.set_ylabel("notes in the bar (measured)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Live play with each model, on this machine's real clock, a MIDI file as the player.
+
+    python benchmarks/live.py [MODEL ...] [--phrases 12] [--trials 100] [--busy]
+        [--out work/live]
+
+The player is a file made from the bundled corpus: the first two bars of `--phrases`
+chorales (soprano to bass, as played), each followed by a rest long enough for the model's
+two-bar answer, at 100 qpm. `musicgen play --mode answer` runs on it through an
+in-process output port (a device port adds its own write time). For each MODEL (default:
+the shipped ones) it prints:
+
+* rest to first note: from the moment the rest became certain (the player quiet for the
+  --wait, one bar) to the model's first note leaving the scheduler (p50, p99, max ms);
+* lateness: every message sent against its scheduled time (p50, p99, max ms), and the
+  messages dropped (queued but never sent while the session ran);
+* speed: tokens decoded per second against the tokens a second of the answers needs;
+  with --busy also while another process keeps one core busy;
+* key: the pitch-class histogram overlap of each answer with the phrase before it.
+
+Then `--trials` sessions stopped at a random moment (the input cut off, or Ctrl-C),
+spread over the models: stuck notes (a note-on left without its note-off, on the wire)
+and tracebacks, both of which must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QPM = 100.0
+
+
+def player_file(path: Path, phrases: int) -> Path:
+    """Two bars of each of `phrases` chorales, each followed by a rest of four bars."""
+    from musicgen.midi import read_score
+    from musicgen.midi.score import Score
+    from musicgen.midi.write import write_midi
+
+    files = sorted((ROOT / "data" / "midi").glob("*.mid"))[::7][:phrases]
+    parts, at = [], 0.0
+    for f in files:
+        s = read_score(f)
+        lines = s.bar_lines()
+        notes = s.notes[s.notes["start"] < lines[2]].copy() if len(lines) > 2 else s.notes.copy()
+        notes["start"] += at - (notes["start"].min() if len(notes) else 0)
+        notes["duration"] = np.minimum(notes["duration"], at + 8 - notes["start"])
+        notes["program"] = 0
+        parts.append(notes)
+        at += 8 + 16  # two bars, then four bars of rest
+    score = Score(notes=np.concatenate(parts), tempos=[(0.0, QPM)], time_signatures=[(0.0, 4, 4)])
+    write_midi(score, path)
+    return path
+
+
+def keep_one_core_busy(stop: mp.Event) -> None:
+    x = np.random.rand(256, 256)
+    while not stop.is_set():
+        x = x @ x
+        x /= np.abs(x).max()
+
+
+def histogram(pitches) -> np.ndarray:
+    h = np.bincount(np.asarray(pitches, dtype=int) % 12, minlength=12).astype(float)
+    return h / max(h.sum(), 1)
+
+
+def session(model, phrases_file: Path, stop_after: float | None = None):
+    from musicgen.config import GenerateConfig, LiveConfig
+    from musicgen.live.clock import RealClock
+    from musicgen.live.fileport import FilePlayer
+    from musicgen.live.ports import MemoryOutput
+    from musicgen.live.session import play
+
+    clock = RealClock()
+    out = MemoryOutput("bench", clock)
+    inport = FilePlayer(phrases_file, clock)
+    if stop_after is not None:  # cut the input off, or press Ctrl-C, at a random moment
+        how = random.choice(("cut", "ctrl-c"))
+        main = threading.main_thread().ident
+
+        def stop():
+            time.sleep(stop_after)
+            if how == "cut":
+                inport.close()
+            else:
+                signal.pthread_kill(main, signal.SIGINT)
+
+        threading.Thread(target=stop, daemon=True).start()
+    s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
+    return s, out
+
+
+def stuck(messages) -> int:
+    """Note-ons on the wire left without a note-off (or all-notes-off) after them."""
+    sounding = set()
+    for _, msg in messages:
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        elif msg.type in ("note_off", "note_on"):
+            sounding.discard((msg.channel, msg.note))
+        elif msg.type == "control_change" and msg.control == 123:
+            sounding = {k for k in sounding if k[0] != msg.channel}
+    return len(sounding)
+
+
+def measure(model, path: Path) -> dict:
+    s, out = session(model, path)
+    ons = sorted(x.time for x in s.sent if x.msg.type == "note_on")
+    first = [min((t for t in ons if t >= r - 1e-9), default=np.nan) - r for r in s.rests]
+    late = [x.time - x.scheduled for x in s.sent if x.msg.type != "control_change"]
+    # each answer's pitches against the phrase before it (the player's notes since the rest before)
+    played = [(m.time, m.note) for m in s.played if m.type == "note_on" and m.velocity]
+    answers = [(x.time, x.msg.note) for x in s.sent if x.msg.type == "note_on"]
+    overlaps, bounds = [], [-1.0, *s.rests, float("inf")]
+    for i, rest in enumerate(s.rests):
+        phrase = [n for t, n in played if bounds[i] < t <= rest]
+        answer = [n for t, n in answers if rest - 1e-9 <= t < bounds[i + 2]]
+        if phrase and answer:
+            overlaps.append(float(np.minimum(histogram(phrase), histogram(answer)).sum()))
+    stats = {
+        "takes": s.takes,
+        "first_ms": np.nanpercentile(np.array(first) * 1000, [50, 99, 100]).round(2).tolist(),
+        "late_ms": np.percentile(np.array(late) * 1000, [50, 99, 100]).round(2).tolist(),
+        "key_overlap": float(np.mean(overlaps)) if overlaps else float("nan"),
+        "stuck": stuck([(0, m) for _, m in out.sent]),
+    }
+    return stats
+
+
+def speed(model, seconds_of_music: float = 8.0) -> float:
+    """Decoding speed over real time: tokens a second of the model's answers holds, against
+    tokens it decodes a second, batch 1, cached, as the performer decodes."""
+    import torch
+
+    from musicgen.config import GenerateConfig
+    from musicgen.generate import generate_songs
+
+    cfg = GenerateConfig(unit="seconds", length=seconds_of_music, seed=3, tempo=QPM)
+    with torch.inference_mode():
+        generate_songs(model, GenerateConfig(unit="tokens", length=16))  # warm up
+        t0 = time.perf_counter()
+        songs, _ = generate_songs(model, cfg)
+        took = time.perf_counter() - t0
+    return seconds_of_music / took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument("--phrases", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--busy", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "work" / "live")
+    ns = ap.parse_args()
+
+    from musicgen.checkpoint import load_model
+
+    sys.setswitchinterval(0.001)  # as `musicgen play` sets it
+    ns.out.mkdir(parents=True, exist_ok=True)
+    path = player_file(ns.out / "phrases.mid", ns.phrases)
+    paths = ns.models or [ROOT / "checkpoints" / "pretrained" / n for n in ("gru", "gru-attn", "transformer")]
+    models = {p.name: load_model(p) for p in paths}
+    print(f"player: {ns.phrases} two-bar phrases at {QPM:g} qpm, a one-bar wait, two-bar answers")
+    for name, model in models.items():
+        r = measure(model, path)
+        idle = speed(model)
+        line = (
+            f"{name:12s} rest->first note p50/p99/max {r['first_ms']} ms; late p50/p99/max "
+            f"{r['late_ms']} ms; {r['takes']} answers; {idle:.1f}x real time"
+        )
+        if ns.busy:
+            stop = mp.Event()
+            hog = mp.Process(target=keep_one_core_busy, args=(stop,))
+            hog.start()
+            try:
+                busy = speed(model)
+            finally:
+                stop.set()
+                hog.join()
+            line += f" ({busy:.1f}x with a core busy)"
+        print(line + f"; key overlap {r['key_overlap']:.2f}; stuck notes {r['stuck']}")
+    stuck_total = tracebacks = 0
+    rng = random.Random(0)
+    names = list(models)
+    for i in range(ns.trials):
+        model = models[names[i % len(names)]]
+        try:
+            s, out = session(model, path, stop_after=rng.uniform(0.2, 6.0))
+            stuck_total += stuck([(0, m) for _, m in out.sent])
+        except Exception:  # noqa: BLE001 - counted: the promise is that there are none
+            import traceback
+
+            traceback.print_exc()
+            tracebacks += 1
+    print(f"{ns.trials} random stops: {stuck_total} stuck notes, {tracebacks} tracebacks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
