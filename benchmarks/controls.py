@@ -82,21 +82,41 @@ def main() -> int:
             songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "key": key}))
             found = [estimate_key(s.score) for s in songs]
             row["keys"][key] = float(np.mean([k == parse_key(key) for k in found]))
-            row.setdefault("keys_found", {})[key] = [key_name(k) if k is not None else None for k in found]
+            row.setdefault("keys_found", {})[key] = [
+                key_name(k) if k is not None else None for k in found
+            ]
         songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "density": SWEEP}))
-        dens = np.array([bar_features(s.score)["density"][: ns.bars] for s in songs if len(bar_features(s.score)["density"]) >= ns.bars])
-        row["sweep"] = {"asked": list(SWEEP), "measured": dens.mean(axis=0).tolist() if len(dens) else []}
+        dens = np.array(
+            [
+                bar_features(s.score)["density"][: ns.bars]
+                for s in songs
+                if len(bar_features(s.score)["density"]) >= ns.bars
+            ]
+        )
+        row["sweep"] = {
+            "asked": list(SWEEP),
+            "measured": dens.mean(axis=0).tolist() if len(dens) else [],
+        }
         if ns.data is not None:
             from musicgen.evaluate import evaluate
 
             row["bits_per_note"] = evaluate(model, data_dir=ns.data, ngram=False).bits_per_note
         results[str(path)] = row
         print(f"{path}:")
-        print("  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items()))
-        print("  key as asked: " + ", ".join(f"{k} {v:.0%}" for k, v in row["keys"].items())
-              + f"; mean {np.mean(list(row['keys'].values())):.0%}")
-        print("  density sweep " + " ".join(map(str, SWEEP)) + ": measured "
-              + " ".join(f"{v:.1f}" for v in row["sweep"]["measured"]))
+        print(
+            "  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
+        )
+        print(
+            "  key as asked: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in row["keys"].items())
+            + f"; mean {np.mean(list(row['keys'].values())):.0%}"
+        )
+        print(
+            "  density sweep "
+            + " ".join(map(str, SWEEP))
+            + ": measured "
+            + " ".join(f"{v:.1f}" for v in row["sweep"]["measured"])
+        )
         if "bits_per_note" in row:
             print(f"  held-out bits/note with no control: {row['bits_per_note']:.3f}")
     (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")

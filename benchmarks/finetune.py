@@ -75,7 +75,11 @@ def subset(corpus: Path, pieces: int, out: Path, seed: int = 0) -> Path:
 
 
 def first_seconds(score, seconds: float):
-    return score.until(score.seconds_to_quarters(seconds)) if score.duration_seconds > seconds else score
+    return (
+        score.until(score.seconds_to_quarters(seconds))
+        if score.duration_seconds > seconds
+        else score
+    )
 
 
 def measure(model, data: Path, real: list, ns) -> dict:

@@ -169,7 +169,9 @@ def main() -> int:
     sys.setswitchinterval(0.001)  # as `musicgen play` sets it
     ns.out.mkdir(parents=True, exist_ok=True)
     path = player_file(ns.out / "phrases.mid", ns.phrases)
-    paths = ns.models or [ROOT / "checkpoints" / "pretrained" / n for n in ("gru", "gru-attn", "transformer")]
+    paths = ns.models or [
+        ROOT / "checkpoints" / "pretrained" / n for n in ("gru", "gru-attn", "transformer")
+    ]
     models = {p.name: load_model(p) for p in paths}
     print(f"player: {ns.phrases} two-bar phrases at {QPM:g} qpm, a one-bar wait, two-bar answers")
     for name, model in models.items():

@@ -62,15 +62,15 @@ def play(checkpoint, inport, outport, record, device, **settings):
 
     live = build_config(LiveConfig, settings)
     cfg = build_config(GenerateConfig, plan_of(settings))
+    clock = RealClock()
+    source = open_input(inport, clock)  # a port that is not there: one line, before loading
+    output = open_output(outport or "musicgen", virtual=outport is None)
     if checkpoint is None:
         from musicgen.pretrained import default_checkpoint
 
         checkpoint = default_checkpoint()
         click.echo(f"using the pretrained default {checkpoint}")
     model = load_model(checkpoint, device)
-    clock = RealClock()
-    output = open_output(outport or "musicgen", virtual=outport is None)
-    source = open_input(inport, clock)
     # the decoding thread's Python work must not hold the scheduler's thread back for
     # the interpreter's default 5 ms (benchmarks/live.py measured it)
     sys.setswitchinterval(0.001)

@@ -10,6 +10,12 @@ carried state (GRU hidden state, attention memory, transformer key/value cache);
 without it the whole sequence (its last `context_len` tokens) runs again every step.
 A core's state is never changed in place (each step returns a new one), so a
 snapshot is a reference, not a copy.
+
+Decoding runs on `DECODE_THREADS` torch threads (`decoding_threads`), whatever the process
+uses otherwise: a step is a handful of small matrix products, each split across threads
+that must all meet at its end, so a second thread saves little on an idle machine and,
+when another process holds a core, every product waits for the thread the scheduler
+parked. `benchmarks/generate.py` measures it (README, Speed).
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ import torch
 from torch import nn
 
 from musicgen.generate.sampling import check_sampling_args, sample
+
+# torch threads while decoding. One, by measurement (benchmarks/generate.py, README "Speed"):
+# on an idle 2-core machine a second thread gained the shipped models at most 10% at batch 1
+# (15-28% for the transformer at -n 8); with one core kept busy by another process (a
+# training run, say) two threads fell to 0.02-0.4x of their idle speed, one stayed at
+# 0.6-1.0x. Too little to gain for a user to weigh, so no option: `decode(threads=...)`.
+DECODE_THREADS = 1
 
 
 class Rules(Protocol):
@@ -148,6 +161,22 @@ def step(
 
 
 @contextmanager
+def decoding_threads(n: int | None = DECODE_THREADS) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside (None: left as they are), the caller's
+    number after. The same seed draws the same tokens on any number of threads (tested)."""
+    if n is not None and n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextmanager
 def evaluating(core: nn.Module) -> Iterator[None]:
     """The core in eval mode (no dropout) while decoding, its own mode after."""
     was_training = core.training
@@ -170,19 +199,20 @@ def decode(
     pad_id: int = 0,
     use_cache: bool = True,
     context_len: int | None = None,
+    threads: int | None = DECODE_THREADS,
 ) -> torch.Tensor:
     """Extend `prompt` (B, T0) by up to `max_new_tokens`; returns (B, T0 + n), prompt first.
 
     `core(tokens (B, T), state) -> (logits (B, T, V), state)`. `rules` masks and biases
     each draw and says when a row is finished; finished rows receive `pad_id` from then
     on and the loop ends when all are. Sampling is `sample`'s (top_p is nucleus sampling,
-    Holtzman et al. 2020).
+    Holtzman et al. 2020). The loop runs on `threads` torch threads (`decoding_threads`).
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     decoder = Decoder(core, prompt, use_cache=use_cache, context_len=context_len)
     finished = torch.zeros(decoder.batch, dtype=torch.bool, device=decoder.seq.device)  # (B,)
-    with evaluating(core):
+    with evaluating(core), decoding_threads(threads):
         for _ in range(max_new_tokens):
             new = step(decoder, sampling, generator, rules, finished, pad_id)
             if rules is not None:

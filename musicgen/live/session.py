@@ -8,8 +8,9 @@ queues only: the loop never waits on the model, and the scheduler never touches 
     player quiet for wait - lead   ->  performer.prepare(phrase)   (starts thinking)
     rest (quiet for wait)          ->  performer.go(rest)          (answer sounds now)
     player plays again             ->  scheduler.cancel_after(now), performer.give_way()
-    input ends / Ctrl-C / port gone -> the queued answer plays out (not on Ctrl-C),
-                                       then every note off on every channel used
+    input ends                     ->  answer: the last phrase is answered and plays out;
+                                       continue: it stops with its input
+    Ctrl-C / a port gone           ->  every note off on every channel used, at once
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def play(
             if performer.error is not None:
                 raise performer.error
             if ended:
-                # a file that ends on a phrase is answered too, after the same rest
-                rest = listener.deadline
+                # in answer mode a file that ends on a phrase is answered too, after the same
+                # rest; a continuation stops with its input (the player has left)
+                rest = listener.deadline if live.mode == "answer" else math.inf
                 listener.end(clock.now())
                 if math.isfinite(rest):
                     if not prepared:  # the phrase is whole: think during the rest
@@ -97,9 +99,9 @@ def play(
                 prepared = True
             wake = listener.deadline if prepared else cue
             clock.sleep_until(wake if math.isfinite(wake) else math.inf, inport.ready)
-        # a file player that ended, or a keyboard unplugged: let the answer play out
-        _wait_for(performer, scheduler, clock)
-        scheduler.stop(drain=True)
+        if live.mode == "answer":  # the input ended: let the last answer play out
+            _wait_for(performer, scheduler, clock)
+            scheduler.stop(drain=True)
     except KeyboardInterrupt:
         session.ended = "stopped (Ctrl-C)"
     except PortGone as exc:
