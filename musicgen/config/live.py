@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from musicgen.config.fields import opt
 
-PLAY_MODES = ("answer", "continue")
+PLAY_MODES = ("answer", "continue", "accompany")
 
 
 @dataclass(frozen=True)
 class LiveConfig:
     mode: str = opt(
         "answer",
-        "answer: when you rest, the model answers for --bars and gives way when you play again; continue: it plays on from what you played until you play again or stop it.",
+        "answer: when you rest, the model answers for --bars and gives way when you play again; continue: it plays on from what you played until you play again or stop it; accompany: it plays other parts (--instruments, else under you on your instrument) beat by beat as you play.",
     )
     bars: float = opt(2.0, "Bars of each answer (answer mode).", flag="bars")
     wait: float | None = opt(

@@ -16,10 +16,12 @@ queues only: the loop never waits on the model, and the scheduler never touches 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.live.accompanist import Accompanist
 from musicgen.live.clock import Clock
 from musicgen.live.listen import Listener, Played, Rest, Resumed
 from musicgen.live.performer import Performer
@@ -52,15 +54,24 @@ def play(
     on `outport`. Returns what happened; raises only what the caller reports in one line."""
     listener = Listener(wait=live.rest_seconds(), qpm=live.tempo)
     scheduler = Scheduler(outport, clock, name="musicgen").start()
-    performer = Performer(model, cfg, live, scheduler, clock).start()
+    lock = threading.Lock()  # the accompanist reads the listener from its own thread
+    if live.mode == "accompany":
+        performer = Accompanist(model, cfg, live, scheduler, clock, listener, lock).start()
+    else:
+        performer = Performer(model, cfg, live, scheduler, clock).start()
+    cues = live.mode != "accompany"  # answer and continue wait for rests; accompany does not
     session = Session(tempo=listener.tempo)
     prepared = False
     try:
         while True:
             ended = inport.ended  # read first: all a port delivered before ending is queued
             now = clock.now()
-            events = [e for msg in inport.drain() for e in listener.feed(msg)]
-            events += listener.poll(now)
+            with lock:
+                events = [e for msg in inport.drain() for e in listener.feed(msg)]
+                events += listener.poll(now) if cues else []
+            if not cues:
+                performer.wake.set()  # the first note starts it; later ones it reads itself
+                events = [e for e in events if isinstance(e, Played)]
             for event in events:
                 if isinstance(event, Resumed):  # the player is back: the model gives way
                     scheduler.cancel_after(event.time)
@@ -85,7 +96,8 @@ def play(
                 # in answer mode a file that ends on a phrase is answered too, after the same
                 # rest; a continuation stops with its input (the player has left)
                 rest = listener.deadline if live.mode == "answer" else math.inf
-                listener.end(clock.now())
+                with lock:
+                    listener.end(clock.now())
                 if math.isfinite(rest):
                     if not prepared:  # the phrase is whole: think during the rest
                         performer.prepare(listener.score(rest), listener.tempo.qpm)
@@ -93,7 +105,7 @@ def play(
                     performer.go(rest)
                     session.rests.append(rest)
                 break
-            cue = listener.deadline - live.lead
+            cue = listener.deadline - live.lead if cues else math.inf
             if not prepared and now >= cue and listener.num_notes:
                 performer.prepare(listener.score(now), listener.tempo.qpm)
                 prepared = True

@@ -11,7 +11,7 @@ import musicgen.live
 
 LIVE = Path(musicgen.live.__file__).parent
 ALLOWED = ("musicgen.errors", "musicgen.midi", "musicgen.fsutil", "musicgen.live")
-MODEL_SIDE = ("performer", "session")  # they drive the decoder: above generation
+MODEL_SIDE = ("performer", "session", "accompanist")  # they drive the decoder: above generation
 TRANSPORT = [p for p in sorted(LIVE.glob("*.py")) if p.stem not in MODEL_SIDE]
 
 

@@ -152,3 +152,17 @@ def test_a_port_that_does_not_exist_is_one_line_with_the_ports_there_are(monkeyp
     monkeypatch.setattr(ports, "_backend", lambda backend=None: None)
     result = run_cli("play", "--in", "Roland", "--out", "FLUID")
     assert_cli_error(result, "'Roland'", "Keystation 49")
+
+
+def test_accompany_plays_each_beat_under_the_player_on_their_instrument(trained):
+    from musicgen.checkpoint import load_model
+
+    live = Live(load_model(trained["gru"].best), mode="accompany")
+    end = live.play_notes(0.0, [72, 74, 76, 77, 79, 77, 76, 74], step=0.5)  # one note a beat
+    live.to(end + 0.5)
+    session = live.end()
+    ons = [(t, m.note) for t, m in live.model_notes() if m.type == "note_on" and m.velocity]
+    assert ons and session.takes >= 6  # a part for every beat it heard
+    assert all(t >= 0.5 - 0.1 - 1e-9 for t, _ in ons)  # nothing before the first beat line
+    assert all(note < 72 for _, note in ons)  # under the player, on the player's instrument
+    assert balanced(live.synth.sent)

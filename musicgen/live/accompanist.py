@@ -1,0 +1,199 @@
+"""Live accompaniment: the model plays the other parts under the player, beat by beat.
+
+The player's next notes cannot be known, so the model cannot hear them before it plays
+with them; it hears every beat that has passed, exactly, and plays the next one. Just
+before each beat line k (on the player's followed tempo) the accompanist:
+
+1. writes the session so far, the player's notes and its own, up to beat k as one piece
+   in the model's tokens (the player's held notes as long as they have sounded);
+2. goes back to the decoder's state at the last beat line (`Decoder.restore`) and reads
+   the tokens since then, which now hold what the player really played beside what it
+   played itself (its own guess at that beat, decoded without them, is dropped);
+3. draws its part of beat k to k + 1 (`BeatRules`): time first moves on to the beat line,
+   then its notes, on its own instruments only, until the next beat line.
+
+Its instruments: `--instruments` (the line-up it plays, beside the player's), or else
+the player's own instrument, under the lowest note the player has sounding or last played.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import torch
+
+from musicgen.checkpoint import LoadedModel
+from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.generate.decoder import Decoder, Sampling, evaluating, step
+from musicgen.generate.primer import model_tokens, with_instruments
+from musicgen.generate.rules import RowRules
+from musicgen.live.messages import note
+from musicgen.live.performer import Performer
+from musicgen.midi.score import NOTE_DTYPE, Score
+from musicgen.tokens.space import DRUMS
+from musicgen.tokens.stream import FREE
+
+LEAD = 0.08  # seconds before a beat line that its part is decided
+
+
+class BeatRules(RowRules):
+    """One row: first time moves on to the beat line, then the model's notes until the
+    next one; never a note of the player's instrument (or, sharing it, none above
+    `ceiling`), never the end of the piece."""
+
+    def __init__(self, vocab, stream, start: int, end: int, theirs: int, ceiling: int | None):
+        super().__init__(vocab, [stream])
+        self.start, self.end, self.theirs, self.ceiling = start, end, theirs, ceiling
+        fam = vocab.families
+        self.shift = fam == "shift"
+        self.note = np.isin(fam, ("vel", "pitch", "dur", "drum"))
+        self.prog = np.where(fam == "prog", vocab.space.value[vocab.uids], -1)
+        pitch = np.where(fam == "pitch", vocab.space.value[vocab.uids], -1)
+        self.high = pitch > (ceiling if ceiling is not None else 128)
+        self.min_shift = float(vocab.shift_steps.min())
+        self.played: list = []
+
+    def allowed(self, b: int) -> np.ndarray:
+        stream = self.streams[b]
+        row = self.vocab.allowed_within(stream, self.end - stream.step)
+        row[self.vocab.eos_id] = False
+        if stream.after == FREE and stream.step < self.start:  # the beat's line first:
+            # a Shift that reaches it, or the longest (the grammar lets only that go on)
+            steps = self.vocab.shift_steps
+            reach = (stream.step + steps >= self.start) | (steps == steps[self.shift].max())
+            return row & self.shift & reach
+        mine = row & ~self.high
+        if stream.after == FREE and self.ceiling is None:  # its own instruments only
+            mine &= self.prog != self.theirs
+            if stream.program == self.theirs:
+                mine &= ~self.note
+        # a note begun under a ceiling it cannot keep: time moves on instead, or the
+        # note goes as the grammar has it rather than nowhere
+        for fallback in (mine, row & self.shift, row):
+            if fallback.any():
+                return fallback
+        return row
+
+    def take(self, b: int, token: int) -> bool:
+        stream = self.streams[b]
+        note = stream.feed(self.vocab.uids[token])
+        if note is not None:
+            self.played.append(note)
+        return stream.after == FREE and self.end - stream.step < self.min_shift
+
+
+class Accompanist(Performer):
+    """Plays along: `start()` it, and it follows the listener (shared under `lock`) from
+    the player's first note until `stop()`."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        cfg: GenerateConfig,
+        live: LiveConfig,
+        scheduler,
+        clock,
+        listener,
+        lock,
+    ):
+        super().__init__(model, cfg, live, scheduler, clock)
+        self.listener, self.lock = listener, lock
+        self.mine = np.zeros(0, dtype=NOTE_DTYPE)  # what it played, in the player's quarters
+        self._stop = False
+        self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop = True
+        self.wake.set()
+        self._thread.join(timeout)
+
+    def _follow(self) -> None:
+        try:
+            with evaluating(self.model.core), torch.no_grad():
+                self._warm_up()
+                self._play_along()
+        except BaseException as exc:  # noqa: BLE001 - reported by the session, in one line
+            self.error = exc
+
+    def _play_along(self) -> None:
+        vocab = self.model.vocab
+        tempo = self.listener.tempo
+        while tempo.origin is None and not self._stop:  # until the player's first note
+            self.clock.sleep_until(math.inf, self.wake)
+            self.wake.clear()
+        per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
+        committed: list[int] = []
+        decoder = snap = None
+        beat = 1
+        while not self._stop:
+            self.wake.clear()  # a note played wakes it only to look at the time again
+            self.clock.sleep_until(tempo.seconds_at(beat) - LEAD, self.wake)
+            if self._stop:
+                return
+            if self.clock.now() < tempo.seconds_at(beat) - LEAD:
+                continue  # woken early: a tempo change moved the line
+            with self.lock:
+                theirs = self.listener.score(tempo.seconds_at(beat))
+            tokens, program, ceiling = self._tokens(theirs, beat)
+            if decoder is None or tokens[: len(committed)] != committed:
+                decoder = Decoder(self.model.core, torch.tensor([tokens]))  # from the top
+            else:
+                decoder.restore(snap)
+                if len(tokens) > len(committed):
+                    decoder.push(torch.tensor([tokens[len(committed) :]]))
+            snap, committed = decoder.snapshot(), tokens
+            stream = vocab.stream()
+            stream.feed_all(vocab.uids[tokens])
+            stream.end_header()
+            rules = BeatRules(
+                vocab, stream, beat * per_quarter, (beat + 1) * per_quarter, program, ceiling
+            )
+            sampling = Sampling(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+            for _ in range(4 * per_quarter):  # a guard; a beat holds far fewer tokens
+                token = step(decoder, sampling, self._generator, rules)
+                if rules.update(token)[0]:
+                    break
+            self._play(rules.played, per_quarter, tempo)
+            self.takes += 1  # a beat decided
+            beat += 1
+
+    def _tokens(self, theirs: Score, beat: int) -> tuple[list[int], int, int | None]:
+        """The session up to beat line `beat` in the model's compact ids (no EOS), the
+        player's instrument, and the ceiling of the model's notes if it shares it."""
+        vocab = self.model.vocab
+        mine = self.mine[self.mine["start"] < beat]
+        notes = np.concatenate([theirs.notes[theirs.notes["start"] < beat], mine])
+        notes = notes[np.argsort(notes["start"], kind="stable")]
+        piece = Score(notes=notes, tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
+        program = int(theirs.notes["program"][0]) if len(theirs.notes) else 0
+        lineup = set(self.cfg.instruments or ()) | {program}
+        ceiling = None
+        if lineup == {program}:  # sharing the player's instrument: stay under them
+            recent = theirs.notes[theirs.notes["start"] >= beat - 2]
+            ceiling = int(recent["pitch"].min()) - 1 if len(recent) else 60
+        _, uids, _, _ = model_tokens(piece, vocab)
+        uids = with_instruments(uids[:-1], vocab, tuple(sorted(lineup)))
+        return vocab.lookup[uids].tolist(), program, ceiling
+
+    def _play(self, notes: list, per_quarter: int, tempo) -> None:
+        if not notes:
+            return
+        rows = np.zeros(len(notes), dtype=NOTE_DTYPE)
+        items = []
+        for i, n in enumerate(notes):
+            start, dur = n.step / per_quarter, n.dur / per_quarter
+            rows[i] = (
+                start,
+                dur,
+                n.pitch,
+                n.velocity,
+                0 if n.program == DRUMS else n.program,
+                n.program == DRUMS,
+            )
+            t, end = tempo.seconds_at(start), tempo.seconds_at(start + dur)
+            channel = self._channel(n.program, t, items)
+            items += note(t, end, n.pitch, n.velocity, channel)
+        self.mine = np.concatenate([self.mine, rows])
+        self.scheduler.submit(items)
