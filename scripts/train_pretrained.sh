@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Reproduces the shipped models in checkpoints/pretrained/ (about 50 minutes on 2 CPU cores):
-# the two GRUs train side by side on one core each, then the transformer on both cores.
-# Every model also learns to fill in a middle (--infill: the share of windows rearranged; the
-# transformer, on random windows, keeps more of them for continuation).
-# Each run has a 25-minute wall-clock budget, so results vary a little with machine load.
+# each is its family's base (checkpoints/base/, scripts/train_base.sh) fine-tuned on the
+# bundled Bach corpus, which no base has heard. The two GRUs train side by side on one core
+# each, then the transformer on both cores. Every model also learns to fill in a middle
+# (--infill: the share of windows rearranged; the transformer, on random windows, keeps more
+# of them for continuation). Each run has a 25-minute wall-clock budget, so results vary a
+# little with machine load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,10 +17,10 @@ run() { # name threads extra-args...
   OMP_NUM_THREADS=$threads $PY -m musicgen train --data work/bach --model "$name" --out "$OUT/$name" \
     --max-time 25 --epochs 0 --patience 0 --no-progress "$@" > "$OUT/$name.log" 2>&1
 }
-run gru 1 --infill 0.5 --hidden 320 --layers 2 --dropout 0.2 --warmup 100 &
-run gru-attn 1 --infill 0.5 --hidden 320 --layers 2 --dropout 0.2 --warmup 100 &
+run gru 1 --init base --infill 0.5 --dropout 0.2 &
+run gru-attn 1 --init base --infill 0.5 --dropout 0.2 &
 wait
-run transformer 2 --infill 0.25 --hidden 192 --layers 4 --heads 4 --lr 1.5e-3 --warmup 100 --batch-size 16 --dropout 0.1
+run transformer 2 --init base --infill 0.25 --dropout 0.1
 for name in gru gru-attn transformer; do
   $PY -m musicgen export "$OUT/$name/best.ckpt" --out "checkpoints/pretrained/$name"
   $PY -m musicgen evaluate "checkpoints/pretrained/$name" --data work/bach --json > "checkpoints/pretrained/$name/evaluation.json"

@@ -26,6 +26,7 @@ class IngestConfig:
 
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 VOCABULARIES = ("corpus", "full")
+FREEZE = ("none", "embedding", "lower")  # what a fine-tune keeps of its start (models/adapt.py)
 # Peak learning rates: from scratch, and fine-tuning a base (benchmarks/finetune.py chose it)
 SCRATCH_LR = 2e-3
 FINETUNE_LR = 5e-4
@@ -114,6 +115,10 @@ class TrainConfig:
         "base",
         "Where the weights start: base (the shipped base of the model's family, fine-tuned on your music), scratch, or a checkpoint of the same family.",
     )
+    freeze: str = opt(
+        "none",
+        "Fine-tuning: the starting point's weights kept as they are: none, embedding (the token embedding), or lower (the embedding and the lower half of the layers).",
+    )
     vocab: str = opt(
         "corpus",
         "The tokens a model from scratch learns: corpus (those the corpus uses) or full (every token of the encoding, as a base needs so that any corpus maps into it).",
@@ -142,6 +147,8 @@ class TrainConfig:
             raise ValueError("seq_len must be >= 2 and batch_size >= 1")
         if self.lr is not None and not self.lr > 0:
             raise ValueError("lr must be positive")
+        if self.freeze not in FREEZE:
+            raise ValueError(f"freeze must be one of {', '.join(FREEZE)}, got {self.freeze!r}")
         if self.vocab not in VOCABULARIES:
             raise ValueError(f"vocab must be one of {', '.join(VOCABULARIES)}, got {self.vocab!r}")
         if self.transpose < 0 or self.transpose > 12:

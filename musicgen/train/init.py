@@ -19,6 +19,7 @@ from pathlib import Path
 
 from musicgen.checkpoint import LoadedModel, load_model
 from musicgen.errors import MusicgenError
+from musicgen.models.adapt import freeze
 
 # A base records the version of the recipe that made it; a fine-tune refuses another. It
 # moves when the token space or what a base is trained on changes meaning.
@@ -99,8 +100,11 @@ def resolve_init(init: str, family: str) -> Start:
     )
 
 
-def initial_weights(core, start: Start) -> None:
+def initial_weights(core, start: Start, freeze_what: str = "none") -> list[str]:
     """`core` (just built) takes its starting weights: the starting point's, or its own
-    fresh ones from scratch."""
-    if start.model is not None:
-        core.load_state_dict(start.model.core.state_dict())
+    fresh ones from scratch; a fine-tune keeps `freeze_what` of them as they are
+    (models/adapt.py). The names frozen."""
+    if start.model is None:
+        return []
+    core.load_state_dict(start.model.core.state_dict())
+    return freeze(core, start.model.model_cfg.n_layers, freeze_what)

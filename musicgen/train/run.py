@@ -205,7 +205,7 @@ def build_module(
         meta["controls"] = dm.controls.to_dict()
     controls = vocab.control_mask.nonzero()[0].tolist()
     lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
-    initial_weights(lm.core, start)
+    initial_weights(lm.core, start, train_cfg.freeze)
     return lm
 
 
