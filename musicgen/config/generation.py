@@ -10,6 +10,7 @@ from musicgen.config.fields import opt
 from musicgen.errors import MusicgenError
 
 LENGTH_UNITS = ("bars", "seconds", "notes", "tokens")
+PRIORS = ("corpus", "model")
 
 # The settings of each token's draw, which every task takes; a whole piece also takes the
 # pulls that shape its form (a passage's ends, or the kept part, hold the form there).
@@ -114,6 +115,10 @@ class GenerateConfig:
         "The piece's key, e.g. 'D minor', 'F#', 'Bb major'.",
         parse=lambda text: key_name(parse_key(text)),
     )
+    prior: str = opt(
+        "corpus",
+        "What a new piece (no --primer) takes from the corpus: corpus (the line-up and the key of a training piece, drawn for each song, unless --instruments or --key say otherwise; the key is asked for through the controls) or model (the model chooses them).",
+    )
     use_cache: bool = opt(
         True,
         "Carry the model's state from step to step; --no-cache recomputes the whole context every step (for benchmarks and checks).",
@@ -145,6 +150,8 @@ class GenerateConfig:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.form_bias is not None and not self.form_bias >= 0:
             raise ValueError("form_bias must be >= 0")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         for name in BAR_CONTROLS:
             levels = getattr(self, name)
             if levels is not None:

@@ -8,9 +8,35 @@ from collections.abc import Iterable
 import numpy as np
 
 from musicgen.analysis.form import FormPrior, learn_form
+from musicgen.analysis.key import estimate_key
 from musicgen.tokens.encoding import decode
 
 
 def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
     """The form of a dataset's pieces (compact ids of `vocab`), as `train` stores it."""
     return learn_form(decode(vocab.to_universal(d), vocab.cfg)[0] for d in docs)
+
+
+MAX_LINEUPS = 256  # line-ups kept with a model: a few kilobytes in its metadata
+
+
+def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None) -> dict:
+    """What a new piece may take from the corpus (`--prior corpus`): the training pieces'
+    line-ups (up to MAX_LINEUPS, drawn with a fixed seed, each as often as the corpus has
+    it) and how many pieces are in each of the 24 keys (`keys`: each piece's, if measured
+    already; else measured here)."""
+    inst = vocab.families == "inst"
+    values = vocab.space.value[vocab.uids]
+    lineups = []
+    for doc in docs:
+        ids = np.asarray(doc[1 : 1 + 130])  # after BOS: the header's Inst tokens
+        n = int(np.argmin(inst[ids])) if not inst[ids].all() else len(ids)
+        if n:
+            lineups.append(" ".join(str(int(v)) for v in values[ids[:n]]))
+    if len(lineups) > MAX_LINEUPS:
+        keep = np.random.default_rng(0).choice(len(lineups), MAX_LINEUPS, replace=False)
+        lineups = [lineups[i] for i in sorted(keep)]
+    if keys is None:
+        keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
+    counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)
+    return {"lineups": lineups, "keys": counts[:24].tolist()}

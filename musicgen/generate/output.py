@@ -78,6 +78,8 @@ def write_songs(
         }
         if task is not None:
             sidecar["task"] = task
+        if song.drawn and any(v is not None for v in song.drawn.values()):
+            sidecar["drawn"] = song.drawn  # what the song took from the corpus (--prior corpus)
         files.append((path, score_to_midi_bytes(song.score)))
         files.append(
             (

@@ -12,6 +12,7 @@ import torch
 from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
+from musicgen.config.controls import key_name
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
 from musicgen.generate.controls import ControlPlan, open_piece
@@ -30,6 +31,7 @@ class Song:
     new_notes: int
     path: Path | None = None
     notes: dict = field(default_factory=dict)
+    drawn: dict = field(default_factory=dict)  # what a new piece took from the corpus
 
 
 def decode_rows(
@@ -68,8 +70,53 @@ def settle(cfg: GenerateConfig, model: LoadedModel, passage: bool = False) -> Ge
 def generate_songs(
     model: LoadedModel, cfg: GenerateConfig, device: str | torch.device = "cpu"
 ) -> tuple[list[Song], Primer | None]:
-    """`cfg.num_samples` songs (see `settle` for what `cfg` may leave to the model)."""
+    """`cfg.num_samples` songs (see `settle` for what `cfg` may leave to the model, and
+    `drawn` for what a new piece takes from the corpus). Songs that drew the same line-up
+    and key are decoded together as one batch."""
     cfg = settle(cfg, model)
+    groups: dict[tuple, list[int]] = {}
+    for row, pick in enumerate(drawn(model, cfg)):
+        groups.setdefault(pick, []).append(row)
+    songs: list[Song | None] = [None] * cfg.num_samples
+    primer = None
+    for g, ((lineup, key), rows) in enumerate(groups.items()):
+        part = replace(
+            cfg,
+            num_samples=len(rows),
+            instruments=lineup if lineup is not None else cfg.instruments,
+            key=key if key is not None else cfg.key,
+            seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
+        )
+        made, primer = _decode_songs(model, part, device)
+        for row, song in zip(rows, made, strict=True):
+            song.drawn = {"instruments": lineup, "key": key}
+            songs[row] = song
+    return songs, primer
+
+
+def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
+    """Per song, (line-up, key) drawn from the corpus for a new piece with `--prior corpus`
+    (None for what is not drawn: asked for, a primer's, or a model that keeps no profile of
+    its corpus): a training piece's line-up, and a key as often as the corpus has it."""
+    profile = model.meta.get("corpus") or {}
+    lineups = [tuple(int(p) for p in t.split()) for t in profile.get("lineups") or []]
+    counts = np.asarray(profile.get("keys") or [0] * 24, dtype=float)
+    new_piece = cfg.prior == "corpus" and cfg.primer is None
+    draw_lineup = new_piece and cfg.instruments is None and bool(lineups)
+    draw_key = new_piece and cfg.key is None and model.vocab.has_controls and counts.sum() > 0
+    rng = np.random.default_rng([cfg.seed, 23])
+    picks = []
+    for _ in range(cfg.num_samples):
+        lineup = lineups[int(rng.integers(len(lineups)))] if draw_lineup else None
+        key = key_name(int(rng.choice(24, p=counts / counts.sum()))) if draw_key else None
+        picks.append((lineup, key))
+    return picks
+
+
+def _decode_songs(
+    model: LoadedModel, cfg: GenerateConfig, device
+) -> tuple[list[Song], Primer | None]:
+    """`cfg.num_samples` songs from one prompt, decoded as one batch."""
     plan = ControlPlan.of(cfg, model.vocab)
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     if primer is None:  # a new piece: the plan's first bar is its first

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from musicgen.checkpoint import dataset_meta, read_checkpoint_dict
 from musicgen.config import HardwareConfig, ModelConfig, TrainConfig
 from musicgen.data.datamodule import MusicDataModule
-from musicgen.data.measures import learn_form_of
+from musicgen.data.measures import corpus_profile, learn_form_of
 from musicgen.errors import MusicgenError
 from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
@@ -203,6 +203,8 @@ def build_module(
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
     if dm.controls is not None:  # the levels of the controls, in each attribute's units
         meta["controls"] = dm.controls.to_dict()
+    keys = [p.key for p in dm.controls.pieces] if dm.controls is not None else None
+    meta["corpus"] = corpus_profile(dm.train_docs, dm.ds.vocab, keys)  # for --prior corpus
     controls = vocab.control_mask.nonzero()[0].tolist()
     lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
     initial_weights(lm.core, start, train_cfg.freeze)

@@ -114,3 +114,29 @@ def test_plans_spell_levels_per_bar():
     with pytest.raises(Exception, match="level from 1 to 5"):
         GenerateConfig(dynamics=(0,))
     assert np.array_equal(np.array(cfg.polyphony), [1, 1, 3])
+
+
+def test_a_new_piece_takes_a_line_up_and_a_key_of_the_corpus(steerable):
+    from dataclasses import replace
+
+    from musicgen.generate.songs import drawn
+
+    meta = {"corpus": {"lineups": ["0 128", "40"], "keys": [0] * 14 + [5] + [0] * 9}}
+    model = replace(steerable, meta={**steerable.meta, **meta})
+    picks = drawn(model, GenerateConfig(num_samples=40, seed=3))
+    assert {p[0] for p in picks} == {(0, 128), (40,)}  # each a training piece's, both drawn
+    assert {p[1] for p in picks} == {"D minor"}  # the only key the corpus is in
+    assert drawn(model, GenerateConfig(num_samples=3, prior="model")) == [(None, None)] * 3
+    assert drawn(model, GenerateConfig(num_samples=2, key="F major"))[0][1] is None  # asked
+    # a model learnt from a corpus of one line-up writes it: the header, read back
+    vocab = steerable.vocab
+    meta = {"corpus": {"lineups": ["0"], "keys": [1] + [0] * 23}}
+    songs, _ = generate_songs(
+        replace(steerable, meta={**steerable.meta, **meta}),
+        GenerateConfig(num_samples=2, unit="bars", length=2),
+    )
+    for song in songs:
+        stream = vocab.stream()
+        stream.feed_all(vocab.to_universal(song.ids))
+        assert stream.instruments == {0} and stream.asked[0]["key"] == 0  # C major
+        assert song.drawn == {"instruments": (0,), "key": "C major"}

@@ -112,10 +112,15 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "register": None,
             "dynamics": None,
             "key": None,
+            "prior": "corpus",
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8
-        assert side["primer_tokens"] == 1  # BOS
+        # BOS, then what the new piece took from the corpus: a key (its first bar's
+        # control) and a training piece's line-up
+        drawn = side["drawn"]
+        assert drawn["key"] is not None and drawn["instruments"]
+        assert side["primer_tokens"] == 1 + 1 + len(drawn["instruments"])
         assert read_score(midi).num_notes == 8
         assert f"{midi}: 8 notes" in result.stdout
     # the recorded command reproduces the files byte for byte
