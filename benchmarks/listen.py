@@ -1,4 +1,4 @@
-"""The README's listening figures: a comparison of the pretrained models.
+"""The listening figures of docs/results.md: a comparison of the pretrained models.
 
     python benchmarks/listen.py [--samples 10] [--bars 8] [--out work/readme-compare]
 

@@ -40,7 +40,7 @@ def instrument_name(program: int) -> str:
     return "drums" if program == DRUMS else str(program)
 
 
-# The pull of form-aware sampling by default, chosen by benchmarks/form.py (README "Form").
+# The pull of form-aware sampling by default, chosen by benchmarks/form.py (docs/results.md, Form).
 FORM_BIAS = 8.0
 
 
@@ -52,7 +52,7 @@ class GenerateConfig:
     temperature: float = opt(1.0, "Softmax temperature; 0 is greedy.", short="-t")
     top_k: int = opt(0, "Sample from the k likeliest tokens (0 = off).")
     # 0.98, chosen by benchmarks/form.py: a tighter nucleus re-strikes chords (longer repeats
-    # than the corpus's), none at all lets off-key notes through (README, Form)
+    # than the corpus's), none at all lets off-key notes through (docs/results.md, Form)
     top_p: float = opt(
         0.98, "Nucleus sampling: the smallest set of tokens whose probability reaches p (1 = off)."
     )

@@ -15,7 +15,7 @@ Decoding runs on `DECODE_THREADS` torch threads (`decoding_threads`), whatever t
 uses otherwise: a step is a handful of small matrix products, each split across threads
 that must all meet at its end, so a second thread saves little on an idle machine and,
 when another process holds a core, every product waits for the thread the scheduler
-parked. `benchmarks/generate.py` measures it (README, Speed).
+parked. `benchmarks/generate.py` measures it (docs/results.md, Speed).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch import nn
 
 from musicgen.generate.sampling import check_sampling_args, sample
 
-# torch threads while decoding. One, by measurement (benchmarks/generate.py, README "Speed"):
+# torch threads while decoding. One, by measurement (benchmarks/generate.py, docs/results.md "Speed"):
 # on an idle 2-core machine a second thread gained the shipped models at most 10% at batch 1
 # (15-28% for the transformer at -n 8); with one core kept busy by another process (a
 # training run, say) two threads fell to 0.02-0.4x of their idle speed, one stayed at

@@ -54,7 +54,7 @@ from musicgen.tokens.space import (
 from musicgen.tokens.timebase import resolve_time
 from musicgen.tokens.velocity import velocity_levels
 
-# Counters reported per file; the README's ingestion report explains each.
+# Counters reported per file; docs/ingest.md explains each.
 STAT_KEYS = (
     "notes_in",
     "notes_kept",
