@@ -1,8 +1,8 @@
 """Fine-tuned from the base against trained from scratch, on a corpus the base never saw.
 
     python benchmarks/finetune.py CORPUS [--pieces 100] [--minutes 5]
-        [--models gru,gru-attn,transformer] [--bases checkpoints/base]
-        [--samples 16] [--bars 32] [--seconds 32] [--out work/finetune]
+        [--models gru,gru-attn,transformer] [--bases checkpoints/base] [--parallel]
+        [--exclude OVERLAP.tsv] [--samples 16] [--bars 32] [--seconds 32] [--out work/finetune]
 
 CORPUS is a folder of music. Its files are split as `musicgen ingest` splits them (by
 the hash of each path, a tenth held out), and `--pieces` training files are drawn
@@ -19,7 +19,8 @@ held-out pieces: every overlap area of `musicgen metrics --reference` (how many 
 0.7), and the line-up of the first `--seconds` seconds (instruments playing, and the
 share of pieces with drums), beside the held-out pieces' own.
 
-Run it on a quiet machine: the runs are budgeted by wall time. Results go to
+Run it on a quiet machine: the runs are budgeted by wall time (with --parallel the two
+runs of a family train side by side, one core each, so they share the machine alike). Results go to
 OUT/finetune.json and a table to the terminal.
 """
 
@@ -53,12 +54,13 @@ def mg(*args: str, env: dict | None = None) -> None:
     )
 
 
-def subset(corpus: Path, pieces: int, out: Path, seed: int = 0) -> Path:
+def subset(corpus: Path, pieces: int, out: Path, seed: int = 0, exclude=()) -> Path:
     """A folder of links: `pieces` training files drawn from CORPUS and every held-out
-    file, under their own relative paths, so ingesting it splits them as CORPUS's are."""
+    file, under their own relative paths, so ingesting it splits them as CORPUS's are;
+    the files named in `exclude` left out of both."""
     from musicgen.data.sources import discover, split_of
 
-    files = discover([corpus])
+    files = [f for f in discover([corpus]) if Path(f.rel).name not in set(exclude)]
     val = [f for f in files if split_of(f.rel, 0.1) == "val"]
     train = [f for f in files if split_of(f.rel, 0.1) == "train"]
     random.Random(seed).shuffle(train)
@@ -74,12 +76,26 @@ def subset(corpus: Path, pieces: int, out: Path, seed: int = 0) -> Path:
     return folder
 
 
-def first_seconds(score, seconds: float):
-    return (
-        score.until(score.seconds_to_quarters(seconds))
-        if score.duration_seconds > seconds
-        else score
-    )
+def train_args(data: Path, name: str, init: str, run: Path, ns) -> list[str]:
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        name,
+        "--init",
+        init,
+        "--out",
+        str(run),
+        "--max-time",
+        str(ns.minutes),
+        "--epochs",
+        "0",
+        "--patience",
+        "0",
+        "--no-progress",
+        *ns.train_args.split(),
+    ]
 
 
 def measure(model, data: Path, real: list, ns) -> dict:
@@ -115,6 +131,16 @@ def main() -> int:
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=32.0)
     ap.add_argument("--train-args", default="", help="added to every `musicgen train`")
+    ap.add_argument(
+        "--parallel",
+        action="store_true",
+        help="train scratch and fine-tuned side by side, one core each (same wall time)",
+    )
+    ap.add_argument(
+        "--exclude",
+        type=Path,
+        help="a TSV whose first column names corpus files to leave out (tunes a base knows in another transcription)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "finetune")
     ns = ap.parse_args()
 
@@ -126,7 +152,10 @@ def main() -> int:
     out = ns.out / f"{ns.corpus.name}-{ns.pieces}"
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    mg("ingest", str(subset(ns.corpus, ns.pieces, out)), "--out", str(data))
+    exclude = []
+    if ns.exclude is not None:
+        exclude = [line.split("\t")[0] for line in ns.exclude.read_text().splitlines()[1:] if line]
+    mg("ingest", str(subset(ns.corpus, ns.pieces, out, exclude=exclude)), "--out", str(data))
     ds = TokenDataset.open(data)
     real_scores = [s for _, s in M.load_corpus(data, "val")[0]]
     real = [M.piece_metrics(s) for s in real_scores]
@@ -151,29 +180,26 @@ def main() -> int:
         zero = evaluate(base, data_dir=data, sources=val_files, ngram=True)
         row["base"] = {"bits_per_note": zero.bits_per_note}
         results["ngram"] = zero.ngram_bits_per_note
-        for init in ("scratch", "base"):
-            run = out / f"{name}-{init}"
-            if not (run / "best.ckpt").exists():
-                mg(
-                    "train",
-                    "--data",
-                    str(data),
-                    "--model",
-                    name,
-                    "--init",
-                    init,
-                    "--out",
-                    str(run),
-                    "--max-time",
-                    str(ns.minutes),
-                    "--epochs",
-                    "0",
-                    "--patience",
-                    "0",
-                    "--no-progress",
-                    *ns.train_args.split(),
-                    env=env,
+        runs = {init: out / f"{name}-{init}" for init in ("scratch", "base")}
+        todo = [
+            train_args(data, name, init, run, ns)
+            for init, run in runs.items()
+            if not (run / "best.ckpt").exists()
+        ]
+        if ns.parallel:  # side by side, a core each: the same wall time, the same machine
+            env1 = {**env, "OMP_NUM_THREADS": "1"}
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "musicgen", *a], cwd=ROOT, env={**os.environ, **env1}
                 )
+                for a in todo
+            ]
+            if any(p.wait() for p in procs):
+                raise SystemExit("a training run failed")
+        else:
+            for args in todo:
+                mg(*args, env=env)
+        for init, run in runs.items():
             row[init] = measure(load_model(run / "best.ckpt"), data, real, ns)
         results["models"][name] = row
         (out / "finetune.json").write_text(json.dumps(M.jsonable(results), indent=2) + "\n")
