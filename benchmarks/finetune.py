@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from form import train_args as form_train_args  # noqa: E402 - one `musicgen train` of a benchmark
 from lineup import lineup  # noqa: E402 - one definition of a song's line-up
 
 OVERLAP_TARGET = 0.7
@@ -77,25 +78,7 @@ def subset(corpus: Path, pieces: int, out: Path, seed: int = 0, exclude=()) -> P
 
 
 def train_args(data: Path, name: str, init: str, run: Path, ns) -> list[str]:
-    return [
-        "train",
-        "--data",
-        str(data),
-        "--model",
-        name,
-        "--init",
-        init,
-        "--out",
-        str(run),
-        "--max-time",
-        str(ns.minutes),
-        "--epochs",
-        "0",
-        "--patience",
-        "0",
-        "--no-progress",
-        *ns.train_args.split(),
-    ]
+    return [*form_train_args(data, name, run, ns.minutes), "--init", init, *ns.train_args.split()]
 
 
 def measure(model, data: Path, real: list, ns) -> dict:

@@ -83,6 +83,26 @@ def mg(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "musicgen", *args], check=True, cwd=ROOT)
 
 
+def train_args(data: Path, name: str, run: Path, minutes: float) -> list[str]:
+    """`musicgen train` of one model for `minutes` of wall time, as the benchmarks train."""
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        name,
+        "--out",
+        str(run),
+        "--max-time",
+        str(minutes),
+        "--epochs",
+        "0",
+        "--patience",
+        "0",
+        "--no-progress",
+    ]
+
+
 def first_bars(score, bars: int):
     lines = score.bar_lines()
     return score.until(lines[bars]) if len(lines) > bars else score
@@ -148,20 +168,7 @@ def main() -> int:
         run = ns.trained / name if ns.trained else out / name
         if not ns.trained and not (run / "best.ckpt").exists():
             mg(
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                name,
-                "--out",
-                str(run),
-                "--max-time",
-                str(ns.minutes),
-                "--epochs",
-                "0",
-                "--patience",
-                "0",
-                "--no-progress",
+                *train_args(data, name, run, ns.minutes),
                 *(FIXED_SIZES[name] if ns.fixed_size else []),
                 *shlex.split(ns.train_args),
             )

@@ -207,19 +207,30 @@ def open_input(
 
         return FilePlayer(name, clock)
     mb = _backend(backend)
-    if not virtual:
-        names = list_ports(backend).inputs
-        if name is None:
-            if not names:
-                raise MusicgenError("there is no MIDI input port; give a MIDI file to play instead")
-            name = names[0]
-        name = resolve_name(str(name), names, "input")
-    elif not name:
-        raise MusicgenError("a virtual MIDI port needs a name")
+    name = _port_name(name, virtual, list_ports(backend).inputs if not virtual else [], "input")
     try:
         return DeviceInput(str(name), clock, backend=mb, virtual=virtual)
     except (OSError, RuntimeError, ValueError) as exc:
         raise MusicgenError(f"cannot open MIDI input {name!r}: {_one_line(exc)}") from None
+
+
+def _port_name(name: str | Path | None, virtual: bool, names: list[str], kind: str) -> str:
+    """The port to open: a new virtual one called `name`, or one of `names` (the first if
+    None); one line when there is none."""
+    if virtual:
+        if not name:
+            raise MusicgenError("a virtual MIDI port needs a name")
+        return str(name)
+    if name is None:
+        if not names:
+            instead = (
+                "give a MIDI file to play instead"
+                if kind == "input"
+                else "open a virtual one instead"
+            )
+            raise MusicgenError(f"there is no MIDI {kind} port; {instead}")
+        return names[0]
+    return resolve_name(str(name), names, kind)
 
 
 def open_output(
@@ -228,15 +239,7 @@ def open_output(
     """The synth the model plays: a device port by name, or a new virtual port called
     `name` that a synth connects to. None: the first device output."""
     mb = _backend(backend)
-    if not virtual:
-        names = list_ports(backend).outputs
-        if name is None:
-            if not names:
-                raise MusicgenError("there is no MIDI output port; open a virtual one instead")
-            name = names[0]
-        name = resolve_name(name, names, "output")
-    elif not name:
-        raise MusicgenError("a virtual MIDI port needs a name")
+    name = _port_name(name, virtual, list_ports(backend).outputs if not virtual else [], "output")
     try:
         with _quiet_c_stderr():
             return mb.open_output(name, virtual=virtual)
