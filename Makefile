@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# The CPU build of torch: an unpinned torch may pull a CUDA build of several GB.
+# torch pinned: the version the tests and the shipped models were made with.
 # A GPU user installs their own torch build into the venv first; pip keeps it.
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= work/demo

@@ -4,18 +4,19 @@
 # bundled Bach corpus, which no base has heard. The two GRUs train side by side on one core
 # each, then the transformer on both cores. Every model also learns to fill in a middle
 # (--infill: the share of windows rearranged; the transformer, on random windows, keeps more
-# of them for continuation). Each run has a 25-minute wall-clock budget, so results vary a
-# little with machine load.
+# of them for continuation). Each run has a wall-clock budget of MINUTES (default 25; the
+# shipped models had less, see checkpoints/README.md), so results vary a little with load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-work/pretrained}
+MINUTES=${MINUTES:-25}
 mkdir -p "$OUT"
 $PY -m musicgen ingest data/midi --out work/bach
 run() { # name threads extra-args...
   local name=$1 threads=$2; shift 2
   OMP_NUM_THREADS=$threads $PY -m musicgen train --data work/bach --model "$name" --out "$OUT/$name" \
-    --max-time 25 --epochs 0 --patience 0 --no-progress "$@" > "$OUT/$name.log" 2>&1
+    --max-time "$MINUTES" --epochs 0 --patience 0 --no-progress "$@" > "$OUT/$name.log" 2>&1
 }
 run gru 1 --init base --infill 0.5 --dropout 0.2 &
 run gru-attn 1 --init base --infill 0.5 --dropout 0.2 &

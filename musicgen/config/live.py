@@ -13,7 +13,7 @@ PLAY_MODES = ("answer", "continue", "accompany")
 class LiveConfig:
     mode: str = opt(
         "answer",
-        "answer: when you rest, the model answers for --bars and gives way when you play again; continue: it plays on from what you played until you play again or stop it; accompany: it plays other parts (--instruments, else under you on your instrument) beat by beat as you play.",
+        "answer: when you rest, the model answers for --bars and gives way when you play again; continue: it plays on from what you played until you play again or stop it; accompany: it plays under you on your instrument, beat by beat as you play (the Python API also takes a line-up of its own).",
     )
     bars: float = opt(2.0, "Bars of each answer (answer mode).", flag="bars")
     wait: float | None = opt(
