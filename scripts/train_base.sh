@@ -70,8 +70,6 @@ for name in gru gru-attn transformer; do
   # validating on the held-out tenth (a million tokens) is too dear to do often on a CPU
   $PY -m musicgen export "$WORK/$name/last.ckpt" --out "checkpoints/base/$name" --base
 done
-# the manifest of what the bases learnt: one line per training file
-{ head -n 1 "$CORPUS/SOURCES.tsv"; tail -n +2 "$CORPUS/SOURCES.tsv" | while IFS=$'\t' read -r path rest; do
-    case ",$SKIP," in *",${path%%/*},"*) ;; *) printf '%s\t%s\n' "$path" "$rest" ;; esac
-  done; } > checkpoints/base/SOURCES.tsv
+# the manifest of what the bases learnt: one line per file, with its split
+$PY scripts/base_manifest.py "$CORPUS/SOURCES.tsv" "$WORK/data/index.json" > checkpoints/base/SOURCES.tsv
 echo "bases written to checkpoints/base/ (manifest: checkpoints/base/SOURCES.tsv)"
