@@ -161,7 +161,7 @@ def main() -> int:
         # zero-shot: the base reads the held-out files in its own encoding
         val_files = [ns.corpus / e["path"] for e in ds.index["files"] if e["split"] == "val"]
         zero = evaluate(base, data_dir=data, sources=val_files, ngram=True)
-        row["base"] = {"bits_per_note": zero.bits_per_note}
+        row["zero_shot"] = {"bits_per_note": zero.bits_per_note}
         results["ngram"] = zero.ngram_bits_per_note
         runs = {init: out / f"{name}-{init}" for init in ("scratch", "base")}
         todo = [
@@ -204,7 +204,7 @@ def report(r: dict) -> None:
     for name, row in r["models"].items():
         s, t = row["scratch"], row["base"]
         print(
-            f"{name:12s} {row['base']['bits_per_note']:10.3f} {s['bits_per_note']:8.3f} "
+            f"{name:12s} {row['zero_shot']['bits_per_note']:10.3f} {s['bits_per_note']:8.3f} "
             f"{t['bits_per_note']:10.3f} {t['bits_per_note'] / s['bits_per_note']:6.3f}"
             f"  {s['overlaps_met']:>2d}/{t['overlaps_met']:<2d} of {len(s['overlap'])}"
             f"          {np.mean(s['instruments']):.1f}/{np.mean(t['instruments']):.1f}"

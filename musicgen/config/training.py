@@ -27,9 +27,15 @@ class IngestConfig:
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 VOCABULARIES = ("corpus", "full")
 FREEZE = ("none", "embedding", "lower")  # what a fine-tune keeps of its start (models/adapt.py)
-# Peak learning rates: from scratch, and fine-tuning a base (benchmarks/finetune.py chose it)
+# Peak learning rates and warm-ups: from scratch, and fine-tuning a base. A fine-tune on a
+# CPU gets a few dozen steps a minute, so a long warm-up spends its budget at a low rate:
+# on 100 folk tunes for 5 min (benchmarks/finetune.py, 2026-12-06) the gru fine-tune
+# reached 3.044 bits/note with 5e-4 and 100 steps' warm-up, 2.802 with 1e-3 and 10, 2.681
+# with 2e-3 and 10 (from scratch: 2.812).
 SCRATCH_LR = 2e-3
-FINETUNE_LR = 5e-4
+FINETUNE_LR = 2e-3
+SCRATCH_WARMUP = 100
+FINETUNE_WARMUP = 10
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,11 @@ class TrainConfig:
         f"Peak learning rate (AdamW) [default: {SCRATCH_LR:g} from scratch, {FINETUNE_LR:g} fine-tuning].",
     )
     weight_decay: float = opt(0.01, "AdamW weight decay on matrices.")
-    warmup_steps: int = opt(100, "Linear warm-up steps before cosine decay.", flag="warmup")
+    warmup_steps: int | None = opt(
+        None,
+        f"Linear warm-up steps before cosine decay [default: {SCRATCH_WARMUP} from scratch, {FINETUNE_WARMUP} fine-tuning].",
+        flag="warmup",
+    )
     max_steps: int = opt(-1, "Optimizer steps (-1 = no limit).")
     epochs: int = opt(
         20,
@@ -134,6 +144,12 @@ class TrainConfig:
             return self.lr
         return FINETUNE_LR if fine_tuning else SCRATCH_LR
 
+    def warmup(self, fine_tuning: bool) -> int:
+        """The warm-up given, or the default for a run from scratch or a fine-tune."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return FINETUNE_WARMUP if fine_tuning else SCRATCH_WARMUP
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.infill <= 1.0:
             raise ValueError(f"infill must be a share in [0, 1], got {self.infill}")
@@ -154,7 +170,7 @@ class TrainConfig:
         if self.transpose < 0 or self.transpose > 12:
             raise ValueError("transpose must be in 0..12")
         if (
-            self.warmup_steps < 0
+            (self.warmup_steps or 0) < 0
             or self.weight_decay < 0
             or self.grad_clip < 0
             or self.max_time < 0

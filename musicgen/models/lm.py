@@ -50,10 +50,10 @@ class MusicLM(L.LightningModule):
         )
         self.meta = meta
         self.core = build_core(model_cfg)
-        # a fine-tune starts from weights that already know music: a gentler peak
-        self.peak_lr = train_cfg.peak_lr(
-            fine_tuning=(meta.get("init") or {}).get("kind") not in (None, "scratch")
-        )
+        # a fine-tune starts from weights that already know music: a short warm-up
+        fine_tuning = (meta.get("init") or {}).get("kind") not in (None, "scratch")
+        self.peak_lr = train_cfg.peak_lr(fine_tuning)
+        self.warmup_steps = train_cfg.warmup(fine_tuning)
         self.val_nats = SumMetric()
         self.val_tokens = SumMetric()
         self.val_notes = SumMetric()
@@ -133,15 +133,15 @@ class MusicLM(L.LightningModule):
 
     def lr_factor(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10% over the step or time budget."""
-        cfg = self.train_cfg
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
+        cfg, warmup = self.train_cfg, self.warmup_steps
+        if step < warmup:
+            return (step + 1) / warmup
         progress = 0.0
         total = (
             self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
         )
-        if math.isfinite(total) and total > cfg.warmup_steps:
-            progress = (step - cfg.warmup_steps) / (total - cfg.warmup_steps)
+        if math.isfinite(total) and total > warmup:
+            progress = (step - warmup) / (total - warmup)
         if cfg.max_time > 0 and self._trainer is not None:
             progress = max(progress, self._elapsed() / (cfg.train_minutes * 60.0))
         progress = min(max(progress, 0.0), 1.0)
