@@ -1,6 +1,7 @@
 """Which of a starting point's weights a fine-tune may change (`--freeze`).
 
-    none        every weight trains (the default, chosen by benchmarks/finetune.py)
+    none        every weight trains (the default; the other two are not yet measured
+                against it with benchmarks/finetune.py)
     embedding   the token embedding (and the output layer tied to it) stays as the base
                 learnt it: what each token means is kept, the core adapts to the corpus
     lower       the embedding and the lower half of the layers stay: only the upper
