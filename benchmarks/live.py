@@ -11,8 +11,8 @@ the shipped ones) it prints:
 
 * rest to first note: from the moment the rest became certain (the player quiet for the
   --wait, one bar) to the model's first note leaving the scheduler (p50, p99, max ms);
-* lateness: every message sent against its scheduled time (p50, p99, max ms), and the
-  messages dropped (queued but never sent while the session ran);
+* lateness: every message sent against its scheduled time (p50, p99, max ms)
+  (messages dropped are not counted yet: stuck notes, below, catch a lost note-off);
 * speed: tokens decoded per second against the tokens a second of the answers needs;
   with --busy also while another process keeps one core busy;
 * key: the pitch-class histogram overlap of each answer with the phrase before it.
