@@ -35,7 +35,7 @@ def two_threads():
 
 def test_decoding_runs_on_one_thread_and_gives_the_callers_back(two_threads):
     # The behaviour chosen by benchmarks/generate.py: batch-1 steps lose nothing on one
-    # thread and collapse on two when another process holds a core (docs/results.md, Speed).
+    # thread and collapse on two when another process holds a core (the figures by DECODE_THREADS in musicgen/generate/decoder.py).
     assert DECODE_THREADS == 1
     core = ThreadsSeen()
     decode(core, torch.zeros(1, 3, dtype=torch.long), 6)
