@@ -27,13 +27,13 @@ class IngestConfig:
 MODEL_NAMES = ("gru", "gru-attn", "transformer")
 VOCABULARIES = ("corpus", "full")
 FREEZE = ("none", "embedding", "lower")  # what a fine-tune keeps of its start (models/adapt.py)
-# Peak learning rates and warm-ups: from scratch, and fine-tuning a base. A fine-tune on a
-# CPU gets a few dozen steps a minute, so a long warm-up spends its budget at a low rate:
+# The peak learning rate, from scratch or fine-tuning a base, and the warm-ups of each. A
+# fine-tune on a CPU gets a few dozen steps a minute, so a long warm-up spends its budget
+# at a low rate:
 # on 100 folk tunes for 5 min (benchmarks/finetune.py, 2026-12-06) the gru fine-tune
 # reached 3.044 bits/note with 5e-4 and 100 steps' warm-up, 2.802 with 1e-3 and 10, 2.681
 # with 2e-3 and 10 (from scratch: 2.812).
-SCRATCH_LR = 2e-3
-FINETUNE_LR = 2e-3
+PEAK_LR = 2e-3
 SCRATCH_WARMUP = 100
 FINETUNE_WARMUP = 10
 
@@ -77,7 +77,7 @@ class TrainConfig:
     batch_size: int = opt(32, "Windows per batch (per device).")
     lr: float | None = opt(
         None,
-        f"Peak learning rate (AdamW) [default: {SCRATCH_LR:g} from scratch, {FINETUNE_LR:g} fine-tuning].",
+        f"Peak learning rate (AdamW) [default: {PEAK_LR:g}].",
     )
     weight_decay: float = opt(0.01, "AdamW weight decay on matrices.")
     warmup_steps: int | None = opt(
@@ -138,11 +138,11 @@ class TrainConfig:
         "Share of training windows that carry control tokens (the key and each bar's density, polyphony, register and dynamics, each kept with even odds), so generation can be steered; 0 = none.",
     )
 
-    def peak_lr(self, fine_tuning: bool) -> float:
-        """The learning rate given, or the default for a run from scratch or a fine-tune."""
+    def peak_lr(self) -> float:
+        """The learning rate given, or the default."""
         if self.lr is not None:
             return self.lr
-        return FINETUNE_LR if fine_tuning else SCRATCH_LR
+        return PEAK_LR
 
     def warmup(self, fine_tuning: bool) -> int:
         """The warm-up given, or the default for a run from scratch or a fine-tune."""

@@ -52,7 +52,7 @@ class MusicLM(L.LightningModule):
         self.core = build_core(model_cfg)
         # a fine-tune starts from weights that already know music: a short warm-up
         fine_tuning = (meta.get("init") or {}).get("kind") not in (None, "scratch")
-        self.peak_lr = train_cfg.peak_lr(fine_tuning)
+        self.peak_lr = train_cfg.peak_lr()
         self.warmup_steps = train_cfg.warmup(fine_tuning)
         self.val_nats = SumMetric()
         self.val_tokens = SumMetric()
