@@ -1,7 +1,7 @@
 """Do the controls steer? Asked levels against the levels measured in what comes out.
 
     python benchmarks/controls.py MODEL [MODEL ...] [--pieces 32] [--bars 8] [--data DIR]
-        [--out work/controls]
+        [--key-pulls 0,3] [--out work/controls]
 
 Each MODEL (a checkpoint or exported folder trained with controls) generates, from
 scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars for:
@@ -9,14 +9,16 @@ scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars
 * each attribute (density, polyphony, register, dynamics) at each of its 5 levels, the
   same level every bar: the share of bars whose measured level (musicgen/analysis/bars.py,
   cut at the model's own levels) is within one of the one asked;
-* each of 6 keys (C, G, D major; A, E, D minor): the share of pieces whose key measured
+* each of 8 keys (C, G, D, F# major; A, E, D, Bb minor), at each `--key-pulls` strength
+  (`--key-pull`; 0 is the learnt Key token alone): the share of pieces whose key measured
   (Krumhansl-Schmuckler) is the one asked;
 * a sweep of density from level 1 to 5 over the bars (1,1,2,3,4,5,5,5): the mean
   measured density per bar, which should rise; drawn to OUT/sweep.png.
 
 With `--data` (the dataset the model trained on, or one like it) the held-out bits per
-note without any control are printed too (`musicgen evaluate`), and the overlap areas of
-pieces drawn without controls against the held-out pieces.
+note without any control are printed too (`musicgen evaluate`), and how often the key
+measured on the first `--bars` bars of a held-out real piece is its whole piece's key: the
+most the key measure can say of `--bars` bars.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-KEYS = ("C major", "G major", "D major", "A minor", "E minor", "D minor")
+KEYS = ("C major", "G major", "D major", "F# major", "A minor", "E minor", "D minor", "Bb minor")
 SWEEP = (1, 1, 2, 3, 4, 5, 5, 5)
 
 
@@ -49,6 +51,9 @@ def main() -> int:
     ap.add_argument("--pieces", type=int, default=32)
     ap.add_argument("--bars", type=int, default=8)
     ap.add_argument("--data", type=Path)
+    ap.add_argument(
+        "--key-pulls", default="0,3", help="--key-pull strengths to measure the keys at"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
     ns = ap.parse_args()
 
@@ -78,13 +83,15 @@ def main() -> int:
                     hits += int((np.abs(got - level) <= 1).sum())
                     total += len(got)
             row["accuracy"][a] = hits / max(total, 1)
-        for key in KEYS:
-            songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "key": key}))
-            found = [estimate_key(s.score) for s in songs]
-            row["keys"][key] = float(np.mean([k == parse_key(key) for k in found]))
-            row.setdefault("keys_found", {})[key] = [
-                key_name(k) if k is not None else None for k in found
-            ]
+        for pull in (float(p) for p in ns.key_pulls.split(",")):
+            found_at = row["keys"][f"{pull:g}"] = {}
+            for key in KEYS:
+                cfg = GenerateConfig(**{**vars(base), "key": key, "key_pull": pull})
+                found = [estimate_key(s.score) for s in generate_songs(model, cfg)[0]]
+                found_at[key] = {
+                    "share": float(np.mean([k == parse_key(key) for k in found])),
+                    "found": [key_name(k) if k is not None else None for k in found],
+                }
         songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "density": SWEEP}))
         dens = np.array(
             [
@@ -101,16 +108,19 @@ def main() -> int:
             from musicgen.evaluate import evaluate
 
             row["bits_per_note"] = evaluate(model, data_dir=ns.data, ngram=False).bits_per_note
+            row["key_ceiling"] = key_ceiling(ns.data, ns.bars)
         results[str(path)] = row
         print(f"{path}:")
         print(
             "  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
         )
-        print(
-            "  key as asked: "
-            + ", ".join(f"{k} {v:.0%}" for k, v in row["keys"].items())
-            + f"; mean {np.mean(list(row['keys'].values())):.0%}"
-        )
+        for pull, found_at in row["keys"].items():
+            shares = [v["share"] for v in found_at.values()]
+            print(
+                f"  key as asked, --key-pull {pull}: "
+                + ", ".join(f"{k} {v['share']:.0%}" for k, v in found_at.items())
+                + f"; mean {np.mean(shares):.0%}"
+            )
         print(
             "  density sweep "
             + " ".join(map(str, SWEEP))
@@ -119,9 +129,30 @@ def main() -> int:
         )
         if "bits_per_note" in row:
             print(f"  held-out bits/note with no control: {row['bits_per_note']:.3f}")
+            print(
+                f"  held-out real pieces whose first {ns.bars} bars are in the piece's key: "
+                f"{row['key_ceiling']:.0%}"
+            )
     (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, ns.out / "sweep.png")
     return 0
+
+
+def key_ceiling(data: Path, bars: int) -> float:
+    """The share of the held-out pieces (of `bars` bars or more) whose first `bars` bars
+    measure as the whole piece's key."""
+    from musicgen.analysis.key import estimate_key
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.tokens.decoding import decode
+
+    ds = TokenDataset.open(data)
+    same = []
+    for doc in ds.documents("val"):
+        score, _ = decode(ds.vocab.to_universal(np.asarray(doc)), ds.vocab.cfg)
+        lines = score.bar_lines()
+        if len(lines) > bars and estimate_key(score) is not None:
+            same.append(estimate_key(score.until(lines[bars])) == estimate_key(score))
+    return float(np.mean(same)) if same else float("nan")
 
 
 def plot(results: dict, path: Path) -> None:

@@ -17,6 +17,11 @@ MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
+def key_profile(key: int) -> np.ndarray:
+    """(12,) the probe-tone ratings of each pitch class (C = 0) in `key` (tonic + 12 * mode)."""
+    return np.roll((MAJOR_PROFILE, MINOR_PROFILE)[key // 12], key % 12)
+
+
 def pitch_class_weights(score: Score) -> np.ndarray:
     """(12,) seconds-free weights: each pitch class's total sounding length in quarters."""
     notes = score.notes[~score.notes["drum"]]
@@ -32,9 +37,9 @@ def key_scores(weights: np.ndarray) -> np.ndarray:
     out = np.full(24, np.nan)
     if w.sum() <= 0 or np.allclose(w, w[0]):
         return out
-    for mode, profile in enumerate((MAJOR_PROFILE, MINOR_PROFILE)):
+    for mode in range(2):
         for tonic in range(12):
-            out[tonic + 12 * mode] = np.corrcoef(w, np.roll(profile, tonic))[0, 1]
+            out[tonic + 12 * mode] = np.corrcoef(w, key_profile(tonic + 12 * mode))[0, 1]
     return out
 
 

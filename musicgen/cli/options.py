@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from musicgen.config import (
-    CONTROLS,
+    CONTROL_OPTIONS,
     LENGTH_UNITS,
     SAMPLING,
     TIME_MODES,
@@ -151,8 +151,8 @@ def plan_option(f):
 
 
 def control_options(f):
-    """--density, --polyphony, --register, --dynamics, --key and --plan."""
-    return plan_option(config_options(GenerateConfig, only=CONTROLS)(f))
+    """--density, --polyphony, --register, --dynamics, --key, --key-pull and --plan."""
+    return plan_option(config_options(GenerateConfig, only=CONTROL_OPTIONS)(f))
 
 
 def plan_of(values: dict) -> dict:

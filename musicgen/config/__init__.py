@@ -4,6 +4,7 @@
 from musicgen.config.encoding import DRUMS, TIME_MODES, EncodingConfig
 from musicgen.config.fields import command_args, field, from_dict, opt, to_dict
 from musicgen.config.generation import (
+    CONTROL_OPTIONS,
     CONTROLS,
     FORM_BIAS,
     LENGTH_UNITS,
@@ -26,6 +27,7 @@ __all__ = [
     "LiveConfig",
     "PLAY_MODES",
     "CONTROLS",
+    "CONTROL_OPTIONS",
     "DRUMS",
     "PASSAGE_SAMPLING",
     "SAMPLING",

@@ -17,6 +17,14 @@ PRIORS = ("corpus", "model")
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
 SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
+CONTROL_OPTIONS = (*CONTROLS, "key_pull")  # the options of every command that takes controls
+
+# How strongly an asked key pulls each pitch by default: the logit of a pitch class gets
+# this times the log of its Krumhansl-Kessler rating in the key (analysis/key.py), relative
+# to the tonic's. The learnt Key token alone sets only the first notes (the models learnt
+# it weakly: later the notes already say the key), so a piece drifts to the corpus's keys.
+# Chosen on the folk gru fine-tune (benchmarks/controls.py, docs/results.md "Controls").
+KEY_PULL = 3.0
 
 
 def parse_instruments(text: str) -> tuple[int, ...]:
@@ -115,6 +123,10 @@ class GenerateConfig:
         "The piece's key, e.g. 'D minor', 'F#', 'Bb major'.",
         parse=lambda text: key_name(parse_key(text)),
     )
+    key_pull: float = opt(
+        KEY_PULL,
+        "How strongly --key pulls each pitch towards the key: the log of the pitch class's Krumhansl-Kessler rating in the key, times this, added to its logit (0 = the learnt Key token alone).",
+    )
     prior: str = opt(
         "corpus",
         "What a new piece (no --primer) takes from the corpus: corpus (the line-up and the key of a training piece, drawn for each song, unless --instruments or --key say otherwise; the key is asked for through the controls) or model (the model chooses them).",
@@ -150,6 +162,8 @@ class GenerateConfig:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.form_bias is not None and not self.form_bias >= 0:
             raise ValueError("form_bias must be >= 0")
+        if not self.key_pull >= 0:
+            raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         for name in BAR_CONTROLS:

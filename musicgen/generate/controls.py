@@ -6,6 +6,10 @@ last one given holds to the end) and the piece has a key; at every bar the strea
 enters, the rules (rules.py) force that bar's controls in the order the grammar
 wants them (the key, then density, polyphony, register, dynamics) and ban every
 control token that was not asked for, so a model never draws one of its own.
+
+An asked key also pulls every pitch towards it (`key_pull`): the models learnt the Key
+token weakly (in training the notes soon say the key, so the token tells little after
+the first bar), and without the pull a piece drifts to the keys its corpus is in.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from musicgen.analysis.key import key_profile
 from musicgen.config import CONTROLS, GenerateConfig
 from musicgen.config.controls import BAR_CONTROLS, parse_key
 from musicgen.errors import MusicgenError
@@ -23,6 +28,7 @@ from musicgen.errors import MusicgenError
 class ControlPlan:
     key: int | None  # tonic + 12 * mode
     levels: dict[str, tuple[int, ...]]  # attribute -> level per bar, from 0; the last holds
+    key_pull: float = 0.0  # see GenerateConfig.key_pull
 
     @classmethod
     def of(cls, cfg: GenerateConfig, vocab) -> ControlPlan | None:
@@ -42,7 +48,20 @@ class ControlPlan:
             for a in BAR_CONTROLS
             if getattr(cfg, a) is not None
         }
-        return cls(parse_key(cfg.key) if cfg.key is not None else None, levels)
+        return cls(parse_key(cfg.key) if cfg.key is not None else None, levels, cfg.key_pull)
+
+    def pitch_bias(self, vocab) -> np.ndarray | None:
+        """(V,) logits added to every draw: each pitched note's pull towards the key (the
+        log of its pitch class's rating in the key, relative to the tonic's, times
+        `key_pull`); None when no key is asked or the pull is off."""
+        if self.key is None or self.key_pull <= 0:
+            return None
+        weights = np.log(key_profile(self.key) / key_profile(self.key).max())
+        pitched = vocab.families == "pitch"
+        out = np.zeros(len(vocab), dtype=np.float32)
+        classes = vocab.space.value[vocab.uids[pitched]].astype(np.int64) % 12
+        out[pitched] = self.key_pull * weights[classes]
+        return out
 
     def tokens(self, vocab, bar: int) -> list[tuple[int, int]]:
         """(place, compact id) of bar `bar`'s controls, in the grammar's order (place 0 the

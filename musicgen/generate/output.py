@@ -11,7 +11,7 @@ from pathlib import Path
 
 from musicgen import __version__
 from musicgen.checkpoint import LoadedModel
-from musicgen.config import CONTROLS, PASSAGE_SAMPLING, GenerateConfig, command_args
+from musicgen.config import CONTROL_OPTIONS, PASSAGE_SAMPLING, GenerateConfig, command_args
 from musicgen.fsutil import atomic_write_group
 from musicgen.generate.primer import Primer
 from musicgen.generate.songs import Song, settle
@@ -106,4 +106,4 @@ def rewrite_command(
 ) -> str:
     """The command line that writes the same infills or accompaniments again."""
     head = ["musicgen", verb, str(ckpt), str(file), *task_args, "--out", str(out)]
-    return shlex.join(head + command_args(cfg, only=("num_samples", *PASSAGE_SAMPLING, *CONTROLS)))
+    return shlex.join(head + command_args(cfg, only=("num_samples", *PASSAGE_SAMPLING, *CONTROL_OPTIONS)))

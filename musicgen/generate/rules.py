@@ -62,6 +62,8 @@ class RowRules:
             [PlanFollower(plan, vocab, s, first_bar) for s in self.streams] if plan else None
         )
         self.free = ~vocab.control_mask
+        pull = plan.pitch_bias(vocab) if plan else None  # an asked key's pull on every pitch
+        self.key_pull = torch.from_numpy(pull) if pull is not None else None
 
     def forced(self, b: int) -> int | None:
         """The control row `b` must take next, if the plan asks for one here."""
@@ -97,11 +99,15 @@ class RowRules:
 
     def bias(self) -> torch.Tensor | None:
         """(B, V) logits added before the draw, or None when nothing pulls."""
-        if not self.pulling:
+        if not self.pulling and self.key_pull is None:
             return None
         out = torch.zeros(len(self.streams), len(self.vocab))
         for b, done in enumerate(self.done):
-            if not done and self.forced(b) is None:
+            if done or self.forced(b) is not None:
+                continue
+            if self.key_pull is not None:
+                out[b] += self.key_pull
+            if self.pulling:
                 for token, amount in self.pulls(b):
                     out[b, token] += amount
         return out

@@ -46,6 +46,46 @@ def test_the_plan_is_forced_at_every_bar_and_the_last_level_holds(steerable):
             assert got[bar] == {"key": 2 + 12, "density": [0, 1, 4][min(bar, 2)]}
 
 
+def pitch_classes(score) -> np.ndarray:
+    notes = score.notes[~score.notes["drum"]]
+    return notes["pitch"].astype(int) % 12
+
+
+def test_an_asked_key_pulls_every_pitch_towards_it(steerable):
+    # an untrained model ignores its Key token: the pull alone decides
+    key = dict(unit="bars", length=4, num_samples=4, seed=5, key="D minor")
+    loose = [
+        pitch_classes(s.score)
+        for s in generate_songs(steerable, GenerateConfig(**key, key_pull=0))[0]
+    ]
+    tight = [
+        pitch_classes(s.score)
+        for s in generate_songs(steerable, GenerateConfig(**key, key_pull=60))[0]
+    ]
+    assert len(np.unique(np.concatenate(loose))) > 3
+    # a pull this strong leaves the tonic alone (the next rating, A's, is e^-10 times as likely)
+    assert np.concatenate(tight).size and set(np.concatenate(tight).tolist()) == {2}
+
+
+def test_the_pull_follows_the_key_profile(steerable):
+    from musicgen.generate.controls import ControlPlan
+
+    vocab = steerable.vocab
+    bias = ControlPlan.of(GenerateConfig(key="G major", key_pull=2.0), vocab).pitch_bias(vocab)
+    pitch = vocab.families == "pitch"
+    value = dict(
+        zip(vocab.space.value[vocab.uids[pitch]].astype(int).tolist(), bias[pitch], strict=True)
+    )
+    assert value[67] == value[55] == 0.0  # G, the tonic, in any octave
+    assert value[62] == pytest.approx(2.0 * np.log(5.19 / 6.35))  # D, the fifth
+    assert value[61] < value[66] < value[62]  # C# below F#, the leading tone, below the fifth
+    assert not bias[~pitch].any()  # nothing else: no drum, no duration, no control
+    assert (
+        ControlPlan.of(GenerateConfig(key="G major", key_pull=0), vocab).pitch_bias(vocab) is None
+    )
+    assert ControlPlan.of(GenerateConfig(density=(2,)), vocab).pitch_bias(vocab) is None
+
+
 def test_no_control_is_drawn_unless_asked(steerable):
     songs, _ = generate_songs(steerable, GenerateConfig(unit="tokens", length=200, seed=1))
     for song in songs:
@@ -85,6 +125,7 @@ def test_controls_through_the_cli_and_the_sidecar(steerable, tmp_path, trained):
         (["--density", "7"], "--density '7': give a level from 1 to 5"),
         (["--register", "1,x"], "--register '1,x'"),
         (["--key", "H minor"], "--key 'H minor'"),
+        (["--key", "D", "--key-pull", "-1"], "key_pull must be >= 0"),
         (["--density", "2", "--plan", "PLAN"], "--density is given twice"),
     ],
 )
