@@ -11,15 +11,20 @@ the shipped ones) it prints:
 
 * rest to first note: from the moment the rest became certain (the player quiet for the
   --wait, one bar) to the model's first note leaving the scheduler (p50, p99, max ms);
-* lateness: every message sent against its scheduled time (p50, p99, max ms)
-  (messages dropped are not counted yet: stuck notes, below, catch a lost note-off);
+* lateness: every message sent against its scheduled time (p50, p99, max ms); and the
+  messages the scheduler did not send: given way (queued notes of an answer dropped
+  because the player came back, by design), refused (submitted after the end or for a
+  take already given way), and lost (neither: must be 0);
 * speed: tokens decoded per second against the tokens a second of the answers needs;
   with --busy also while another process keeps one core busy;
 * key: the pitch-class histogram overlap of each answer with the phrase before it.
 
-Then `--trials` sessions stopped at a random moment (the input cut off, or Ctrl-C),
-spread over the models: stuck notes (a note-on left without its note-off, on the wire)
-and tracebacks, both of which must be 0.
+Then `--trials` sessions stopped at a random moment of their first 20 s (the input cut
+off, or Ctrl-C), spread over the models, so that stops fall before, inside and after the
+first answer and in the second phrase: stuck notes (a note-on left without its note-off,
+on the wire) and tracebacks (an exception, KeyboardInterrupt included, out of the
+session), both of which must be 0; and how many stops caught the model with notes
+sounding. A cut input lets the last answer play out, as `musicgen play` does.
 """
 
 from __future__ import annotations
@@ -85,12 +90,14 @@ def session(model, phrases_file: Path, stop_after: float | None = None):
     clock = RealClock()
     out = MemoryOutput("bench", clock)
     inport = FilePlayer(phrases_file, clock)
+    stopped = {}
     if stop_after is not None:  # cut the input off, or press Ctrl-C, at a random moment
         how = random.choice(("cut", "ctrl-c"))
         main = threading.main_thread().ident
 
         def stop():
             time.sleep(stop_after)
+            stopped["at"] = clock.now()
             if how == "cut":
                 inport.close()
             else:
@@ -98,6 +105,7 @@ def session(model, phrases_file: Path, stop_after: float | None = None):
 
         threading.Thread(target=stop, daemon=True).start()
     s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
+    s.stopped_at = stopped.get("at")
     return s, out
 
 
@@ -112,6 +120,13 @@ def stuck(messages) -> int:
         elif msg.type == "control_change" and msg.control == 123:
             sounding = {k for k in sounding if k[0] != msg.channel}
     return len(sounding)
+
+
+def lost(s) -> int:
+    """Messages the model's part needed that never reached the wire: a note-on whose
+    note-off never came is one (stuck); a note-off sent for a key that was not sounding
+    another (the scheduler drops those: `stray_offs`)."""
+    return stuck([(0, x.msg) for x in s.sent]) + s.stats.stray_offs
 
 
 def measure(model, path: Path) -> dict:
@@ -134,6 +149,9 @@ def measure(model, path: Path) -> dict:
         "late_ms": np.percentile(np.array(late) * 1000, [50, 99, 100]).round(2).tolist(),
         "key_overlap": float(np.mean(overlaps)) if overlaps else float("nan"),
         "stuck": stuck([(0, m) for _, m in out.sent]),
+        "given_way": s.stats.dropped,
+        "refused": s.stats.rejected + s.stats.stale,
+        "lost": lost(s),
     }
     return stats
 
@@ -191,21 +209,32 @@ def main() -> int:
                 stop.set()
                 hog.join()
             line += f" ({busy:.1f}x with a core busy)"
-        print(line + f"; key overlap {r['key_overlap']:.2f}; stuck notes {r['stuck']}")
-    stuck_total = tracebacks = 0
+        print(
+            line + f"; key overlap {r['key_overlap']:.2f}; stuck notes {r['stuck']}; messages "
+            f"given way {r['given_way']}, refused {r['refused']}, lost {r['lost']}"
+        )
+    stuck_total = tracebacks = sounding = 0
     rng = random.Random(0)
     names = list(models)
+    t0 = time.perf_counter()
     for i in range(ns.trials):
         model = models[names[i % len(names)]]
         try:
-            s, out = session(model, path, stop_after=rng.uniform(0.2, 6.0))
+            s, out = session(model, path, stop_after=rng.uniform(0.2, 20.0))
             stuck_total += stuck([(0, m) for _, m in out.sent])
-        except Exception:  # noqa: BLE001 - counted: the promise is that there are none
+            if s.stopped_at is not None:  # did the stop catch the model's notes sounding?
+                before = [(0, x.msg) for x in s.sent if x.time < s.stopped_at]
+                sounding += stuck(before) > 0
+        except BaseException:  # noqa: BLE001 - counted: the promise is that there are none
             import traceback
 
             traceback.print_exc()
             tracebacks += 1
-    print(f"{ns.trials} random stops: {stuck_total} stuck notes, {tracebacks} tracebacks")
+    print(
+        f"{ns.trials} random stops ({sounding} with the model's notes sounding; "
+        f"{time.perf_counter() - t0:.0f} s in all): {stuck_total} stuck notes, "
+        f"{tracebacks} tracebacks"
+    )
     return 0
 
 

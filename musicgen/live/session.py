@@ -40,6 +40,7 @@ class Session:
     rests: list = field(default_factory=list)
     ended: str = "end of input"
     tempo: object = None  # the listener's TempoFollower, for the recording's tempo map
+    stats: object = None  # the scheduler's Stats: lateness, and what it dropped and why
 
 
 def play(
@@ -53,16 +54,18 @@ def play(
     """Play with the player on `inport` until the input ends or Ctrl-C; the model answers
     on `outport`. Returns what happened; raises only what the caller reports in one line."""
     listener = Listener(wait=live.rest_seconds(), qpm=live.tempo)
-    scheduler = Scheduler(outport, clock, name="musicgen").start()
+    scheduler = Scheduler(outport, clock, name="musicgen")
     lock = threading.Lock()  # the accompanist reads the listener from its own thread
-    if live.mode == "accompany":
-        performer = Accompanist(model, cfg, live, scheduler, clock, listener, lock).start()
-    else:
-        performer = Performer(model, cfg, live, scheduler, clock).start()
     cues = live.mode != "accompany"  # answer and continue wait for rests; accompany does not
     session = Session(tempo=listener.tempo)
+    performer = None
     prepared = False
-    try:
+    try:  # from the first thread started: a Ctrl-C while the model warms up stops as cleanly
+        scheduler.start()
+        if live.mode == "accompany":
+            performer = Accompanist(model, cfg, live, scheduler, clock, listener, lock).start()
+        else:
+            performer = Performer(model, cfg, live, scheduler, clock).start()
         while True:
             ended = inport.ended  # read first: all a port delivered before ending is queued
             now = clock.now()
@@ -119,11 +122,13 @@ def play(
     except PortGone as exc:
         session.ended = str(exc)
     finally:
-        performer.stop()
+        if performer is not None:
+            performer.stop()
+            session.takes = performer.takes
+            session.first_notes = list(performer.first_notes)
         scheduler.stop()
         session.sent = list(scheduler.sent)
-        session.takes = performer.takes
-        session.first_notes = list(performer.first_notes)
+        session.stats = scheduler.stats()
     return session
 
 

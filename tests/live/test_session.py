@@ -166,3 +166,27 @@ def test_accompany_plays_each_beat_under_the_player_on_their_instrument(trained)
     assert all(t >= 0.5 - 0.1 - 1e-9 for t, _ in ons)  # nothing before the first beat line
     assert all(note < 72 for _, note in ons)  # under the player, on the player's instrument
     assert balanced(live.synth.sent)
+
+
+def test_ctrl_c_while_the_model_warms_up_stops_cleanly(model, monkeypatch):
+    # Ctrl-C can come before the session's loop: while the performer starts its thread
+    from musicgen.live import session as live_session
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(live_session.Performer, "start", interrupted)
+    clock = ManualClock(0.0)
+    synth = MemoryOutput("synth", clock)
+    result = play(
+        model,
+        GenerateConfig(seed=1),
+        LiveConfig(wait=WAIT, tempo=120.0),
+        InputPort("keys", clock),
+        synth,
+        clock,
+    )
+    assert result.ended == "stopped (Ctrl-C)" and result.takes == 0
+    assert result.stats is not None and result.stats.rejected == 0
+    # the scheduler it had started is stopped, its thread gone
+    assert not [t for t in threading.enumerate() if t.name == "musicgen" and t.is_alive()]
