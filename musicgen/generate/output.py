@@ -106,4 +106,6 @@ def rewrite_command(
 ) -> str:
     """The command line that writes the same infills or accompaniments again."""
     head = ["musicgen", verb, str(ckpt), str(file), *task_args, "--out", str(out)]
-    return shlex.join(head + command_args(cfg, only=("num_samples", *PASSAGE_SAMPLING, *CONTROL_OPTIONS)))
+    return shlex.join(
+        head + command_args(cfg, only=("num_samples", *PASSAGE_SAMPLING, *CONTROL_OPTIONS))
+    )
