@@ -18,7 +18,9 @@ scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars
 With `--data` (the dataset the model trained on, or one like it) the held-out bits per
 note without any control are printed too (`musicgen evaluate`), and how often the key
 measured on the first `--bars` bars of a held-out real piece is its whole piece's key: the
-most the key measure can say of `--bars` bars.
+most the key measure can say of `--bars` bars; and the accuracy over only the levels the
+held-out bars reach (at least 5% of them): a corpus played at one velocity has one
+level of dynamics, and asking its model for the others asks for what it never heard.
 """
 
 from __future__ import annotations
@@ -72,17 +74,24 @@ def main() -> int:
         if not edges:
             raise SystemExit(f"{path} was trained without controls")
         base = GenerateConfig(num_samples=ns.pieces, unit="bars", length=ns.bars, seed=7)
-        row = {"accuracy": {}, "keys": {}}
+        row = {"accuracy": {}, "per_level": {}, "keys": {}}
+        real = real_levels(ns.data, edges) if ns.data is not None else None
         for a in BAR_CONTROLS:
-            hits = total = 0
+            per_level = []
             for level in range(1, LEVELS + 1):
                 songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), a: (level,)}))
-                for s in songs:
-                    got = bar_levels(s.score, a, edges[a], ns.bars)
-                    got = got[got > 0]
-                    hits += int((np.abs(got - level) <= 1).sum())
-                    total += len(got)
-            row["accuracy"][a] = hits / max(total, 1)
+                got = np.concatenate([bar_levels(s.score, a, edges[a], ns.bars) for s in songs])
+                got = got[got > 0]
+                per_level.append((int((np.abs(got - level) <= 1).sum()), len(got)))
+            row["per_level"][a] = [h / max(n, 1) for h, n in per_level]
+            row["accuracy"][a] = sum(h for h, _ in per_level) / max(sum(n for _, n in per_level), 1)
+            if real is not None:  # only the levels the corpus's own bars reach
+                reach = [lvl for lvl in range(1, LEVELS + 1) if real[a][lvl - 1] >= REACHED]
+                row.setdefault("reached", {})[a] = reach
+                kept = [per_level[lvl - 1] for lvl in reach]
+                row.setdefault("accuracy_reached", {})[a] = sum(h for h, _ in kept) / max(
+                    sum(n for _, n in kept), 1
+                )
         for pull in (float(p) for p in ns.key_pulls.split(",")):
             found_at = row["keys"][f"{pull:g}"] = {}
             for key in KEYS:
@@ -114,6 +123,14 @@ def main() -> int:
         print(
             "  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
         )
+        if "accuracy_reached" in row:
+            print(
+                "  over the levels the held-out bars reach: "
+                + ", ".join(
+                    f"{a} {v:.0%} (levels {','.join(map(str, row['reached'][a]))})"
+                    for a, v in row["accuracy_reached"].items()
+                )
+            )
         for pull, found_at in row["keys"].items():
             shares = [v["share"] for v in found_at.values()]
             print(
@@ -136,6 +153,31 @@ def main() -> int:
     (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, ns.out / "sweep.png")
     return 0
+
+
+REACHED = 0.05  # a level the corpus's bars reach: at least this share of them
+
+
+def real_levels(data: Path, edges: dict) -> dict:
+    """Per attribute, the share of the held-out bars at each level (cut at `edges`): a
+    corpus whose bars are alike (one velocity throughout, say) reaches few of the levels,
+    and a level it never reaches is one its model never heard."""
+    from musicgen.analysis.bars import bar_features, levels
+    from musicgen.config.controls import BAR_CONTROLS, LEVELS
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.tokens.decoding import decode
+
+    ds = TokenDataset.open(data)
+    found = {a: [] for a in BAR_CONTROLS}
+    for doc in ds.documents("val"):
+        feats = bar_features(decode(ds.vocab.to_universal(np.asarray(doc)), ds.vocab.cfg)[0])
+        for a in BAR_CONTROLS:
+            lv = levels(feats[a], np.asarray(edges[a]))
+            found[a].append(lv[lv >= 0])
+    return {
+        a: (np.bincount(np.concatenate(v), minlength=LEVELS) / max(sum(map(len, v)), 1)).tolist()
+        for a, v in found.items()
+    }
 
 
 def key_ceiling(data: Path, bars: int) -> float:
