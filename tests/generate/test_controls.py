@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicgen.checkpoint import LoadedModel, dataset_meta
+from musicgen.checkpoint import LoadedModel, dataset_meta, load_model
 from musicgen.config import GenerateConfig, ModelConfig
 from musicgen.data.dataset import TokenDataset
 from musicgen.generate import generate_songs
@@ -137,15 +137,12 @@ def test_bad_controls_are_one_line(trained, tmp_path, args, fragment):
     assert_cli_error(result, fragment)
 
 
-def test_a_model_without_controls_refuses_them_in_one_line(tmp_path):
-    from pathlib import Path
+def test_a_model_without_controls_refuses_them_in_one_line(dataset, tmp_path):
+    from tests.helpers import train_tiny
 
-    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "pretrained" / "gru"
-    if not (shipped / "musicgen.json").exists():
-        pytest.skip("no shipped model")
-    vocab = json.loads((shipped / "musicgen.json").read_text())["vocab"]["tokens"]
-    assert not any(t.startswith("Density_") for t in vocab)
-    result = run_cli("generate", shipped, "--out", tmp_path / "x.mid", "--density", "2")
+    run = train_tiny(dataset, tmp_path / "run", "gru", controls=0.0)
+    assert not load_model(run.best).vocab.has_controls
+    result = run_cli("generate", run.best, "--out", tmp_path / "x.mid", "--density", "2")
     assert_cli_error(result, "--density: this model was trained without control tokens")
 
 
