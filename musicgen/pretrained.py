@@ -12,7 +12,9 @@ from pathlib import Path
 
 from musicgen.errors import CheckpointError
 
-DEFAULT_ORDER = ("transformer", "gru-attn", "gru")
+# the best on the held-out chorales first (checkpoints/README.md): gru-attn 3.041 bits/note,
+# gru 3.202, transformer 3.472
+DEFAULT_ORDER = ("gru-attn", "gru", "transformer")
 
 
 def pretrained_root() -> Path:

@@ -23,13 +23,13 @@ def test_generate_without_checkpoint_uses_the_pretrained_default(trained, tmp_pa
         assert_ok(run_cli("export", str(trained[name].best), "--out", str(root / name)))
     monkeypatch.setenv("MUSICGEN_PRETRAINED", str(root))
     assert list(pretrained_models()) == [n for n in DEFAULT_ORDER if n in ("gru", "transformer")]
-    assert default_checkpoint() == root / "transformer"
+    assert default_checkpoint() == root / "gru"  # gru-attn, the first choice, is not there
     song = tmp_path / "song.mid"
     result = run_cli("generate", "--out", str(song), "--notes", "20", "--seed", "3")
     assert_ok(result)
-    assert f"using the pretrained default {root / 'transformer'}" in result.output
+    assert f"using the pretrained default {root / 'gru'}" in result.output
     sidecar = json.loads(song.with_suffix(".json").read_text())
-    assert sidecar["model"] == "transformer" and sidecar["new_notes"] == 20
+    assert sidecar["model"] == "gru" and sidecar["new_notes"] == 20
 
 
 def test_generate_without_checkpoint_or_pretrained_is_a_clear_error(tmp_path, monkeypatch):
