@@ -11,8 +11,8 @@ instead, the prepared take is thrown away.
 
 Time: a take's first note sounds at the rest; the rest of the take keeps the model's
 own rhythm on the player's tempo (the followed quarter note), so the answer is in the
-player's pace. The key of the phrase, when the model learnt controls, is asked for in
-every bar of the answer.
+player's pace. The key of the phrase just played (after the last rest), when the model
+learnt controls, is asked for in every bar of the answer.
 """
 
 from __future__ import annotations
@@ -42,6 +42,19 @@ from musicgen.tokens.space import DRUMS
 
 ENDLESS_BARS = 10_000
 OPENING = 0.25  # seconds of the answer decoded before it starts  # a continuation plays until it is stopped or the player comes back
+
+
+def last_phrase(score: Score, gap: float) -> Score:
+    """The notes after the last silence of at least `gap` quarters (all of them if there
+    is none): the phrase just played, whose key the answer takes. A player who moves to
+    another key is answered in the new one, not in a blend of all they played."""
+    notes = score.notes[np.argsort(score.notes["start"], kind="stable")]
+    if len(notes) < 2:
+        return score
+    sounding_until = np.maximum.accumulate(notes["start"] + notes["duration"])
+    silences = np.nonzero(notes["start"][1:] - sounding_until[:-1] >= gap)[0]
+    first = int(silences[-1]) + 1 if len(silences) else 0
+    return Score(notes=notes[first:], tempos=score.tempos, time_signatures=score.time_signatures)
 
 
 @dataclass
@@ -164,8 +177,10 @@ class Performer:
         prompt = vocab.lookup[uids[:-1]]  # the phrase goes on: no EOS
         window = self.model.model_cfg.max_len if self.model.model_cfg else None
         cfg = self.cfg
-        if vocab.has_controls and cfg.key is None:  # answer in the key the player is in
-            key = estimate_key(phrase)
+        if vocab.has_controls and cfg.key is None:  # answer in the key the player is in now
+            gap = self.live.rest_seconds() * qpm / 60.0  # a rest, in quarters
+            key = estimate_key(last_phrase(phrase, 0.9 * gap))
+            key = key if key is not None else estimate_key(phrase)
             cfg = replace(cfg, key=key_name(key)) if key is not None else cfg
         length = ENDLESS_BARS if self.live.mode == "continue" else self.live.bars
         cfg = replace(cfg, unit="bars", length=length, num_samples=1, form_bias=0.0)

@@ -1,0 +1,51 @@
+"""The performer answers in the key of the phrase just played."""
+
+from __future__ import annotations
+
+from musicgen.analysis.key import estimate_key
+from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.config.controls import parse_key
+from musicgen.live.clock import ManualClock
+from musicgen.live.performer import Performer, last_phrase
+from musicgen.live.ports import MemoryOutput
+from musicgen.live.scheduler import Scheduler
+from tests.helpers import score_of
+
+
+def scale(start: float, tonic: int, minor: bool = False) -> list:
+    """Two bars of the scale and the tonic triad from `tonic`, a quarter each."""
+    steps = [0, 2, 3, 5, 7, 8, 11, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    triad = [0, 3 if minor else 4, 7, 12, 7, 3 if minor else 4, 0, 0]
+    return [(start + i, 1.0, 60 + tonic + s) for i, s in enumerate(steps + triad)]
+
+
+def test_the_last_phrase_is_what_follows_the_last_rest():
+    # C major for 4 bars, a rest of 4 quarters, then F# minor
+    score = score_of(scale(0, 0) + scale(20, 6, minor=True))
+    assert estimate_key(last_phrase(score, 3.5)) == parse_key("F# minor")
+    assert len(last_phrase(score, 3.5).notes) == 16
+    assert len(last_phrase(score, 8).notes) == 32  # no rest that long: all of it
+    assert estimate_key(score_of(scale(0, 0))) == parse_key("C major")
+
+
+def test_an_answer_asks_for_the_key_of_the_phrase_just_played(dataset):
+    import torch
+
+    from musicgen.checkpoint import LoadedModel, dataset_meta
+    from musicgen.config import ModelConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.models.registry import build_core
+
+    vocab = TokenDataset.open(dataset).vocab.with_controls()
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), max_len=64, d_model=32, n_layers=1)
+    torch.manual_seed(0)
+    model = LoadedModel(build_core(cfg).eval(), cfg, vocab, dataset_meta(vocab, dataset), dataset)
+    clock = ManualClock(0.0)
+    live = LiveConfig(tempo=120.0, wait=2.0, bars=1.0)  # a rest of 4 quarters
+    performer = Performer(
+        model, GenerateConfig(seed=1), live, Scheduler(MemoryOutput("o", clock), clock), clock
+    )
+    take = performer._new_take(score_of(scale(0, 0) + scale(20, 6, minor=True)), 120.0)
+    plan = take.rules.plan[0].plan
+    assert plan.key == parse_key("F# minor") and plan.key_pull > 0
+    assert take.rules.key_pull is not None and float(take.rules.key_pull.max()) == 0.0
