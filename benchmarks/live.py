@@ -106,6 +106,7 @@ def session(model, phrases_file: Path, stop_after: float | None = None):
         threading.Thread(target=stop, daemon=True).start()
     s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
     s.stopped_at = stopped.get("at")
+    s.how = how if stop_after is not None else None
     return s, out
 
 
@@ -214,13 +215,24 @@ def main() -> int:
             f"given way {r['given_way']}, refused {r['refused']}, lost {r['lost']}"
         )
     stuck_total = tracebacks = sounding = 0
+    durations: list[float] = []
     rng = random.Random(0)
     names = list(models)
     t0 = time.perf_counter()
     for i in range(ns.trials):
         model = models[names[i % len(names)]]
+        after = rng.uniform(0.2, 20.0)
+        began = time.perf_counter()
         try:
-            s, out = session(model, path, stop_after=rng.uniform(0.2, 20.0))
+            s, out = session(model, path, stop_after=after)
+            took = time.perf_counter() - began
+            durations.append(took)
+            if took > after + 15:  # a stop that did not stop: say which
+                print(
+                    f"trial {i}: {names[i % len(names)]}, {s.how} at {after:.1f} s took "
+                    f"{took:.1f} s ({s.ended})",
+                    flush=True,
+                )
             stuck_total += stuck([(0, m) for _, m in out.sent])
             if s.stopped_at is not None:  # did the stop catch the model's notes sounding?
                 before = [(0, x.msg) for x in s.sent if x.time < s.stopped_at]
@@ -232,7 +244,8 @@ def main() -> int:
             tracebacks += 1
     print(
         f"{ns.trials} random stops ({sounding} with the model's notes sounding; "
-        f"{time.perf_counter() - t0:.0f} s in all): {stuck_total} stuck notes, "
+        f"{time.perf_counter() - t0:.0f} s in all, the longest {max(durations, default=0):.0f} s): "
+        f"{stuck_total} stuck notes, "
         f"{tracebacks} tracebacks"
     )
     return 0
