@@ -1,7 +1,7 @@
 """Live play with each model, on this machine's real clock, a MIDI file as the player.
 
     python benchmarks/live.py [MODEL ...] [--phrases 12] [--trials 100] [--busy]
-        [--out work/live]
+        [--only-stops] [--out work/live]
 
 The player is a file made from the bundled corpus: the first two bars of `--phrases`
 chorales (soprano to bass, as played), each followed by a rest long enough for the model's
@@ -180,6 +180,7 @@ def main() -> int:
     ap.add_argument("--phrases", type=int, default=12)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--busy", action="store_true")
+    ap.add_argument("--only-stops", action="store_true", help="run the random stops alone")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "live")
     ns = ap.parse_args()
 
@@ -193,7 +194,7 @@ def main() -> int:
     ]
     models = {p.name: load_model(p) for p in paths}
     print(f"player: {ns.phrases} two-bar phrases at {QPM:g} qpm, a one-bar wait, two-bar answers")
-    for name, model in models.items():
+    for name, model in models.items() if not ns.only_stops else ():
         r = measure(model, path)
         idle = speed(model)
         line = (

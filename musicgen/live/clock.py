@@ -66,6 +66,9 @@ class Clock(Protocol):
         ...
 
 
+MAX_WAIT = 0.1  # seconds: the longest a RealClock sleeps before it looks again
+
+
 class RealClock:
     """`time.monotonic`, so a system clock change never shifts the music.
 
@@ -89,12 +92,16 @@ class RealClock:
             if dt <= 0:
                 return True
             if dt > self.spin:
-                wait = None if math.isinf(dt) else dt - self.spin
+                if wake is None and math.isinf(dt):
+                    raise ValueError("sleeping forever needs a wake")
+                # never one wait without end: Python runs a signal's handler (Ctrl-C) in the
+                # main thread only when that thread runs, and a signal the kernel hands to
+                # another thread does not wake a main thread blocked on a lock, so an idle
+                # session could hold a Ctrl-C until the player's next note
+                wait = min(dt - self.spin, MAX_WAIT)
                 if wake is not None:
                     if wake.wait(wait):
                         return False
-                elif wait is None:
-                    raise ValueError("sleeping forever needs a wake")
                 else:
                     time.sleep(wait)
             else:

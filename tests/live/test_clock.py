@@ -66,3 +66,23 @@ def test_real_clock_returns_at_once_for_a_past_deadline_or_a_set_wake():
     assert clock.sleep_until(math.inf, wake) is False
     with pytest.raises(ValueError):
         clock.sleep_until(math.inf)  # forever, with nothing to wake it: a bug, said at once
+
+
+def test_a_real_clock_never_waits_without_end(monkeypatch):
+    # the main thread must run now and then to take a Ctrl-C the kernel gave another thread
+    from musicgen.live import clock as clocks
+
+    timeouts = []
+    wake = Wake()
+
+    def wait(timeout=None):
+        timeouts.append(timeout)
+        if len(timeouts) == 5:
+            wake.set()
+        return wake.is_set()
+
+    monkeypatch.setattr(wake, "wait", wait)
+    assert RealClock().sleep_until(math.inf, wake) is False
+    assert len(timeouts) == 5 and all(t is not None and t <= clocks.MAX_WAIT for t in timeouts)
+    with pytest.raises(ValueError, match="needs a wake"):
+        RealClock().sleep_until(math.inf)
