@@ -187,6 +187,10 @@ def main() -> int:
     from musicgen.checkpoint import load_model
 
     sys.setswitchinterval(0.001)  # as `musicgen play` sets it
+    # Ctrl-C as a user at a terminal sends it: a shell starting this in the background
+    # (`... &`) starts it with SIGINT ignored, and Python then installs no handler, so the
+    # random stops' Ctrl-C would be lost (every one ran to the end of its file)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ns.out.mkdir(parents=True, exist_ok=True)
     path = player_file(ns.out / "phrases.mid", ns.phrases)
     paths = ns.models or [
