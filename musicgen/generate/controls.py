@@ -56,7 +56,8 @@ class ControlPlan:
         `key_pull`); None when no key is asked or the pull is off."""
         if self.key is None or self.key_pull <= 0:
             return None
-        weights = np.log(key_profile(self.key) / key_profile(self.key).max())
+        profile = key_profile(self.key)
+        weights = np.log(profile / profile.max())
         pitched = vocab.families == "pitch"
         out = np.zeros(len(vocab), dtype=np.float32)
         classes = vocab.space.value[vocab.uids[pitched]].astype(np.int64) % 12
