@@ -152,8 +152,14 @@ def _build(meta: dict, state: dict, path: Path, device) -> LoadedModel:
     return LoadedModel(core, model_cfg, vocab, meta, path)
 
 
-def export_model(ckpt_path: str | Path, out_dir: str | Path, extra: dict | None = None) -> Path:
-    """Write `model.safetensors` + `musicgen.json`: loadable without torch.load at all."""
+def export_model(
+    ckpt_path: str | Path, out_dir: str | Path, extra: dict | None = None, float16: bool = False
+) -> Path:
+    """Write `model.safetensors` + `musicgen.json`: loadable without torch.load at all.
+
+    `float16` stores the floating-point weights in half the bytes (the shipped models: the
+    repository carries six); loading casts them back to the model's float32, so only the
+    rounding of each weight to 11 significant bits remains."""
     from safetensors.torch import save
 
     ckpt = read_musicgen_checkpoint(ckpt_path)
@@ -173,11 +179,12 @@ def export_model(ckpt_path: str | Path, out_dir: str | Path, extra: dict | None 
             aliases[k] = seen[ptr]
         else:
             seen[ptr] = k
-            tensors[k] = v.clone()
+            tensors[k] = v.to(torch.float16) if float16 and v.is_floating_point() else v.clone()
     atomic_write_bytes(out / "model.safetensors", save(tensors))
     meta = dict(ckpt[META_KEY])
     meta["data"] = _portable(meta.get("data"))  # an exported model travels: no absolute local paths
     meta["aliases"] = aliases
+    meta["stored_as"] = "float16" if float16 else "float32"
     meta.update(extra or {})
     atomic_write_json(out / "musicgen.json", meta)
     return out

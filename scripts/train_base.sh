@@ -68,7 +68,7 @@ mkdir -p checkpoints/base
 for name in gru gru-attn transformer; do
   # last, not best: a base sees less than an epoch, so its latest weights are its best, and
   # validating on the held-out tenth (a million tokens) is too dear to do often on a CPU
-  $PY -m musicgen export "$WORK/$name/last.ckpt" --out "checkpoints/base/$name" --base
+  $PY -m musicgen export "$WORK/$name/last.ckpt" --out "checkpoints/base/$name" --base --float16
 done
 # the manifest of what the bases learnt: one line per file, with its split
 $PY scripts/base_manifest.py "$CORPUS/SOURCES.tsv" "$WORK/data/index.json" > checkpoints/base/SOURCES.tsv

@@ -23,6 +23,6 @@ run gru-attn 1 --init base --infill 0.5 --dropout 0.2 &
 wait
 run transformer 2 --init base --infill 0.25 --dropout 0.1
 for name in gru gru-attn transformer; do
-  $PY -m musicgen export "$OUT/$name/best.ckpt" --out "checkpoints/pretrained/$name"
+  $PY -m musicgen export "$OUT/$name/best.ckpt" --out "checkpoints/pretrained/$name" --float16
   $PY -m musicgen evaluate "checkpoints/pretrained/$name" --data work/bach --json > "checkpoints/pretrained/$name/evaluation.json"
 done

@@ -168,6 +168,26 @@ def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path,
             assert exported.vocab == original.vocab and exported.model_cfg == original.model_cfg
 
 
+def test_float16_export_halves_the_file_and_keeps_the_logits_close(trained, dataset, tmp_path):
+    best = trained["transformer"].best
+    full = export_model(best, tmp_path / "full")
+    half = export_model(best, tmp_path / "half", float16=True)
+    assert {t.dtype for t in load_file(half / "model.safetensors").values()} == {torch.float16}
+    ratio = (half / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.55
+    assert json.loads((half / "musicgen.json").read_text())["stored_as"] == "float16"
+    x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[:SEQ_LEN].astype("int64"))[
+        None
+    ]
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.core.parameters())  # read back as float32
+    with torch.no_grad():
+        want = torch.log_softmax(load_model(full).core(x)[0], -1)
+        got = torch.log_softmax(loaded.core(x)[0], -1)
+    assert not torch.equal(got, want)  # the weights were rounded...
+    assert (got.exp() - want.exp()).abs().max() < 1e-2  # ...and the probabilities barely moved
+
+
 def test_exported_model_generates_the_same_song(trained, tmp_path):
     best = trained["gru"].best
     folder = export_model(best, tmp_path / "export")

@@ -269,7 +269,12 @@ def evaluate(checkpoint, sources, data_dir, context, no_ngram, as_json):
     is_flag=True,
     help="Mark it as a base that `musicgen train --init` fine-tunes (scripts/train_base.sh).",
 )
-def export(checkpoint, out, as_base):
+@click.option(
+    "--float16",
+    is_flag=True,
+    help="Store the weights in float16: half the bytes; read back into float32.",
+)
+def export(checkpoint, out, as_base, float16):
     """Export a checkpoint as safetensors + JSON (no pickle at all).
 
     \b
@@ -280,7 +285,7 @@ def export(checkpoint, out, as_base):
     from musicgen.train.init import BASE_VERSION
 
     extra = {"base": {"version": BASE_VERSION}} if as_base else None
-    path = export_model(checkpoint, out, extra)
+    path = export_model(checkpoint, out, extra, float16=float16)
     model = load_model(path)  # prove the export loads on its own
     n = sum(p.numel() for p in model.core.parameters())
     click.echo(
