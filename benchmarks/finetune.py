@@ -55,6 +55,21 @@ def mg(*args: str, env: dict | None = None) -> None:
     )
 
 
+def train_all(todo: list[list[str]], env: dict, parallel: bool) -> None:
+    """Run each `musicgen` command line in `todo`: one after another, or (`parallel`) side
+    by side on a core each, so runs of the same wall time share the machine alike."""
+    if not parallel:
+        for args in todo:
+            mg(*args, env=env)
+        return
+    env1 = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "musicgen", *a], cwd=ROOT, env=env1) for a in todo
+    ]
+    if any(p.wait() for p in procs):
+        raise SystemExit("a training run failed")
+
+
 def subset(corpus: Path, pieces: int, out: Path, seed: int = 0, exclude=()) -> Path:
     """A folder of links: `pieces` training files drawn from CORPUS and every held-out
     file, under their own relative paths, so ingesting it splits them as CORPUS's are;
@@ -169,19 +184,7 @@ def main() -> int:
             for init, run in runs.items()
             if not (run / "best.ckpt").exists()
         ]
-        if ns.parallel:  # side by side, a core each: the same wall time, the same machine
-            env1 = {**env, "OMP_NUM_THREADS": "1"}
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "musicgen", *a], cwd=ROOT, env={**os.environ, **env1}
-                )
-                for a in todo
-            ]
-            if any(p.wait() for p in procs):
-                raise SystemExit("a training run failed")
-        else:
-            for args in todo:
-                mg(*args, env=env)
+        train_all(todo, env, ns.parallel)
         for init, run in runs.items():
             row[init] = measure(load_model(run / "best.ckpt"), data, real, ns)
         results["models"][name] = row
