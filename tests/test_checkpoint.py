@@ -173,7 +173,9 @@ def test_float16_export_halves_the_file_and_keeps_the_logits_close(trained, data
     full = export_model(best, tmp_path / "full")
     half = export_model(best, tmp_path / "half", float16=True)
     assert {t.dtype for t in load_file(half / "model.safetensors").values()} == {torch.float16}
-    ratio = (half / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    ratio = (half / "model.safetensors").stat().st_size / (
+        full / "model.safetensors"
+    ).stat().st_size
     assert 0.45 < ratio < 0.55
     assert json.loads((half / "musicgen.json").read_text())["stored_as"] == "float16"
     x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[:SEQ_LEN].astype("int64"))[
