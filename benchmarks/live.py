@@ -104,7 +104,10 @@ def session(model, phrases_file: Path, stop_after: float | None = None):
                 signal.pthread_kill(main, signal.SIGINT)
 
         threading.Thread(target=stop, daemon=True).start()
-    s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
+    try:
+        s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
+    finally:  # the Python API leaves ports to their owner: a stopped trial's file stops too
+        inport.close()
     s.stopped_at = stopped.get("at")
     s.how = how if stop_after is not None else None
     return s, out
