@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from finetune import measure, mg, subset, train_all  # noqa: E402 - the same runs and measures
+from finetune import ingest_subset, measure, train_all  # noqa: E402 - the same runs and measures
 from form import train_args  # noqa: E402 - one `musicgen train` of a benchmark
 
 ARMS = {"controls": [], "none": ["--controls", "0"]}  # "controls": train's own default share
@@ -48,12 +48,7 @@ def main() -> int:
     from musicgen.listen import metrics as M
 
     out = ns.out / f"{ns.corpus.name}-{ns.pieces}-{ns.init}"
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data"
-    exclude = []
-    if ns.exclude is not None:
-        exclude = [line.split("\t")[0] for line in ns.exclude.read_text().splitlines()[1:] if line]
-    mg("ingest", str(subset(ns.corpus, ns.pieces, out, exclude=exclude)), "--out", str(data))
+    data = ingest_subset(ns.corpus, ns.pieces, out, ns.exclude)
     real = [M.piece_metrics(s) for _, s in M.load_corpus(data, "val")[0]]
     results = {"corpus": str(ns.corpus), "pieces": ns.pieces, "held_out": len(real)}
     results.update(minutes=ns.minutes, init=ns.init, models={})

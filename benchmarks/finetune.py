@@ -92,6 +92,17 @@ def subset(corpus: Path, pieces: int, out: Path, seed: int = 0, exclude=()) -> P
     return folder
 
 
+def ingest_subset(corpus: Path, pieces: int, out: Path, exclude_tsv: Path | None) -> Path:
+    """OUT/data: `subset`'s pieces of CORPUS ingested; `exclude_tsv`'s first column names
+    files to leave out (tunes a base knows in another transcription)."""
+    out.mkdir(parents=True, exist_ok=True)
+    exclude = []
+    if exclude_tsv is not None:
+        exclude = [line.split("\t")[0] for line in exclude_tsv.read_text().splitlines()[1:] if line]
+    mg("ingest", str(subset(corpus, pieces, out, exclude=exclude)), "--out", str(out / "data"))
+    return out / "data"
+
+
 def train_args(data: Path, name: str, init: str, run: Path, ns) -> list[str]:
     return [*form_train_args(data, name, run, ns.minutes), "--init", init, *ns.train_args.split()]
 
@@ -148,12 +159,7 @@ def main() -> int:
     from musicgen.listen import metrics as M
 
     out = ns.out / f"{ns.corpus.name}-{ns.pieces}"
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data"
-    exclude = []
-    if ns.exclude is not None:
-        exclude = [line.split("\t")[0] for line in ns.exclude.read_text().splitlines()[1:] if line]
-    mg("ingest", str(subset(ns.corpus, ns.pieces, out, exclude=exclude)), "--out", str(data))
+    data = ingest_subset(ns.corpus, ns.pieces, out, ns.exclude)
     ds = TokenDataset.open(data)
     real_scores = [s for _, s in M.load_corpus(data, "val")[0]]
     real = [M.piece_metrics(s) for s in real_scores]
