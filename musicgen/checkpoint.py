@@ -8,6 +8,7 @@ enough to generate.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import platform
@@ -179,12 +180,24 @@ def export_model(
             aliases[k] = seen[ptr]
         else:
             seen[ptr] = k
-            tensors[k] = v.to(torch.float16) if float16 and v.is_floating_point() else v.clone()
-    atomic_write_bytes(out / "model.safetensors", save(tensors))
+            tensors[k] = v.clone()
+    full = save(tensors)
     meta = dict(ckpt[META_KEY])
     meta["data"] = _portable(meta.get("data"))  # an exported model travels: no absolute local paths
+    if isinstance(meta.get("init"), dict) and meta["init"].get("path"):
+        meta["init"] = {**meta["init"], "path": _portable(meta["init"]["path"])}
     meta["aliases"] = aliases
     meta["stored_as"] = "float16" if float16 else "float32"
+    if float16:
+        half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+        for k, v in half.items():
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                raise CheckpointError(f"{ckpt_path}: {k} has weights beyond float16's range")
+        # the file the float32 export would have been: a run that began from it (a base
+        # stored in float32 before) may still resume from this one (train/resume.py)
+        meta["float32_sha256"] = hashlib.sha256(full).hexdigest()
+        full = save(half)
+    atomic_write_bytes(out / "model.safetensors", full)
     meta.update(extra or {})
     atomic_write_json(out / "musicgen.json", meta)
     return out
@@ -223,7 +236,7 @@ def dataset_meta(vocab: Vocabulary, data_dir: str | Path) -> dict:
 
 
 def _portable(data: str | None) -> str | None:
-    """A dataset path inside the current folder becomes relative to it."""
+    """A path (a dataset, a base) inside the current folder becomes relative to it."""
     if not data:
         return data
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -168,8 +169,11 @@ def test_export_to_safetensors_gives_the_same_logits(trained, dataset, tmp_path,
             assert exported.vocab == original.vocab and exported.model_cfg == original.model_cfg
 
 
-def test_float16_export_halves_the_file_and_keeps_the_logits_close(trained, dataset, tmp_path):
-    best = trained["transformer"].best
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_float16_export_halves_the_file_and_keeps_the_logits_close(
+    trained, dataset, tmp_path, name
+):
+    best = trained[name].best
     full = export_model(best, tmp_path / "full")
     half = export_model(best, tmp_path / "half", float16=True)
     assert {t.dtype for t in load_file(half / "model.safetensors").values()} == {torch.float16}
@@ -177,7 +181,13 @@ def test_float16_export_halves_the_file_and_keeps_the_logits_close(trained, data
         full / "model.safetensors"
     ).stat().st_size
     assert 0.45 < ratio < 0.55
-    assert json.loads((half / "musicgen.json").read_text())["stored_as"] == "float16"
+    meta = json.loads((half / "musicgen.json").read_text())
+    assert meta["stored_as"] == "float16"
+    # the hash the float32 file had, so a run begun from it resumes from this one
+    assert (
+        meta["float32_sha256"]
+        == hashlib.sha256((full / "model.safetensors").read_bytes()).hexdigest()
+    )
     x = torch.as_tensor(TokenDataset.open(dataset).split_tokens("val")[:SEQ_LEN].astype("int64"))[
         None
     ]

@@ -58,6 +58,7 @@ class Start:
             "kind": self.kind,
             "path": str(path),
             "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "float32_sha256": self.model.meta.get("float32_sha256"),  # export --float16's
             "base_version": (self.model.meta.get("base") or {}).get("version"),
         }
 

@@ -99,8 +99,8 @@ class ResumePoint:
             isinstance(saved, dict)
             and saved.get("sha256")
             and start.get("sha256")
-            and saved["sha256"] != start["sha256"]
-        ):
+            and saved["sha256"] not in (start["sha256"], start.get("float32_sha256"))
+        ):  # the same weights stored again in float16 are the same start
             raise MusicgenError(
                 f"{self.path} started from {_base(saved)}, and {_base(start)} is another "
                 "model now (a base rebuilt?): a resumed run cannot change where it started; "

@@ -144,3 +144,39 @@ def test_evaluate_reads_a_dataset_in_a_fine_tune_s_vocabulary(bases, dataset, tm
     run = tune(dataset, tmp_path / "ev", steps=2)
     rep = evaluate(load_model(run.last), data_dir=dataset, ngram=True)
     assert np.isfinite(rep.bits_per_note) and np.isfinite(rep.ngram_bits_per_note)
+
+
+def test_a_run_resumes_from_its_base_stored_again_in_float16_but_not_from_another_base(
+    dataset, tmp_path, monkeypatch
+):
+    from safetensors.torch import load_file, save_file
+
+    run = train_tiny(dataset, tmp_path / "base-run", vocab="full", init="scratch")
+    roots = {k: tmp_path / k for k in ("float32", "float16", "rebuilt")}
+    export_model(run.best, roots["float32"] / "gru", {"base": {"version": BASE_VERSION}})
+    export_model(
+        run.best, roots["float16"] / "gru", {"base": {"version": BASE_VERSION}}, float16=True
+    )
+    shutil.copytree(roots["float32"], roots["rebuilt"])
+    weights = roots["rebuilt"] / "gru" / "model.safetensors"
+    other = {k: v + 0.01 for k, v in load_file(weights).items()}
+    save_file(other, weights)
+
+    def go(root, steps, resume=False):
+        monkeypatch.setenv("MUSICGEN_BASES", str(root))
+        cfg = TrainConfig(**{**TRAIN_KW, "max_steps": steps, "init": "base"})
+        return train(
+            dataset,
+            tmp_path / "tuned",
+            ModelConfig(name="gru", **MODEL_KW),
+            cfg,
+            resume=resume,
+            given={"max_steps"},
+            progress_bar=False,
+            logs=False,
+        )
+
+    go(roots["float32"], 2)
+    with pytest.raises(MusicgenError, match="is another model now"):
+        go(roots["rebuilt"], 4, resume=True)
+    assert go(roots["float16"], 4, resume=True).steps == 4  # the same weights, half the bytes
