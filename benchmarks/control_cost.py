@@ -9,8 +9,10 @@ side on a core each (so they share the machine alike): one with `train`'s defaul
 windows carrying control tokens, one with `--controls 0`. Both start from `--init`
 (scratch by default: a base has learnt the controls already). Each is scored with no
 control given: bits per note on the held-out pieces, and `--samples` pieces of `--bars`
-bars drawn with no control, compared with the held-out pieces (every overlap area of
-`musicgen metrics --reference`). The corpus is split and drawn as benchmarks/finetune.py
+bars drawn with no control and nothing drawn from the corpus (`--prior model`: with
+`--prior corpus` the arm with controls would be asked for a key), compared with the held-out
+pieces (every overlap area of `musicgen metrics --reference`). Each arm sizes its model for
+the budget on its own, as `train` does; the table says when the two sizes differ. The corpus is split and drawn as benchmarks/finetune.py
 does. Results go to OUT/control_cost.json and a table to the terminal.
 """
 
@@ -60,8 +62,10 @@ def main() -> int:
             if not (run / "best.ckpt").exists()
         ]
         train_all(todo, {}, parallel=True)
+        # nothing drawn from the corpus either: `--prior corpus` would ask one arm for a key
         results["models"][name] = {
-            arm: measure(load_model(run / "best.ckpt"), data, real, ns) for arm, run in runs.items()
+            arm: measure(load_model(run / "best.ckpt"), data, real, ns, prior="model")
+            for arm, run in runs.items()
         }
         (out / "control_cost.json").write_text(json.dumps(M.jsonable(results), indent=2) + "\n")
     report(results)
@@ -89,6 +93,10 @@ def report(r: dict) -> None:
             f"{w['bits_per_note'] / n['bits_per_note']:6.3f}  {w['overlaps_met']:>2d}/{n['overlaps_met']:<2d}"
             f" of {len(w['overlap'])}  {', '.join(lower) or '-'}"
         )
+        if w["parameters"] != n["parameters"]:
+            print(
+                f"  (sizes differ: {w['parameters']:,} parameters with, {n['parameters']:,} without)"
+            )
 
 
 if __name__ == "__main__":

@@ -107,15 +107,16 @@ def train_args(data: Path, name: str, init: str, run: Path, ns) -> list[str]:
     return [*form_train_args(data, name, run, ns.minutes), "--init", init, *ns.train_args.split()]
 
 
-def measure(model, data: Path, real: list, ns) -> dict:
-    """Bits per note on the held-out pieces, and the pieces it draws against the real ones."""
+def measure(model, data: Path, real: list, ns, **generate) -> dict:
+    """Bits per note on the held-out pieces, and the pieces it draws (GenerateConfig's
+    defaults, but for `generate`) against the real ones."""
     from musicgen.config import GenerateConfig
     from musicgen.evaluate import evaluate
     from musicgen.generate import generate_songs
     from musicgen.listen import metrics as M
 
     rep = evaluate(model, data_dir=data, ngram=False)
-    cfg = GenerateConfig(num_samples=ns.samples, unit="bars", length=ns.bars, seed=1)
+    cfg = GenerateConfig(num_samples=ns.samples, unit="bars", length=ns.bars, seed=1, **generate)
     songs, _ = generate_songs(model, cfg)
     gen = [M.piece_metrics(s.score) for s in songs]
     overlap = {k: v["overlap"] for k, v in M.compare_to_reference(gen, real).items()}
@@ -126,6 +127,7 @@ def measure(model, data: Path, real: list, ns) -> dict:
         "overlaps_met": sum(1 for v in overlap.values() if v is not None and v >= OVERLAP_TARGET),
         "instruments": [len(u) for u in lineups],
         "drums": float(np.mean(["drums" in u for u in lineups])),
+        "size": f"{model.model_cfg.d_model} wide, {model.model_cfg.n_layers} layers",
     }
 
 
