@@ -12,8 +12,9 @@ control given: bits per note on the held-out pieces, and `--samples` pieces of `
 bars drawn with no control and nothing drawn from the corpus (`--prior model`: with
 `--prior corpus` the arm with controls would be asked for a key), compared with the held-out
 pieces (every overlap area of `musicgen metrics --reference`). Each arm sizes its model for
-the budget on its own, as `train` does; the table says when the two sizes differ. The corpus is split and drawn as benchmarks/finetune.py
-does. Results go to OUT/control_cost.json and a table to the terminal.
+the budget on its own, as `train` does; the table says when the two sizes differ. The
+corpus is split and drawn as benchmarks/finetune.py does. Results go to
+OUT/control_cost.json and a table to the terminal.
 """
 
 from __future__ import annotations
@@ -93,10 +94,8 @@ def report(r: dict) -> None:
             f"{w['bits_per_note'] / n['bits_per_note']:6.3f}  {w['overlaps_met']:>2d}/{n['overlaps_met']:<2d}"
             f" of {len(w['overlap'])}  {', '.join(lower) or '-'}"
         )
-        if w["parameters"] != n["parameters"]:
-            print(
-                f"  (sizes differ: {w['parameters']:,} parameters with, {n['parameters']:,} without)"
-            )
+        if w["size"] != n["size"]:
+            print(f"  (sizes differ: {w['size']} with controls, {n['size']} without)")
 
 
 if __name__ == "__main__":
