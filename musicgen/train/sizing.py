@@ -43,6 +43,7 @@ LADDER["gru-attn"] = LADDER["gru"]
 RECURRENT_WINDOW = 256
 TRANSFORMER_BATCH_TOKENS = 16 * 1024  # a batch holds about this many tokens
 MIN_BATCH = 8
+LARGER_BATCH_GAIN = 1.5  # the most a larger batch is taken to save per token (a margin)
 
 
 @dataclass
@@ -164,10 +165,21 @@ def size_for_budget(
         while batch > MIN_BATCH:
             batch //= 2
             shapes.append((shortest, batch))
-    for k, (seq_len, batch) in enumerate(shapes):
+    # The cheapest shape is timed first: every other one costs at least its share of tokens
+    # more (a longer window more per token, a larger batch hardly less), so a shape that
+    # could not reach MIN_STEPS even so is not timed. Timing each in turn took 2.3 of a
+    # 5-minute CPU budget (the folk benchmark's transformer), all of it lost to training.
+    cheapest = probe(ladder[0], *shapes[-1])
+    per_token = cheapest.step_seconds / (shapes[-1][0] * shapes[-1][1])
+    best = cheapest
+    for seq_len, batch in shapes[:-1]:
+        if budget / (per_token * seq_len * batch) * LARGER_BATCH_GAIN < MIN_STEPS:
+            continue
         best = probe(ladder[0], seq_len, batch)
-        if best.expected_steps >= MIN_STEPS or k == len(shapes) - 1:
+        if best.expected_steps >= MIN_STEPS:
             break
+    else:
+        best = cheapest
     for rung in ladder[1:]:
         bigger = probe(rung, best.train.seq_len, best.train.batch_size)
         if bigger.expected_steps < MIN_STEPS:

@@ -529,8 +529,11 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
 
     seconds = {192: 0.05, 256: 0.1, 320: 0.2, 384: 0.5}  # per step, by width
 
+    timed = []
+
     def step_time(m, t, tokens, device, **kw):  # the transformer's in proportion to its batch
         if m.name == "transformer":
+            timed.append((m.d_model, t.seq_len, t.batch_size))
             return 0.1 * t.batch_size * t.seq_len / S.TRANSFORMER_BATCH_TOKENS
         return seconds.get(m.d_model, 10.0)
 
@@ -549,11 +552,17 @@ def test_sizing_by_budget_takes_the_largest_size_that_still_trains_long_enough(
         and t.train.batch_size * t.train.seq_len == S.TRANSFORMER_BATCH_TOKENS
     )
     # 30 s: a full batch gets 300 steps, a quarter of one 1,200, so the batch shrinks
+    timed.clear()
     short = S.size_for_budget(
         dataset, ModelConfig(name="transformer"), TrainConfig(max_time=0.5), torch.device("cpu")
     )
     assert short.expected_steps >= S.MIN_STEPS
     assert short.train.batch_size * short.train.seq_len == S.TRANSFORMER_BATCH_TOKENS // 4
+    # timed: the cheapest shape, then only the one its cost says may do (not the half and
+    # full batches, which cannot: each step costs 2 and 4 times as much)
+    smallest = S.LADDER["transformer"][0][0]
+    shapes = [(T * B) for d, T, B in timed if d == smallest]
+    assert shapes == [S.MIN_BATCH * 256, S.TRANSFORMER_BATCH_TOKENS // 4]
     assert "sized for 5 min on this CPU: gru 320 wide, 2 layers, context 256" in sizing.describe(
         5, "this CPU"
     )
