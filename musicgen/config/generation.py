@@ -25,6 +25,11 @@ CONTROL_OPTIONS = (*CONTROLS, "key_pull")  # the options of every command that t
 # it weakly: later the notes already say the key), so a piece drifts to the corpus's keys.
 # Chosen on the folk gru fine-tune (benchmarks/controls.py, docs/results.md "Controls").
 KEY_PULL = 3.0
+# The most a key that `--prior corpus` drew (not one the user asked for) pulls: there the
+# key is a hint to sound like the corpus, and the full pull made melodies cling to the
+# tonic triad (the pitch-class entropy overlap of the folk fine-tunes fell from 0.91 to
+# 0.23, areas >= 0.7 from 13 to 9; docs/results.md "Controls").
+DRAWN_KEY_PULL = 1.0
 
 
 def parse_instruments(text: str) -> tuple[int, ...]:
@@ -125,7 +130,8 @@ class GenerateConfig:
     )
     key_pull: float = opt(
         KEY_PULL,
-        "How strongly --key pulls each pitch towards the key: the log of the pitch class's Krumhansl-Kessler rating in the key, times this, added to its logit (0 = the learnt Key token alone).",
+        "How strongly --key pulls each pitch towards the key: the log of the pitch class's Krumhansl-Kessler rating in the key, times this, added to its logit (0 = the learnt Key token alone). "
+        f"A key drawn by --prior corpus pulls at most {DRAWN_KEY_PULL:g}.",
     )
     prior: str = opt(
         "corpus",

@@ -13,6 +13,7 @@ from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.config.controls import key_name
+from musicgen.config.generation import DRAWN_KEY_PULL
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
 from musicgen.generate.controls import ControlPlan, open_piece
@@ -85,6 +86,7 @@ def generate_songs(
             num_samples=len(rows),
             instruments=lineup if lineup is not None else cfg.instruments,
             key=key if key is not None else cfg.key,
+            key_pull=min(cfg.key_pull, DRAWN_KEY_PULL) if key is not None else cfg.key_pull,
             seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
         )
         made, primer = _decode_songs(model, part, device)

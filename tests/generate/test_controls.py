@@ -67,6 +67,24 @@ def test_an_asked_key_pulls_every_pitch_towards_it(steerable):
     assert np.concatenate(tight).size and set(np.concatenate(tight).tolist()) == {2}
 
 
+def test_a_key_drawn_from_the_corpus_pulls_no_more_than_a_hint(steerable):
+    """--prior corpus draws the key (here always D minor); it pulls at most
+    DRAWN_KEY_PULL, so even --key-pull 60 leaves the melody its other pitch classes,
+    where the same pull on an asked key leaves only the tonic (the test above)."""
+    from dataclasses import replace
+
+    from musicgen.config.generation import DRAWN_KEY_PULL
+
+    keys = [0] * 24
+    keys[2 + 12] = 5  # D minor, the corpus's only key
+    model = replace(steerable, meta={**steerable.meta, "corpus": {"lineups": [], "keys": keys}})
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=4, seed=5, key_pull=60)
+    songs, _ = generate_songs(model, cfg)
+    assert all(s.drawn["key"] == "D minor" for s in songs)
+    assert DRAWN_KEY_PULL < 60
+    assert len(np.unique(np.concatenate([pitch_classes(s.score) for s in songs]))) > 3
+
+
 def test_the_pull_follows_the_key_profile(steerable):
     from musicgen.generate.controls import ControlPlan
 
