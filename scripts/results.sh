@@ -4,22 +4,30 @@
 # the speed figures are ratios measured in one run, and the fine-tuning runs are budgeted
 # by wall time. It needs held-out corpora no base has heard, as folders of MIDI files: FOLK
 # (the Nottingham Music Database; FOLK_EXCLUDE optionally names tunes a base knows in another
-# transcription) and POP (multi-track Lakh songs with drums); docs/results.md says where
-# ours came from. About 3 hours on this project's 2-core CPU.
+# transcription), POP (multi-track Lakh songs with drums) and PIANO (POP909); docs/results.md
+# says where ours came from. About 5 hours on this project's 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-work/results}
 FOLK=${FOLK:?set FOLK to a folder of held-out folk tunes}
 POP=${POP:?set POP to a folder of held-out multi-track songs with drums}
+PIANO=${PIANO:?set PIANO to a folder of held-out played piano (POP909)}
 EXCLUDE=()
 if [ -n "${FOLK_EXCLUDE:-}" ]; then EXCLUDE=(--exclude "$FOLK_EXCLUDE"); fi
 mkdir -p "$OUT"
 
 # fine-tuned from the bases against from scratch, on corpora no base has heard
-$PY benchmarks/finetune.py "$FOLK" --pieces 100 --minutes 5 --parallel "${EXCLUDE[@]}" --out "$OUT/finetune"
-$PY benchmarks/finetune.py "$POP" --pieces 30 --minutes 5 --parallel --models transformer,gru \
+for N in 25 100 400; do
+  $PY benchmarks/finetune.py "$FOLK" --pieces $N --minutes 5 --parallel "${EXCLUDE[@]}" --out "$OUT/finetune"
+done
+$PY benchmarks/finetune.py "$POP" --pieces 30 --minutes 5 --parallel --models transformer \
   --out "$OUT/finetune"
+$PY benchmarks/finetune.py "$PIANO" --pieces 80 --minutes 5 --parallel --out "$OUT/finetune"
+$PY benchmarks/sizing.py "$OUT/finetune/$(basename "$FOLK")-25/data"
+F4="$OUT/finetune/$(basename "$FOLK")-400"
+$PY benchmarks/key_pull.py "$F4/data" "$F4"/{gru,gru-attn,transformer}-base/best.ckpt \
+  --json "$OUT/key_pull.json"
 
 # the shipped models: the bases fine-tuned on the bundled chorales, 25 minutes each (this
 # rebuilds checkpoints/pretrained/ in place: commit it only if it does as well)
@@ -31,6 +39,7 @@ $PY benchmarks/controls.py checkpoints/pretrained/{gru,gru-attn,transformer} --d
 F="$OUT/finetune/$(basename "$FOLK")-100"
 $PY benchmarks/controls.py "$F"/{gru,gru-attn,transformer}-base/best.ckpt --data "$F/data" \
   --key-pulls 0,1,3 --out "$OUT/controls-folk"
+$PY benchmarks/control_cost.py "$FOLK" --pieces 100 --minutes 5 "${EXCLUDE[@]}" --out "$OUT/control-cost"
 
 # live play, and generation speed
 $PY benchmarks/live.py --busy --out "$OUT/live"
