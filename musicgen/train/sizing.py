@@ -171,7 +171,6 @@ def size_for_budget(
     # 5-minute CPU budget (the folk benchmark's transformer), all of it lost to training.
     cheapest = probe(ladder[0], *shapes[-1])
     per_token = cheapest.step_seconds / (shapes[-1][0] * shapes[-1][1])
-    best = cheapest
     for seq_len, batch in shapes[:-1]:
         if budget / (per_token * seq_len * batch) * LARGER_BATCH_GAIN < MIN_STEPS:
             continue
