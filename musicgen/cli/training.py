@@ -138,8 +138,13 @@ def train(data_dir, out, resume, progress, **kw):
 
 
 def _fine_tune(start, model_cfg, train_cfg, given: list[str]):
-    """A fine-tune keeps its starting point's size, and by default its training window and
-    batch; asking for another size is a one-line error."""
+    """A fine-tune keeps its starting point's size and, by default, its batch and its training
+    window up to `--seq-len`'s default; asking for another size is a one-line error.
+
+    The window is capped because a base's longer one costs more per step than it gives in a
+    fine-tune of minutes: the transformer base's 512 tokens let a 5-minute fine-tune on 100
+    folk tunes take 103 steps (3.384 held-out bits/note), 256 tokens 233 steps (3.067), 128
+    tokens 501 steps (3.063); 2026-12-06, docs/results.md."""
     from dataclasses import replace
 
     architecture = [n for n in given if n in ("d_model", "n_layers", "n_heads")]
@@ -153,6 +158,8 @@ def _fine_tune(start, model_cfg, train_cfg, given: list[str]):
         )
     saved = start.model.meta.get("train") or {}
     keep = {n: saved[n] for n in ("seq_len", "batch_size") if n not in given and n in saved}
+    if "seq_len" in keep:
+        keep["seq_len"] = min(keep["seq_len"], train_cfg.seq_len)  # the default, not given
     return replace(model_cfg, max_len=keep.get("seq_len", train_cfg.seq_len)), replace(
         train_cfg, **keep
     )

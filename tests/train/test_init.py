@@ -180,3 +180,20 @@ def test_a_run_resumes_from_its_base_stored_again_in_float16_but_not_from_anothe
     with pytest.raises(MusicgenError, match="is another model now"):
         go(roots["rebuilt"], 4, resume=True)
     assert go(roots["float16"], 4, resume=True).steps == 4  # the same weights, half the bytes
+
+
+def test_a_fine_tune_keeps_the_base_batch_and_caps_its_window_at_the_default():
+    from types import SimpleNamespace
+
+    from musicgen.cli.training import _fine_tune
+
+    model_cfg, train_cfg = ModelConfig(name="transformer"), TrainConfig()
+    base = SimpleNamespace(model_cfg=model_cfg, meta={"train": {"seq_len": 512, "batch_size": 8}})
+    start = SimpleNamespace(model=base)
+    m, t = _fine_tune(start, model_cfg, train_cfg, [])
+    assert (t.seq_len, t.batch_size, m.max_len) == (TrainConfig().seq_len, 8, TrainConfig().seq_len)
+    m, t = _fine_tune(start, model_cfg, TrainConfig(seq_len=512), ["seq_len"])
+    assert (t.seq_len, t.batch_size, m.max_len) == (512, 8, 512)  # asked for: the base's own
+    base.meta["train"]["seq_len"] = 64  # a shorter window than the default is kept
+    m, t = _fine_tune(start, model_cfg, train_cfg, [])
+    assert (t.seq_len, m.max_len) == (64, 64)
