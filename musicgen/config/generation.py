@@ -15,7 +15,7 @@ PRIORS = ("corpus", "model")
 # The settings of each token's draw, which every task takes; a whole piece also takes the
 # pulls that shape its form (a passage's ends, or the kept part, hold the form there).
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
-SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias")
+SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit")
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
 CONTROL_OPTIONS = (*CONTROLS, "key_pull")  # the options of every command that takes controls
 
@@ -97,6 +97,13 @@ class GenerateConfig:
         None,
         f"Form-aware sampling: bars come back as the corpus's bars do; the logit bonus towards the bar repeated (default {FORM_BIAS:g} for a model that learnt its corpus's form, else off; 0 = off).",
     )
+    # The loop guard (musicgen/generate/repetition.py): no pattern of up to
+    # REPEAT_MAX_PERIOD pitches repeats for longer than this many notes. None: as long as
+    # the model's training pieces loop (`train` measures it), or off for a model that did not.
+    loop_limit: int | None = opt(
+        None,
+        "The longest stretch, in notes, over which one pattern of up to 8 pitches may repeat [default: as long as the loops of 9 in 10 of the corpus's pieces, for a model that measured them; 0 = off].",
+    )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.
     density: tuple[int, ...] | None = opt(
@@ -168,6 +175,8 @@ class GenerateConfig:
             raise ValueError("repeat_bias must be >= 0 and repeat_context at least 1")
         if self.form_bias is not None and not self.form_bias >= 0:
             raise ValueError("form_bias must be >= 0")
+        if self.loop_limit is not None and self.loop_limit < 0:
+            raise ValueError(f"loop_limit must be >= 0 (0 means off), got {self.loop_limit}")
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
         if self.prior not in PRIORS:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from musicgen.analysis.features import longest_repeat_run
 from musicgen.analysis.form import FormPrior, learn_form
 from musicgen.analysis.key import estimate_key
 from musicgen.tokens.encoding import decode
@@ -18,6 +19,9 @@ def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
 
 
 MAX_LINEUPS = 256  # line-ups kept with a model: a few kilobytes in its metadata
+# The loop guard's default limit: the longest loop of this share of the training pieces
+# (generate/repetition.py LoopGuard), so a new piece loops no longer than 9 in 10 of them.
+LOOP_QUANTILE = 0.9
 
 
 def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None) -> dict:
@@ -39,4 +43,22 @@ def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None)
     if keys is None:
         keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
     counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)
-    return {"lineups": lineups, "keys": counts[:24].tolist()}
+    return {
+        "lineups": lineups,
+        "keys": counts[:24].tolist(),
+        "longest_loop": longest_loop(docs, vocab),
+    }
+
+
+def longest_loop(docs: list[np.ndarray], vocab) -> int:
+    """Notes over which one short pattern of pitches repeats, at most, in LOOP_QUANTILE of
+    the pieces: read on the pitch tokens in the order they come, as the loop guard reads
+    them (0 when no piece has pitches)."""
+    lo, n = vocab.pitch_start, vocab.pitch_count
+    runs = []
+    for doc in docs:
+        doc = np.asarray(doc)
+        pitches = doc[(doc >= lo) & (doc < lo + n)]
+        if len(pitches):
+            runs.append(longest_repeat_run(pitches))
+    return int(np.ceil(np.quantile(runs, LOOP_QUANTILE))) if runs else 0

@@ -1,4 +1,5 @@
-"""Length targets for new music, and the pulls of repetition- and form-aware sampling.
+"""Length targets for new music, the pulls of repetition- and form-aware sampling, and
+the loop guard.
 
 Targets (`bars`, `seconds`, `notes`, `tokens`) count the newly generated music, not
 the primer. End-of-piece is banned until the target is reached, and a note still
@@ -12,21 +13,26 @@ import copy
 
 import numpy as np
 
+from musicgen.analysis.features import REPEAT_MAX_PERIOD
 from musicgen.analysis.form import FormPrior
 from musicgen.config import GenerateConfig
 from musicgen.errors import MusicgenError
 from musicgen.generate.controls import ControlPlan
 from musicgen.generate.form import BarCopier
-from musicgen.generate.repetition import RepeatMemory
+from musicgen.generate.repetition import LoopGuard, RepeatMemory
 from musicgen.generate.rules import RowRules, follow
 
 # time targets stop through the tracker; this only guards against a runaway model
 MAX_TIMED_TOKENS = 200_000
+# what the loop guard takes off a refused pitch's logit: a ban in effect (e^-30), but
+# finite, so a row whose every allowed token were refused would still draw one
+LOOP_PENALTY = 30.0
 
 
 class LengthTracker(RowRules):
     """Each row's grammar, with EOS held back until its length target is reached; how much
-    new music each row holds; and the pulls towards what came before (see module)."""
+    new music each row holds; the pulls towards what came before (see module), and the
+    loop guard's push away from playing one figure on and on."""
 
     def __init__(
         self,
@@ -62,7 +68,17 @@ class LengthTracker(RowRules):
             )
         if cfg.repeat_bias or cfg.form_bias:
             self._read_prompt(prompt, form, batch)
-        self.pulling = bool(self.memories or self.copiers)
+        self.guards: list[LoopGuard] = []
+        if cfg.loop_limit:
+            guard = LoopGuard(cfg.loop_limit, REPEAT_MAX_PERIOD)
+            for t in np.asarray(prompt).tolist():
+                if self._is_pitch(t):
+                    guard.push(t)
+            self.guards = [copy.deepcopy(guard) for _ in range(batch)]
+        self.pulling = bool(self.memories or self.copiers or self.guards)
+
+    def _is_pitch(self, t: int) -> bool:
+        return 0 <= t - self.vocab.pitch_start < self.vocab.pitch_count
 
     def _read_prompt(self, prompt: np.ndarray, form: FormPrior | None, batch: int) -> None:
         """The memories of repetition- and form-aware sampling, having read the prompt with
@@ -110,6 +126,9 @@ class LengthTracker(RowRules):
             token = self.copiers[b].suggestion(lambda t: allowed[t])
             if token is not None:
                 yield token, self.copiers[b].bias
+        if self.guards:
+            for token in self.guards[b].refused():
+                yield token, -LOOP_PENALTY
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
@@ -121,6 +140,8 @@ class LengthTracker(RowRules):
             self.memories[b].push(t, stream.bar_position)
         if self.copiers:
             self.copiers[b].push(t, position, stream)
+        if self.guards and self._is_pitch(t):
+            self.guards[b].push(t)
         self.tokens[b] += 1
         if (
             stream.step == self.start_step

@@ -475,3 +475,94 @@ def test_repeat_bias_pulls_generation_into_repeating_itself(dataset):
     pulled, free = repeated_share(8.0), repeated_share(0.0)
     assert pulled > 0.25 and pulled > 5 * free, (pulled, free)
     assert GenerateConfig(repeat_bias=2.0).repeat_bias == 2.0
+
+
+def test_the_loop_guard_refuses_exactly_the_pitches_that_would_loop_too_long():
+    """Against the measure itself: on random tunes of few pitches, a pitch is refused
+    exactly when playing it makes the piece's longest repeating stretch exceed the limit."""
+    from musicgen.analysis.features import REPEAT_MAX_PERIOD, longest_repeat_run
+    from musicgen.generate.repetition import LoopGuard
+
+    rng = np.random.default_rng(0)
+    refusals = 0
+    for limit in (2, 5, 9):
+        for _ in range(20):
+            guard, tune = LoopGuard(limit, REPEAT_MAX_PERIOD), []
+            for _ in range(60):
+                refused = guard.refused()
+                for c in range(60, 64):
+                    too_long = longest_repeat_run(np.array(tune + [c])) > limit
+                    assert (c in refused) == too_long, (tune, c, limit)
+                refusals += len(refused)
+                free = [c for c in range(60, 64) if c not in refused]
+                # mostly the pitch two back, so that figures loop
+                loop = len(tune) > 1 and tune[-2] in free and rng.random() < 0.8
+                c = tune[-2] if loop else int(rng.choice(free))
+                guard.push(c)
+                tune.append(c)
+            assert longest_repeat_run(np.array(tune)) <= limit
+    assert refusals > 100  # the tunes did run into the limit
+
+
+def test_the_loop_guard_keeps_a_pulled_loop_within_the_corpus_s_limit(dataset):
+    """A model with no preference pulled hard into repeating itself (--repeat-bias) loops;
+    with --loop-limit its pitches never hold one short pattern for more notes than that."""
+    from musicgen.analysis.features import longest_repeat_run
+    from musicgen.config import GenerateConfig
+    from musicgen.generate import generate_songs
+    from tests.helpers import untrained_model
+
+    model = untrained_model("gru", dataset)
+    with torch.no_grad():
+        for p in model.core.parameters():
+            p.zero_()
+    v = model.vocab
+
+    def longest(limit: int) -> int:
+        cfg = GenerateConfig(
+            unit="tokens",
+            length=300,
+            num_samples=4,
+            seed=1,
+            repeat_bias=8.0,
+            repeat_context=2,
+            form_bias=0,
+            loop_limit=limit,
+        )
+        runs = []
+        for song in generate_songs(model, cfg)[0]:
+            ids = song.ids
+            pitches = ids[(ids >= v.pitch_start) & (ids < v.pitch_start + v.pitch_count)]
+            runs.append(longest_repeat_run(pitches))
+        return max(runs)
+
+    assert longest(0) > 12  # the pull alone plays loops
+    assert longest(6) <= 6
+
+
+def test_train_measures_the_corpus_s_loops_and_generation_takes_them_as_the_limit(dataset):
+    from musicgen.config import GenerateConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.data.measures import corpus_profile, longest_loop
+    from musicgen.generate.songs import settle
+    from musicgen.tokens.space import BOS, EOS
+    from tests.helpers import untrained_model
+
+    ds = TokenDataset.open(dataset)
+    v = ds.vocab
+    docs = [
+        np.array([BOS, *(v.pitch_start + np.array(p)), EOS])
+        for p in (
+            [0, 2] * 10,  # one figure, 20 notes long
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],  # no loop
+        )
+    ]
+    assert longest_loop(docs, v) == 18  # 90% of the way from 0 to 20
+    assert corpus_profile(docs, v, keys=[0, 0])["longest_loop"] == 18
+    model = untrained_model("gru", dataset)
+    model.meta["corpus"] = {"longest_loop": 7}
+    assert settle(GenerateConfig(), model).loop_limit == 7
+    assert settle(GenerateConfig(loop_limit=0), model).loop_limit == 0
+    assert settle(GenerateConfig(), model, passage=True).loop_limit == 0
+    model.meta["corpus"] = {}  # a model trained before the guard: off
+    assert settle(GenerateConfig(), model).loop_limit == 0
