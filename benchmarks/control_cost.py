@@ -1,12 +1,12 @@
 """What learning the controls costs a model used without them.
 
     python benchmarks/control_cost.py CORPUS [--pieces 100] [--minutes 5] [--init scratch]
-        [--models gru,gru-attn,transformer] [--exclude OVERLAP.tsv] [--samples 16] [--bars 32]
-        [--out work/control-cost]
+        [--models gru,gru-attn,transformer] [--share S] [--exclude OVERLAP.tsv] [--samples 16]
+        [--bars 32] [--out work/control-cost]
 
 For each model family, two runs of the same wall time on the same training pieces, side by
 side on a core each (so they share the machine alike): one with `train`'s default share of
-windows carrying control tokens, one with `--controls 0`. Both start from `--init`
+windows carrying control tokens (or `--share S`), one with `--controls 0`. Both start from `--init`
 (scratch by default: a base has learnt the controls already). Each is scored with no
 control given: bits per note on the held-out pieces, and `--samples` pieces of `--bars`
 bars drawn with no control and nothing drawn from the corpus (`--prior model`: with
@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--init", default="scratch")
     ap.add_argument("--models", default="gru,gru-attn,transformer")
+    ap.add_argument("--share", type=float, help="the controls arm's --controls [train's default]")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=32.0)  # measure() reads it
@@ -50,15 +51,17 @@ def main() -> int:
     from musicgen.checkpoint import load_model
     from musicgen.listen import metrics as M
 
-    out = ns.out / f"{ns.corpus.name}-{ns.pieces}-{ns.init}"
+    arms = {**ARMS, "controls": ["--controls", str(ns.share)] if ns.share is not None else []}
+    share = f"-share{ns.share:g}" if ns.share is not None else ""
+    out = ns.out / f"{ns.corpus.name}-{ns.pieces}-{ns.init}{share}"
     data = ingest_subset(ns.corpus, ns.pieces, out, ns.exclude)
     real = [M.piece_metrics(s) for _, s in M.load_corpus(data, "val")[0]]
     results = {"corpus": str(ns.corpus), "pieces": ns.pieces, "held_out": len(real)}
-    results.update(minutes=ns.minutes, init=ns.init, models={})
+    results.update(minutes=ns.minutes, init=ns.init, share=ns.share, models={})
     for name in ns.models.split(","):
-        runs = {arm: out / f"{name}-{arm}" for arm in ARMS}
+        runs = {arm: out / f"{name}-{arm}" for arm in arms}
         todo = [
-            [*train_args(data, name, run, ns.minutes), "--init", ns.init, *ARMS[arm]]
+            [*train_args(data, name, run, ns.minutes), "--init", ns.init, *arms[arm]]
             for arm, run in runs.items()
             if not (run / "best.ckpt").exists()
         ]
@@ -76,7 +79,9 @@ def main() -> int:
 def report(r: dict) -> None:
     print(
         f"{r['corpus']}: {r['pieces']} training pieces, {r['held_out']} held out, "
-        f"{r['minutes']:g} min a run from {r['init']}; scored with no control given"
+        f"{r['minutes']:g} min a run from {r['init']}; controls in "
+        f"{'the default share' if r.get('share') is None else format(r['share'], 'g')} of windows; "
+        "scored with no control given"
     )
     print(
         f"{'model':12s} {'with':>7s} {'without':>8s} {'ratio':>6s}  overlaps>=0.7 with/without"
