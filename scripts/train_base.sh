@@ -54,16 +54,20 @@ if [ "${GPU:-0}" = "1" ]; then
   $PY -m musicgen train --model gru "${COMMON[@]}" "${HW[@]}" "${GRU[@]}" --out "$WORK/gru"
   $PY -m musicgen train --model gru-attn "${COMMON[@]}" "${HW[@]}" "${GRU[@]}" --out "$WORK/gru-attn"
   $PY -m musicgen train --model transformer "${COMMON[@]}" "${HW[@]}" "${TRANSFORMER[@]}" --out "$WORK/transformer"
+  # as on the CPU below: on to TRANSFORMER_TOTAL minutes, the schedule stretched to it
+  $PY -m musicgen train --data "$WORK/data" --model transformer --out "$WORK/transformer" \
+    "${HW[@]}" --resume --max-time "$TTOTAL" --no-progress
 else
   run() { # name threads args...
     local name=$1 threads=$2; shift 2
     OMP_NUM_THREADS=$threads $PY -m musicgen train --model "$name" "${COMMON[@]}" "$@" \
       --out "$WORK/$name" > "$WORK/$name.log" 2>&1
   }
-  run gru 1 "${GRU[@]}" --accelerator cpu --devices 1 &
-  run gru-attn 1 "${GRU[@]}" --accelerator cpu --devices 1 &
-  run transformer 1 "${TRANSFORMER[@]}" --accelerator cpu --devices 1 &
-  wait
+  run gru 1 "${GRU[@]}" --accelerator cpu --devices 1 & gru=$!
+  run gru-attn 1 "${GRU[@]}" --accelerator cpu --devices 1 & attn=$!
+  run transformer 1 "${TRANSFORMER[@]}" --accelerator cpu --devices 1 & tr=$!
+  # one wait per run, so that set -e stops the script when any of them failed
+  wait "$gru"; wait "$attn"; wait "$tr"
   # the weakest base at 50 minutes (8.96 held-out bits/note, a third of an epoch): on, with
   # the cosine schedule stretched to the new end (7.58 at 120 minutes)
   OMP_NUM_THREADS=2 $PY -m musicgen train --data "$WORK/data" --model transformer --out "$WORK/transformer" \
