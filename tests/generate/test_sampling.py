@@ -566,3 +566,43 @@ def test_train_measures_the_corpus_s_loops_and_generation_takes_them_as_the_limi
     assert settle(GenerateConfig(), model, passage=True).loop_limit == 0
     model.meta["corpus"] = {}  # a model trained before the guard: off
     assert settle(GenerateConfig(), model).loop_limit == 0
+
+
+def test_the_loop_guard_reads_the_primer(dataset, tmp_path):
+    """A primer that already plays one figure over and over: pulled to go on copying it,
+    the model's first new pitch continues the figure unless the guard, having read the
+    primer's pitches, refuses it."""
+    from musicgen.config import GenerateConfig
+    from musicgen.generate import generate_songs
+    from tests.helpers import untrained_model, write_notes_midi
+
+    model = untrained_model("gru", dataset)
+    with torch.no_grad():
+        for p in model.core.parameters():
+            p.zero_()
+    v = model.vocab
+    primer = write_notes_midi(tmp_path / "loop.mid", [(i, 1, (60, 62)[i % 2]) for i in range(8)])
+
+    def first_pitches(limit: int) -> list[int]:
+        cfg = GenerateConfig(
+            unit="notes",
+            length=1,
+            num_samples=8,
+            seed=3,
+            repeat_bias=12.0,
+            repeat_context=2,
+            form_bias=0,
+            loop_limit=limit,
+            primer=str(primer),
+        )
+        out = []
+        for song in generate_songs(model, cfg)[0]:
+            new = song.ids[song.primer_tokens :]
+            pitches = new[(new >= v.pitch_start) & (new < v.pitch_start + v.pitch_count)]
+            out.append(int(pitches[0]))
+        return out
+
+    figure = v.index["Pitch_60"]  # the primer ends on 62: the figure goes on with 60
+    free, guarded = first_pitches(0), first_pitches(4)
+    assert free.count(figure) >= 6  # the pull alone goes on with the figure
+    assert figure not in guarded  # the primer's loop already passes 4 notes
