@@ -54,11 +54,10 @@ def longest_loop(docs: list[np.ndarray], vocab) -> int:
     """Notes over which one short pattern of pitches repeats, at most, in LOOP_QUANTILE of
     the pieces: read on the pitch tokens in the order they come, as the loop guard reads
     them (0 when no piece has pitches)."""
-    lo, n = vocab.pitch_start, vocab.pitch_count
     runs = []
     for doc in docs:
         doc = np.asarray(doc)
-        pitches = doc[(doc >= lo) & (doc < lo + n)]
+        pitches = doc[vocab.is_pitch(doc)]
         if len(pitches):
             runs.append(longest_repeat_run(pitches))
     return int(np.ceil(np.quantile(runs, LOOP_QUANTILE))) if runs else 0

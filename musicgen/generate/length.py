@@ -71,14 +71,11 @@ class LengthTracker(RowRules):
         self.guards: list[LoopGuard] = []
         if cfg.loop_limit:
             guard = LoopGuard(cfg.loop_limit, REPEAT_MAX_PERIOD)
-            for t in np.asarray(prompt).tolist():
-                if self._is_pitch(t):
-                    guard.push(t)
+            prompt = np.asarray(prompt)
+            for t in prompt[vocab.is_pitch(prompt)].tolist():
+                guard.push(t)
             self.guards = [copy.deepcopy(guard) for _ in range(batch)]
         self.pulling = bool(self.memories or self.copiers or self.guards)
-
-    def _is_pitch(self, t: int) -> bool:
-        return 0 <= t - self.vocab.pitch_start < self.vocab.pitch_count
 
     def _read_prompt(self, prompt: np.ndarray, form: FormPrior | None, batch: int) -> None:
         """The memories of repetition- and form-aware sampling, having read the prompt with
@@ -140,7 +137,7 @@ class LengthTracker(RowRules):
             self.memories[b].push(t, stream.bar_position)
         if self.copiers:
             self.copiers[b].push(t, position, stream)
-        if self.guards and self._is_pitch(t):
+        if self.guards and self.vocab.is_pitch(t):
             self.guards[b].push(t)
         self.tokens[b] += 1
         if (

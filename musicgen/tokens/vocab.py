@@ -81,6 +81,11 @@ class Vocabulary:
     def to_universal(self, ids: np.ndarray) -> np.ndarray:
         return self.uids[np.asarray(ids, dtype=np.int64)]
 
+    def is_pitch(self, ids) -> np.ndarray:
+        """Which of `ids` (compact) are Pitch tokens (contiguous, so a range test)."""
+        ids = np.asarray(ids)
+        return (ids >= self.pitch_start) & (ids < self.pitch_start + self.pitch_count)
+
     @property
     def note_ids(self) -> np.ndarray:
         """Each note has exactly one Pitch or Drum token: counting them counts notes."""

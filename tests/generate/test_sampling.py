@@ -438,18 +438,26 @@ def test_repeat_memory_suggests_what_followed_the_same_context_at_the_same_bar_p
     assert primer.suggestion() == 7
 
 
+def indifferent_gru(dataset):
+    """An untrained gru with every weight zero: every token equally likely, so only the
+    rules and the pulls choose."""
+    from tests.helpers import untrained_model
+
+    model = untrained_model("gru", dataset)
+    with torch.no_grad():
+        for p in model.core.parameters():
+            p.zero_()
+    return model
+
+
 def test_repeat_bias_pulls_generation_into_repeating_itself(dataset):
     """Through generate_songs, with a model that has no preference (zero logits): a strong
     pull makes the pieces repeat themselves, counted as the share of 8-token runs of the
     generated ids seen earlier in the same piece (not with the memory that pulls)."""
     from musicgen.config import GenerateConfig
     from musicgen.generate import generate_songs
-    from tests.helpers import untrained_model
 
-    model = untrained_model("gru", dataset)
-    with torch.no_grad():
-        for p in model.core.parameters():
-            p.zero_()  # every token equally likely: only the rules and the pull choose
+    model = indifferent_gru(dataset)
 
     def repeated_share(bias: float) -> float:
         cfg = GenerateConfig(
@@ -510,12 +518,8 @@ def test_the_loop_guard_keeps_a_pulled_loop_within_the_corpus_s_limit(dataset):
     from musicgen.analysis.features import longest_repeat_run
     from musicgen.config import GenerateConfig
     from musicgen.generate import generate_songs
-    from tests.helpers import untrained_model
 
-    model = untrained_model("gru", dataset)
-    with torch.no_grad():
-        for p in model.core.parameters():
-            p.zero_()
+    model = indifferent_gru(dataset)
     v = model.vocab
 
     def longest(limit: int) -> int:
@@ -532,7 +536,7 @@ def test_the_loop_guard_keeps_a_pulled_loop_within_the_corpus_s_limit(dataset):
         runs = []
         for song in generate_songs(model, cfg)[0]:
             ids = song.ids
-            pitches = ids[(ids >= v.pitch_start) & (ids < v.pitch_start + v.pitch_count)]
+            pitches = ids[v.is_pitch(ids)]
             runs.append(longest_repeat_run(pitches))
         return max(runs)
 
@@ -574,12 +578,9 @@ def test_the_loop_guard_reads_the_primer(dataset, tmp_path):
     primer's pitches, refuses it."""
     from musicgen.config import GenerateConfig
     from musicgen.generate import generate_songs
-    from tests.helpers import untrained_model, write_notes_midi
+    from tests.helpers import write_notes_midi
 
-    model = untrained_model("gru", dataset)
-    with torch.no_grad():
-        for p in model.core.parameters():
-            p.zero_()
+    model = indifferent_gru(dataset)
     v = model.vocab
     primer = write_notes_midi(tmp_path / "loop.mid", [(i, 1, (60, 62)[i % 2]) for i in range(8)])
 
@@ -598,7 +599,7 @@ def test_the_loop_guard_reads_the_primer(dataset, tmp_path):
         out = []
         for song in generate_songs(model, cfg)[0]:
             new = song.ids[song.primer_tokens :]
-            pitches = new[(new >= v.pitch_start) & (new < v.pitch_start + v.pitch_count)]
+            pitches = new[v.is_pitch(new)]
             out.append(int(pitches[0]))
         return out
 
