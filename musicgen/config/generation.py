@@ -17,7 +17,11 @@ PRIORS = ("corpus", "model")
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
 SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit")
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
-CONTROL_OPTIONS = (*CONTROLS, "key_pull")  # the options of every command that takes controls
+CONTROL_OPTIONS = (
+    *CONTROLS,
+    "key_pull",
+    "guidance",
+)  # the options of every command that takes controls
 
 # How strongly an asked key pulls each pitch by default: the logit of a pitch class gets
 # this times the log of its Krumhansl-Kessler rating in the key (analysis/key.py), relative
@@ -140,6 +144,12 @@ class GenerateConfig:
         "How strongly --key pulls each pitch towards the key: the log of the pitch class's Krumhansl-Kessler rating in the key, times this, added to its logit (0 = the learnt Key token alone). "
         f"A key drawn by --prior corpus pulls at most {DRAWN_KEY_PULL:g}.",
     )
+    # Classifier-free guidance on the controls (generate/decoder.py GuidedDecoder): each song
+    # is also read without its control tokens, and every draw pushed away from that reading.
+    guidance: float = opt(
+        0.0,
+        "Classifier-free guidance on the controls asked for: the logits with them plus this times their difference from the logits without them (0 = off; each step then costs two).",
+    )
     prior: str = opt(
         "corpus",
         "What a new piece (no --primer) takes from the corpus: corpus (the line-up and the key of a training piece, drawn for each song, unless --instruments or --key say otherwise; the key is asked for through the controls) or model (the model chooses them).",
@@ -179,6 +189,8 @@ class GenerateConfig:
             raise ValueError(f"loop_limit must be >= 0 (0 means off), got {self.loop_limit}")
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
+        if not self.guidance >= 0:
+            raise ValueError(f"guidance must be >= 0 (0 means off), got {self.guidance}")
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         for name in BAR_CONTROLS:

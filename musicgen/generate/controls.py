@@ -30,6 +30,11 @@ class ControlPlan:
     levels: dict[str, tuple[int, ...]]  # attribute -> level per bar, from 0; the last holds
     key_pull: float = 0.0  # see GenerateConfig.key_pull
 
+    @staticmethod
+    def asks(cfg: GenerateConfig) -> bool:
+        """Does `cfg` ask for any control?"""
+        return any(getattr(cfg, name) is not None for name in CONTROLS)
+
     @classmethod
     def of(cls, cfg: GenerateConfig, vocab) -> ControlPlan | None:
         """The plan `cfg` asks for, or None; a one-line error for a model that cannot

@@ -70,6 +70,7 @@ class Snapshot:
     state: Any
     pending: int
     logits: torch.Tensor | None
+    free: Any = None  # a GuidedDecoder's unconditioned branch: (state, logits)
 
 
 class Decoder:
@@ -131,6 +132,110 @@ class Decoder:
             raise ValueError("a snapshot from after the current sequence cannot be restored")
         self.seq = self.seq[:, : snap.length]
         self.state, self._pending, self._logits = snap.state, snap.pending, snap.logits
+
+
+class GuidedDecoder(Decoder):
+    """Classifier-free guidance (Ho & Salimans 2022) on the tokens marked `unguided`: beside
+    the sequence as written, each row is read a second time without them (the controls,
+    which training dropped at random so the model also learnt to go on without them),
+    and the logits are pushed away from that unconditioned reading:
+    `cond + guidance * (cond - free)`. A row whose new token is unguided keeps its second
+    state as it was (`core.unread`): rows skip in their own places, the batch stays one.
+    The second reading always carries its state (it has no uncached form)."""
+
+    def __init__(
+        self,
+        core: nn.Module,
+        prompt: torch.Tensor,
+        *,
+        guidance: float,
+        unguided: torch.Tensor,
+        use_cache: bool = True,
+        context_len: int | None = None,
+    ):
+        super().__init__(core, prompt, use_cache=use_cache, context_len=context_len)
+        if guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {guidance}")
+        self.guidance = float(guidance)
+        self.unguided = unguided.to(self.seq.device).bool()  # (V,)
+        # the prompt without its unguided tokens: a column must hold them in every row or none
+        marked = self.unguided[self.seq]  # (B, T)
+        if bool((marked.any(0) != marked.all(0)).any()):
+            raise ValueError(
+                "guidance needs the prompt's unguided tokens in the same places in every row"
+            )
+        self._free_prompt = self.seq[:, ~marked[0]]
+        if self._free_prompt.size(1) == 0:
+            raise ValueError("guidance needs a prompt with at least one token left unmarked")
+        self._free_read = self.seq.size(1)  # tokens of `seq` the second reading has seen
+        self._free_state: Any = None
+        self._free_logits: torch.Tensor | None = None  # (B, V)
+
+    @torch.no_grad()
+    def _free(self) -> torch.Tensor:
+        """(B, V): the logits of each row read without its unguided tokens."""
+        if self._free_state is None:
+            out, self._free_state = self.core(self._free_prompt, None)
+            self._free_logits = out[:, -1]
+        for t in range(self._free_read, self.seq.size(1)):
+            token = self.seq[:, t : t + 1]  # (B, 1)
+            skip = self.unguided[token[:, 0]]  # (B,)
+            if bool(skip.all()):
+                continue
+            out, state = self.core(token, self._free_state)
+            if bool(skip.any()):
+                state = self.core.unread(self._free_state, state, skip)
+            self._free_state = state
+            self._free_logits = torch.where(skip[:, None], self._free_logits, out[:, -1])
+        self._free_read = self.seq.size(1)
+        return self._free_logits
+
+    def logits_cond(self) -> torch.Tensor:
+        return super().logits()
+
+    @torch.no_grad()
+    def logits(self) -> torch.Tensor:
+        cond = self.logits_cond()
+        return cond + self.guidance * (cond - self._free())
+
+    def snapshot(self) -> Snapshot:
+        self._free()  # what it holds must be the sequence's as it stands
+        snap = super().snapshot()
+        return Snapshot(
+            snap.length,
+            snap.state,
+            snap.pending,
+            snap.logits,
+            (self._free_state, self._free_logits),
+        )
+
+    def restore(self, snap: Snapshot) -> None:
+        super().restore(snap)
+        self._free_state, self._free_logits = snap.free
+        self._free_read = snap.length
+
+
+def make_decoder(
+    core: nn.Module,
+    prompt: torch.Tensor,
+    *,
+    guidance: float = 0.0,
+    unguided: torch.Tensor | None = None,
+    use_cache: bool = True,
+    context_len: int | None = None,
+) -> Decoder:
+    """A `GuidedDecoder` when there is guidance to give (and tokens to give it on), else a
+    plain `Decoder`."""
+    if guidance > 0 and unguided is not None and bool(unguided.any()):
+        return GuidedDecoder(
+            core,
+            prompt,
+            guidance=guidance,
+            unguided=unguided,
+            use_cache=use_cache,
+            context_len=context_len,
+        )
+    return Decoder(core, prompt, use_cache=use_cache, context_len=context_len)
 
 
 def step(
@@ -200,6 +305,8 @@ def decode(
     use_cache: bool = True,
     context_len: int | None = None,
     threads: int | None = DECODE_THREADS,
+    guidance: float = 0.0,
+    unguided: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Extend `prompt` (B, T0) by up to `max_new_tokens`; returns (B, T0 + n), prompt first.
 
@@ -207,10 +314,19 @@ def decode(
     each draw and says when a row is finished; finished rows receive `pad_id` from then
     on and the loop ends when all are. Sampling is `sample`'s (top_p is nucleus sampling,
     Holtzman et al. 2020). The loop runs on `threads` torch threads (`decoding_threads`).
+    `guidance` > 0 guides the draws on the tokens marked in `unguided` (V,) bool
+    (`GuidedDecoder`).
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    decoder = Decoder(core, prompt, use_cache=use_cache, context_len=context_len)
+    decoder = make_decoder(
+        core,
+        prompt,
+        guidance=guidance,
+        unguided=unguided,
+        use_cache=use_cache,
+        context_len=context_len,
+    )
     finished = torch.zeros(decoder.batch, dtype=torch.bool, device=decoder.seq.device)  # (B,)
     with evaluating(core), decoding_threads(threads):
         for _ in range(max_new_tokens):

@@ -52,6 +52,8 @@ def decode_rows(
         pad_id=PAD,
         use_cache=cfg.use_cache,
         context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
+        guidance=cfg.guidance if ControlPlan.asks(cfg) else 0.0,
+        unguided=torch.tensor(model.vocab.control_mask),
     )
     return seq.cpu().numpy()
 

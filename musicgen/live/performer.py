@@ -31,7 +31,7 @@ from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, LiveConfig
 from musicgen.config.controls import key_name
 from musicgen.generate.controls import ControlPlan
-from musicgen.generate.decoder import Decoder, Sampling, evaluating, step
+from musicgen.generate.decoder import Decoder, Sampling, evaluating, make_decoder, step
 from musicgen.generate.length import LengthTracker
 from musicgen.generate.primer import model_tokens
 from musicgen.live.clock import Wake
@@ -184,10 +184,15 @@ class Performer:
             cfg = replace(cfg, key=key_name(key)) if key is not None else cfg
         length = ENDLESS_BARS if self.live.mode == "continue" else self.live.bars
         cfg = replace(cfg, unit="bars", length=length, num_samples=1, form_bias=0.0)
-        rules = LengthTracker(
-            vocab, cfg, prompt, 1, header_fixed=True, plan=ControlPlan.of(cfg, vocab)
+        plan = ControlPlan.of(cfg, vocab)
+        rules = LengthTracker(vocab, cfg, prompt, 1, header_fixed=True, plan=plan)
+        decoder = make_decoder(
+            self.model.core,
+            torch.from_numpy(prompt[None]),
+            guidance=cfg.guidance if plan is not None else 0.0,
+            unguided=torch.tensor(vocab.control_mask),
+            context_len=window,
         )
-        decoder = Decoder(self.model.core, torch.from_numpy(prompt[None]), context_len=window)
         reader = vocab.stream()
         reader.feed_all(vocab.uids[prompt])
         reader.end_header()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from musicgen.config import ModelConfig
@@ -59,3 +60,8 @@ class GRUCore(nn.Module):
         return (
             state * (~fresh).to(state.dtype)[None, :, None]
         )  # (L, B, D); zeros are the GRU's start
+
+    def unread(self, before: Tensor, after: Tensor, rows: Tensor) -> Tensor:
+        """`after` (the state after one more token) with the rows marked `rows` (B,) bool
+        back as they were `before` it: for them the token was never read."""
+        return torch.where(rows[None, :, None], before, after)  # (L, B, D)

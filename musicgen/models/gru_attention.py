@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from musicgen.config import ModelConfig
 from musicgen.models.gru import GRUCore
-from musicgen.models.transformer import own_piece, window_mask
+from musicgen.models.transformer import own_piece, unread_slots, unread_start, window_mask
 
 State = tuple[Tensor, Tensor]
 
@@ -73,6 +73,21 @@ class GRUAttentionCore(GRUCore):
             memory[:, drop:],
             *[(st - drop).clamp(min=0) for st in start],
         )  # (B, <= window - 1, D)
+
+    def unread(self, before: State, after: State, rows: Tensor) -> State:
+        """`after` (the state after one more token) with the rows marked `rows` (B,) bool as
+        if they never read it: their hidden state as before, their memory moved one place
+        on behind a hidden blank (see transformer.unread_slots)."""
+        h_b, mem_b, *start_b = before
+        h_a, mem_a, *start_a = after
+        start = unread_start(
+            start_b[0] if start_b else None,
+            start_a[0] if start_a else None,
+            rows,
+            mem_b.size(1),
+            mem_a.size(1),
+        )
+        return super().unread(h_b, h_a, rows), unread_slots(mem_b, mem_a, rows), start
 
     def restart_rows(self, state: State, fresh: Tensor) -> State:
         """Rows marked `fresh` (B,) start from nothing: a zero hidden state, and their memory

@@ -34,6 +34,30 @@ def own_piece(mask: Tensor, start: Tensor) -> Tensor:
     return mask[None, None] & (keys[None, None, None, :] >= start[:, None, None, None])
 
 
+def unread_slots(before: Tensor, after: Tensor, rows: Tensor) -> Tensor:
+    """Cached slots `after` one more token, (B, ..., S_after, hd), with the rows marked `rows`
+    back to their slots `before` it (B, ..., S_before, hd), shifted one place on behind a
+    blank slot: every row's newest slot stays the last, so the distances to it (which
+    rotary positions and the window measure) are as if the token had never come. The
+    blank, at the front, is hidden by `unread_start`."""
+    padded = torch.cat((torch.zeros_like(before[..., :1, :]), before), dim=-2)
+    padded = padded[..., padded.size(-2) - after.size(-2) :, :]  # trimmed as `after` was
+    shape = (-1,) + (1,) * (after.dim() - 1)
+    return torch.where(rows.view(shape), padded, after)
+
+
+def unread_start(
+    before: Tensor | None, after: Tensor | None, rows: Tensor, s_before: int, s_after: int
+) -> Tensor:
+    """The first visible slot (B,) of each row once `unread_slots` moved the rows marked
+    `rows` one place on: their blank slot and everything before their own start hidden."""
+    zero = torch.zeros_like(rows, dtype=torch.long)
+    before = zero if before is None else before
+    after = zero if after is None else after
+    moved = (before + 1 - (s_before + 1 - s_after)).clamp(min=0)
+    return torch.where(rows, moved, after)
+
+
 def window_mask(t: int, s: int, window: int, device: torch.device) -> Tensor:
     """Boolean (t, s) mask, True = attend: the t queries are the last t of s keys; each
     sees itself and the window - 1 keys before it."""
@@ -188,6 +212,17 @@ class TransformerCore(nn.Module):
         if "start" in state:
             out["start"] = (state["start"] - drop).clamp(min=0)
         return out
+
+    def unread(self, before: dict, after: dict, rows: Tensor) -> dict:
+        """`after` (the state after one more token) with the rows marked `rows` (B,) bool as
+        if they never read it (see `unread_slots`)."""
+        s_before, s_after = before["kv"][0][0].size(2), after["kv"][0][0].size(2)
+        kv = tuple(
+            (unread_slots(kb, ka, rows), unread_slots(vb, va, rows))
+            for (kb, vb), (ka, va) in zip(before["kv"], after["kv"], strict=True)
+        )
+        start = unread_start(before.get("start"), after.get("start"), rows, s_before, s_after)
+        return {"pos": after["pos"], "kv": kv, "start": start}
 
     def restart_rows(self, state: dict, fresh: Tensor) -> dict:
         """Rows marked `fresh` (B,) see none of the cache held now: their piece starts after it."""

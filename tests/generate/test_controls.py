@@ -46,6 +46,23 @@ def test_the_plan_is_forced_at_every_bar_and_the_last_level_holds(steerable):
             assert got[bar] == {"key": 2 + 12, "density": [0, 1, 4][min(bar, 2)]}
 
 
+def test_guidance_steers_only_when_a_control_is_asked(steerable):
+    # the decoder's own tests check the arithmetic; here: what a song asks reaches it
+    plan = dict(unit="bars", length=4, num_samples=3, seed=4, density=(1, 5), key="E minor")
+    plain = generate_songs(steerable, GenerateConfig(**plan))[0]
+    guided = generate_songs(steerable, GenerateConfig(**plan, guidance=3.0))[0]
+    assert any(not np.array_equal(a.ids, b.ids) for a, b in zip(plain, guided, strict=True))
+    for song in guided:  # the plan is still forced, bar by bar
+        got = asked(steerable, song.ids)
+        assert got and all(
+            c == {"key": 4 + 12, "density": [0, 4][min(b, 1)]} for b, c in got.items()
+        )
+    free = dict(unit="bars", length=4, num_samples=3, seed=4, prior="model")
+    a = generate_songs(steerable, GenerateConfig(**free))[0]
+    b = generate_songs(steerable, GenerateConfig(**free, guidance=3.0))[0]
+    assert all(np.array_equal(x.ids, y.ids) for x, y in zip(a, b, strict=True))
+
+
 def pitch_classes(score) -> np.ndarray:
     notes = score.notes[~score.notes["drum"]]
     return notes["pitch"].astype(int) % 12
@@ -144,6 +161,7 @@ def test_controls_through_the_cli_and_the_sidecar(steerable, tmp_path, trained):
         (["--register", "1,x"], "--register '1,x'"),
         (["--key", "H minor"], "--key 'H minor'"),
         (["--key", "D", "--key-pull", "-1"], "key_pull must be >= 0"),
+        (["--key", "D", "--guidance", "-1"], "guidance must be >= 0"),
         (["--density", "2", "--plan", "PLAN"], "--density is given twice"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from musicgen.analysis.key import estimate_key
 from musicgen.config import GenerateConfig, LiveConfig
 from musicgen.config.controls import parse_key
+from musicgen.generate.decoder import GuidedDecoder
 from musicgen.live.clock import ManualClock
 from musicgen.live.performer import Performer, last_phrase
 from musicgen.live.ports import MemoryOutput
@@ -49,3 +50,12 @@ def test_an_answer_asks_for_the_key_of_the_phrase_just_played(dataset):
     plan = take.rules.plan[0].plan
     assert plan.key == parse_key("F# minor") and plan.key_pull > 0
     assert take.rules.key_pull is not None and float(take.rules.key_pull.max()) == 0.0
+    assert type(take.decoder).__name__ == "Decoder"  # no guidance unless asked
+    guided = Performer(
+        model,
+        GenerateConfig(seed=1, guidance=2.0),
+        live,
+        Scheduler(MemoryOutput("o", clock), clock),
+        clock,
+    )._new_take(score_of(scale(0, 0) + scale(20, 6, minor=True)), 120.0)
+    assert isinstance(guided.decoder, GuidedDecoder) and guided.decoder.guidance == 2.0
