@@ -14,13 +14,13 @@ the first bar), and without the pull a piece drifts to the keys its corpus is in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from musicgen.analysis.key import key_profile
 from musicgen.config import CONTROLS, GenerateConfig
-from musicgen.config.controls import BAR_CONTROLS, parse_key
+from musicgen.config.controls import BAR_CONTROLS, LEVELS, parse_key
 from musicgen.errors import MusicgenError
 
 
@@ -29,11 +29,22 @@ class ControlPlan:
     key: int | None  # tonic + 12 * mode
     levels: dict[str, tuple[int, ...]]  # attribute -> level per bar, from 0; the last holds
     key_pull: float = 0.0  # see GenerateConfig.key_pull
+    key_guided: bool = True  # False for a key `--prior corpus` drew: a hint, not guided
 
-    @staticmethod
-    def asks(cfg: GenerateConfig) -> bool:
-        """Does `cfg` ask for any control?"""
-        return any(getattr(cfg, name) is not None for name in CONTROLS)
+    def drawn_key(self) -> ControlPlan:
+        """This plan with its key drawn from the corpus (by `--prior corpus`), not asked."""
+        return replace(self, key_guided=False)
+
+    def guided(self, vocab) -> np.ndarray:
+        """Bool over compact ids: the control tokens `--guidance` guides on, every level of
+        each attribute asked (and every key, for an asked key). A drawn key is left in both
+        readings, so it steers as a hint does, unguided."""
+        out = np.zeros(len(vocab), dtype=bool)
+        for a in self.levels:
+            out[[vocab.ctrl_id(a, lvl) for lvl in range(LEVELS)]] = True
+        if self.key is not None and self.key_guided:
+            out[[vocab.key_id(k) for k in range(24)]] = True
+        return out
 
     @classmethod
     def of(cls, cfg: GenerateConfig, vocab) -> ControlPlan | None:

@@ -65,6 +65,10 @@ class RowRules:
         pull = plan.pitch_bias(vocab) if plan else None  # an asked key's pull on every pitch
         self.key_pull = torch.from_numpy(pull) if pull is not None else None
 
+    def guided(self) -> np.ndarray | None:
+        """Bool over compact ids: the control tokens `--guidance` guides on (None: no plan)."""
+        return self.plan[0].plan.guided(self.vocab) if self.plan else None
+
     def forced(self, b: int) -> int | None:
         """The control row `b` must take next, if the plan asks for one here."""
         return self.plan[b].next(self.streams[b]) if self.plan is not None else None

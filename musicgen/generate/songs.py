@@ -41,6 +41,7 @@ def decode_rows(
     """`cfg.num_samples` rows continuing `prompt` (compact ids) under `rules`, with `cfg`'s
     sampling settings and seed: (B, T) compact ids, the prompt first, PAD after a row ends."""
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    guided = rules.guided() if rules is not None else None  # what --guidance guides on
     x = torch.from_numpy(np.tile(prompt, (cfg.num_samples, 1))).to(device)
     seq = decoder.decode(
         model.core,
@@ -52,8 +53,8 @@ def decode_rows(
         pad_id=PAD,
         use_cache=cfg.use_cache,
         context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
-        guidance=cfg.guidance if ControlPlan.asks(cfg) else 0.0,
-        unguided=torch.tensor(model.vocab.control_mask),
+        guidance=cfg.guidance if guided is not None else 0.0,
+        unguided=torch.from_numpy(guided) if guided is not None else None,
     )
     return seq.cpu().numpy()
 
@@ -95,7 +96,7 @@ def generate_songs(
             key_pull=min(cfg.key_pull, DRAWN_KEY_PULL) if key is not None else cfg.key_pull,
             seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
         )
-        made, primer = _decode_songs(model, part, device)
+        made, primer = _decode_songs(model, part, device, key_drawn=key is not None)
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
             songs[row] = song
@@ -122,10 +123,13 @@ def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
 
 
 def _decode_songs(
-    model: LoadedModel, cfg: GenerateConfig, device
+    model: LoadedModel, cfg: GenerateConfig, device, key_drawn: bool = False
 ) -> tuple[list[Song], Primer | None]:
-    """`cfg.num_samples` songs from one prompt, decoded as one batch."""
+    """`cfg.num_samples` songs from one prompt, decoded as one batch (`key_drawn`: its key
+    is one `--prior corpus` drew)."""
     plan = ControlPlan.of(cfg, model.vocab)
+    if plan is not None and key_drawn:
+        plan = plan.drawn_key()
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
     if primer is None:  # a new piece: the plan's first bar is its first
         prompt = open_piece(prompt, plan, model.vocab)

@@ -190,7 +190,7 @@ class Performer:
             self.model.core,
             torch.from_numpy(prompt[None]),
             guidance=cfg.guidance if plan is not None else 0.0,
-            unguided=torch.tensor(vocab.control_mask),
+            unguided=torch.from_numpy(rules.guided()) if plan is not None else None,
             context_len=window,
         )
         reader = vocab.stream()

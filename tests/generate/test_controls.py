@@ -57,10 +57,38 @@ def test_guidance_steers_only_when_a_control_is_asked(steerable):
         assert got and all(
             c == {"key": 4 + 12, "density": [0, 4][min(b, 1)]} for b, c in got.items()
         )
-    free = dict(unit="bars", length=4, num_samples=3, seed=4, prior="model")
-    a = generate_songs(steerable, GenerateConfig(**free))[0]
-    b = generate_songs(steerable, GenerateConfig(**free, guidance=3.0))[0]
-    assert all(np.array_equal(x.ids, y.ids) for x, y in zip(a, b, strict=True))
+    # nothing asked; a key drawn from the corpus, which is a hint and not guided
+    from dataclasses import replace
+
+    keys = [0] * 24
+    keys[2 + 12] = 5  # D minor, the corpus's only key
+    model = replace(steerable, meta={**steerable.meta, "corpus": {"lineups": [], "keys": keys}})
+    for prior in ("model", "corpus"):
+        free = dict(unit="bars", length=4, num_samples=3, seed=4, prior=prior)
+        a = generate_songs(model, GenerateConfig(**free))[0]
+        b = generate_songs(model, GenerateConfig(**free, guidance=3.0))[0]
+        assert all(np.array_equal(x.ids, y.ids) for x, y in zip(a, b, strict=True))
+    assert all(s.drawn["key"] == "D minor" for s in b)
+
+
+def test_guidance_guides_on_the_asked_attributes_and_an_asked_key_only():
+    from musicgen.generate.controls import ControlPlan
+
+    class Vocab:  # compact ids: bar control (a, level) at 5a + level, key k at 100 + k
+        def __len__(self):
+            return 130
+
+        def ctrl_id(self, a, level):
+            return ["density", "polyphony", "register", "dynamics"].index(a) * 5 + level
+
+        def key_id(self, k):
+            return 100 + k
+
+    plan = ControlPlan(key=3, levels={"register": (1, 2)})
+    got = np.flatnonzero(plan.guided(Vocab()))
+    assert got.tolist() == [*range(10, 15), *range(100, 124)]
+    got = np.flatnonzero(plan.drawn_key().guided(Vocab()))
+    assert got.tolist() == list(range(10, 15))
 
 
 def pitch_classes(score) -> np.ndarray:
