@@ -262,3 +262,22 @@ def piece_metrics(score: Score) -> dict:
         "ioi_histogram": time_histogram(inter_onset_intervals(notes)).tolist(),
         "duration_histogram": time_histogram(durations).tolist(),
     }
+
+
+class Silence:
+    """Time (steps, say) with nothing sounding, as notes come in onset order: how long the current
+    silence would be at a step, and the longest so far."""
+
+    def __init__(self, start: int = 0):
+        self.until = start  # the step the last note to end stops sounding at
+        self.longest = 0
+        self.notes = 0
+
+    def note(self, step: int, dur: int) -> None:
+        self.longest = max(self.longest, step - self.until)
+        self.until = max(self.until, step + max(dur, 1))
+        self.notes += 1
+
+    def at(self, step) -> np.ndarray:
+        """The silence a note at `step` (steps, or an array of them) would end."""
+        return np.asarray(step) - self.until

@@ -15,7 +15,7 @@ PRIORS = ("corpus", "model")
 # The settings of each token's draw, which every task takes; a whole piece also takes the
 # pulls that shape its form (a passage's ends, or the kept part, hold the form there).
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
-SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit")
+SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit", "silence_limit")
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
 CONTROL_OPTIONS = (
     *CONTROLS,
@@ -108,6 +108,13 @@ class GenerateConfig:
         None,
         "The longest stretch, in notes, over which one pattern of up to 8 pitches may repeat [default: as long as the loops of 9 in 10 of the corpus's pieces, for a model that measured them; 0 = off].",
     )
+    # The silence guard (musicgen/generate/length.py): time runs on with nothing sounding, the
+    # opening included, no longer than this. None: as long as the training pieces' silences
+    # (`train` measures them), or off for a model that did not.
+    silence_limit: float | None = opt(
+        None,
+        "The longest silence, opening included, in quarter notes (seconds for a model on the seconds clock) [default: as long as the longest silence of 9 in 10 of the corpus's pieces, for a model that measured them; 0 = off].",
+    )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.
     density: tuple[int, ...] | None = opt(
@@ -187,6 +194,10 @@ class GenerateConfig:
             raise ValueError("form_bias must be >= 0")
         if self.loop_limit is not None and self.loop_limit < 0:
             raise ValueError(f"loop_limit must be >= 0 (0 means off), got {self.loop_limit}")
+        if self.silence_limit is not None and not self.silence_limit >= 0:
+            raise ValueError(
+                f"silence_limit must be >= 0 (0 means off), got {self.silence_limit}"
+            )
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
         if not self.guidance >= 0:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from musicgen.analysis.features import longest_repeat_run
+from musicgen.analysis.features import Silence, longest_repeat_run
 from musicgen.analysis.form import FormPrior, learn_form
 from musicgen.analysis.key import estimate_key
 from musicgen.tokens.encoding import decode
@@ -20,7 +20,8 @@ def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
 
 MAX_LINEUPS = 256  # line-ups kept with a model: a few kilobytes in its metadata
 # The loop guard's default limit: the longest loop of this share of the training pieces
-# (generate/repetition.py LoopGuard), so a new piece loops no longer than 9 in 10 of them.
+# (generate/repetition.py LoopGuard), so a new piece loops no longer than 9 in 10 of them;
+# the silence guard's likewise (generate/length.py).
 LOOP_QUANTILE = 0.9
 
 
@@ -47,6 +48,7 @@ def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None)
         "lineups": lineups,
         "keys": counts[:24].tolist(),
         "longest_loop": longest_loop(docs, vocab),
+        "longest_silence": longest_silence(docs, vocab),
     }
 
 
@@ -61,3 +63,24 @@ def longest_loop(docs: list[np.ndarray], vocab) -> int:
         if len(pitches):
             runs.append(longest_repeat_run(pitches))
     return int(np.ceil(np.quantile(runs, LOOP_QUANTILE))) if runs else 0
+
+
+def longest_silence(docs: list[np.ndarray], vocab) -> float:
+    """The longest stretch with nothing sounding, lead-in included (from the first step
+    to the first note), that LOOP_QUANTILE of the pieces stay within, in the clock's unit
+    (quarters or seconds): read from the tokens as the silence guard reads them."""
+    longest = []
+    for doc in docs:
+        stream, silence = vocab.stream(), Silence()
+        for uid in vocab.to_universal(np.asarray(doc)).tolist():
+            note = stream.feed(uid)
+            if note is not None:
+                silence.note(note.step, note.dur)
+        if silence.notes:
+            longest.append(silence.longest)
+    if not longest:
+        return 0.0
+    # at least a step: 0 would turn the guard off for a corpus that is never silent
+    steps = max(1, int(np.ceil(np.quantile(longest, LOOP_QUANTILE))))
+    return round(steps / vocab.cfg.steps_per_unit, 4)
+

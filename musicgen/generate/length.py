@@ -1,5 +1,5 @@
 """Length targets for new music, the pulls of repetition- and form-aware sampling, and
-the loop guard.
+the loop and silence guards.
 
 Targets (`bars`, `seconds`, `notes`, `tokens`) count the newly generated music, not
 the primer. End-of-piece is banned until the target is reached, and a note still
@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-from musicgen.analysis.features import REPEAT_MAX_PERIOD
+from musicgen.analysis.features import REPEAT_MAX_PERIOD, Silence
 from musicgen.analysis.form import FormPrior
 from musicgen.config import GenerateConfig
 from musicgen.errors import MusicgenError
@@ -24,15 +24,18 @@ from musicgen.generate.rules import RowRules, follow
 
 # time targets stop through the tracker; this only guards against a runaway model
 MAX_TIMED_TOKENS = 200_000
-# what the loop guard takes off a refused pitch's logit: a ban in effect (e^-30), but
-# finite, so a row whose every allowed token were refused would still draw one
+# what the loop and silence guards take off a refused token's logit: a ban in effect
+# (e^-30), but finite, so a row whose every allowed token were refused would still draw one
 LOOP_PENALTY = 30.0
 
 
 class LengthTracker(RowRules):
     """Each row's grammar, with EOS held back until its length target is reached; how much
-    new music each row holds; the pulls towards what came before (see module), and the
-    loop guard's push away from playing one figure on and on."""
+    new music each row holds; the pulls towards what came before (see module), the loop
+    guard's push away from playing one figure on and on, and the silence guard's away from
+    letting time run on with nothing sounding for longer than the corpus does (a model
+    learnt on music whose opening bars hold notes can still wait bar after bar for a first
+    one: shift by shift, each step looks like any rest)."""
 
     def __init__(
         self,
@@ -75,7 +78,24 @@ class LengthTracker(RowRules):
             for t in prompt[vocab.is_pitch(prompt)].tolist():
                 guard.push(t)
             self.guards = [copy.deepcopy(guard) for _ in range(batch)]
-        self.pulling = bool(self.memories or self.copiers or self.guards)
+        self.silences: list[Silence] = []
+        if cfg.silence_limit:
+            self._read_silence(prompt, batch)
+        self.pulling = bool(self.memories or self.copiers or self.guards or self.silences)
+
+    def _read_silence(self, prompt: np.ndarray, batch: int) -> None:
+        """Each row's silence having read the prompt: from the start of new music, or from
+        where the primer's last note stops sounding."""
+        vocab = self.vocab
+        silence, replay = Silence(self.start_step), vocab.stream()
+        for uid in vocab.to_universal(np.asarray(prompt)).tolist():
+            note = replay.feed(uid)
+            if note is not None:
+                silence.note(note.step, note.dur)
+        self.silences = [copy.deepcopy(silence) for _ in range(batch)]
+        self.silence_steps = int(round(self.cfg.silence_limit * vocab.cfg.steps_per_unit))
+        self.shift_ids = np.flatnonzero(vocab.families == "shift")
+        self.shift_sizes = vocab.shift_steps[self.shift_ids]
 
     def _read_prompt(self, prompt: np.ndarray, form: FormPrior | None, batch: int) -> None:
         """The memories of repetition- and form-aware sampling, having read the prompt with
@@ -126,13 +146,20 @@ class LengthTracker(RowRules):
         if self.guards:
             for token in self.guards[b].refused():
                 yield token, -LOOP_PENALTY
+        if self.silences:
+            room = self.silence_steps - self.silences[b].at(self.streams[b].step)
+            refused = self.shift_ids[self.shift_sizes > room]
+            if len(refused):
+                yield refused, -LOOP_PENALTY
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
         step0, sec0 = stream.step, stream.seconds
         sec_per_step = seconds_per_step(stream)
         position = stream.bar_position
-        stream.feed(self.vocab.uids[t])
+        note = stream.feed(self.vocab.uids[t])
+        if self.silences and note is not None:
+            self.silences[b].note(note.step, note.dur)
         if self.memories:
             self.memories[b].push(t, stream.bar_position)
         if self.copiers:

@@ -78,8 +78,8 @@ class RowRules:
         """Bool over compact ids: what row `b` may take next."""
         raise NotImplementedError
 
-    def pulls(self, b: int) -> Iterable[tuple[int, float]]:
-        """(compact id, logit added) pairs for row `b`'s next draw."""
+    def pulls(self, b: int) -> Iterable[tuple[int | np.ndarray, float]]:
+        """(compact id, or an array of them, logit added) pairs for row `b`'s next draw."""
         return ()
 
     def take(self, b: int, token: int) -> bool:
@@ -113,7 +113,7 @@ class RowRules:
                 out[b] += self.key_pull
             if self.pulling:
                 for token, amount in self.pulls(b):
-                    out[b, token] += amount
+                    out[b, torch.as_tensor(token)] += amount
         return out
 
     def update(self, new: torch.Tensor) -> torch.Tensor:

@@ -63,13 +63,16 @@ def settle(cfg: GenerateConfig, model: LoadedModel, passage: bool = False) -> Ge
     """`cfg` with what it leaves to the model decided: the form bias, FORM_BIAS by default
     for a model that learnt its corpus's form and off for one that did not (an older
     checkpoint; asked for explicitly, a model without a form is an error later); the loop
-    guard's limit, the corpus's longest loops as `train` measured them (off for a model
-    that did not). A passage (infill, accompany) takes none: the span's ends or the kept
+    and silence guards' limits, the corpus's longest loops and silences as `train`
+    measured them (off for a model that did not). A passage (infill, accompany) takes none: the span's ends or the kept
     part hold the form."""
     if passage:
-        return replace(cfg, form_bias=0.0, repeat_bias=0.0, loop_limit=0)
+        return replace(cfg, form_bias=0.0, repeat_bias=0.0, loop_limit=0, silence_limit=0.0)
+    profile = model.meta.get("corpus") or {}
     if cfg.loop_limit is None:
-        cfg = replace(cfg, loop_limit=int((model.meta.get("corpus") or {}).get("longest_loop", 0)))
+        cfg = replace(cfg, loop_limit=int(profile.get("longest_loop", 0)))
+    if cfg.silence_limit is None:
+        cfg = replace(cfg, silence_limit=float(profile.get("longest_silence", 0.0)))
     if cfg.form_bias is not None:
         return cfg
     return replace(cfg, form_bias=FORM_BIAS if model.meta.get("form") is not None else 0.0)

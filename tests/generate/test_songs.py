@@ -110,12 +110,15 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "form_bias": FORM_BIAS,  # the default, settled: the model learnt its corpus's form
             # the default, settled: the longest loop of 9 in 10 of its training pieces
             "loop_limit": load_model(ckpt).meta["corpus"]["longest_loop"],
+            # and of its silences
+            "silence_limit": load_model(ckpt).meta["corpus"]["longest_silence"],
             "density": None,  # no controls asked for
             "polyphony": None,
             "register": None,
             "dynamics": None,
             "key": None,
             "key_pull": KEY_PULL,
+            "guidance": 0.0,
             "prior": "corpus",
             "use_cache": True,
         }
