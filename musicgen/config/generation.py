@@ -195,9 +195,7 @@ class GenerateConfig:
         if self.loop_limit is not None and self.loop_limit < 0:
             raise ValueError(f"loop_limit must be >= 0 (0 means off), got {self.loop_limit}")
         if self.silence_limit is not None and not self.silence_limit >= 0:
-            raise ValueError(
-                f"silence_limit must be >= 0 (0 means off), got {self.silence_limit}"
-            )
+            raise ValueError(f"silence_limit must be >= 0 (0 means off), got {self.silence_limit}")
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
         if not self.guidance >= 0:

@@ -83,4 +83,3 @@ def longest_silence(docs: list[np.ndarray], vocab) -> float:
     # at least a step: 0 would turn the guard off for a corpus that is never silent
     steps = max(1, int(np.ceil(np.quantile(longest, LOOP_QUANTILE))))
     return round(steps / vocab.cfg.steps_per_unit, 4)
-
