@@ -57,6 +57,19 @@ def instrument_name(program: int) -> str:
     return "drums" if program == DRUMS else str(program)
 
 
+# Classifier-free guidance on the controls asked for, by default (GenerateConfig.guidance):
+# chosen on the Bach gru (benchmarks/controls.py; docs/results.md "Guidance"), the bars
+# within one level of the one asked at 0 / 1 / 2 / 4: density 77 / 92 / 97 / 97%,
+# polyphony 61 / 73 / 84 / 88%, register 81 / 91 / 93 / 94%; the key as asked (pull 3)
+# 89 / 93 / 92 / 98%. Live play takes none unless asked: a guided step costs two.
+GUIDANCE = 4.0
+
+
+def guidance_of(cfg) -> float:
+    """The guidance `cfg` asks for, its default settled."""
+    return GUIDANCE if cfg.guidance is None else cfg.guidance
+
+
 # The pull of form-aware sampling by default, chosen by benchmarks/form.py (docs/results.md, Form).
 FORM_BIAS = 8.0
 
@@ -153,9 +166,10 @@ class GenerateConfig:
     )
     # Classifier-free guidance on the controls (generate/decoder.py GuidedDecoder): each song
     # is also read without its control tokens, and every draw pushed away from that reading.
-    guidance: float = opt(
-        0.0,
-        "Classifier-free guidance on the controls asked for: the logits with them plus this times their difference from the logits without them (0 = off; each step then costs two).",
+    # None: GUIDANCE, but for live play (see GUIDANCE).
+    guidance: float | None = opt(
+        None,
+        f"Classifier-free guidance on the controls asked for: the logits with them plus this times their difference from the logits without them; each step then costs two [default: {GUIDANCE:g}; for play 0, where answers must keep ahead of the clock; 0 = off].",
     )
     prior: str = opt(
         "corpus",
@@ -198,7 +212,7 @@ class GenerateConfig:
             raise ValueError(f"silence_limit must be >= 0 (0 means off), got {self.silence_limit}")
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
-        if not self.guidance >= 0:
+        if self.guidance is not None and not self.guidance >= 0:
             raise ValueError(f"guidance must be >= 0 (0 means off), got {self.guidance}")
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")

@@ -13,7 +13,7 @@ from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.config.controls import key_name
-from musicgen.config.generation import DRAWN_KEY_PULL
+from musicgen.config.generation import DRAWN_KEY_PULL, guidance_of
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
 from musicgen.generate.controls import ControlPlan, open_piece
@@ -53,7 +53,7 @@ def decode_rows(
         pad_id=PAD,
         use_cache=cfg.use_cache,
         context_len=model.model_cfg.max_len if model.model_cfg is not None else None,
-        guidance=cfg.guidance if guided is not None else 0.0,
+        guidance=guidance_of(cfg) if guided is not None else 0.0,
         unguided=torch.from_numpy(guided) if guided is not None else None,
     )
     return seq.cpu().numpy()
@@ -64,8 +64,10 @@ def settle(cfg: GenerateConfig, model: LoadedModel, passage: bool = False) -> Ge
     for a model that learnt its corpus's form and off for one that did not (an older
     checkpoint; asked for explicitly, a model without a form is an error later); the loop
     and silence guards' limits, the corpus's longest loops and silences as `train`
-    measured them (off for a model that did not). A passage (infill, accompany) takes none: the span's ends or the kept
-    part hold the form."""
+    measured them (off for a model that did not); the guidance on the controls asked for.
+    A passage (infill, accompany) takes no pull and no guard, the guidance only: the span's
+    ends or the kept part hold the form."""
+    cfg = replace(cfg, guidance=guidance_of(cfg))
     if passage:
         return replace(cfg, form_bias=0.0, repeat_bias=0.0, loop_limit=0, silence_limit=0.0)
     profile = model.meta.get("corpus") or {}

@@ -189,7 +189,8 @@ class Performer:
         decoder = make_decoder(
             self.model.core,
             torch.from_numpy(prompt[None]),
-            guidance=cfg.guidance if plan is not None else 0.0,
+            # live: none unless asked (a guided step costs two; answers keep ahead of the clock)
+            guidance=(cfg.guidance or 0.0) if plan is not None else 0.0,
             unguided=torch.from_numpy(rules.guided()) if plan is not None else None,
             context_len=window,
         )

@@ -50,7 +50,7 @@ def test_an_answer_asks_for_the_key_of_the_phrase_just_played(dataset):
     plan = take.rules.plan[0].plan
     assert plan.key == parse_key("F# minor") and plan.key_pull > 0
     assert take.rules.key_pull is not None and float(take.rules.key_pull.max()) == 0.0
-    assert type(take.decoder).__name__ == "Decoder"  # no guidance unless asked
+    assert type(take.decoder).__name__ == "Decoder"  # live: no guidance unless asked
     guided = Performer(
         model,
         GenerateConfig(seed=1, guidance=2.0),
