@@ -1,7 +1,7 @@
 """Do the controls steer? Asked levels against the levels measured in what comes out.
 
     python benchmarks/controls.py MODEL [MODEL ...] [--pieces 32] [--bars 8] [--data DIR]
-        [--key-pulls 0,3] [--guidance 0] [--out work/controls]
+        [--key-pulls 0,3] [--guidance G] [--out work/controls]
 
 Each MODEL (a checkpoint or exported folder trained with controls) generates, from
 scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars for:
@@ -16,7 +16,7 @@ scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars
   measured density per bar, which should rise; drawn to OUT/sweep.png.
 
 Every draw is guided by `--guidance` (classifier-free guidance on the controls asked
-for; 0, the default, is off).
+for; by default as `generate` guides, 0 is off).
 
 With `--data` (the dataset the model trained on, or one like it) the held-out bits per
 note without any control are printed too (`musicgen evaluate`), and how often the key
@@ -59,7 +59,9 @@ def main() -> int:
     ap.add_argument(
         "--key-pulls", default="0,3", help="--key-pull strengths to measure the keys at"
     )
-    ap.add_argument("--guidance", type=float, default=0.0, help="--guidance of every draw")
+    ap.add_argument(
+        "--guidance", type=float, default=None, help="--guidance of every draw [generate's]"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
     ns = ap.parse_args()
 
@@ -68,6 +70,7 @@ def main() -> int:
     from musicgen.checkpoint import load_model
     from musicgen.config import GenerateConfig
     from musicgen.config.controls import BAR_CONTROLS, LEVELS, key_name, parse_key
+    from musicgen.config.generation import guidance_of
     from musicgen.generate import generate_songs
 
     ns.out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,7 @@ def main() -> int:
         base = GenerateConfig(
             num_samples=ns.pieces, unit="bars", length=ns.bars, seed=7, guidance=ns.guidance
         )
-        row = {"guidance": ns.guidance, "accuracy": {}, "per_level": {}, "keys": {}}
+        row = {"guidance": guidance_of(base), "accuracy": {}, "per_level": {}, "keys": {}}
         real = real_levels(ns.data, edges) if ns.data is not None else None
         for a in BAR_CONTROLS:
             per_level = []
@@ -125,7 +128,7 @@ def main() -> int:
             row["bits_per_note"] = evaluate(model, data_dir=ns.data, ngram=False).bits_per_note
             row["key_ceiling"] = key_ceiling(ns.data, ns.bars)
         results[str(path)] = row
-        print(f"{path} (--guidance {ns.guidance:g}):")
+        print(f"{path} (--guidance {guidance_of(base):g}):")
         print(
             "  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
         )

@@ -78,7 +78,7 @@ else
   OMP_NUM_THREADS=2 $PY -m musicgen train --data "$WORK/data" --model transformer --out "$WORK/transformer" \
     --resume --max-time "$TTOTAL" --no-progress >> "$WORK/transformer.log" 2>&1
   # the gru's Bach fine-tune lost to scratch (3.202 against 3.149 bits/note) from its base at
-  # 80 minutes (7.88 held-out bits/note, 0.86 epoch): on, as the transformer (7.44 at 150)
+  # 80 minutes (7.88 held-out bits/note, 0.86 epoch): on, as the transformer was (7.44 at 150)
   OMP_NUM_THREADS=1 $PY -m musicgen train --data "$WORK/data" --model gru --out "$WORK/gru" \
     --resume --max-time "$GTOTAL" --no-progress --accelerator cpu --devices 1 >> "$WORK/gru.log" 2>&1
 fi

@@ -151,7 +151,7 @@ def plan_option(f):
 
 
 def control_options(f):
-    """--density, --polyphony, --register, --dynamics, --key, --key-pull and --plan."""
+    """--density, --polyphony, --register, --dynamics, --key, --key-pull, --guidance and --plan."""
     return plan_option(config_options(GenerateConfig, only=CONTROL_OPTIONS)(f))
 
 

@@ -61,8 +61,10 @@ def instrument_name(program: int) -> str:
 # chosen on the Bach gru (benchmarks/controls.py; docs/results.md "Guidance"), the bars
 # within one level of the one asked at 0 / 1 / 2 / 4: density 77 / 92 / 97 / 97%,
 # polyphony 61 / 73 / 84 / 88%, register 81 / 91 / 93 / 94%; the key as asked (pull 3)
-# 89 / 93 / 92 / 98%. Live play takes none unless asked: a guided step costs two.
+# 89 / 93 / 92 / 98%. Live play takes none unless asked (see the option's help).
 GUIDANCE = 4.0
+# Far past any use (the controls' pull saturates by 4), and short of logits that overflow.
+MAX_GUIDANCE = 100.0
 
 
 def guidance_of(cfg) -> float:
@@ -208,12 +210,16 @@ class GenerateConfig:
             raise ValueError("form_bias must be >= 0")
         if self.loop_limit is not None and self.loop_limit < 0:
             raise ValueError(f"loop_limit must be >= 0 (0 means off), got {self.loop_limit}")
-        if self.silence_limit is not None and not self.silence_limit >= 0:
-            raise ValueError(f"silence_limit must be >= 0 (0 means off), got {self.silence_limit}")
+        if self.silence_limit is not None and not 0 <= self.silence_limit < float("inf"):
+            raise ValueError(
+                f"silence_limit must be a finite number >= 0 (0 means off), got {self.silence_limit}"
+            )
         if not self.key_pull >= 0:
             raise ValueError(f"key_pull must be >= 0, got {self.key_pull}")
-        if self.guidance is not None and not self.guidance >= 0:
-            raise ValueError(f"guidance must be >= 0 (0 means off), got {self.guidance}")
+        if self.guidance is not None and not 0 <= self.guidance <= MAX_GUIDANCE:
+            raise ValueError(
+                f"guidance must be between 0 (off) and {MAX_GUIDANCE:g}, got {self.guidance}"
+            )
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         for name in BAR_CONTROLS:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from musicgen.errors import MusicgenError
 from musicgen.generate.sampling import check_sampling_args, sample
 
 # torch threads while decoding. One, by measurement (benchmarks/generate.py, docs/results.md "Speed"):
@@ -210,6 +211,8 @@ class GuidedDecoder(Decoder):
         )
 
     def restore(self, snap: Snapshot) -> None:
+        if snap.free is None:
+            raise ValueError("a guided decoder restores only its own snapshots")
         super().restore(snap)
         self._free_state, self._free_logits = snap.free
         self._free_read = snap.length
@@ -227,6 +230,12 @@ def make_decoder(
     """A `GuidedDecoder` when there is guidance to give (and tokens to give it on), else a
     plain `Decoder`."""
     if guidance > 0 and unguided is not None and bool(unguided.any()):
+        if not hasattr(core, "unread"):
+            raise MusicgenError(f"--guidance: {type(core).__name__} cannot be guided")
+        if not use_cache:
+            # the second reading carries its state; without the cache the first would read
+            # a window from nothing, and the two would differ by more than the controls
+            raise MusicgenError("--guidance needs the cache: give --guidance 0 with --no-cache")
         return GuidedDecoder(
             core,
             prompt,

@@ -24,9 +24,10 @@ from musicgen.generate.rules import RowRules, follow
 
 # time targets stop through the tracker; this only guards against a runaway model
 MAX_TIMED_TOKENS = 200_000
-# what the loop and silence guards take off a refused token's logit: a ban in effect
-# (e^-30), but finite, so a row whose every allowed token were refused would still draw one
-LOOP_PENALTY = 30.0
+# what the loop and silence guards take off a refused token's logit: a ban in effect, also
+# after guidance has multiplied the model's margins (by 1 + GUIDANCE), but finite, so a row
+# whose every allowed token were refused would still draw one
+LOOP_PENALTY = 1000.0
 
 
 class LengthTracker(RowRules):
@@ -93,7 +94,8 @@ class LengthTracker(RowRules):
             if note is not None:
                 silence.note(note.step, note.dur)
         self.silences = [copy.deepcopy(silence) for _ in range(batch)]
-        self.silence_steps = int(round(self.cfg.silence_limit * vocab.cfg.steps_per_unit))
+        # at least a step, as `train` measures it: a limit is never read as none
+        self.silence_steps = max(1, int(round(self.cfg.silence_limit * vocab.cfg.steps_per_unit)))
         self.shift_ids = np.flatnonzero(vocab.families == "shift")
         self.shift_sizes = vocab.shift_steps[self.shift_ids]
 

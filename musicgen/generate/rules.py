@@ -113,7 +113,7 @@ class RowRules:
                 out[b] += self.key_pull
             if self.pulling:
                 for token, amount in self.pulls(b):
-                    out[b, torch.as_tensor(token)] += amount
+                    out[b, token] += amount
         return out
 
     def update(self, new: torch.Tensor) -> torch.Tensor:

@@ -208,6 +208,13 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
         from musicgen.data.measures import learn_form_of
 
         model.meta["form"] = learn_form_of(train, ds.vocab).to_dict()
+    from musicgen.data.measures import longest_loop, longest_silence
+
+    # and the guards' limits, so the n-gram's pieces are drawn as the models' are
+    model.meta["corpus"] = {
+        "longest_loop": longest_loop(train, ds.vocab),
+        "longest_silence": longest_silence(train, ds.vocab),
+    }
     if task is not None:
         echo("the same with the n-gram ...")
         songs, p = task(model, reads_ahead=False), None

@@ -189,7 +189,9 @@ def test_controls_through_the_cli_and_the_sidecar(steerable, tmp_path, trained):
         (["--register", "1,x"], "--register '1,x'"),
         (["--key", "H minor"], "--key 'H minor'"),
         (["--key", "D", "--key-pull", "-1"], "key_pull must be >= 0"),
-        (["--key", "D", "--guidance", "-1"], "guidance must be >= 0"),
+        (["--key", "D", "--guidance", "-1"], "guidance must be between 0 (off) and 100"),
+        (["--key", "D", "--guidance", "inf"], "guidance must be between 0 (off) and 100"),
+        (["--key", "D", "--no-cache"], "--guidance needs the cache"),
         (["--density", "2", "--plan", "PLAN"], "--density is given twice"),
     ],
 )

@@ -82,8 +82,9 @@ def test_guided_logits_are_pushed_away_from_the_unconditioned_ones(name):
     )
 
 
-def test_a_snapshot_brings_back_the_second_reading_too():
-    core = tiny_core("transformer")
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_snapshot_brings_back_the_second_reading_too(name):
+    core = tiny_core(name)
     marked = torch.zeros(VOCAB, dtype=torch.bool)
     marked[list(MARKED)] = True
     body = rows_with_marks(2, 12, seed=3)

@@ -75,10 +75,12 @@ def test_the_guard_keeps_every_silence_within_the_limit_from_the_first_note_on(d
     free, guarded = silences(0.0), silences(1.0)
     assert max(free) > 2.0  # the model alone waits
     assert max(guarded) <= 1.0 + 1e-9, guarded
+    assert max(guarded) > 0.5  # and waits up to the limit: the limit is read in quarters
 
 
 def test_a_bad_silence_limit_is_one_line(trained, tmp_path):
-    result = run_cli(
-        "generate", trained["gru"].best, "--out", tmp_path / "x.mid", "--silence-limit", "-2"
-    )
-    assert_cli_error(result, "silence_limit must be >= 0")
+    for bad in ("-2", "inf"):
+        result = run_cli(
+            "generate", trained["gru"].best, "--out", tmp_path / "x.mid", "--silence-limit", bad
+        )
+        assert_cli_error(result, "silence_limit must be a finite number >= 0")
