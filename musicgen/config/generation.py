@@ -17,11 +17,8 @@ PRIORS = ("corpus", "model")
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
 SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit", "silence_limit")
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
-CONTROL_OPTIONS = (
-    *CONTROLS,
-    "key_pull",
-    "guidance",
-)  # the options of every command that takes controls
+# the options of every command that takes controls
+CONTROL_OPTIONS = (*CONTROLS, "key_pull", "guidance")
 
 # How strongly an asked key pulls each pitch by default: the logit of a pitch class gets
 # this times the log of its Krumhansl-Kessler rating in the key (analysis/key.py), relative
@@ -182,6 +179,10 @@ class GenerateConfig:
         "Carry the model's state from step to step; --no-cache recomputes the whole context every step (for benchmarks and checks).",
         flag="cache",
     )
+
+    def asked(self) -> list[str]:
+        """The controls asked for, of CONTROLS, in its order."""
+        return [name for name in CONTROLS if getattr(self, name) is not None]
 
     def __post_init__(self) -> None:
         if self.seed < 0:

@@ -71,11 +71,9 @@ def longest_silence(docs: list[np.ndarray], vocab) -> float:
     (quarters or seconds): read from the tokens as the silence guard reads them."""
     longest = []
     for doc in docs:
-        stream, silence = vocab.stream(), Silence()
-        for uid in vocab.to_universal(np.asarray(doc)).tolist():
-            note = stream.feed(uid)
-            if note is not None:
-                silence.note(note.step, note.dur)
+        silence = Silence()
+        for note in vocab.stream().feed_all(vocab.to_universal(np.asarray(doc))):
+            silence.note(note.step, note.dur)
         if silence.notes:
             longest.append(silence.longest)
     if not longest:

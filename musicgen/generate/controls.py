@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from musicgen.analysis.key import key_profile
-from musicgen.config import CONTROLS, GenerateConfig
+from musicgen.config import GenerateConfig
 from musicgen.config.controls import BAR_CONTROLS, LEVELS, parse_key
 from musicgen.errors import MusicgenError
 
@@ -50,7 +50,7 @@ class ControlPlan:
     def of(cls, cfg: GenerateConfig, vocab) -> ControlPlan | None:
         """The plan `cfg` asks for, or None; a one-line error for a model that cannot
         follow controls."""
-        asked = [name for name in CONTROLS if getattr(cfg, name) is not None]
+        asked = cfg.asked()
         if not asked:
             return None
         if not vocab.has_controls:

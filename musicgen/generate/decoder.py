@@ -142,7 +142,7 @@ class GuidedDecoder(Decoder):
     and the logits are pushed away from that unconditioned reading:
     `cond + guidance * (cond - free)`. A row whose new token is unguided keeps its second
     state as it was (`core.unread`): rows skip in their own places, the batch stays one.
-    The second reading always carries its state (it has no uncached form)."""
+    Both readings carry their state: the second has no uncached form, so neither has."""
 
     def __init__(
         self,
@@ -151,10 +151,9 @@ class GuidedDecoder(Decoder):
         *,
         guidance: float,
         unguided: torch.Tensor,
-        use_cache: bool = True,
         context_len: int | None = None,
     ):
-        super().__init__(core, prompt, use_cache=use_cache, context_len=context_len)
+        super().__init__(core, prompt, context_len=context_len)
         if guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {guidance}")
         self.guidance = float(guidance)
@@ -237,12 +236,7 @@ def make_decoder(
             # a window from nothing, and the two would differ by more than the controls
             raise MusicgenError("--guidance needs the cache: give --guidance 0 with --no-cache")
         return GuidedDecoder(
-            core,
-            prompt,
-            guidance=guidance,
-            unguided=unguided,
-            use_cache=use_cache,
-            context_len=context_len,
+            core, prompt, guidance=guidance, unguided=unguided, context_len=context_len
         )
     return Decoder(core, prompt, use_cache=use_cache, context_len=context_len)
 

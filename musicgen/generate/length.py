@@ -88,11 +88,9 @@ class LengthTracker(RowRules):
         """Each row's silence having read the prompt: from the start of new music, or from
         where the primer's last note stops sounding."""
         vocab = self.vocab
-        silence, replay = Silence(self.start_step), vocab.stream()
-        for uid in vocab.to_universal(np.asarray(prompt)).tolist():
-            note = replay.feed(uid)
-            if note is not None:
-                silence.note(note.step, note.dur)
+        silence = Silence(self.start_step)
+        for note in vocab.stream().feed_all(vocab.to_universal(np.asarray(prompt))):
+            silence.note(note.step, note.dur)
         self.silences = [copy.deepcopy(silence) for _ in range(batch)]
         # at least a step, as `train` measures it: a limit is never read as none
         self.silence_steps = max(1, int(round(self.cfg.silence_limit * vocab.cfg.steps_per_unit)))

@@ -11,12 +11,7 @@ import torch
 
 from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
-from musicgen.config import (  # noqa: F401 - FORM_BIAS, LENGTH_UNITS re-exported
-    CONTROLS,
-    FORM_BIAS,
-    LENGTH_UNITS,
-    GenerateConfig,
-)
+from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
 from musicgen.config.controls import key_name
 from musicgen.config.generation import DRAWN_KEY_PULL, guidance_of
 from musicgen.errors import MusicgenError
@@ -73,8 +68,7 @@ def settle(cfg: GenerateConfig, model: LoadedModel, passage: bool = False) -> Ge
     A passage (infill, accompany) takes no pull and no guard, the guidance only: the span's
     ends or the kept part hold the form."""
     # the guidance used: none where nothing is asked (a key --prior corpus draws is a hint)
-    asked = any(getattr(cfg, name) is not None for name in CONTROLS)
-    cfg = replace(cfg, guidance=guidance_of(cfg) if asked else 0.0)
+    cfg = replace(cfg, guidance=guidance_of(cfg) if cfg.asked() else 0.0)
     if passage:
         return replace(cfg, form_bias=0.0, repeat_bias=0.0, loop_limit=0, silence_limit=0.0)
     profile = model.meta.get("corpus") or {}

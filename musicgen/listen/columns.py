@@ -204,12 +204,10 @@ def ngram_column(ds, primer: PrimerInfo, cfg, gcfg, out: Path, index: int, echo:
         raise MusicgenError(f"{ds.root} has no training pieces")
     lm = fit_ngram(train, len(ds.vocab), cfg.ngram_order)
     model = ngram_model(lm, cfg.ngram_order, ds.vocab)
+    from musicgen.data.measures import learn_form_of, longest_loop, longest_silence
+
     if gcfg.form_bias != 0:  # the form of the same training pieces, as `train` gives a model
-        from musicgen.data.measures import learn_form_of
-
         model.meta["form"] = learn_form_of(train, ds.vocab).to_dict()
-    from musicgen.data.measures import longest_loop, longest_silence
-
     # and the guards' limits, so the n-gram's pieces are drawn as the models' are
     model.meta["corpus"] = {
         "longest_loop": longest_loop(train, ds.vocab),
