@@ -14,6 +14,10 @@ before each beat line k (on the player's followed tempo) the accompanist:
 
 Its instruments: `--instruments` (the line-up it plays, beside the player's), or else
 the player's own instrument, under the lowest note the player has sounding or last played.
+
+Controls asked for (`--key`, `--density` and the rest) are written into the session's
+tokens where each bar begins, as `generate` writes them, and guided on only if
+`--guidance` is given (a guided beat costs two readings, and the beat line does not wait).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import torch
 
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, LiveConfig
-from musicgen.generate.decoder import Decoder, Sampling, evaluating, step
+from musicgen.data.controls import bar_entries
+from musicgen.generate.controls import ControlPlan
+from musicgen.generate.decoder import Sampling, evaluating, make_decoder, step
 from musicgen.generate.primer import model_tokens, with_instruments
 from musicgen.generate.rules import RowRules
 from musicgen.live.messages import note
@@ -43,8 +49,17 @@ class BeatRules(RowRules):
     next one; never a note of the player's instrument (or, sharing it, none above
     `ceiling`), never the end of the piece."""
 
-    def __init__(self, vocab, stream, start: int, end: int, theirs: int, ceiling: int | None):
-        super().__init__(vocab, [stream])
+    def __init__(
+        self,
+        vocab,
+        stream,
+        start: int,
+        end: int,
+        theirs: int,
+        ceiling: int | None,
+        plan: ControlPlan | None = None,
+    ):
+        super().__init__(vocab, [stream], plan, first_bar=0)
         self.start, self.end, self.theirs, self.ceiling = start, end, theirs, ceiling
         fam = vocab.families
         self.shift = fam == "shift"
@@ -101,6 +116,7 @@ class Accompanist(Performer):
         super().__init__(model, cfg, live, scheduler, clock)
         self.listener, self.lock = listener, lock
         self.mine = np.zeros(0, dtype=NOTE_DTYPE)  # what it played, in the player's quarters
+        self.plan = ControlPlan.of(cfg, model.vocab)  # a model without controls: one line here
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -138,7 +154,7 @@ class Accompanist(Performer):
                 theirs = self.listener.score(tempo.seconds_at(beat))
             tokens, program, ceiling = self._tokens(theirs, beat)
             if decoder is None or tokens[: len(committed)] != committed:
-                decoder = Decoder(self.model.core, torch.tensor([tokens]))  # from the top
+                decoder = self._decoder(tokens)  # from the top
             else:
                 decoder.restore(snap)
                 if len(tokens) > len(committed):
@@ -148,7 +164,13 @@ class Accompanist(Performer):
             stream.feed_all(vocab.uids[tokens])
             stream.end_header()
             rules = BeatRules(
-                vocab, stream, beat * per_quarter, (beat + 1) * per_quarter, program, ceiling
+                vocab,
+                stream,
+                beat * per_quarter,
+                (beat + 1) * per_quarter,
+                program,
+                ceiling,
+                self.plan,
             )
             sampling = Sampling(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
             for _ in range(4 * per_quarter):  # a guard; a beat holds far fewer tokens
@@ -158,6 +180,16 @@ class Accompanist(Performer):
             self._play(rules.played, per_quarter, tempo)
             self.takes += 1  # a beat decided
             beat += 1
+
+    def _decoder(self, tokens: list[int]):
+        """A decoder that has read `tokens`: guided on the controls asked, if asked to."""
+        guided = self.plan is not None and bool(self.cfg.guidance)
+        return make_decoder(
+            self.model.core,
+            torch.tensor([tokens]),
+            guidance=self.cfg.guidance if guided else 0.0,
+            unguided=torch.from_numpy(self.plan.guided(self.model.vocab)) if guided else None,
+        )
 
     def _tokens(self, theirs: Score, beat: int) -> tuple[list[int], int, int | None]:
         """The session up to beat line `beat` in the model's compact ids (no EOS), the
@@ -175,7 +207,12 @@ class Accompanist(Performer):
             ceiling = int(recent["pitch"].min()) - 1 if len(recent) else 60
         _, uids, _, _ = model_tokens(piece, vocab)
         uids = with_instruments(uids[:-1], vocab, tuple(sorted(lineup)))
-        return vocab.lookup[uids].tolist(), program, ceiling
+        tokens = vocab.lookup[uids].tolist()
+        if self.plan is not None:  # each bar's controls where the bar begins, as generate has them
+            positions, bars = bar_entries(uids, vocab)
+            for at, bar in reversed(list(zip(positions.tolist(), bars.tolist()))):
+                tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]
+        return tokens, program, ceiling
 
     def _play(self, notes: list, per_quarter: int, tempo) -> None:
         if not notes:

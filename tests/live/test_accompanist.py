@@ -1,0 +1,108 @@
+"""Live accompaniment follows the controls asked: written where each bar begins, forced
+where its own part enters a bar, guided only when asked."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.config import GenerateConfig, LiveConfig
+from musicgen.config.controls import parse_key
+from musicgen.errors import MusicgenError
+from musicgen.generate.decoder import GuidedDecoder
+from musicgen.live.accompanist import Accompanist, BeatRules
+from musicgen.live.clock import ManualClock
+from musicgen.live.listen import Listener
+from musicgen.live.ports import MemoryOutput
+from musicgen.live.scheduler import Scheduler
+from tests.helpers import score_of, untrained_model
+
+PLAYED = score_of([(float(q), 1.0, 72 + q % 5) for q in range(10)])  # 2.5 bars, a note a beat
+
+
+@pytest.fixture(scope="module")
+def model(dataset):
+    from musicgen.checkpoint import LoadedModel, dataset_meta
+    from musicgen.config import ModelConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.models.registry import build_core
+
+    vocab = TokenDataset.open(dataset).vocab.with_controls()
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), max_len=64, d_model=32, n_layers=1)
+    torch.manual_seed(0)
+    return LoadedModel(build_core(cfg).eval(), cfg, vocab, dataset_meta(vocab, dataset), dataset)
+
+
+def accompanist(model, cfg: GenerateConfig) -> Accompanist:
+    clock = ManualClock(0.0)
+    return Accompanist(
+        model,
+        cfg,
+        LiveConfig(mode="accompany", tempo=120.0),
+        Scheduler(MemoryOutput("o", clock), clock),
+        clock,
+        Listener(wait=1.0, qpm=120.0),
+        threading.Lock(),
+    )
+
+
+def controls_by_bar(vocab, tokens: list[int]) -> dict[int, list[int]]:
+    """The control tokens of `tokens` (compact ids), by the bar the stream is in."""
+    stream, out = vocab.stream(), {}
+    for t in tokens:
+        if vocab.control_mask[t]:
+            out.setdefault(stream.bar, []).append(t)
+        stream.feed(vocab.uids[t])
+    return out
+
+
+ASKED = GenerateConfig(seed=1, key="D minor", density=(1, 3, 5))
+
+
+def test_the_session_carries_the_controls_asked_where_each_bar_begins(model):
+    vocab = model.vocab
+    tokens, program, ceiling = accompanist(model, ASKED)._tokens(PLAYED, beat=10)
+    key = vocab.key_id(parse_key("D minor"))
+    density = [vocab.ctrl_id("density", lvl) for lvl in (0, 2, 4)]
+    assert controls_by_bar(vocab, tokens) == {0: [key, density[0]], 1: [key, density[1]], 2: [key, density[2]]}
+    plain, _, _ = accompanist(model, GenerateConfig(seed=1))._tokens(PLAYED, beat=10)
+    assert [t for t in tokens if not vocab.control_mask[t]] == plain  # nothing else moves
+
+
+def test_its_part_takes_the_next_bars_controls_where_it_enters_that_bar(model):
+    vocab = model.vocab
+    acc = accompanist(model, ASKED)
+    tokens, program, ceiling = acc._tokens(PLAYED, beat=8)  # two whole bars played
+    stream = vocab.stream()
+    stream.feed_all(vocab.uids[tokens])
+    stream.end_header()
+    per_quarter = vocab.cfg.steps_per_quarter
+    rules = BeatRules(vocab, stream, 8 * per_quarter, 9 * per_quarter, program, ceiling, acc.plan)
+    # time moves on to the beat line, which begins bar 3: its controls come next, forced
+    to_line = 8 * per_quarter - stream.step
+    shift = int(np.flatnonzero(rules.mask()[0].numpy() & (vocab.shift_steps == to_line))[0])
+    taken = [shift]
+    rules.update(torch.tensor([shift]))
+    for _ in range(2):
+        mask = rules.mask()[0].numpy()
+        assert mask.sum() == 1
+        taken.append(int(np.flatnonzero(mask)[0]))
+        rules.update(torch.tensor([taken[-1]]))
+    bar3 = [vocab.key_id(parse_key("D minor")), vocab.ctrl_id("density", 4)]
+    assert controls_by_bar(vocab, tokens + taken)[2] == bar3  # the plan's last level holds
+    assert rules.bias() is not None  # and the key pulls its pitches
+
+
+def test_guidance_only_when_asked(model):
+    tokens, _, _ = accompanist(model, ASKED)._tokens(PLAYED, beat=4)
+    assert type(accompanist(model, ASKED)._decoder(tokens)).__name__ == "Decoder"
+    guided = accompanist(model, GenerateConfig(seed=1, key="D minor", guidance=2.0))._decoder(tokens)
+    assert isinstance(guided, GuidedDecoder) and guided.guidance == 2.0
+
+
+def test_a_model_without_controls_refuses_them_in_one_line(dataset):
+    with pytest.raises(MusicgenError, match="--key: this model was trained without control"):
+        accompanist(untrained_model("gru", dataset), GenerateConfig(key="D minor"))
