@@ -244,3 +244,37 @@ def test_a_new_piece_takes_a_line_up_and_a_key_of_the_corpus(steerable):
         stream.feed_all(vocab.to_universal(song.ids))
         assert stream.instruments == {0} and stream.asked[0]["key"] == 0  # C major
         assert song.drawn == {"instruments": (0,), "key": "C major"}
+
+
+def test_infill_and_accompany_force_the_plan_and_guide_on_it(dataset, monkeypatch):
+    """The passage tasks take the controls as generate does: forced where their part
+    enters a bar, and guided on (by default) through the same decoder."""
+    from musicgen.config import AccompanyConfig, InfillConfig
+    from musicgen.generate import decoder as dec
+    from musicgen.generate.accompany import accompany_songs
+    from musicgen.generate.infill import infill_songs
+    from tests.helpers import CORPUS
+
+    vocab = TokenDataset.open(dataset).vocab.with_controls().with_fill()
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, d_model=32, n_layers=1)
+    torch.manual_seed(0)
+    model = LoadedModel(build_core(cfg).eval(), cfg, vocab, dataset_meta(vocab, dataset), dataset)
+    made = []
+    real = dec.make_decoder
+    monkeypatch.setattr(
+        dec, "make_decoder", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1]
+    )
+    piece = str(CORPUS / "bwv1.6.mid")
+    density = [vocab.ctrl_id("density", lvl) for lvl in range(5)]
+    key = vocab.key_id(2 + 12)  # D minor
+    asked_ = GenerateConfig(num_samples=2, seed=1, density=(5,), key="D minor")
+    fill = infill_songs(model, asked_, InfillConfig(piece, "bars", 2, 3, candidates=1))[0]
+    keep = accompany_songs(model, asked_, AccompanyConfig(piece, "top"))[0]
+    for songs in (fill, keep):
+        for song in songs:
+            ids = np.asarray(song.ids)
+            assert (ids == density[4]).sum() >= 1 and (ids == key).sum() >= 1
+            assert not np.isin(ids, density[:4]).any()  # only the level asked
+    guided = [d for d in made if isinstance(d, dec.GuidedDecoder)]
+    assert len(guided) == 2 and all(d.guidance == 4.0 for d in guided)
+    assert all(bool(d.unguided[density].all()) and bool(d.unguided[key]) for d in guided)

@@ -3,6 +3,8 @@ than the corpus's pieces let it (measured by `train`), or than `--silence-limit`
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from musicgen.analysis.features import Silence
@@ -84,3 +86,71 @@ def test_a_bad_silence_limit_is_one_line(trained, tmp_path):
             "generate", trained["gru"].best, "--out", tmp_path / "x.mid", "--silence-limit", bad
         )
         assert_cli_error(result, "silence_limit must be a finite number >= 0")
+
+
+def test_the_guard_reads_a_primer_s_last_silence(dataset, tmp_path):
+    """A continuation's silence runs on from where the primer's last note stops sounding
+    (a whole note held from 0), not from its last onset (0.5); and the guard holds."""
+    from musicgen.generate import generate_songs
+    from musicgen.generate.length import LengthTracker
+    from musicgen.generate.primer import model_tokens
+    from musicgen.midi.write import write_midi
+
+    model = indifferent_gru(dataset)
+    v = model.vocab
+    held = score_of([(0, 4, 48), (0.5, 0.5, 64)])
+    prompt = v.lookup[model_tokens(held, v)[1][:-1]]
+    tracker = LengthTracker(v, GenerateConfig(silence_limit=1.0), prompt, 2)
+    per_quarter = v.cfg.steps_per_unit
+    assert [s.until for s in tracker.silences] == [4 * per_quarter] * 2
+
+    primer = tmp_path / "primer.mid"
+    write_midi(score_of([(0, 1, 60), (1, 1, 64), (2, 0.5, 67)]), primer)
+    cfg = GenerateConfig(
+        unit="bars", length=8, num_samples=6, seed=3, form_bias=0, primer=str(primer)
+    )
+    free = [longest_silence_of(s.score) for s in generate_songs(model, cfg)[0]]
+    guarded = [
+        longest_silence_of(s.score)
+        for s in generate_songs(model, replace(cfg, silence_limit=1.0))[0]
+    ]
+    assert max(free) > 2.0
+    assert max(guarded) <= 1.0 + 1e-9, guarded
+
+
+def test_the_guard_counts_seconds_on_the_seconds_clock(tmp_path_factory, performed_chorale):
+    """Played music (10 ms steps): the limit is in seconds, as `--silence-limit` says."""
+    import torch
+
+    from musicgen.checkpoint import LoadedModel, dataset_meta
+    from musicgen.config import IngestConfig, ModelConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.data.ingest import ingest
+    from musicgen.generate import generate_songs
+    from musicgen.models.registry import build_core
+
+    src = tmp_path_factory.mktemp("played-src")
+    (src / "p.mid").write_bytes(performed_chorale.path.read_bytes())
+    data = tmp_path_factory.mktemp("played") / "ds"
+    ingest([src], data, ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
+    vocab = TokenDataset.open(data).vocab
+    assert vocab.cfg.time == "seconds"
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), d_model=16, n_layers=1, max_len=64)
+    core = build_core(cfg).eval()
+    with torch.no_grad():
+        for p in core.parameters():
+            p.zero_()
+    model = LoadedModel(core, cfg, vocab, dataset_meta(vocab, data), data / "indifferent")
+
+    def silences(limit: float) -> list[float]:
+        gen = GenerateConfig(
+            unit="seconds", length=12, num_samples=6, seed=2, form_bias=0, silence_limit=limit
+        )
+        songs = generate_songs(model, gen)[0]
+        # the written score keeps 120 quarters a minute: a quarter is half a second
+        return [longest_silence_of(s.score) * 0.5 for s in songs]
+
+    free, guarded = silences(0.0), silences(0.3)
+    assert max(free) > 0.6
+    assert max(guarded) <= 0.3 + 1e-6, guarded
+    assert max(guarded) > 0.15  # and up to the limit: read in seconds, not quarters

@@ -67,7 +67,11 @@ def test_the_session_carries_the_controls_asked_where_each_bar_begins(model):
     tokens, program, ceiling = accompanist(model, ASKED)._tokens(PLAYED, beat=10)
     key = vocab.key_id(parse_key("D minor"))
     density = [vocab.ctrl_id("density", lvl) for lvl in (0, 2, 4)]
-    assert controls_by_bar(vocab, tokens) == {0: [key, density[0]], 1: [key, density[1]], 2: [key, density[2]]}
+    assert controls_by_bar(vocab, tokens) == {
+        0: [key, density[0]],
+        1: [key, density[1]],
+        2: [key, density[2]],
+    }
     plain, _, _ = accompanist(model, GenerateConfig(seed=1))._tokens(PLAYED, beat=10)
     assert [t for t in tokens if not vocab.control_mask[t]] == plain  # nothing else moves
 
@@ -99,7 +103,9 @@ def test_its_part_takes_the_next_bars_controls_where_it_enters_that_bar(model):
 def test_guidance_only_when_asked(model):
     tokens, _, _ = accompanist(model, ASKED)._tokens(PLAYED, beat=4)
     assert type(accompanist(model, ASKED)._decoder(tokens)).__name__ == "Decoder"
-    guided = accompanist(model, GenerateConfig(seed=1, key="D minor", guidance=2.0))._decoder(tokens)
+    guided = accompanist(model, GenerateConfig(seed=1, key="D minor", guidance=2.0))._decoder(
+        tokens
+    )
     assert isinstance(guided, GuidedDecoder) and guided.guidance == 2.0
 
 
