@@ -208,9 +208,9 @@ class Accompanist(Performer):
         _, uids, _, _ = model_tokens(piece, vocab)
         uids = with_instruments(uids[:-1], vocab, tuple(sorted(lineup)))
         tokens = vocab.lookup[uids].tolist()
-        if self.plan is not None:  # each bar's controls where the bar begins, as generate has them
+        if self.plan is not None:  # each bar's controls where it begins, as generate has them
             positions, bars = bar_entries(uids, vocab)
-            for at, bar in reversed(list(zip(positions.tolist(), bars.tolist()))):
+            for at, bar in reversed(list(zip(positions.tolist(), bars.tolist(), strict=True))):
                 tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]
         return tokens, program, ceiling
 
