@@ -177,16 +177,27 @@ class GuidedDecoder(Decoder):
         if self._free_state is None:
             out, self._free_state = self.core(self._free_prompt, None)
             self._free_logits = out[:, -1]
-        for t in range(self._free_read, self.seq.size(1)):
-            token = self.seq[:, t : t + 1]  # (B, 1)
-            skip = self.unguided[token[:, 0]]  # (B,)
-            if bool(skip.all()):
+        skips = self.unguided[self.seq[:, self._free_read :]]  # (B, new)
+        t, end = 0, skips.size(1)
+        while t < end:
+            if not bool(skips[:, t].any()):  # a run no row skips: read in one call
+                run = t + 1
+                while run < end and not bool(skips[:, run].any()):
+                    run += 1
+                at = self._free_read + t
+                out, self._free_state = self.core(
+                    self.seq[:, at : self._free_read + run], self._free_state
+                )
+                self._free_logits = out[:, -1]
+                t = run
                 continue
-            out, state = self.core(token, self._free_state)
-            if bool(skip.any()):
-                state = self.core.unread(self._free_state, state, skip)
-            self._free_state = state
-            self._free_logits = torch.where(skip[:, None], self._free_logits, out[:, -1])
+            skip = skips[:, t]
+            if not bool(skip.all()):
+                token = self.seq[:, self._free_read + t : self._free_read + t + 1]
+                out, state = self.core(token, self._free_state)
+                self._free_state = self.core.unread(self._free_state, state, skip)
+                self._free_logits = torch.where(skip[:, None], self._free_logits, out[:, -1])
+            t += 1
         self._free_read = self.seq.size(1)
         return self._free_logits
 

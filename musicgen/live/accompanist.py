@@ -208,7 +208,9 @@ class Accompanist(Performer):
         _, uids, _, _ = model_tokens(piece, vocab)
         uids = with_instruments(uids[:-1], vocab, tuple(sorted(lineup)))
         tokens = vocab.lookup[uids].tolist()
-        if self.plan is not None:  # each bar's controls where it begins, as generate has them
+        # each bar's controls where it begins, as generate has them: in a bar nobody plays
+        # too (training leaves them out there; generate forces them in every bar)
+        if self.plan is not None:
             positions, bars = bar_entries(uids, vocab)
             for at, bar in reversed(list(zip(positions.tolist(), bars.tolist(), strict=True))):
                 tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]

@@ -64,16 +64,26 @@ ASKED = GenerateConfig(seed=1, key="D minor", density=(1, 3, 5))
 
 def test_the_session_carries_the_controls_asked_where_each_bar_begins(model):
     vocab = model.vocab
-    tokens, program, ceiling = accompanist(model, ASKED)._tokens(PLAYED, beat=10)
+    acc = accompanist(model, ASKED)
+    tokens, program, ceiling = acc._tokens(PLAYED, beat=10)
     key = vocab.key_id(parse_key("D minor"))
     density = [vocab.ctrl_id("density", lvl) for lvl in (0, 2, 4)]
+    assert tokens[1:3] == [key, density[0]]  # bar 1's right after BOS, before the line-up
     assert controls_by_bar(vocab, tokens) == {
         0: [key, density[0]],
         1: [key, density[1]],
         2: [key, density[2]],
     }
+    stream = vocab.stream()
+    stream.feed_all(vocab.uids[tokens])
+    assert not any(stream.stats.values())  # every control where the grammar has it
     plain, _, _ = accompanist(model, GenerateConfig(seed=1))._tokens(PLAYED, beat=10)
     assert [t for t in tokens if not vocab.control_mask[t]] == plain  # nothing else moves
+    # beat by beat the session only grows: the decoder goes on from its last beat
+    for beat in range(1, 10):
+        earlier, _, _ = acc._tokens(PLAYED, beat)
+        later, _, _ = acc._tokens(PLAYED, beat + 1)
+        assert later[: len(earlier)] == earlier
 
 
 def test_its_part_takes_the_next_bars_controls_where_it_enters_that_bar(model):
@@ -107,6 +117,9 @@ def test_guidance_only_when_asked(model):
         tokens
     )
     assert isinstance(guided, GuidedDecoder) and guided.guidance == 2.0
+    every_key = torch.zeros(len(model.vocab), dtype=torch.bool)
+    every_key[[model.vocab.key_id(k) for k in range(24)]] = True
+    assert torch.equal(guided.unguided, every_key)  # on the key asked, nothing else
 
 
 def test_a_model_without_controls_refuses_them_in_one_line(dataset):
