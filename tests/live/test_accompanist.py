@@ -125,3 +125,33 @@ def test_guidance_only_when_asked(model):
 def test_a_model_without_controls_refuses_them_in_one_line(dataset):
     with pytest.raises(MusicgenError, match="--key: this model was trained without control"):
         accompanist(untrained_model("gru", dataset), GenerateConfig(key="D minor"))
+
+
+@pytest.mark.parametrize("name", ["gru", "gru-attn", "transformer"])
+def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
+    """A held note rewrites its onset's tokens: the reading goes back to the latest beat
+    line before them, not to the top, and reads on exactly as a fresh decoder would."""
+    from musicgen.config import ModelConfig
+    from musicgen.generate.decoder import Decoder
+    from musicgen.live.accompanist import Reading
+    from musicgen.models.registry import build_core
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(name=name, vocab_size=20, d_model=16, n_layers=1, n_heads=2, max_len=32)
+    core = build_core(cfg).eval()
+    fresh = lambda t: Decoder(core, torch.tensor([t]))  # noqa: E731
+    reading = Reading(fresh)
+    rng = np.random.default_rng(1)
+    session = rng.integers(1, 20, 10).tolist()
+    with torch.no_grad():
+        for beat in range(12):
+            session = session + rng.integers(1, 20, 4).tolist()
+            if beat % 3 == 2:  # a held note: a token 6 back is written again
+                session[-6] = (session[-6] % 19) + 1
+            decoder = reading.read(list(session))
+            torch.testing.assert_close(decoder.logits(), fresh(session).logits(), atol=1e-5, rtol=0)
+            for _ in range(3):  # its own guess at the beat, dropped at the next
+                decoder.push(torch.tensor([int(decoder.logits().argmax())]))
+        assert reading.from_top == 1  # the first beat only
+        reading.read([(session[0] % 19) + 1, *session[1:]])  # the very first token changed
+        assert reading.from_top == 2

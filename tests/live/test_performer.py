@@ -59,3 +59,25 @@ def test_an_answer_asks_for_the_key_of_the_phrase_just_played(dataset):
         clock,
     )._new_take(score_of(scale(0, 0) + scale(20, 6, minor=True)), 120.0)
     assert isinstance(guided.decoder, GuidedDecoder) and guided.decoder.guidance == 2.0
+
+
+def test_an_answer_reads_the_last_bars_that_fit_the_model_s_window(dataset):
+    """However long the session, the prompt is the latest whole bars that fit the window:
+    its notes are the session's last ones, moved by whole bars."""
+    import numpy as np
+
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.generate.primer import model_tokens
+    from musicgen.live.performer import recent
+
+    vocab = TokenDataset.open(dataset).vocab
+    rows = [(q * 0.5, 0.5, 60 + (q * 5) % 24) for q in range(400)]  # 50 bars of eighths
+    session = score_of(rows)
+    short = score_of(rows[:8])
+    assert recent(short, vocab, 256) is short  # it fits: all of it
+    cut = recent(session, vocab, 64)
+    assert len(model_tokens(cut, vocab)[1]) <= 64
+    moved = session.notes["start"][-len(cut.notes) :] - cut.notes["start"]
+    assert np.allclose(moved, moved[0]) and moved[0] % 4 == 0  # whole bars earlier
+    np.testing.assert_array_equal(cut.notes["pitch"], session.notes["pitch"][-len(cut.notes) :])
+    assert len(recent(session, vocab, 128).notes) > len(cut.notes)  # as many bars as fit
