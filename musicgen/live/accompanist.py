@@ -127,6 +127,7 @@ class Reading:
             self.decoder.restore(snap)
             if len(tokens) > n:
                 self.decoder.push(torch.tensor([tokens[n:]]))
+        self.decoder.logits()  # read now: a snapshot keeps what is read, not what is pending
         self.kept = [*kept, (len(tokens), self.decoder.snapshot())][-KEPT:]
         self.committed = tokens
         return self.decoder

@@ -30,7 +30,6 @@ from musicgen.analysis.key import estimate_key
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import GenerateConfig, LiveConfig
 from musicgen.config.controls import key_name
-from musicgen.data.controls import bar_entries
 from musicgen.generate.controls import ControlPlan
 from musicgen.generate.decoder import Decoder, Sampling, evaluating, make_decoder, step
 from musicgen.generate.length import LengthTracker
@@ -59,33 +58,46 @@ def last_phrase(score: Score, gap: float) -> Score:
 
 
 def recent(phrase: Score, vocab, tokens: int) -> Score:
-    """The phrase from the latest bar line after which it reads in at most `tokens` tokens,
-    moved to start there (its bars stay bars); all of it if it fits. An answer needs the
-    music just played, and reading a whole session takes longer as the session goes on:
-    on this CPU 5,000 tokens (5 minutes of chorales) took the gru-attn 2.5 s, past the rest
-    it had to answer at. Only the last `tokens // 2` bars are even written out in tokens, so
-    the cut costs no more in a long session than in a short one."""
+    """The phrase from the latest bar line after which it reads in at most `tokens` tokens
+    (as a prompt: no EOS), moved to start there (its bars stay bars); all of it if it fits.
+    An answer needs the music just played, and reading a whole session takes longer as the
+    session goes on: on this CPU 5,000 tokens (5 minutes of chorales) took the gru-attn
+    2.5 s, past the rest it had to answer at. Only the last `tokens // 2` bars are even
+    written out in tokens, so the cut costs no more in a long session than in a short one.
+    The first guess keeps as many notes as the phrase's tokens per note say fit (so long
+    rests, which the tokens shorten, and either clock count alike); a bar at a time goes
+    while it does not fit, and the bar with the last onset stays whatever it holds."""
     lines = phrase.bar_lines()
     if len(lines) > tokens // 2:
         phrase = from_bar(phrase, lines[-(tokens // 2)])
         lines = phrase.bar_lines()
     _, uids, _, _ = model_tokens(phrase, vocab)
-    if len(uids) <= tokens:
+    if len(uids) - 1 <= tokens or len(phrase.notes) < 2:
         return phrase
-    positions, bars = bar_entries(uids, vocab)
-    fits = bars[positions >= len(uids) - tokens]
-    bar = int(fits[0]) if len(fits) else int(bars[-1])  # a bar too dense to fit: the last
-    return from_bar(phrase, lines[min(bar, len(lines) - 1)])
+    starts = np.sort(phrase.notes["start"])
+    keep = max(1, int(len(starts) * tokens / (len(uids) - 1)))
+    last = int(np.searchsorted(lines, starts[-1] + EARLY, side="right")) - 1  # the last onset's bar
+    k = min(int(np.searchsorted(lines, starts[-keep] + EARLY, side="right")) - 1, last)
+    while True:
+        cut = from_bar(phrase, lines[k])
+        if k >= last or len(model_tokens(cut, vocab)[1]) - 1 <= tokens:
+            return cut
+        k += 1
+
+
+EARLY = 0.05  # quarters: a downbeat played this early is still the bar's
 
 
 def from_bar(phrase: Score, cut: float) -> Score:
-    """The notes from the bar line at `cut` quarters on, moved to start at 0."""
-    notes = phrase.notes[phrase.notes["start"] >= cut - 1e-9].copy()
-    notes["start"] -= cut
+    """The notes from the bar line at `cut` quarters on (one played a hair early is the
+    bar's), and the tempo map from there, moved to start at 0."""
+    notes = phrase.notes[phrase.notes["start"] >= cut - EARLY].copy()
+    notes["start"] = np.maximum(notes["start"] - cut, 0.0)
     sig = [s for s in sorted(phrase.time_signatures) if s[0] <= cut + 1e-9] or [(0.0, 4, 4)]
+    later = [(t - cut, q) for t, q in sorted(phrase.tempos) if t > cut + 1e-9]
     return Score(
         notes=notes,
-        tempos=[(0.0, phrase.qpm_at(cut))],
+        tempos=[(0.0, phrase.qpm_at(cut)), *later],
         time_signatures=[(0.0, sig[-1][1], sig[-1][2])],
     )
 

@@ -139,8 +139,19 @@ def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
     torch.manual_seed(0)
     cfg = ModelConfig(name=name, vocab_size=20, d_model=16, n_layers=1, n_heads=2, max_len=32)
     core = build_core(cfg).eval()
+    fed = []  # tokens the core is given, call by call
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = core
+
+        def forward(self, tokens, state=None):
+            fed.append(tokens.size(1))
+            return self.inner(tokens, state)
+
     fresh = lambda t: Decoder(core, torch.tensor([t]))  # noqa: E731
-    reading = Reading(fresh)
+    reading = Reading(lambda t: Decoder(Counting(), torch.tensor([t])))
     rng = np.random.default_rng(1)
     session = rng.integers(1, 20, 10).tolist()
     with torch.no_grad():
@@ -148,7 +159,11 @@ def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
             session = session + rng.integers(1, 20, 4).tolist()
             if beat % 3 == 2:  # a held note: a token 6 back is written again
                 session[-6] = (session[-6] % 19) + 1
+            fed.clear()
             decoder = reading.read(list(session))
+            decoder.logits()
+            if beat:  # from a kept state: this beat's tokens and a held note's, no more
+                assert sum(fed) <= 4 + 6, fed
             torch.testing.assert_close(decoder.logits(), fresh(session).logits(), atol=1e-5, rtol=0)
             for _ in range(3):  # its own guess at the beat, dropped at the next
                 decoder.push(torch.tensor([int(decoder.logits().argmax())]))

@@ -81,3 +81,40 @@ def test_an_answer_reads_the_last_bars_that_fit_the_model_s_window(dataset):
     assert np.allclose(moved, moved[0]) and moved[0] % 4 == 0  # whole bars earlier
     np.testing.assert_array_equal(cut.notes["pitch"], session.notes["pitch"][-len(cut.notes) :])
     assert len(recent(session, vocab, 128).notes) > len(cut.notes)  # as many bars as fit
+
+
+def test_long_rests_and_the_take_keep_within_the_window(dataset):
+    """Rests long enough for the tokens to shorten them do not throw the cut off, and the
+    answer's prompt is what fits."""
+    import numpy as np
+
+    from musicgen.config import GenerateConfig, LiveConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.generate.primer import model_tokens
+    from musicgen.live.clock import ManualClock
+    from musicgen.live.performer import Performer, recent
+    from musicgen.live.ports import MemoryOutput
+    from musicgen.live.scheduler import Scheduler
+    from tests.helpers import untrained_model
+
+    vocab = TokenDataset.open(dataset).vocab
+    rows = []
+    for phrase in range(8):  # 4 bars of eighths, then 8 bars of rest
+        rows += [(phrase * 48 + q * 0.5, 0.5, 60 + q % 12) for q in range(32)]
+    session = score_of(rows)
+    for window in (40, 64, 100):
+        cut = recent(session, vocab, window)
+        assert len(model_tokens(cut, vocab)[1]) - 1 <= window
+        tail = session.notes["pitch"][-len(cut.notes) :]
+        np.testing.assert_array_equal(cut.notes["pitch"], tail)  # the last notes played
+    model = untrained_model("gru", dataset)  # a window of SEQ_LEN tokens
+    clock = ManualClock(0.0)
+    performer = Performer(
+        model,
+        GenerateConfig(seed=1),
+        LiveConfig(tempo=120.0, bars=1.0),
+        Scheduler(MemoryOutput("o", clock), clock),
+        clock,
+    )
+    take = performer._new_take(session, 120.0)
+    assert take.decoder.seq.size(1) <= model.model_cfg.max_len
