@@ -1,7 +1,7 @@
 """Live play with each model, on this machine's real clock, a MIDI file as the player.
 
     python benchmarks/live.py [MODEL ...] [--phrases 12] [--trials 100] [--busy]
-        [--only-stops] [--out work/live]
+        [--only-stops] [--mode answer|accompany] [--out work/live]
 
 The player is a file made from the bundled corpus: the first two bars of `--phrases`
 chorales (soprano to bass, as played), each followed by a rest long enough for the model's
@@ -18,6 +18,11 @@ the shipped ones) it prints:
 * speed: tokens decoded per second against the tokens a second of the answers needs;
   with --busy also while another process keeps one core busy;
 * key: the pitch-class histogram overlap of each answer with the phrase before it.
+
+With `--mode accompany` the model plays along under the same file, beat by beat, from the
+player's first note to the end (the rests included): rest to first note and the key are
+not measured; the lateness of every message is (a beat decided after its line shows as
+late notes), and the beats it decided.
 
 Then `--trials` sessions stopped at a random moment of their first 20 s (the input cut
 off, or Ctrl-C), spread over the models, so that stops fall before, inside and after the
@@ -80,7 +85,7 @@ def histogram(pitches) -> np.ndarray:
     return h / max(h.sum(), 1)
 
 
-def session(model, phrases_file: Path, stop_after: float | None = None):
+def session(model, phrases_file: Path, stop_after: float | None = None, mode: str = "answer"):
     from musicgen.config import GenerateConfig, LiveConfig
     from musicgen.live.clock import RealClock
     from musicgen.live.fileport import FilePlayer
@@ -105,7 +110,8 @@ def session(model, phrases_file: Path, stop_after: float | None = None):
 
         threading.Thread(target=stop, daemon=True).start()
     try:
-        s = play(model, GenerateConfig(seed=1), LiveConfig(bars=2, tempo=QPM), inport, out, clock)
+        live = LiveConfig(bars=2, tempo=QPM, mode=mode)
+        s = play(model, GenerateConfig(seed=1), live, inport, out, clock)
     finally:  # the Python API leaves ports to their owner: a stopped trial's file stops too
         inport.close()
     s.stopped_at = stopped.get("at")
@@ -133,8 +139,8 @@ def lost(s) -> int:
     return stuck([(0, x.msg) for x in s.sent]) + s.stats.stray_offs
 
 
-def measure(model, path: Path) -> dict:
-    s, out = session(model, path)
+def measure(model, path: Path, mode: str = "answer") -> dict:
+    s, out = session(model, path, mode=mode)
     ons = sorted(x.time for x in s.sent if x.msg.type == "note_on")
     first = [min((t for t in ons if t >= r - 1e-9), default=np.nan) - r for r in s.rests]
     late = [x.time - x.scheduled for x in s.sent if x.msg.type != "control_change"]
@@ -149,7 +155,11 @@ def measure(model, path: Path) -> dict:
             overlaps.append(float(np.minimum(histogram(phrase), histogram(answer)).sum()))
     stats = {
         "takes": s.takes,
-        "first_ms": np.nanpercentile(np.array(first) * 1000, [50, 99, 100]).round(2).tolist(),
+        "first_ms": (
+            np.nanpercentile(np.array(first) * 1000, [50, 99, 100]).round(2).tolist()
+            if first
+            else None
+        ),
         "late_ms": np.percentile(np.array(late) * 1000, [50, 99, 100]).round(2).tolist(),
         "key_overlap": float(np.mean(overlaps)) if overlaps else float("nan"),
         "stuck": stuck([(0, m) for _, m in out.sent]),
@@ -184,6 +194,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--busy", action="store_true")
     ap.add_argument("--only-stops", action="store_true", help="run the random stops alone")
+    ap.add_argument("--mode", choices=("answer", "accompany"), default="answer")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "live")
     ns = ap.parse_args()
 
@@ -202,11 +213,12 @@ def main() -> int:
     models = {p.name: load_model(p) for p in paths}
     print(f"player: {ns.phrases} two-bar phrases at {QPM:g} qpm, a one-bar wait, two-bar answers")
     for name, model in models.items() if not ns.only_stops else ():
-        r = measure(model, path)
+        r = measure(model, path, ns.mode)
         idle = speed(model)
         line = (
             f"{name:12s} rest->first note p50/p99/max {r['first_ms']} ms; late p50/p99/max "
-            f"{r['late_ms']} ms; {r['takes']} answers; {idle:.1f}x real time"
+            f"{r['late_ms']} ms; {r['takes']} {'beats' if ns.mode == 'accompany' else 'answers'}; "
+            f"{idle:.1f}x real time"
         )
         if ns.busy:
             stop = mp.Event()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 
 import numpy as np
 import torch
@@ -45,7 +46,19 @@ from musicgen.midi.score import NOTE_DTYPE, Score
 from musicgen.tokens.space import DRUMS
 from musicgen.tokens.stream import FREE
 
-LEAD = 0.08  # seconds before a beat line that its part is decided
+LEAD = 0.08  # seconds before a beat line that its part is decided, at the least
+# A beat can take a model longer than LEAD to decide (the transformer in `benchmarks/live.py
+# --mode accompany`: messages up to 185 ms late, 1 in 10 by more than 5 ms), so the lead
+# grows to this many times the slowest of the last few beats' decisions, up to half a beat.
+LEAD_MARGIN = 1.5
+
+
+def lead_for(took, beat_seconds: float) -> float:
+    """Seconds before a beat line to decide that beat, given the seconds the last beats
+    took to decide."""
+    return min(max(LEAD, LEAD_MARGIN * max(took, default=0.0)), max(0.5 * beat_seconds, LEAD))
+
+
 KEPT = 16  # decoder states kept, one per beat line, to go back to (a held note rewrites its beat)
 
 
@@ -159,6 +172,7 @@ class Accompanist(Performer):
         self.mine = np.zeros(0, dtype=NOTE_DTYPE)  # what it played, in the player's quarters
         self.plan = ControlPlan.of(cfg, model.vocab)  # a model without controls: one line here
         self.reading = Reading(self._decoder)  # the session as the decoder has read it
+        self.lead = LEAD  # how long before each beat line it decides that beat
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -183,13 +197,17 @@ class Accompanist(Performer):
             self.wake.clear()
         per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
         beat = 1
+        took: deque[float] = deque(maxlen=8)  # seconds the last beats took to decide
         while not self._stop:
             self.wake.clear()  # a note played wakes it only to look at the time again
-            self.clock.sleep_until(tempo.seconds_at(beat) - LEAD, self.wake)
+            line = tempo.seconds_at(beat)
+            self.lead = lead_for(took, tempo.seconds_at(beat + 1) - line)
+            self.clock.sleep_until(line - self.lead, self.wake)
             if self._stop:
                 return
-            if self.clock.now() < tempo.seconds_at(beat) - LEAD:
+            if self.clock.now() < tempo.seconds_at(beat) - self.lead:
                 continue  # woken early: a tempo change moved the line
+            began = self.clock.now()
             with self.lock:
                 theirs = self.listener.score(tempo.seconds_at(beat))
             tokens, program, ceiling = self._tokens(theirs, beat)
@@ -212,6 +230,7 @@ class Accompanist(Performer):
                 if rules.update(token)[0]:
                     break
             self._play(rules.played, per_quarter, tempo)
+            took.append(self.clock.now() - began)
             self.takes += 1  # a beat decided
             beat += 1
 

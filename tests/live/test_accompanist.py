@@ -170,3 +170,12 @@ def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
         assert reading.from_top == 1  # the first beat only
         reading.read([(session[0] % 19) + 1, *session[1:]])  # the very first token changed
         assert reading.from_top == 2
+
+
+def test_a_slow_beat_moves_the_next_decisions_earlier_up_to_half_a_beat():
+    from musicgen.live.accompanist import LEAD, LEAD_MARGIN, lead_for
+
+    assert lead_for([], 0.6) == LEAD  # nothing decided yet
+    assert lead_for([0.01, 0.02], 0.6) == LEAD  # fast beats: the least lead
+    assert lead_for([0.01, 0.1, 0.02], 0.6) == pytest.approx(LEAD_MARGIN * 0.1)
+    assert lead_for([0.5], 0.6) == pytest.approx(0.3)  # never more than half a beat
