@@ -172,7 +172,6 @@ class Accompanist(Performer):
         self.mine = np.zeros(0, dtype=NOTE_DTYPE)  # what it played, in the player's quarters
         self.plan = ControlPlan.of(cfg, model.vocab)  # a model without controls: one line here
         self.reading = Reading(self._decoder)  # the session as the decoder has read it
-        self.lead = LEAD  # how long before each beat line it decides that beat
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -201,11 +200,11 @@ class Accompanist(Performer):
         while not self._stop:
             self.wake.clear()  # a note played wakes it only to look at the time again
             line = tempo.seconds_at(beat)
-            self.lead = lead_for(took, tempo.seconds_at(beat + 1) - line)
-            self.clock.sleep_until(line - self.lead, self.wake)
+            lead = lead_for(took, tempo.seconds_at(beat + 1) - line)
+            self.clock.sleep_until(line - lead, self.wake)
             if self._stop:
                 return
-            if self.clock.now() < tempo.seconds_at(beat) - self.lead:
+            if self.clock.now() < tempo.seconds_at(beat) - lead:
                 continue  # woken early: a tempo change moved the line
             began = self.clock.now()
             with self.lock:

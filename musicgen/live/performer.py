@@ -57,9 +57,10 @@ def last_phrase(score: Score, gap: float) -> Score:
     return Score(notes=notes[first:], tempos=score.tempos, time_signatures=score.time_signatures)
 
 
-def recent(phrase: Score, vocab, tokens: int) -> Score:
+def recent(phrase: Score, vocab, tokens: int) -> tuple[Score, np.ndarray]:
     """The phrase from the latest bar line after which it reads in at most `tokens` tokens
-    (as a prompt: no EOS), moved to start there (its bars stay bars); all of it if it fits.
+    (as a prompt: no EOS), moved to start there (its bars stay bars), all of it if it fits;
+    and its universal ids (written out once, here, for the answer to read).
     An answer needs the music just played, and reading a whole session takes longer as the
     session goes on: on this CPU 5,000 tokens (5 minutes of chorales) took the gru-attn
     2.5 s, past the rest it had to answer at. Only the last `tokens // 2` bars are even
@@ -73,15 +74,16 @@ def recent(phrase: Score, vocab, tokens: int) -> Score:
         lines = phrase.bar_lines()
     _, uids, _, _ = model_tokens(phrase, vocab)
     if len(uids) - 1 <= tokens or len(phrase.notes) < 2:
-        return phrase
+        return phrase, uids
     starts = np.sort(phrase.notes["start"])
     keep = max(1, int(len(starts) * tokens / (len(uids) - 1)))
     last = int(np.searchsorted(lines, starts[-1] + EARLY, side="right")) - 1  # the last onset's bar
     k = min(int(np.searchsorted(lines, starts[-keep] + EARLY, side="right")) - 1, last)
     while True:
         cut = from_bar(phrase, lines[k])
-        if k >= last or len(model_tokens(cut, vocab)[1]) - 1 <= tokens:
-            return cut
+        _, uids, _, _ = model_tokens(cut, vocab)
+        if k >= last or len(uids) - 1 <= tokens:
+            return cut, uids
         k += 1
 
 
@@ -219,7 +221,10 @@ class Performer:
     def _new_take(self, phrase: Score, qpm: float) -> Take:
         vocab = self.model.vocab
         window = self.model.model_cfg.max_len if self.model.model_cfg else None
-        _, uids, _, _ = model_tokens(recent(phrase, vocab, window) if window else phrase, vocab)
+        if window:
+            _, uids = recent(phrase, vocab, window)
+        else:
+            _, uids, _, _ = model_tokens(phrase, vocab)
         prompt = vocab.lookup[uids[:-1]]  # the phrase goes on: no EOS
         cfg = self.cfg
         if vocab.has_controls and cfg.key is None:  # answer in the key the player is in now

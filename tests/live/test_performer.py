@@ -74,13 +74,14 @@ def test_an_answer_reads_the_last_bars_that_fit_the_model_s_window(dataset):
     rows = [(q * 0.5, 0.5, 60 + (q * 5) % 24) for q in range(400)]  # 50 bars of eighths
     session = score_of(rows)
     short = score_of(rows[:8])
-    assert recent(short, vocab, 256) is short  # it fits: all of it
-    cut = recent(session, vocab, 64)
+    assert recent(short, vocab, 256)[0] is short  # it fits: all of it
+    cut, uids = recent(session, vocab, 64)
     assert len(model_tokens(cut, vocab)[1]) <= 64
+    np.testing.assert_array_equal(uids, model_tokens(cut, vocab)[1])  # its own tokens
     moved = session.notes["start"][-len(cut.notes) :] - cut.notes["start"]
     assert np.allclose(moved, moved[0]) and moved[0] % 4 == 0  # whole bars earlier
     np.testing.assert_array_equal(cut.notes["pitch"], session.notes["pitch"][-len(cut.notes) :])
-    assert len(recent(session, vocab, 128).notes) > len(cut.notes)  # as many bars as fit
+    assert len(recent(session, vocab, 128)[0].notes) > len(cut.notes)  # as many bars as fit
 
 
 def test_long_rests_and_the_take_keep_within_the_window(dataset):
@@ -103,7 +104,7 @@ def test_long_rests_and_the_take_keep_within_the_window(dataset):
         rows += [(phrase * 48 + q * 0.5, 0.5, 60 + q % 12) for q in range(32)]
     session = score_of(rows)
     for window in (40, 64, 100):
-        cut = recent(session, vocab, window)
+        cut, _ = recent(session, vocab, window)
         assert len(model_tokens(cut, vocab)[1]) - 1 <= window
         tail = session.notes["pitch"][-len(cut.notes) :]
         np.testing.assert_array_equal(cut.notes["pitch"], tail)  # the last notes played
