@@ -16,6 +16,12 @@ before each beat line k (on the player's followed tempo) the accompanist:
 3. draws its part of beat k to k + 1 (`BeatRules`): time first moves on to the beat line,
    then its notes, on its own instruments only, until the next beat line.
 
+Writing the session out takes longer as it goes on (29 ms a beat at 128 bars, past the
+80 ms a beat is decided ahead at about 400), so it is written from a bar line on (`cut`):
+once what it reads from there passes `READ_AGAIN` model windows, the cut moves on to the
+latest bar line from which it fits in one, and the decoder reads that from the top (one
+call; the GRU's state, which could carry further, starts again there too).
+
 Its instruments: `--instruments` (the line-up it plays, beside the player's), or else
 the player's own instrument, under the lowest note the player has sounding or last played.
 
@@ -41,7 +47,7 @@ from musicgen.generate.decoder import Sampling, evaluating, make_decoder, step
 from musicgen.generate.primer import model_tokens, with_instruments
 from musicgen.generate.rules import RowRules
 from musicgen.live.messages import note
-from musicgen.live.performer import Performer
+from musicgen.live.performer import EARLY, Performer, fit, from_bar
 from musicgen.midi.score import NOTE_DTYPE, Score
 from musicgen.tokens.space import DRUMS
 from musicgen.tokens.stream import FREE
@@ -59,6 +65,7 @@ def lead_for(took, beat_seconds: float) -> float:
     return min(max(LEAD, LEAD_MARGIN * max(took, default=0.0)), max(0.5 * beat_seconds, LEAD))
 
 
+READ_AGAIN = 2  # model windows of session read from the cut before the cut moves on
 KEPT = 16  # decoder states kept, one per beat line, to go back to (a held note rewrites its beat)
 
 
@@ -76,8 +83,9 @@ class BeatRules(RowRules):
         theirs: int,
         ceiling: int | None,
         plan: ControlPlan | None = None,
+        first_bar: int = 0,
     ):
-        super().__init__(vocab, [stream], plan, first_bar=0)
+        super().__init__(vocab, [stream], plan, first_bar=first_bar)
         self.start, self.end, self.theirs, self.ceiling = start, end, theirs, ceiling
         fam = vocab.families
         self.shift = fam == "shift"
@@ -172,6 +180,7 @@ class Accompanist(Performer):
         self.mine = np.zeros(0, dtype=NOTE_DTYPE)  # what it played, in the player's quarters
         self.plan = ControlPlan.of(cfg, model.vocab)  # a model without controls: one line here
         self.reading = Reading(self._decoder)  # the session as the decoder has read it
+        self.cut = 0.0  # the bar line (quarters) the session is written from
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -209,29 +218,42 @@ class Accompanist(Performer):
             began = self.clock.now()
             with self.lock:
                 theirs = self.listener.score(tempo.seconds_at(beat))
-            tokens, program, ceiling = self._tokens(theirs, beat)
-            decoder = self.reading.read(tokens)
-            stream = vocab.stream()
-            stream.feed_all(vocab.uids[tokens])
-            stream.end_header()
-            rules = BeatRules(
-                vocab,
-                stream,
-                beat * per_quarter,
-                (beat + 1) * per_quarter,
-                program,
-                ceiling,
-                self.plan,
-            )
-            sampling = Sampling(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
-            for _ in range(4 * per_quarter):  # a guard; a beat holds far fewer tokens
-                token = step(decoder, sampling, self._generator, rules)
-                if rules.update(token)[0]:
-                    break
-            self._play(rules.played, per_quarter, tempo)
+            played = self._beat(theirs, beat, per_quarter)
+            self._play(played, per_quarter, tempo, self.cut)
             took.append(self.clock.now() - began)
             self.takes += 1  # a beat decided
             beat += 1
+
+    def _beat(self, theirs: Score, beat: int, per_quarter: int) -> list:
+        """Its part from beat line `beat` to the next, having heard the session up to it:
+        the notes, their steps counted from the cut."""
+        vocab = self.model.vocab
+        tokens, program, ceiling = self._tokens(theirs, beat)
+        window = self.model.model_cfg.max_len if self.model.model_cfg else None
+        if window and len(tokens) > READ_AGAIN * window:
+            self.cut += fit(self._session(theirs, beat), vocab, window)[0]
+            tokens, program, ceiling = self._tokens(theirs, beat)
+        decoder = self.reading.read(tokens)
+        stream = vocab.stream()
+        stream.feed_all(vocab.uids[tokens])
+        stream.end_header()
+        first = round((beat - self.cut) * per_quarter)  # the beat line, in the cut's steps
+        rules = BeatRules(
+            vocab,
+            stream,
+            first,
+            first + per_quarter,
+            program,
+            ceiling,
+            self.plan,
+            first_bar=-self._bars_cut(),
+        )
+        sampling = Sampling(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+        for _ in range(4 * per_quarter):  # a guard; a beat holds far fewer tokens
+            token = step(decoder, sampling, self._generator, rules)
+            if rules.update(token)[0]:
+                break
+        return rules.played
 
     def _decoder(self, tokens: list[int]):
         """A decoder that has read `tokens`: guided on the controls asked, if asked to."""
@@ -243,14 +265,24 @@ class Accompanist(Performer):
             unguided=torch.from_numpy(self.plan.guided(self.model.vocab)) if guided else None,
         )
 
-    def _tokens(self, theirs: Score, beat: int) -> tuple[list[int], int, int | None]:
-        """The session up to beat line `beat` in the model's compact ids (no EOS), the
-        player's instrument, and the ceiling of the model's notes if it shares it."""
-        vocab = self.model.vocab
-        mine = self.mine[self.mine["start"] < beat]
-        notes = np.concatenate([theirs.notes[theirs.notes["start"] < beat], mine])
+    def _session(self, theirs: Score, beat: int) -> Score:
+        """The session from the cut up to beat line `beat`, the player's notes and its own,
+        moved to start at the cut; in the player's quarters, as 4/4."""
+        since = self.cut - EARLY  # from_bar keeps a downbeat played a hair early
+        notes = np.concatenate([theirs.notes, self.mine])
+        notes = notes[(notes["start"] < beat) & (notes["start"] >= since)]
         notes = notes[np.argsort(notes["start"], kind="stable")]
         piece = Score(notes=notes, tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
+        return from_bar(piece, self.cut) if self.cut else piece
+
+    def _bars_cut(self) -> int:
+        return round(self.cut / 4)  # the session is written as 4/4
+
+    def _tokens(self, theirs: Score, beat: int) -> tuple[list[int], int, int | None]:
+        """The session from the cut up to beat line `beat` in the model's compact ids (no
+        EOS), the player's instrument, and the ceiling of the model's notes if it shares it."""
+        vocab = self.model.vocab
+        piece = self._session(theirs, beat)
         program = int(theirs.notes["program"][0]) if len(theirs.notes) else 0
         lineup = set(self.cfg.instruments or ()) | {program}
         ceiling = None
@@ -264,17 +296,19 @@ class Accompanist(Performer):
         # too (training leaves them out there; generate forces them in every bar)
         if self.plan is not None:
             positions, bars = bar_entries(uids, vocab)
+            bars = bars + self._bars_cut()  # the plan counts bars from the session's first
             for at, bar in reversed(list(zip(positions.tolist(), bars.tolist(), strict=True))):
                 tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]
         return tokens, program, ceiling
 
-    def _play(self, notes: list, per_quarter: int, tempo) -> None:
+    def _play(self, notes: list, per_quarter: int, tempo, cut: float = 0.0) -> None:
+        """Send `notes` (their steps counted from the bar line at `cut` quarters)."""
         if not notes:
             return
         rows = np.zeros(len(notes), dtype=NOTE_DTYPE)
         items = []
         for i, n in enumerate(notes):
-            start, dur = n.step / per_quarter, n.dur / per_quarter
+            start, dur = cut + n.step / per_quarter, n.dur / per_quarter
             rows[i] = (
                 start,
                 dur,

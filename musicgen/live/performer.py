@@ -63,18 +63,28 @@ def recent(phrase: Score, vocab, tokens: int) -> tuple[Score, np.ndarray]:
     and its universal ids (written out once, here, for the answer to read).
     An answer needs the music just played, and reading a whole session takes longer as the
     session goes on: on this CPU 5,000 tokens (5 minutes of chorales) took the gru-attn
-    2.5 s, past the rest it had to answer at. Only the last `tokens // 2` bars are even
-    written out in tokens, so the cut costs no more in a long session than in a short one.
-    The first guess keeps as many notes as the phrase's tokens per note say fit (so long
-    rests, which the tokens shorten, and either clock count alike); a bar at a time goes
-    while it does not fit, and the bar with the last onset stays whatever it holds."""
+    2.5 s, past the rest it had to answer at."""
+    _, cut, uids = fit(phrase, vocab, tokens)
+    return cut, uids
+
+
+def fit(phrase: Score, vocab, tokens: int) -> tuple[float, Score, np.ndarray]:
+    """(where, cut, ids): the latest bar line (quarters into `phrase`) after which it reads
+    in at most `tokens` tokens, `phrase` from there moved to start at 0, and its universal
+    ids. Only the last `tokens // 2` bars are even written out in tokens, so the cut costs
+    no more in a long session than in a short one. The first guess keeps as many notes as
+    the phrase's tokens per note say fit (so long rests, which the tokens shorten, and
+    either clock count alike); a bar at a time goes while it does not fit, and the bar with
+    the last onset stays whatever it holds."""
     lines = phrase.bar_lines()
+    where = 0.0
     if len(lines) > tokens // 2:
-        phrase = from_bar(phrase, lines[-(tokens // 2)])
+        where = lines[-(tokens // 2)]
+        phrase = from_bar(phrase, where)
         lines = phrase.bar_lines()
     _, uids, _, _ = model_tokens(phrase, vocab)
     if len(uids) - 1 <= tokens or len(phrase.notes) < 2:
-        return phrase, uids
+        return where, phrase, uids
     starts = np.sort(phrase.notes["start"])
     keep = max(1, int(len(starts) * tokens / (len(uids) - 1)))
     last = int(np.searchsorted(lines, starts[-1] + EARLY, side="right")) - 1  # the last onset's bar
@@ -83,7 +93,7 @@ def recent(phrase: Score, vocab, tokens: int) -> tuple[Score, np.ndarray]:
         cut = from_bar(phrase, lines[k])
         _, uids, _, _ = model_tokens(cut, vocab)
         if k >= last or len(uids) - 1 <= tokens:
-            return cut, uids
+            return where + lines[k], cut, uids
         k += 1
 
 

@@ -172,6 +172,39 @@ def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
         assert reading.from_top == 2
 
 
+def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
+    """However long the session, a beat reads at most READ_AGAIN windows of it, from a bar
+    line: each bar keeps its own controls of the plan and its part lands on its beat."""
+    from musicgen.live.accompanist import READ_AGAIN
+
+    class Tempo:  # 120 qpm from 0 s
+        def seconds_at(self, quarter):
+            return 0.5 * quarter
+
+    vocab, per_quarter = model.vocab, model.vocab.cfg.steps_per_quarter
+    levels = tuple(1 + bar % 5 for bar in range(40))  # each bar its own density level
+    acc = accompanist(model, GenerateConfig(seed=1, density=levels))
+    played = score_of([(float(q), 1.0, 72 + q % 5) for q in range(160)])  # 40 bars
+    window = model.model_cfg.max_len
+    read, cuts = [], set()
+    with torch.no_grad():
+        for beat in range(1, 160):
+            notes = acc._beat(played, beat, per_quarter)
+            read.append(len(acc.reading.committed))
+            cuts.add(acc.cut)
+            before = len(acc.mine)
+            acc._play(notes, per_quarter, Tempo(), acc.cut)
+            starts = acc.mine["start"][before:]  # its part of this beat, at this beat
+            assert len(starts) == len(notes) and ((beat <= starts) & (starts < beat + 1)).all()
+    assert max(read) <= READ_AGAIN * window + 40  # a beat's notes and a bar's controls more
+    assert len(cuts) > 3 and all(c % 4 == 0 for c in cuts)  # on bar lines, moving on
+    tokens, _, _ = acc._tokens(played, 159)
+    first = round(acc.cut / 4)
+    for bar, got in controls_by_bar(vocab, tokens).items():
+        assert got == [vocab.ctrl_id("density", levels[first + bar] - 1)]
+    assert len(acc.mine)
+
+
 def test_a_slow_beat_moves_the_next_decisions_earlier_up_to_half_a_beat():
     from musicgen.live.accompanist import LEAD, LEAD_MARGIN, lead_for
 
