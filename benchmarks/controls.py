@@ -1,7 +1,7 @@
 """Do the controls steer? Asked levels against the levels measured in what comes out.
 
     python benchmarks/controls.py MODEL [MODEL ...] [--pieces 32] [--bars 8] [--data DIR]
-        [--key-pulls 0,3] [--guidance G] [--out work/controls]
+        [--key-pulls 0,3] [--guidance G] [--keys-only] [--out work/controls]
 
 Each MODEL (a checkpoint or exported folder trained with controls) generates, from
 scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars for:
@@ -11,7 +11,8 @@ scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars
   cut at the model's own levels) is within one of the one asked;
 * each of 8 keys (C, G, D, F# major; A, E, D, Bb minor), at each `--key-pulls` strength
   (`--key-pull`; 0 is the learnt Key token alone): the share of pieces whose key measured
-  (Krumhansl-Schmuckler) is the one asked;
+  (Krumhansl-Schmuckler) is the one asked, as `generate` writes them (a piece in the mode
+  asked on another tonic moved into the key: `--key-move`), and before that move;
 * a sweep of density from level 1 to 5 over the bars (1,1,2,3,4,5,5,5): the mean
   measured density per bar, which should rise; drawn to OUT/sweep.png.
 
@@ -62,6 +63,7 @@ def main() -> int:
     ap.add_argument(
         "--guidance", type=float, default=None, help="--guidance of every draw [generate's]"
     )
+    ap.add_argument("--keys-only", action="store_true", help="measure the keys alone")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
     ns = ap.parse_args()
 
@@ -85,7 +87,7 @@ def main() -> int:
         )
         row = {"guidance": guidance_of(base), "accuracy": {}, "per_level": {}, "keys": {}}
         real = real_levels(ns.data, edges) if ns.data is not None else None
-        for a in BAR_CONTROLS:
+        for a in () if ns.keys_only else BAR_CONTROLS:
             per_level = []
             for level in range(1, LEVELS + 1):
                 songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), a: (level,)}))
@@ -105,11 +107,18 @@ def main() -> int:
             found_at = row["keys"][f"{pull:g}"] = {}
             for key in KEYS:
                 cfg = GenerateConfig(**{**vars(base), "key": key, "key_pull": pull})
-                found = [estimate_key(s.score) for s in generate_songs(model, cfg)[0]]
+                songs = generate_songs(model, cfg)[0]
+                found = [estimate_key(s.score) for s in songs]
+                unmoved = [estimate_key(s.score.transposed(-s.moved)) for s in songs]
                 found_at[key] = {
                     "share": float(np.mean([k == parse_key(key) for k in found])),
+                    "share_unmoved": float(np.mean([k == parse_key(key) for k in unmoved])),
                     "found": [key_name(k) if k is not None else None for k in found],
                 }
+        if ns.keys_only:
+            results[str(path)] = row
+            report_keys(path, row)
+            continue
         songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), "density": SWEEP}))
         dens = np.array(
             [
@@ -140,13 +149,7 @@ def main() -> int:
                     for a, v in row["accuracy_reached"].items()
                 )
             )
-        for pull, found_at in row["keys"].items():
-            shares = [v["share"] for v in found_at.values()]
-            print(
-                f"  key as asked, --key-pull {pull}: "
-                + ", ".join(f"{k} {v['share']:.0%}" for k, v in found_at.items())
-                + f"; mean {np.mean(shares):.0%}"
-            )
+        report_keys(path, row, header=False)
         print(
             "  density sweep "
             + " ".join(map(str, SWEEP))
@@ -160,7 +163,8 @@ def main() -> int:
                 f"{row['key_ceiling']:.0%}"
             )
     (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, ns.out / "sweep.png")
+    if not ns.keys_only:
+        plot(results, ns.out / "sweep.png")
     return 0
 
 
@@ -187,6 +191,19 @@ def real_levels(data: Path, edges: dict) -> dict:
         a: (np.bincount(np.concatenate(v), minlength=LEVELS) / max(sum(map(len, v)), 1)).tolist()
         for a, v in found.items()
     }
+
+
+def report_keys(path: Path, row: dict, header: bool = True) -> None:
+    if header:
+        print(f"{path} (--guidance {row['guidance']:g}):")
+    for pull, found_at in row["keys"].items():
+        shares = [v["share"] for v in found_at.values()]
+        unmoved = [v["share_unmoved"] for v in found_at.values()]
+        print(
+            f"  key as asked, --key-pull {pull}: "
+            + ", ".join(f"{k} {v['share']:.0%}" for k, v in found_at.items())
+            + f"; mean {np.mean(shares):.0%} ({np.mean(unmoved):.0%} before --key-move)"
+        )
 
 
 def key_ceiling(data: Path, bars: int) -> float:

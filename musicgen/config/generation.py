@@ -163,6 +163,10 @@ class GenerateConfig:
         "How strongly --key pulls each pitch towards the key: the log of the pitch class's Krumhansl-Kessler rating in the key, times this, added to its logit (0 = the learnt Key token alone). "
         f"A key drawn by --prior corpus pulls at most {DRAWN_KEY_PULL:g}.",
     )
+    key_move: bool = opt(
+        True,
+        "Move a new piece (no --primer) that comes out in the mode of --key but on another tonic into the key asked, by at most 6 semitones (drums stay); --no-key-move keeps the key the model landed in.",
+    )
     # Classifier-free guidance on the controls (generate/decoder.py GuidedDecoder): each song
     # is also read without its control tokens, and every draw pushed away from that reading.
     # None: GUIDANCE, but for live play (see GUIDANCE).

@@ -9,7 +9,10 @@ control token that was not asked for, so a model never draws one of its own.
 
 An asked key also pulls every pitch towards it (`key_pull`): the models learnt the Key
 token weakly (in training the notes soon say the key, so the token tells little after
-the first bar), and without the pull a piece drifts to the keys its corpus is in.
+the first bar), and without the pull a piece drifts to the keys its corpus is in. A new
+piece that still comes out in the mode asked but on another tonic is then moved to the
+key asked (`landing_shift`): the pull and the token settle the mode less often than the
+tonic goes astray, and moving a piece keeps every interval the model chose.
 """
 
 from __future__ import annotations
@@ -91,6 +94,24 @@ class ControlPlan:
                 per_bar = self.levels[a]
                 out.append((i + 1, vocab.ctrl_id(a, per_bar[min(bar, len(per_bar) - 1)])))
         return out
+
+
+def landing_shift(score, key: int) -> int:
+    """Semitones that move `score` into `key` (tonic + 12 * mode) as the key measure hears
+    it: 0 if it is there already, if it has no pitched notes, or if it came out in the
+    other mode (moving cannot change a mode); else the nearer way round (-6 .. +5), or the
+    other way if that would take a note past MIDI's 0 .. 127."""
+    from musicgen.analysis.key import estimate_key
+
+    got = estimate_key(score)
+    if got is None or got // 12 != key // 12:
+        return 0
+    near = (key - got + 6) % 12 - 6
+    pitches = score.notes["pitch"][~score.notes["drum"]].astype(int)
+    for shift in (near, near + 12 if near < 0 else near - 12):
+        if 0 <= pitches.min() + shift and pitches.max() + shift <= 127:
+            return shift
+    return 0
 
 
 def open_piece(prompt, plan: ControlPlan | None, vocab):

@@ -80,6 +80,8 @@ def write_songs(
             sidecar["task"] = task
         if song.drawn and any(v is not None for v in song.drawn.values()):
             sidecar["drawn"] = song.drawn  # what the song took from the corpus (--prior corpus)
+        if song.moved:
+            sidecar["moved_semitones"] = song.moved  # into the key asked (--key-move)
         files.append((path, score_to_midi_bytes(song.score)))
         files.append(
             (

@@ -12,11 +12,11 @@ import torch
 from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
-from musicgen.config.controls import key_name
+from musicgen.config.controls import key_name, parse_key
 from musicgen.config.generation import DRAWN_KEY_PULL, guidance_of
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
-from musicgen.generate.controls import ControlPlan, open_piece
+from musicgen.generate.controls import ControlPlan, landing_shift, open_piece
 from musicgen.generate.length import LengthTracker
 from musicgen.generate.primer import Primer, start_of_piece
 from musicgen.midi.score import Score
@@ -33,6 +33,7 @@ class Song:
     path: Path | None = None
     notes: dict = field(default_factory=dict)
     drawn: dict = field(default_factory=dict)  # what a new piece took from the corpus
+    moved: int = 0  # semitones it was moved into the key asked (controls.landing_shift)
 
 
 def decode_rows(
@@ -105,6 +106,9 @@ def generate_songs(
         made, primer = _decode_songs(model, part, device, key_drawn=key is not None)
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
+            if cfg.key is not None and cfg.key_move and cfg.primer is None:  # asked, not drawn
+                song.moved = landing_shift(song.score, parse_key(cfg.key))
+                song.score = song.score.transposed(song.moved)
             songs[row] = song
     return songs, primer
 

@@ -8,7 +8,7 @@ pedal (a key released while the pedal is down sounds until the pedal lifts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -84,6 +84,13 @@ class Score:
     @property
     def duration_seconds(self) -> float:
         return float(self.quarters_to_seconds(self.end))
+
+    def transposed(self, semitones: int) -> Score:
+        """A copy with every pitched note moved by `semitones` (drums stay on their keys)."""
+        n = self.notes.copy()
+        pitched = ~n["drum"]
+        n["pitch"][pitched] = n["pitch"][pitched] + semitones
+        return replace(self, notes=n)
 
     def until(self, end_q: float) -> Score:
         """A copy ending at `end_q` quarters: later notes dropped, sounding ones cut there."""

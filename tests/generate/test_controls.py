@@ -130,6 +130,92 @@ def test_a_key_drawn_from_the_corpus_pulls_no_more_than_a_hint(steerable):
     assert len(np.unique(np.concatenate([pitch_classes(s.score) for s in songs]))) > 3
 
 
+C_MAJOR = [(q, 1, p) for q, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60])]
+
+
+def test_a_piece_in_the_mode_asked_is_moved_to_the_tonic_asked_the_nearer_way():
+    from musicgen.analysis.key import estimate_key
+    from musicgen.config.controls import parse_key
+    from musicgen.generate.controls import landing_shift
+    from tests.helpers import score_of
+
+    score = score_of(C_MAJOR)
+    assert estimate_key(score) == parse_key("C major")
+    assert landing_shift(score, parse_key("G major")) == -5  # down a fourth, not up a fifth
+    assert landing_shift(score, parse_key("F# major")) == -6
+    assert landing_shift(score, parse_key("E major")) == 4
+    assert landing_shift(score, parse_key("C major")) == 0  # there already
+    assert landing_shift(score, parse_key("A minor")) == 0  # moving cannot change the mode
+    moved = score.transposed(-5)
+    assert estimate_key(moved) == parse_key("G major")
+    # near the bottom of MIDI's range, the other way round
+    low = score_of([(q, d, p - 60) for q, d, p in C_MAJOR])  # 0 .. 12
+    assert landing_shift(low, parse_key("G major")) == 7
+    assert landing_shift(score_of([]), parse_key("G major")) == 0  # nothing pitched
+
+
+def test_drums_stay_on_their_keys_when_a_piece_moves():
+    from tests.helpers import score_of
+
+    score = score_of([(0, 1, 60), (0, 1, 36)])
+    score.notes["drum"][1] = True
+    moved = score.transposed(3)
+    assert moved.notes["pitch"].tolist() == [63, 36]
+    assert score.notes["pitch"].tolist() == [60, 36]  # a copy: the score is as it was
+
+
+def test_an_asked_key_lands_where_the_mode_came_out_as_asked(steerable, tmp_path):
+    """A new piece in the mode asked but on another tonic is moved into the key asked;
+    --no-key-move keeps the same draw where the model put it."""
+    from musicgen.analysis.key import estimate_key
+    from musicgen.config.controls import parse_key
+    from musicgen.generate import write_songs
+
+    # no pull: the untrained model's pieces land on any tonic
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=8, seed=5, key="D major", key_pull=0)
+    songs = generate_songs(steerable, cfg)[0]
+    kept = generate_songs(steerable, GenerateConfig(**{**vars(cfg), "key_move": False}))[0]
+    majors = 0
+    for song, raw in zip(songs, kept, strict=True):
+        assert raw.moved == 0 and -6 <= song.moved <= 5
+        drum = raw.score.notes["drum"]
+        moved = song.score.notes["pitch"] - raw.score.notes["pitch"]
+        assert (moved[~drum] == song.moved).all() and not moved[drum].any()
+        assert song.score.notes["start"].tolist() == raw.score.notes["start"].tolist()
+        landed = estimate_key(raw.score)
+        if landed is not None and landed // 12 == 0:  # came out major: now in D major
+            assert estimate_key(song.score) == parse_key("D major")
+            majors += landed != parse_key("D major")
+    assert majors and sum(s.moved != 0 for s in songs) == majors  # the only ones moved
+    paths = write_songs(songs, tmp_path / "s.mid", steerable, cfg, None)
+    sides = [json.loads(p.with_suffix(".json").read_text()) for p in paths]
+    assert [s.get("moved_semitones", 0) for s in sides] == [s.moved for s in songs]
+    assert "--no-key-move" in write_sidecar_command(steerable, kept, cfg, tmp_path)
+
+
+def write_sidecar_command(model, songs, cfg, tmp_path) -> str:
+    from musicgen.generate import write_songs
+
+    off = GenerateConfig(**{**vars(cfg), "key_move": False})
+    path = write_songs(songs[:1], tmp_path / "raw.mid", model, off, None)[0]
+    return json.loads(path.with_suffix(".json").read_text())["regenerate"]
+
+
+def test_a_continued_or_drawn_key_is_never_moved(steerable, tmp_path):
+    from dataclasses import replace
+
+    from tests.helpers import write_notes_midi
+
+    primer = write_notes_midi(tmp_path / "p.mid", [(q, 1, 60 + q % 5) for q in range(8)])
+    cfg = GenerateConfig(unit="bars", length=3, num_samples=4, seed=5, primer=str(primer))
+    assert all(s.moved == 0 for s in generate_songs(steerable, replace(cfg, key="F# major"))[0])
+    keys = [0] * 24
+    keys[6] = 5  # the corpus is all in F# major: a drawn key, a hint
+    model = replace(steerable, meta={**steerable.meta, "corpus": {"lineups": [], "keys": keys}})
+    drawn = generate_songs(model, replace(cfg, primer=None, key_pull=0))[0]
+    assert all(s.drawn["key"] == "F# major" and s.moved == 0 for s in drawn)
+
+
 def test_the_pull_follows_the_key_profile(steerable):
     from musicgen.generate.controls import ControlPlan
 

@@ -118,6 +118,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "dynamics": None,
             "key": None,
             "key_pull": KEY_PULL,
+            "key_move": True,
             "guidance": 0.0,  # settled: nothing was asked, so nothing was guided
             "prior": "corpus",
             "use_cache": True,
