@@ -86,7 +86,7 @@ def main() -> int:
             num_samples=ns.pieces, unit="bars", length=ns.bars, seed=7, guidance=ns.guidance
         )
         row = {"guidance": guidance_of(base), "accuracy": {}, "per_level": {}, "keys": {}}
-        real = real_levels(ns.data, edges) if ns.data is not None else None
+        real = real_levels(ns.data, edges) if ns.data is not None and not ns.keys_only else None
         for a in () if ns.keys_only else BAR_CONTROLS:
             per_level = []
             for level in range(1, LEVELS + 1):

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from musicgen.analysis.key import key_profile
+from musicgen.analysis.key import estimate_key, key_profile
 from musicgen.config import GenerateConfig
 from musicgen.config.controls import BAR_CONTROLS, LEVELS, parse_key
 from musicgen.errors import MusicgenError
+from musicgen.midi.score import Score
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,12 @@ class ControlPlan:
         return out
 
 
-def landing_shift(score, key: int) -> int:
+def landing_shift(score: Score, key: int) -> int:
     """Semitones that move `score` into `key` (tonic + 12 * mode) as the key measure hears
-    it: 0 if it is there already, if it has no pitched notes, or if it came out in the
-    other mode (moving cannot change a mode); else the nearer way round (-6 .. +5), or the
-    other way if that would take a note past MIDI's 0 .. 127."""
-    from musicgen.analysis.key import estimate_key
-
+    it: 0 if it is there already, if it has no pitched notes, if it came out in the other
+    mode (moving cannot change a mode), or if neither way keeps every note inside MIDI's
+    0 .. 127; else the nearer way round (-6 .. +5), or the other way (up to 11) if the
+    nearer would take a note outside."""
     got = estimate_key(score)
     if got is None or got // 12 != key // 12:
         return 0

@@ -27,7 +27,7 @@ from musicgen.tokens.space import PAD
 @dataclass
 class Song:
     score: Score
-    ids: np.ndarray  # compact ids, primer included
+    ids: np.ndarray  # compact ids, primer included (as drawn: a moved piece's are not moved)
     primer_tokens: int
     new_notes: int
     path: Path | None = None

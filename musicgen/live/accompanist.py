@@ -19,8 +19,9 @@ before each beat line k (on the player's followed tempo) the accompanist:
 Writing the session out takes longer as it goes on (29 ms a beat at 128 bars, past the
 80 ms a beat is decided ahead at about 400), so it is written from a bar line on (`cut`):
 once what it reads from there passes `READ_AGAIN` model windows, the cut moves on to the
-latest bar line from which it fits in one, and the decoder reads that from the top (one
-call; the GRU's state, which could carry further, starts again there too).
+latest bar line from which it fits in one, and the decoder reads that from the top, bar by
+bar, right after a beat is decided (`_move_cut`; the GRU's state, which could carry
+further, starts again there too).
 
 Its instruments: `--instruments` (the line-up it plays, beside the player's), or else
 the player's own instrument, under the lowest note the player has sounding or last played.
@@ -222,6 +223,7 @@ class Accompanist(Performer):
             self._play(played, per_quarter, tempo, self.cut)
             took.append(self.clock.now() - began)
             self.takes += 1  # a beat decided
+            self._move_cut(theirs, beat)
             beat += 1
 
     def _beat(self, theirs: Score, beat: int, per_quarter: int) -> list:
@@ -229,10 +231,6 @@ class Accompanist(Performer):
         the notes, their steps counted from the cut."""
         vocab = self.model.vocab
         tokens, program, ceiling = self._tokens(theirs, beat)
-        window = self.model.model_cfg.max_len if self.model.model_cfg else None
-        if window and len(tokens) > READ_AGAIN * window:
-            self.cut += fit(self._session(theirs, beat), vocab, window)[0]
-            tokens, program, ceiling = self._tokens(theirs, beat)
         decoder = self.reading.read(tokens)
         stream = vocab.stream()
         stream.feed_all(vocab.uids[tokens])
@@ -254,6 +252,26 @@ class Accompanist(Performer):
             if rules.update(token)[0]:
                 break
         return rules.played
+
+    def _move_cut(self, theirs: Score, beat: int) -> None:
+        """After beat `beat` is decided, in the time before the next: once the session read
+        from the cut passes READ_AGAIN model windows (its notes' tokens, as `fit` counts
+        them), move the cut on to the latest bar line from which it fits in one, and read
+        the session from there a bar at a time, so the next beat reads on from a kept state
+        (a note held across the beat line rewrites only its own bar). Done during the beat
+        it was, the reading from the top made that beat late (up to 461 ms for the gru)."""
+        window = self.model.model_cfg.max_len if self.model.model_cfg else None
+        vocab = self.model.vocab
+        tokens, _, _ = self._tokens(theirs, beat)
+        if not window or len(tokens) - vocab.control_mask[tokens].sum() <= READ_AGAIN * window:
+            return
+        self.cut += fit(self._session(theirs, beat), vocab, window)[0]
+        tokens, _, _ = self._tokens(theirs, beat)
+        positions, _ = bar_entries(vocab.uids[tokens], vocab)
+        for at in positions.tolist():
+            if 0 < at < len(tokens):
+                self.reading.read(tokens[:at])
+        self.reading.read(tokens)
 
     def _decoder(self, tokens: list[int]):
         """A decoder that has read `tokens`: guided on the controls asked, if asked to."""
@@ -301,7 +319,7 @@ class Accompanist(Performer):
                 tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]
         return tokens, program, ceiling
 
-    def _play(self, notes: list, per_quarter: int, tempo, cut: float = 0.0) -> None:
+    def _play(self, notes: list, per_quarter: int, tempo, cut: float) -> None:
         """Send `notes` (their steps counted from the bar line at `cut` quarters)."""
         if not notes:
             return

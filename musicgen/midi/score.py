@@ -86,11 +86,22 @@ class Score:
         return float(self.quarters_to_seconds(self.end))
 
     def transposed(self, semitones: int) -> Score:
-        """A copy with every pitched note moved by `semitones` (drums stay on their keys)."""
+        """A copy with every pitched note moved by `semitones` (drums stay on their keys);
+        a ValueError if a note would leave MIDI's 0 .. 127."""
         n = self.notes.copy()
         pitched = ~n["drum"]
-        n["pitch"][pitched] = n["pitch"][pitched] + semitones
-        return replace(self, notes=n)
+        moved = n["pitch"][pitched].astype(int) + semitones
+        if len(moved) and (moved.min() < 0 or moved.max() > 127):
+            raise ValueError(f"moving by {semitones} takes a note past MIDI's 0 .. 127")
+        n["pitch"][pitched] = moved
+        return replace(
+            self,
+            notes=n,
+            tempos=list(self.tempos),
+            time_signatures=list(self.time_signatures),
+            warnings=list(self.warnings),
+            counts=dict(self.counts),
+        )
 
     def until(self, end_q: float) -> Score:
         """A copy ending at `end_q` quarters: later notes dropped, sounding ones cut there."""

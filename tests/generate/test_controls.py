@@ -162,6 +162,8 @@ def test_drums_stay_on_their_keys_when_a_piece_moves():
     moved = score.transposed(3)
     assert moved.notes["pitch"].tolist() == [63, 36]
     assert score.notes["pitch"].tolist() == [60, 36]  # a copy: the score is as it was
+    with pytest.raises(ValueError, match="past MIDI's 0 .. 127"):
+        score.transposed(68)
 
 
 def test_an_asked_key_lands_where_the_mode_came_out_as_asked(steerable, tmp_path):

@@ -174,7 +174,10 @@ def test_each_beat_goes_back_only_as_far_as_the_session_changed(name):
 
 def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
     """However long the session, a beat reads at most READ_AGAIN windows of it, from a bar
-    line: each bar keeps its own controls of the plan and its part lands on its beat."""
+    line that moves on between beats: each bar keeps its own controls of the plan, its
+    part lands on its beat, and a beat reads only what is new since the last."""
+    from dataclasses import replace
+
     from musicgen.live.accompanist import READ_AGAIN
 
     class Tempo:  # 120 qpm from 0 s
@@ -183,26 +186,61 @@ def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
 
     vocab, per_quarter = model.vocab, model.vocab.cfg.steps_per_quarter
     levels = tuple(1 + bar % 5 for bar in range(40))  # each bar its own density level
+    density = [vocab.ctrl_id("density", lvl - 1) for lvl in levels]
     acc = accompanist(model, GenerateConfig(seed=1, density=levels))
+    fed = []  # tokens the core is given, call by call
+
+    class Counting(torch.nn.Module):
+        def forward(self, tokens, state=None):
+            fed.append(tokens.size(1))
+            return model.core(tokens, state)
+
+    acc.model = replace(model, core=Counting())
     played = score_of([(float(q), 1.0, 72 + q % 5) for q in range(160)])  # 40 bars
     window = model.model_cfg.max_len
-    read, cuts = [], set()
+    read, cuts, entered_after_a_cut = [], [0.0], 0
     with torch.no_grad():
         for beat in range(1, 160):
+            fed.clear()
+            tops = acc.reading.from_top
             notes = acc._beat(played, beat, per_quarter)
             read.append(len(acc.reading.committed))
-            cuts.add(acc.cut)
+            drawn = acc.reading.decoder.seq[0, len(acc.reading.committed) :].tolist()
+            if beat > 1:  # the beat reads on from a kept state, never from the top
+                assert acc.reading.from_top == tops and fed[0] < len(acc.reading.committed)
+            forced = set(density) & set(drawn)
+            if forced:  # its part entered bar beat / 4 (and went on): that bar's level
+                assert beat % 4 == 0 and forced == {density[beat // 4]}
+                entered_after_a_cut += acc.cut > 0
             before = len(acc.mine)
             acc._play(notes, per_quarter, Tempo(), acc.cut)
             starts = acc.mine["start"][before:]  # its part of this beat, at this beat
             assert len(starts) == len(notes) and ((beat <= starts) & (starts < beat + 1)).all()
+            acc._move_cut(played, beat)
+            if acc.cut != cuts[-1]:
+                cuts.append(acc.cut)
     assert max(read) <= READ_AGAIN * window + 40  # a beat's notes and a bar's controls more
     assert len(cuts) > 3 and all(c % 4 == 0 for c in cuts)  # on bar lines, moving on
+    assert entered_after_a_cut > 3
     tokens, _, _ = acc._tokens(played, 159)
     first = round(acc.cut / 4)
     for bar, got in controls_by_bar(vocab, tokens).items():
-        assert got == [vocab.ctrl_id("density", levels[first + bar] - 1)]
+        assert got == [density[first + bar]]
     assert len(acc.mine)
+
+
+def test_the_latest_bars_that_fit_are_found_in_a_long_phrase(model):
+    """`fit` on a phrase longer than its pre-cut (the last `tokens // 2` bars): the bar
+    line it gives is the phrase's, and cutting there gives what it read."""
+    from musicgen.generate.primer import model_tokens
+    from musicgen.live.performer import fit, from_bar
+
+    phrase = score_of([(q / 2, 0.5, 60 + q % 12) for q in range(2 * 4 * 300)])  # 300 bars
+    where, cut, uids = fit(phrase, model.vocab, 64)
+    assert where % 4 == 0 and where > 4 * (300 - 32)  # within the last 32 bars
+    again = from_bar(phrase, where)
+    assert again.notes.tolist() == cut.notes.tolist()
+    assert len(uids) - 1 <= 64 and (model_tokens(cut, model.vocab)[1] == uids).all()
 
 
 def test_a_slow_beat_moves_the_next_decisions_earlier_up_to_half_a_beat():
