@@ -48,7 +48,7 @@ from musicgen.generate.decoder import Sampling, evaluating, make_decoder, step
 from musicgen.generate.primer import model_tokens, with_instruments
 from musicgen.generate.rules import RowRules
 from musicgen.live.messages import note
-from musicgen.live.performer import EARLY, Performer, fit, from_bar
+from musicgen.live.performer import EARLY, Performer, fit, from_bar, made_up_bar
 from musicgen.midi.score import NOTE_DTYPE, Score
 from musicgen.tokens.space import DRUMS
 from musicgen.tokens.stream import FREE
@@ -197,6 +197,19 @@ class Accompanist(Performer):
                 self._play_along()
         except BaseException as exc:  # noqa: BLE001 - reported by the session, in one line
             self.error = exc
+
+    def _warm_up(self) -> None:
+        """The first beat allocates, picks kernels and fills the caches of the grammar and
+        the tokenizer (in `benchmarks/live.py --mode accompany` the gru's first messages
+        came 109 ms late, every later beat on time): one beat is decided on a made-up bar
+        and dropped before the player's first note, the random draws left as they were."""
+        draws = self._generator.get_state()
+        super()._warm_up()
+        vocab = self.model.vocab
+        per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
+        self._beat(made_up_bar(), 4, per_quarter)
+        self._generator.set_state(draws)
+        self.reading = Reading(self._decoder)
 
     def _play_along(self) -> None:
         vocab = self.model.vocab

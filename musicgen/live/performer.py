@@ -97,6 +97,14 @@ def fit(phrase: Score, vocab, tokens: int) -> tuple[float, Score, np.ndarray]:
         k += 1
 
 
+def made_up_bar() -> Score:
+    """A bar of four notes to warm a model up on before the player's first."""
+    notes = np.zeros(4, dtype=NOTE_DTYPE)
+    notes["start"], notes["duration"] = [0, 1, 2, 3], 1.0
+    notes["pitch"], notes["velocity"] = [60, 64, 67, 72], 80
+    return Score(notes=notes, tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
+
+
 EARLY = 0.05  # quarters: a downbeat played this early is still the bar's
 
 
@@ -203,11 +211,7 @@ class Performer:
         """A first take allocates, picks kernels and fills the grammar's caches: one is
         thought of and dropped while the player plays their first phrase, so the first
         answer is as quick as the others."""
-        notes = np.zeros(4, dtype=NOTE_DTYPE)
-        notes["start"], notes["duration"] = [0, 1, 2, 3], 1.0
-        notes["pitch"], notes["velocity"] = [60, 64, 67, 72], 80
-        phrase = Score(notes=notes, tempos=[(0.0, 120.0)], time_signatures=[(0.0, 4, 4)])
-        self.take = self._new_take(phrase, 120.0)
+        self.take = self._new_take(made_up_bar(), 120.0)
         for _ in range(32):
             if self.take.done:
                 break

@@ -229,6 +229,22 @@ def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
     assert len(acc.mine)
 
 
+def test_the_warm_up_beat_leaves_no_trace(model):
+    """A beat decided on a made-up bar before the player's first note: afterwards the
+    accompanist has read nothing, played nothing and drawn nothing."""
+    acc = accompanist(model, ASKED)
+    draws = acc._generator.get_state()
+    calls = []
+    beat = acc._beat
+    acc._beat = lambda *a: calls.append(a) or beat(*a)
+    with torch.no_grad():
+        acc._warm_up()
+    assert len(calls) == 1  # one beat was decided
+    assert acc.reading.decoder is None and acc.reading.from_top == 0
+    assert not len(acc.mine) and acc.cut == 0.0
+    assert torch.equal(acc._generator.get_state(), draws)
+
+
 def test_the_latest_bars_that_fit_are_found_in_a_long_phrase(model):
     """`fit` on a phrase longer than its pre-cut (the last `tokens // 2` bars): the bar
     line it gives is the phrase's, and cutting there gives what it read."""
