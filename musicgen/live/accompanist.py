@@ -67,6 +67,7 @@ def lead_for(took, beat_seconds: float) -> float:
 
 
 READ_AGAIN = 2  # model windows of session read from the cut before the cut moves on
+MOVE_MARGIN = 1.5  # times its last move's time the cut needs before the next decision
 KEPT = 16  # decoder states kept, one per beat line, to go back to (a held note rewrites its beat)
 
 
@@ -182,6 +183,7 @@ class Accompanist(Performer):
         self.plan = ControlPlan.of(cfg, model.vocab)  # a model without controls: one line here
         self.reading = Reading(self._decoder)  # the session as the decoder has read it
         self.cut = 0.0  # the bar line (quarters) the session is written from
+        self.move_took = 0.0  # seconds the cut's last move took
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -204,7 +206,6 @@ class Accompanist(Performer):
         came 109 ms late, every later beat on time): one beat is decided on a made-up bar
         and dropped before the player's first note, the random draws left as they were."""
         draws = self._generator.get_state()
-        super()._warm_up()
         vocab = self.model.vocab
         per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
         self._beat(made_up_bar(), 4, per_quarter)
@@ -232,12 +233,22 @@ class Accompanist(Performer):
             began = self.clock.now()
             with self.lock:
                 theirs = self.listener.score(tempo.seconds_at(beat))
-            played = self._beat(theirs, beat, per_quarter)
-            self._play(played, per_quarter, tempo, self.cut)
+            self._decide(theirs, beat, per_quarter, tempo)
             took.append(self.clock.now() - began)
             self.takes += 1  # a beat decided
-            self._move_cut(theirs, beat)
+            # the next beat is decided at its line less its lead: the cut moves only if it
+            # can be done by then, with room to spare (else at a later beat)
+            next_line = tempo.seconds_at(beat + 1)
+            spare = next_line - lead_for(took, tempo.seconds_at(beat + 2) - next_line)
+            if self.clock.now() + MOVE_MARGIN * self.move_took < spare:
+                began = self.clock.now()
+                if self._move_cut(theirs, beat):
+                    self.move_took = self.clock.now() - began
             beat += 1
+
+    def _decide(self, theirs: Score, beat: int, per_quarter: int, tempo) -> None:
+        """Draw its part of beat `beat` and send it (timed by `tempo`)."""
+        self._play(self._beat(theirs, beat, per_quarter), per_quarter, tempo, self.cut)
 
     def _beat(self, theirs: Score, beat: int, per_quarter: int) -> list:
         """Its part from beat line `beat` to the next, having heard the session up to it:
@@ -266,25 +277,30 @@ class Accompanist(Performer):
                 break
         return rules.played
 
-    def _move_cut(self, theirs: Score, beat: int) -> None:
+    def _move_cut(self, theirs: Score, beat: int) -> bool:
         """After beat `beat` is decided, in the time before the next: once the session read
         from the cut passes READ_AGAIN model windows (its notes' tokens, as `fit` counts
         them), move the cut on to the latest bar line from which it fits in one, and read
         the session from there a bar at a time, so the next beat reads on from a kept state
         (a note held across the beat line rewrites only its own bar). Done during the beat
-        it was, the reading from the top made that beat late (up to 461 ms for the gru)."""
+        it was, the reading from the top made that beat late (up to 461 ms for the gru).
+        Whether it moved."""
         window = self.model.model_cfg.max_len if self.model.model_cfg else None
         vocab = self.model.vocab
-        tokens, _, _ = self._tokens(theirs, beat)
-        if not window or len(tokens) - vocab.control_mask[tokens].sum() <= READ_AGAIN * window:
-            return
-        self.cut += fit(self._session(theirs, beat), vocab, window)[0]
+        read = self.reading.committed  # the session up to `beat`, as the beat just read it
+        if not window or len(read) - vocab.control_mask[read].sum() <= READ_AGAIN * window:
+            return False
+        where = fit(self._session(theirs, beat), vocab, window)[0]
+        if not where:  # the bar with the last onset alone is longer: nowhere to move to
+            return False
+        self.cut += where
         tokens, _, _ = self._tokens(theirs, beat)
         positions, _ = bar_entries(vocab.uids[tokens], vocab)
         for at in positions.tolist():
             if 0 < at < len(tokens):
                 self.reading.read(tokens[:at])
         self.reading.read(tokens)
+        return True
 
     def _decoder(self, tokens: list[int]):
         """A decoder that has read `tokens`: guided on the controls asked, if asked to."""

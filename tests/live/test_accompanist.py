@@ -196,42 +196,44 @@ def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
             return model.core(tokens, state)
 
     acc.model = replace(model, core=Counting())
-    played = score_of([(float(q), 1.0, 72 + q % 5) for q in range(160)])  # 40 bars
+    # 40 bars of two-beat notes, held across every other beat line: as the listener hands
+    # them over, a held note sounds as long as it has sounded, so each beat rewrites it
+    full = score_of([(float(q), 2.0, 72 + q % 5) for q in range(0, 160, 2)])
     window = model.model_cfg.max_len
     read, cuts, entered_after_a_cut = [], [0.0], 0
     with torch.no_grad():
         for beat in range(1, 160):
+            played = full.until(beat)
             fed.clear()
             tops = acc.reading.from_top
-            notes = acc._beat(played, beat, per_quarter)
+            mine = len(acc.mine)
+            acc._decide(played, beat, per_quarter, Tempo())
             read.append(len(acc.reading.committed))
             drawn = acc.reading.decoder.seq[0, len(acc.reading.committed) :].tolist()
-            if beat > 1:  # the beat reads on from a kept state, never from the top
+            # the beat reads on from a kept state, never from the top (but at beat 2, whose
+            # held note rewrites the first beat, before any state at a beat line is kept)
+            if beat > 2:
                 assert acc.reading.from_top == tops and fed[0] < len(acc.reading.committed)
-            forced = set(density) & set(drawn)
-            if forced:  # its part entered bar beat / 4 (and went on): that bar's level
-                assert beat % 4 == 0 and forced == {density[beat // 4]}
-                entered_after_a_cut += acc.cut > 0
-            before = len(acc.mine)
-            acc._play(notes, per_quarter, Tempo(), acc.cut)
-            starts = acc.mine["start"][before:]  # its part of this beat, at this beat
-            assert len(starts) == len(notes) and ((beat <= starts) & (starts < beat + 1)).all()
+            # every bar's level where it begins, the session's and any its part entered
+            first = round(acc.cut / 4)
+            for bar, got in controls_by_bar(vocab, acc.reading.committed + drawn).items():
+                assert got == [density[first + bar]]
+            entered_after_a_cut += acc.cut > 0 and bool(set(density) & set(drawn))
+            starts = acc.mine["start"][mine:]  # its part of this beat, at this beat
+            assert ((beat <= starts) & (starts < beat + 1)).all()
             acc._move_cut(played, beat)
             if acc.cut != cuts[-1]:
                 cuts.append(acc.cut)
     assert max(read) <= READ_AGAIN * window + 40  # a beat's notes and a bar's controls more
     assert len(cuts) > 3 and all(c % 4 == 0 for c in cuts)  # on bar lines, moving on
     assert entered_after_a_cut > 3
-    tokens, _, _ = acc._tokens(played, 159)
-    first = round(acc.cut / 4)
-    for bar, got in controls_by_bar(vocab, tokens).items():
-        assert got == [density[first + bar]]
     assert len(acc.mine)
 
 
 def test_the_warm_up_beat_leaves_no_trace(model):
     """A beat decided on a made-up bar before the player's first note: afterwards the
-    accompanist has read nothing, played nothing and drawn nothing."""
+    accompanist has read nothing, played nothing and drawn nothing, and plays along
+    exactly as one that did not warm up."""
     acc = accompanist(model, ASKED)
     draws = acc._generator.get_state()
     calls = []
@@ -241,8 +243,13 @@ def test_the_warm_up_beat_leaves_no_trace(model):
         acc._warm_up()
     assert len(calls) == 1  # one beat was decided
     assert acc.reading.decoder is None and acc.reading.from_top == 0
-    assert not len(acc.mine) and acc.cut == 0.0
+    assert not len(acc.mine) and acc.cut == 0.0 and acc.takes == 0
     assert torch.equal(acc._generator.get_state(), draws)
+    cold = accompanist(model, ASKED)
+    per_quarter = model.vocab.cfg.steps_per_quarter
+    with torch.no_grad():
+        for b in range(1, 9):
+            assert beat(PLAYED, b, per_quarter) == cold._beat(PLAYED, b, per_quarter)
 
 
 def test_the_latest_bars_that_fit_are_found_in_a_long_phrase(model):
@@ -254,6 +261,7 @@ def test_the_latest_bars_that_fit_are_found_in_a_long_phrase(model):
     phrase = score_of([(q / 2, 0.5, 60 + q % 12) for q in range(2 * 4 * 300)])  # 300 bars
     where, cut, uids = fit(phrase, model.vocab, 64)
     assert where % 4 == 0 and where > 4 * (300 - 32)  # within the last 32 bars
+    assert len(model_tokens(from_bar(phrase, where - 4), model.vocab)[1]) - 1 > 64  # the most
     again = from_bar(phrase, where)
     assert again.notes.tolist() == cut.notes.tolist()
     assert len(uids) - 1 <= 64 and (model_tokens(cut, model.vocab)[1] == uids).all()
