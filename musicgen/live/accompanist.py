@@ -50,6 +50,7 @@ from musicgen.generate.rules import RowRules
 from musicgen.live.messages import note
 from musicgen.live.performer import EARLY, Performer, fit, from_bar, made_up_bar
 from musicgen.midi.score import NOTE_DTYPE, Score
+from musicgen.tokens.decoding import quarters_per_step
 from musicgen.tokens.space import DRUMS
 from musicgen.tokens.stream import FREE
 
@@ -184,6 +185,9 @@ class Accompanist(Performer):
         self.reading = Reading(self._decoder)  # the session as the decoder has read it
         self.cut = 0.0  # the bar line (quarters) the session is written from
         self.move_took = 0.0  # seconds the cut's last move took
+        # the model's steps in a quarter of the session (which is written at 120 qpm, so on
+        # the seconds clock a quarter is SECONDS_QPM's)
+        self.per_quarter = round(1 / quarters_per_step(model.vocab.cfg))
         self._stop = False
         self._thread = threading.Thread(target=self._follow, name="accompanist", daemon=True)
 
@@ -206,19 +210,15 @@ class Accompanist(Performer):
         came 109 ms late, every later beat on time): one beat is decided on a made-up bar
         and dropped before the player's first note, the random draws left as they were."""
         draws = self._generator.get_state()
-        vocab = self.model.vocab
-        per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
-        self._beat(made_up_bar(), 4, per_quarter)
+        self._beat(made_up_bar(), 4)
         self._generator.set_state(draws)
         self.reading = Reading(self._decoder)
 
     def _play_along(self) -> None:
-        vocab = self.model.vocab
         tempo = self.listener.tempo
         while tempo.origin is None and not self._stop:  # until the player's first note
             self.clock.sleep_until(math.inf, self.wake)
             self.wake.clear()
-        per_quarter = vocab.cfg.steps_per_quarter if vocab.cfg.time == "beats" else 50
         beat = 1
         took: deque[float] = deque(maxlen=8)  # seconds the last beats took to decide
         while not self._stop:
@@ -233,7 +233,7 @@ class Accompanist(Performer):
             began = self.clock.now()
             with self.lock:
                 theirs = self.listener.score(tempo.seconds_at(beat))
-            self._decide(theirs, beat, per_quarter, tempo)
+            self._decide(theirs, beat, tempo)
             took.append(self.clock.now() - began)
             self.takes += 1  # a beat decided
             # the next beat is decided at its line less its lead: the cut moves only if it
@@ -246,14 +246,14 @@ class Accompanist(Performer):
                     self.move_took = self.clock.now() - began
             beat += 1
 
-    def _decide(self, theirs: Score, beat: int, per_quarter: int, tempo) -> None:
+    def _decide(self, theirs: Score, beat: int, tempo) -> None:
         """Draw its part of beat `beat` and send it (timed by `tempo`)."""
-        self._play(self._beat(theirs, beat, per_quarter), per_quarter, tempo, self.cut)
+        self._play(self._beat(theirs, beat), tempo)
 
-    def _beat(self, theirs: Score, beat: int, per_quarter: int) -> list:
+    def _beat(self, theirs: Score, beat: int) -> list:
         """Its part from beat line `beat` to the next, having heard the session up to it:
         the notes, their steps counted from the cut."""
-        vocab = self.model.vocab
+        vocab, per_quarter = self.model.vocab, self.per_quarter
         tokens, program, ceiling = self._tokens(theirs, beat)
         decoder = self.reading.read(tokens)
         stream = vocab.stream()
@@ -348,14 +348,15 @@ class Accompanist(Performer):
                 tokens[at:at] = [t for _, t in self.plan.tokens(vocab, bar)]
         return tokens, program, ceiling
 
-    def _play(self, notes: list, per_quarter: int, tempo, cut: float) -> None:
-        """Send `notes` (their steps counted from the bar line at `cut` quarters)."""
+    def _play(self, notes: list, tempo) -> None:
+        """Send `notes` (their steps counted from the cut, where they were drawn)."""
         if not notes:
             return
         rows = np.zeros(len(notes), dtype=NOTE_DTYPE)
         items = []
         for i, n in enumerate(notes):
-            start, dur = cut + n.step / per_quarter, n.dur / per_quarter
+            start = self.cut + n.step / self.per_quarter
+            dur = n.dur / self.per_quarter
             rows[i] = (
                 start,
                 dur,

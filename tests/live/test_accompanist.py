@@ -184,7 +184,7 @@ def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
         def seconds_at(self, quarter):
             return 0.5 * quarter
 
-    vocab, per_quarter = model.vocab, model.vocab.cfg.steps_per_quarter
+    vocab = model.vocab
     levels = tuple(1 + bar % 5 for bar in range(40))  # each bar its own density level
     density = [vocab.ctrl_id("density", lvl - 1) for lvl in levels]
     acc = accompanist(model, GenerateConfig(seed=1, density=levels))
@@ -207,7 +207,7 @@ def test_a_long_session_is_read_from_a_bar_line_that_moves_on(model):
             fed.clear()
             tops = acc.reading.from_top
             mine = len(acc.mine)
-            acc._decide(played, beat, per_quarter, Tempo())
+            acc._decide(played, beat, Tempo())
             read.append(len(acc.reading.committed))
             drawn = acc.reading.decoder.seq[0, len(acc.reading.committed) :].tolist()
             # the beat reads on from a kept state, never from the top (but at beat 2, whose
@@ -246,10 +246,9 @@ def test_the_warm_up_beat_leaves_no_trace(model):
     assert not len(acc.mine) and acc.cut == 0.0 and acc.takes == 0
     assert torch.equal(acc._generator.get_state(), draws)
     cold = accompanist(model, ASKED)
-    per_quarter = model.vocab.cfg.steps_per_quarter
     with torch.no_grad():
         for b in range(1, 9):
-            assert beat(PLAYED, b, per_quarter) == cold._beat(PLAYED, b, per_quarter)
+            assert beat(PLAYED, b) == cold._beat(PLAYED, b)
 
 
 def test_the_latest_bars_that_fit_are_found_in_a_long_phrase(model):
