@@ -82,7 +82,7 @@ def lightning_loop(name: str, dm, bs, seq_len: int, warm: int) -> float:
             self.t1 = time.perf_counter()
 
     torch.manual_seed(0)
-    v = dm.ds.vocab
+    v = dm.vocab  # the tokens the model learns: the dataset's with the controls
     tc = TrainConfig(seq_len=seq_len, batch_size=bs[0][0].size(0), warmup_steps=1)
     lm = MusicLM(
         ModelConfig(name=name, vocab_size=len(v), max_len=seq_len, **MODELS[name]),
@@ -149,7 +149,7 @@ def main() -> int:
             f"batch {ns.batch_size} x {ns.seq_len} tokens, {ns.steps} steps ({ns.warm} warm-up), {torch.get_num_threads()} threads"
         )
         for name in MODELS:
-            bare = bare_loop(name, len(dm.ds.vocab), bs, ns.seq_len, ns.warm)
+            bare = bare_loop(name, len(dm.vocab), bs, ns.seq_len, ns.warm)
             light = lightning_loop(name, dm, bs, ns.seq_len, ns.warm)
             results["models"][name] = {
                 "bare_tok_s": round(bare),
