@@ -175,7 +175,10 @@ def main() -> int:
         model = load_model(run / "best.ckpt" if (run / "best.ckpt").exists() else run)
         # the form as `train` learns it now, from the same training split, whatever the
         # checkpoint's age (an older one has no form, or no templates)
-        form = learn_form_of(TokenDataset.open(data).documents("train"), model.vocab)
+        # (the dataset's ids are its own vocabulary's, not the model's: a fine-tune of a
+        # base reads them mapped into the base's)
+        ds = TokenDataset.open(data)
+        form = learn_form_of(ds.documents("train"), ds.vocab)
         model = dataclasses.replace(model, meta={**model.meta, "form": form.to_dict()})
         rep = evaluate(model, data_dir=data, ngram=False)
         row = {
