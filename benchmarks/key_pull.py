@@ -8,7 +8,10 @@ Each MODEL (trained on DATA, a folder `musicgen ingest` wrote) draws `--samples`
 corpus for each), the drawn key pulling at each of `--pulls` (the cap `DRAWN_KEY_PULL`
 lifted), and each set is compared with DATA's held-out pieces: how many of the overlap
 areas of `musicgen metrics --reference` reach 0.7, and the pitch-class entropy and scale
-consistency areas (the two the pull moves most).
+consistency areas (the two the pull moves most); and the share of pieces whose key
+(Krumhansl-Schmuckler) is the one drawn, as written (a piece in the drawn key's mode on
+another tonic moved into it: `--key-move`) and as the model drew it, with the areas of the
+pieces as drawn.
 """
 
 from __future__ import annotations
@@ -36,9 +39,24 @@ def main() -> int:
     ns = ap.parse_args()
 
     import musicgen.generate.songs as songs
+    from musicgen.analysis.key import estimate_key
     from musicgen.checkpoint import load_model
     from musicgen.config import GenerateConfig
+    from musicgen.config.controls import parse_key
     from musicgen.listen import metrics as M
+
+    def areas(scores) -> dict:
+        made = [M.piece_metrics(s) for s in scores]
+        return {k: v["overlap"] for k, v in M.compare_to_reference(made, real).items()}
+
+    def met(ov: dict) -> int:
+        return sum(1 for v in ov.values() if v is not None and v >= TARGET)
+
+    def in_key(scores, drawn) -> float:
+        return sum(
+            k is not None and estimate_key(s) == parse_key(k)
+            for s, k in zip(scores, drawn, strict=True)
+        ) / len(scores)
 
     songs.DRAWN_KEY_PULL = math.inf  # each pull as given
     real = [M.piece_metrics(s) for _, s in M.load_corpus(ns.data, "val")[0]]
@@ -49,14 +67,22 @@ def main() -> int:
             cfg = GenerateConfig(
                 num_samples=ns.samples, unit="bars", length=ns.bars, seed=1, key_pull=pull
             )
-            made = [M.piece_metrics(s.score) for s in songs.generate_songs(model, cfg)[0]]
-            ov = {k: v["overlap"] for k, v in M.compare_to_reference(made, real).items()}
-            met = sum(1 for v in ov.values() if v is not None and v >= TARGET)
-            out[f"{path}@{pull:g}"] = ov
+            made = songs.generate_songs(model, cfg)[0]
+            drawn = [s.drawn["key"] for s in made]
+            written = [s.score for s in made]
+            as_drawn = [s.score.transposed(-s.moved) for s in made]
+            ov, raw = areas(written), areas(as_drawn)
+            out[f"{path}@{pull:g}"] = {
+                "overlap": ov,
+                "overlap_as_drawn": raw,
+                "in_drawn_key": in_key(written, drawn),
+                "in_drawn_key_as_drawn": in_key(as_drawn, drawn),
+            }
             print(
-                f"{path} pull {pull:g}: {met} of {len(ov)} areas >= {TARGET}; pitch-class "
-                f"entropy {ov['pitch_class_entropy']:.2f}, scale consistency "
-                f"{ov['scale_consistency']:.2f}",
+                f"{path} pull {pull:g}: {met(ov)} of {len(ov)} areas >= {TARGET} "
+                f"({met(raw)} as drawn); pitch-class entropy {ov['pitch_class_entropy']:.2f}, "
+                f"scale consistency {ov['scale_consistency']:.2f}; in the drawn key "
+                f"{in_key(written, drawn):.0%} ({in_key(as_drawn, drawn):.0%} as drawn)",
                 flush=True,
             )
     if ns.json is not None:

@@ -106,8 +106,10 @@ def generate_songs(
         made, primer = _decode_songs(model, part, device, key_drawn=key is not None)
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
-            if cfg.key is not None and cfg.key_move and cfg.primer is None:  # asked, not drawn
-                song.moved = landing_shift(song.score, parse_key(cfg.key))
+            # a new piece into its key, asked or drawn (so the keys come out as often as
+            # the corpus has them); a primer's continuation keeps the primer's
+            if part.key is not None and cfg.key_move and cfg.primer is None:
+                song.moved = landing_shift(song.score, parse_key(part.key))
                 song.score = song.score.transposed(song.moved)
             songs[row] = song
     return songs, primer

@@ -203,19 +203,32 @@ def write_sidecar_command(model, songs, cfg, tmp_path) -> str:
     return json.loads(path.with_suffix(".json").read_text())["regenerate"]
 
 
-def test_a_continued_or_drawn_key_is_never_moved(steerable, tmp_path):
+def test_a_continued_key_is_never_moved_and_a_drawn_one_is_as_an_asked_one(steerable, tmp_path):
     from dataclasses import replace
 
+    from musicgen.analysis.key import estimate_key
+    from musicgen.config.controls import parse_key
     from tests.helpers import write_notes_midi
 
     primer = write_notes_midi(tmp_path / "p.mid", [(q, 1, 60 + q % 5) for q in range(8)])
-    cfg = GenerateConfig(unit="bars", length=3, num_samples=4, seed=5, primer=str(primer))
+    cfg = GenerateConfig(unit="bars", length=3, num_samples=8, seed=5, primer=str(primer))
     assert all(s.moved == 0 for s in generate_songs(steerable, replace(cfg, key="F# major"))[0])
     keys = [0] * 24
-    keys[6] = 5  # the corpus is all in F# major: a drawn key, a hint
+    keys[6] = 5  # the corpus is all in F# major: every new piece draws it
     model = replace(steerable, meta={**steerable.meta, "corpus": {"lineups": [], "keys": keys}})
-    drawn = generate_songs(model, replace(cfg, primer=None, key_pull=0))[0]
-    assert all(s.drawn["key"] == "F# major" and s.moved == 0 for s in drawn)
+    new = replace(cfg, primer=None, key_pull=0)
+    drawn = generate_songs(model, new)[0]
+    kept = generate_songs(model, replace(new, key_move=False))[0]
+    majors = 0
+    for song, raw in zip(drawn, kept, strict=True):
+        assert song.drawn["key"] == "F# major" and raw.moved == 0
+        landed = estimate_key(raw.score)
+        if landed is not None and landed // 12 == 0:  # came out major: now in F# major
+            assert estimate_key(song.score) == parse_key("F# major")
+            majors += landed != parse_key("F# major")
+        else:
+            assert song.moved == 0
+    assert majors and sum(s.moved != 0 for s in drawn) == majors
 
 
 def test_the_pull_follows_the_key_profile(steerable):
