@@ -1,7 +1,8 @@
 """Do the controls steer? Asked levels against the levels measured in what comes out.
 
     python benchmarks/controls.py MODEL [MODEL ...] [--pieces 32] [--bars 8] [--data DIR]
-        [--key-pulls 0,3] [--guidance G] [--keys-only] [--out work/controls]
+        [--key-pulls 0,3] [--guidance G] [--keys-only | --sweep-only [--title T]]
+        [--out work/controls]
 
 Each MODEL (a checkpoint or exported folder trained with controls) generates, from
 scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars for:
@@ -14,7 +15,8 @@ scratch and at the default sampling settings, `--pieces` pieces of `--bars` bars
   (Krumhansl-Schmuckler) is the one asked, as `generate` writes them (a piece in the mode
   asked on another tonic moved into the key: `--key-move`), and before that move;
 * a sweep of density from level 1 to 5 over the bars (1,1,2,3,4,5,5,5): the mean
-  measured density per bar, which should rise; drawn to OUT/sweep.png.
+  measured density per bar, which should rise; drawn to OUT/sweep.png (with
+  `--sweep-only`, nothing else is measured).
 
 Every draw is guided by `--guidance` (classifier-free guidance on the controls asked
 for; by default as `generate` guides, 0 is off).
@@ -64,6 +66,8 @@ def main() -> int:
         "--guidance", type=float, default=None, help="--guidance of every draw [generate's]"
     )
     ap.add_argument("--keys-only", action="store_true", help="measure the keys alone")
+    ap.add_argument("--sweep-only", action="store_true", help="draw the density sweep alone")
+    ap.add_argument("--title", default="", help="the sweep plot's title")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
     ns = ap.parse_args()
 
@@ -86,8 +90,9 @@ def main() -> int:
             num_samples=ns.pieces, unit="bars", length=ns.bars, seed=7, guidance=ns.guidance
         )
         row = {"guidance": guidance_of(base), "accuracy": {}, "per_level": {}, "keys": {}}
-        real = real_levels(ns.data, edges) if ns.data is not None and not ns.keys_only else None
-        for a in () if ns.keys_only else BAR_CONTROLS:
+        some = ns.keys_only or ns.sweep_only  # one measure alone
+        real = real_levels(ns.data, edges) if ns.data is not None and not some else None
+        for a in () if some else BAR_CONTROLS:
             per_level = []
             for level in range(1, LEVELS + 1):
                 songs, _ = generate_songs(model, GenerateConfig(**{**vars(base), a: (level,)}))
@@ -103,7 +108,7 @@ def main() -> int:
                 row.setdefault("accuracy_reached", {})[a] = sum(h for h, _ in kept) / max(
                     sum(n for _, n in kept), 1
                 )
-        for pull in (float(p) for p in ns.key_pulls.split(",")):
+        for pull in () if ns.sweep_only else (float(p) for p in ns.key_pulls.split(",")):
             found_at = row["keys"][f"{pull:g}"] = {}
             for key in KEYS:
                 cfg = GenerateConfig(**{**vars(base), "key": key, "key_pull": pull})
@@ -131,16 +136,18 @@ def main() -> int:
             "asked": list(SWEEP),
             "measured": dens.mean(axis=0).tolist() if len(dens) else [],
         }
-        if ns.data is not None:
+        if ns.data is not None and not ns.sweep_only:
             from musicgen.evaluate import evaluate
 
             row["bits_per_note"] = evaluate(model, data_dir=ns.data, ngram=False).bits_per_note
             row["key_ceiling"] = key_ceiling(ns.data, ns.bars)
         results[str(path)] = row
         print(f"{path} (--guidance {guidance_of(base):g}):")
-        print(
-            "  within one level: " + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
-        )
+        if row["accuracy"]:
+            print(
+                "  within one level: "
+                + ", ".join(f"{a} {v:.0%}" for a, v in row["accuracy"].items())
+            )
         if "accuracy_reached" in row:
             print(
                 "  over the levels the held-out bars reach: "
@@ -164,7 +171,7 @@ def main() -> int:
             )
     (ns.out / "controls.json").write_text(json.dumps(results, indent=2) + "\n")
     if not ns.keys_only:
-        plot(results, ns.out / "sweep.png")
+        plot(results, ns.out / "sweep.png", ns.title)
     return 0
 
 
@@ -223,7 +230,13 @@ def key_ceiling(data: Path, bars: int) -> float:
     return float(np.mean(same)) if same else float("nan")
 
 
-def plot(results: dict, path: Path) -> None:
+def label(path: str) -> str:
+    """A model's name in the plot: its folder's (a training run's `best.ckpt` says nothing)."""
+    p = Path(path)
+    return p.parent.name if p.suffix == ".ckpt" else p.name
+
+
+def plot(results: dict, path: Path, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,13 +245,15 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, row in results.items():
         m = row["sweep"]["measured"]
-        ax.plot(range(1, len(m) + 1), m, marker="o", label=Path(name).name)
+        ax.plot(range(1, len(m) + 1), m, marker="o", label=label(name))
     ax2 = ax.twinx()
     ax2.step(range(1, len(SWEEP) + 1), SWEEP, where="mid", color="#999999", ls="--", label="asked")
     ax2.set_ylabel("density level asked")
     ax.set_xlabel("bar")
     ax.set_ylabel("notes in the bar (measured)")
     ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
