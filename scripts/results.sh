@@ -21,13 +21,21 @@ mkdir -p "$OUT"
 for N in 25 100 400; do
   $PY benchmarks/finetune.py "$FOLK" --pieces $N --minutes 5 --parallel "${EXCLUDE[@]}" --out "$OUT/finetune"
 done
-$PY benchmarks/finetune.py "$POP" --pieces 30 --minutes 5 --parallel --models transformer \
+$PY benchmarks/finetune.py "$POP" --pieces 30 --minutes 5 --parallel --out "$OUT/finetune"
+$PY benchmarks/finetune.py "$POP" --pieces 10 --minutes 5 --parallel --models transformer \
   --out "$OUT/finetune"
 $PY benchmarks/finetune.py "$PIANO" --pieces 80 --minutes 5 --parallel --out "$OUT/finetune"
 $PY benchmarks/sizing.py "$OUT/finetune/$(basename "$FOLK")-25/data"
 F4="$OUT/finetune/$(basename "$FOLK")-400"
 $PY benchmarks/key_pull.py "$F4/data" "$F4"/{gru,gru-attn,transformer}-base/best.ckpt \
   --json "$OUT/key_pull.json"
+# the key drawn, moved into place (--key-move), at the drawn key's pull
+F1="$OUT/finetune/$(basename "$FOLK")-100"
+P1="$OUT/finetune/$(basename "$POP")-10"
+$PY benchmarks/key_pull.py "$F1/data" "$F1"/{gru,gru-attn,transformer}-base/best.ckpt --pulls 1 \
+  --json "$OUT/key_drawn_folk.json"
+$PY benchmarks/key_pull.py "$P1/data" "$P1"/transformer-{base,scratch}/best.ckpt --pulls 1 \
+  --json "$OUT/key_drawn_pop.json"
 
 # the shipped models: the bases fine-tuned on the bundled chorales, 25 minutes each (this
 # rebuilds checkpoints/pretrained/ in place: commit it only if it does as well)
@@ -39,8 +47,22 @@ $PY benchmarks/controls.py checkpoints/pretrained/{gru,gru-attn,transformer} --d
 F="$OUT/finetune/$(basename "$FOLK")-100"
 $PY benchmarks/controls.py "$F"/{gru,gru-attn,transformer}-base/best.ckpt --data "$F/data" \
   --key-pulls 0,1,3 --out "$OUT/controls-folk"
+$PY benchmarks/controls.py "$F"/{gru,gru-attn,transformer}-base/best.ckpt --sweep-only \
+  --title "folk tunes: fine-tuned on 100, 5 minutes" --out "$OUT/sweep-folk"
+$PY benchmarks/controls.py checkpoints/pretrained/{gru,gru-attn,transformer} --sweep-only \
+  --title "Bach chorales: the shipped models" --out "$OUT/sweep-bach"
 $PY benchmarks/control_cost.py "$FOLK" --pieces 100 --minutes 5 "${EXCLUDE[@]}" --out "$OUT/control-cost"
 
 # live play, and generation speed
 $PY benchmarks/live.py --busy --out "$OUT/live"
+$PY benchmarks/live.py --trials 0 --mode accompany --out "$OUT/live-accompany"
 $PY benchmarks/generate.py --json "$OUT/generate.json"
+
+# the shipped models continuing a chorale, and whole pieces' form
+$PY benchmarks/listen.py --out "$OUT/listen"
+$PY benchmarks/form.py work/bach --with checkpoints/pretrained --out "$OUT/form"
+
+# what survives ingestion, and ingestion and training speed
+$PY benchmarks/fidelity.py data/midi "$FOLK" "$POP" "$PIANO" --json "$OUT/fidelity.json"
+$PY benchmarks/ingest.py
+$PY benchmarks/train.py
