@@ -165,7 +165,7 @@ class GenerateConfig:
     )
     key_move: bool = opt(
         True,
-        "Move a new piece (no --primer) that comes out in the mode of its key (--key, or the one --prior corpus drew) but on another tonic into that key, the nearer way (6 semitones at most, unless a note would leave MIDI's range; drums stay); --no-key-move keeps the key the model landed in.",
+        "Move a new piece (no --primer) that comes out in the mode of its key (--key, or the one --prior corpus drew) but on another tonic into that key, the nearer way (6 semitones at most, unless a note would leave MIDI's range; drums stay), unless --register is asked; --no-key-move keeps the key the model landed in.",
     )
     # Classifier-free guidance on the controls (generate/decoder.py GuidedDecoder): each song
     # is also read without its control tokens, and every draw pushed away from that reading.

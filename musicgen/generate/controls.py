@@ -12,7 +12,8 @@ token weakly (in training the notes soon say the key, so the token tells little 
 the first bar), and without the pull a piece drifts to the keys its corpus is in. A new
 piece that still comes out in the mode asked but on another tonic is then moved to the
 key asked (`landing_shift`): the pull and the token settle the mode less often than the
-tonic goes astray, and moving a piece keeps every interval the model chose.
+tonic goes astray, and moving a piece keeps every interval the model chose. A key that
+`--prior corpus` drew is landed on the same way, unless a register was asked.
 """
 
 from __future__ import annotations

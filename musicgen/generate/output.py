@@ -81,7 +81,7 @@ def write_songs(
         if song.drawn and any(v is not None for v in song.drawn.values()):
             sidecar["drawn"] = song.drawn  # what the song took from the corpus (--prior corpus)
         if song.moved:
-            sidecar["moved_semitones"] = song.moved  # into the key asked (--key-move)
+            sidecar["moved_semitones"] = song.moved  # into its key, asked or drawn (--key-move)
         files.append((path, score_to_midi_bytes(song.score)))
         files.append(
             (

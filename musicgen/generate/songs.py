@@ -33,7 +33,7 @@ class Song:
     path: Path | None = None
     notes: dict = field(default_factory=dict)
     drawn: dict = field(default_factory=dict)  # what a new piece took from the corpus
-    moved: int = 0  # semitones it was moved into the key asked (controls.landing_shift)
+    moved: int = 0  # semitones it was moved into its key, asked or drawn (controls.landing_shift)
 
 
 def decode_rows(
@@ -107,8 +107,9 @@ def generate_songs(
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
             # a new piece into its key, asked or drawn (so the keys come out as often as
-            # the corpus has them); a primer's continuation keeps the primer's
-            if part.key is not None and cfg.key_move and cfg.primer is None:
+            # the corpus has them); a primer's continuation keeps the primer's, and a piece
+            # asked for a register stays where it is (a move shifts every bar's register)
+            if part.key is not None and cfg.key_move and cfg.primer is None and not cfg.register:
                 song.moved = landing_shift(song.score, parse_key(part.key))
                 song.score = song.score.transposed(song.moved)
             songs[row] = song

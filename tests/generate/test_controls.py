@@ -229,6 +229,14 @@ def test_a_continued_key_is_never_moved_and_a_drawn_one_is_as_an_asked_one(steer
         else:
             assert song.moved == 0
     assert majors and sum(s.moved != 0 for s in drawn) == majors
+    # a move shifts every bar's register: a piece asked for one stays where it came out
+    from musicgen.generate.controls import landing_shift
+
+    for cfg_register in (replace(new, register=(1,)), replace(new, key="G major", register=(1,))):
+        low = generate_songs(model, cfg_register)[0]
+        key = parse_key(cfg_register.key or "F# major")
+        assert any(landing_shift(s.score, key) for s in low)  # would have moved
+        assert all(s.moved == 0 for s in low)
 
 
 def test_the_pull_follows_the_key_profile(steerable):
