@@ -65,8 +65,9 @@ def main() -> int:
     ap.add_argument(
         "--guidance", type=float, default=None, help="--guidance of every draw [generate's]"
     )
-    ap.add_argument("--keys-only", action="store_true", help="measure the keys alone")
-    ap.add_argument("--sweep-only", action="store_true", help="draw the density sweep alone")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--keys-only", action="store_true", help="measure the keys alone")
+    only.add_argument("--sweep-only", action="store_true", help="draw the density sweep alone")
     ap.add_argument("--title", default="", help="the sweep plot's title")
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "controls")
     ns = ap.parse_args()

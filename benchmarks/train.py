@@ -1,6 +1,6 @@
 """Training throughput of the three cores, and Lightning's overhead, in one run.
 
-    python benchmarks/train.py [--data work/bench-data] [--steps 12] [--batch-size 16] [--seq-len 256]
+    python benchmarks/train.py [--steps 12] [--warm 3] [--batch-size 16] [--seq-len 256] [--json OUT]
 
 For each model: tokens per second of a bare PyTorch loop (forward, loss,
 backward, clip, AdamW step) and of the Lightning training loop over the same

@@ -63,6 +63,9 @@ $PY benchmarks/listen.py --out "$OUT/listen"
 $PY benchmarks/form.py work/bach --with checkpoints/pretrained --out "$OUT/form"
 
 # what survives ingestion, and ingestion and training speed
-$PY benchmarks/fidelity.py data/midi "$FOLK" "$POP" "$PIANO" --json "$OUT/fidelity.json"
-$PY benchmarks/ingest.py
-$PY benchmarks/train.py
+# (REAL: optionally, ../shared/real-midi's folders of a few real files of each kind)
+REAL_DIRS=()
+if [ -n "${REAL:-}" ]; then REAL_DIRS=("$REAL"/pop "$REAL"/performance "$REAL"/score-piano); fi
+$PY benchmarks/fidelity.py data/midi "$FOLK" "$POP" "$PIANO" "${REAL_DIRS[@]}" --json "$OUT/fidelity.json"
+$PY benchmarks/ingest.py --json "$OUT/ingest.json"
+$PY benchmarks/train.py --json "$OUT/train.json"
