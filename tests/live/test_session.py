@@ -160,9 +160,14 @@ def test_accompany_plays_each_beat_under_the_player_on_their_instrument(trained)
     live = Live(load_model(trained["gru"].best), mode="accompany")
     end = live.play_notes(0.0, [72, 74, 76, 77, 79, 77, 76, 74], step=0.5)  # one note a beat
     # This tiny model rests through the player's beats (its first Shift jumps the whole
-    # beat) and first plays at beat 9, at 4.55 s: the clock runs past that before the end,
-    # since what is sent while `end` stops the session is a race with the scheduler's stop.
-    live.to(end + 1.0)
+    # beat) and first plays at beat 9, at 4.55 s. What is sent while `end` stops the session
+    # is a race with the scheduler's stop, so the clock runs on, beat by beat, until the
+    # model has played (8 beats at most), before the end.
+    t = end + 0.5
+    live.to(t)
+    while not [m for _, m in live.model_notes() if m.type == "note_on"] and t < end + 4.0:
+        t += 0.5
+        live.to(t)
     session = live.end()
     ons = [(t, m.note) for t, m in live.model_notes() if m.type == "note_on" and m.velocity]
     assert ons and session.takes >= 6  # a part for every beat it heard
