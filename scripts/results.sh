@@ -61,6 +61,7 @@ $PY benchmarks/generate.py --json "$OUT/generate.json"
 # the shipped models continuing a chorale, and whole pieces' form
 $PY benchmarks/listen.py --out "$OUT/listen"
 $PY benchmarks/form.py work/bach --with checkpoints/pretrained --out "$OUT/form"
+$PY benchmarks/infill.py --with checkpoints/pretrained --out "$OUT/infill"
 
 # what survives ingestion, and ingestion and training speed
 # (REAL: optionally, ../shared/real-midi's folders of a few real files of each kind)
