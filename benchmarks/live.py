@@ -11,7 +11,8 @@ the shipped ones) it prints:
 
 * rest to first note: from the moment the rest became certain (the player quiet for the
   --wait, one bar) to the model's first note leaving the scheduler (p50, p99, max ms);
-* lateness: every message sent against its scheduled time (p50, p99, max ms); and the
+* lateness: every message sent against its scheduled time (p50, p99, max ms; and where in
+  the session the three latest were due); and the
   messages the scheduler did not send: given way (queued notes of an answer dropped
   because the player came back, by design), refused (submitted after the end or for a
   take already given way), and lost (neither: must be 0);
@@ -143,7 +144,11 @@ def measure(model, path: Path, mode: str = "answer") -> dict:
     s, out = session(model, path, mode=mode)
     ons = sorted(x.time for x in s.sent if x.msg.type == "note_on")
     first = [min((t for t in ons if t >= r - 1e-9), default=np.nan) - r for r in s.rests]
-    late = [x.time - x.scheduled for x in s.sent if x.msg.type != "control_change"]
+    timed = [x for x in s.sent if x.msg.type != "control_change"]
+    late = [x.time - x.scheduled for x in timed]
+    # the latest three, where they fell in the session: the same moment run after run is
+    # the session's doing, a different one each run more likely the machine's
+    worst = sorted(timed, key=lambda x: x.time - x.scheduled)[-3:][::-1]
     # each answer's pitches against the phrase before it (the player's notes since the rest before)
     played = [(m.time, m.note) for m in s.played if m.type == "note_on" and m.velocity]
     answers = [(x.time, x.msg.note) for x in s.sent if x.msg.type == "note_on"]
@@ -161,6 +166,14 @@ def measure(model, path: Path, mode: str = "answer") -> dict:
             else None
         ),
         "late_ms": np.percentile(np.array(late) * 1000, [50, 99, 100]).round(2).tolist(),
+        # seconds from the player's first note
+        "worst": [
+            (
+                round(x.scheduled - (s.tempo.origin or 0.0), 2),
+                round((x.time - x.scheduled) * 1000, 1),
+            )
+            for x in worst
+        ],
         "key_overlap": float(np.mean(overlaps)) if overlaps else float("nan"),
         "stuck": stuck([(0, m) for _, m in out.sent]),
         "given_way": s.stats.dropped,
@@ -232,7 +245,8 @@ def main() -> int:
             line += f" ({busy:.1f}x with a core busy)"
         print(
             line + f"; key overlap {r['key_overlap']:.2f}; stuck notes {r['stuck']}; messages "
-            f"given way {r['given_way']}, refused {r['refused']}, lost {r['lost']}"
+            f"given way {r['given_way']}, refused {r['refused']}, lost {r['lost']}; latest "
+            + ", ".join(f"{ms:g} ms at {t:g} s" for t, ms in r["worst"])
         )
     stuck_total = tracebacks = sounding = 0
     durations: list[float] = []
