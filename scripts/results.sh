@@ -48,7 +48,7 @@ F="$OUT/finetune/$(basename "$FOLK")-100"
 $PY benchmarks/controls.py "$F"/{gru,gru-attn,transformer}-base/best.ckpt --data "$F/data" \
   --key-pulls 0,1,3 --out "$OUT/controls-folk"
 $PY benchmarks/controls.py "$F"/{gru,gru-attn,transformer}-base/best.ckpt --sweep-only \
-  --title "folk tunes: fine-tuned on 100, 5 minutes" --out "$OUT/sweep-folk"
+  --title "Folk: models fine-tuned for 5 min on 100 tunes" --out "$OUT/sweep-folk"
 $PY benchmarks/controls.py checkpoints/pretrained/{gru,gru-attn,transformer} --sweep-only \
   --title "Bach chorales: the shipped models" --out "$OUT/sweep-bach"
 $PY benchmarks/control_cost.py "$FOLK" --pieces 100 --minutes 5 "${EXCLUDE[@]}" --out "$OUT/control-cost"
