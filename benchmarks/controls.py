@@ -249,14 +249,16 @@ def plot(results: dict, path: Path, title: str = "") -> None:
         ax.plot(range(1, len(m) + 1), m, marker="o", label=label(name))
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.step(range(1, len(SWEEP) + 1), SWEEP, where="mid", color="#999999", ls="--", label="asked")
+    ax2.step(
+        range(1, len(SWEEP) + 1), SWEEP, where="mid", color="#999999", ls="--", label="level asked"
+    )
     ax2.set_ylabel("density level asked (dashed)")
     ax2.set_ylim(0.5, 5.5)
     ax.set_xlabel("bar")
     ax.set_ylabel("notes starting in the bar\n(mean over the pieces)")
     lines, labels = ax.get_legend_handles_labels()
-    more, _ = ax2.get_legend_handles_labels()
-    ax.legend(lines + more, labels + ["level asked"], loc="upper left", fontsize=8)
+    more, asked = ax2.get_legend_handles_labels()
+    ax.legend(lines + more, labels + asked, loc="upper left", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
