@@ -15,7 +15,14 @@ PRIORS = ("corpus", "model")
 # The settings of each token's draw, which every task takes; a whole piece also takes the
 # pulls that shape its form (a passage's ends, or the kept part, hold the form there).
 PASSAGE_SAMPLING = ("temperature", "top_k", "top_p", "seed")
-SAMPLING = (*PASSAGE_SAMPLING, "repeat_bias", "form_bias", "loop_limit", "silence_limit")
+SAMPLING = (
+    *PASSAGE_SAMPLING,
+    "repeat_bias",
+    "form_bias",
+    "loop_limit",
+    "silence_limit",
+    "entry_guard",
+)
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
 # the options of every command that takes controls
 CONTROL_OPTIONS = (*CONTROLS, "key_pull", "guidance")
@@ -126,6 +133,12 @@ class GenerateConfig:
     silence_limit: float | None = opt(
         None,
         "The longest silence, opening included, in quarter notes (seconds for a model on the seconds clock) [default: as long as the longest silence of 9 in 10 of the corpus's pieces, for a model that measured them; 0 = off].",
+    )
+    # The entry guard (musicgen/generate/length.py): a drawn line-up's instruments come in
+    # when they did in the piece it was drawn from (`train` measures when), or earlier.
+    entry_guard: bool = opt(
+        True,
+        "Each instrument of a line-up that --prior corpus drew comes in no later than it did in the training piece the line-up was drawn from (for a model that measured it); --no-entry-guard lets the model bring them in when it will.",
     )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.

@@ -28,28 +28,44 @@ LOOP_QUANTILE = 0.9
 def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None) -> dict:
     """What a new piece may take from the corpus (`--prior corpus`): the training pieces'
     line-ups (up to MAX_LINEUPS, drawn with a fixed seed, each as often as the corpus has
-    it) and how many pieces are in each of the 24 keys (`keys`: each piece's, if measured
-    already; else measured here)."""
+    it) with when each of their instruments came in (`entries`, the entry guard's), and how
+    many pieces are in each of the 24 keys (`keys`: each piece's, if measured already; else
+    measured here)."""
     inst = vocab.families == "inst"
     values = vocab.space.value[vocab.uids]
-    lineups = []
+    lineups, entries = [], []
     for doc in docs:
         ids = np.asarray(doc[1 : 1 + 130])  # after BOS: the header's Inst tokens
         n = int(np.argmin(inst[ids])) if not inst[ids].all() else len(ids)
         if n:
-            lineups.append(" ".join(str(int(v)) for v in values[ids[:n]]))
+            lineup = [int(v) for v in values[ids[:n]]]
+            lineups.append(" ".join(map(str, lineup)))
+            entries.append(first_entries(doc, vocab, lineup))
     if len(lineups) > MAX_LINEUPS:
         keep = np.random.default_rng(0).choice(len(lineups), MAX_LINEUPS, replace=False)
         lineups = [lineups[i] for i in sorted(keep)]
+        entries = [entries[i] for i in sorted(keep)]
     if keys is None:
         keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
     counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)
     return {
         "lineups": lineups,
+        "entries": entries,
         "keys": counts[:24].tolist(),
         "longest_loop": longest_loop(docs, vocab),
         "longest_silence": longest_silence(docs, vocab),
     }
+
+
+def first_entries(doc: np.ndarray, vocab, lineup: list[int]) -> list[float | None]:
+    """When each instrument of `lineup` plays its first note in the piece `doc`, from the
+    piece's first step, in the clock's unit (quarters or seconds); None for one that never
+    plays."""
+    first: dict[int, int] = {}
+    for note in vocab.stream().feed_all(vocab.to_universal(np.asarray(doc))):
+        first.setdefault(note.program, note.step)
+    unit = vocab.cfg.steps_per_unit
+    return [round(first[p] / unit, 4) if p in first else None for p in lineup]
 
 
 def longest_loop(docs: list[np.ndarray], vocab) -> int:

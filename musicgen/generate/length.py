@@ -36,7 +36,10 @@ class LengthTracker(RowRules):
     guard's push away from playing one figure on and on, and the silence guard's away from
     letting time run on with nothing sounding for longer than the corpus does (a model
     learnt on music whose opening bars hold notes can still wait bar after bar for a first
-    one: shift by shift, each step looks like any rest)."""
+    one: shift by shift, each step looks like any rest), and the entry guard's: each
+    instrument of a drawn line-up comes in no later than it did in the piece the line-up
+    was drawn from (a model fine-tuned for minutes on a band plays the drums and one or two
+    of the rest, each step looking like any step with those instruments)."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class LengthTracker(RowRules):
         form: FormPrior | None = None,
         plan: ControlPlan | None = None,
         first_bar: int | None = None,
+        entries: list[dict | None] | None = None,
     ):
         streams = follow(vocab, vocab.to_universal(prompt), batch, end_header=header_fixed)
         super().__init__(vocab, streams, plan, first_bar)
@@ -82,7 +86,29 @@ class LengthTracker(RowRules):
         self.silences: list[Silence] = []
         if cfg.silence_limit:
             self._read_silence(prompt, batch)
-        self.pulling = bool(self.memories or self.copiers or self.guards or self.silences)
+        # per row, {program: the step it must have come in by} of the instruments not yet in
+        self.waiting: list[dict[int, int]] = []
+        if entries is not None and any(entries):
+            self._read_entries(entries)
+        self.pulling = bool(
+            self.memories or self.copiers or self.guards or self.silences or self.waiting
+        )
+
+    def _read_entries(self, entries: list[dict | None]) -> None:
+        """Each row's instruments still to come in, and by which step (`entries` counts
+        from the start of new music)."""
+        vocab = self.vocab
+        self.waiting = [
+            {p: self.start_step + step for p, step in (e or {}).items()} for e in entries
+        ]
+        if not self.silences:
+            self.shift_ids = np.flatnonzero(vocab.families == "shift")
+            self.shift_sizes = vocab.shift_steps[self.shift_ids]
+        values = vocab.space.value[vocab.uids]
+        self.prog_ids = np.flatnonzero(vocab.families == "prog")
+        self.prog_values = values[self.prog_ids]
+        # what plays the current instrument without naming it
+        self.playing_ids = np.flatnonzero(np.isin(vocab.families, ("vel", "pitch", "drum")))
 
     def _read_silence(self, prompt: np.ndarray, batch: int) -> None:
         """Each row's silence having read the prompt: from the start of new music, or from
@@ -151,6 +177,26 @@ class LengthTracker(RowRules):
             refused = self.shift_ids[self.shift_sizes > room]
             if len(refused):
                 yield refused, -LOOP_PENALTY
+        if self.waiting and self.waiting[b]:
+            yield from self._entry_pulls(b)
+
+    def _entry_pulls(self, b: int):
+        """Time may not pass the first instrument's entry that is due; once one is due, a note
+        may only be one of the instruments due (each step may still take only the
+        instruments the grammar allows there: one it refuses comes in at the next)."""
+        stream, waiting = self.streams[b], self.waiting[b]
+        room = min(waiting.values()) - stream.step
+        refused = self.shift_ids[self.shift_sizes > room]
+        if len(refused):
+            yield refused, -LOOP_PENALTY
+        if room > 0:
+            return
+        due = [p for p, step in waiting.items() if step <= stream.step]
+        others = self.prog_ids[~np.isin(self.prog_values, due)]
+        if len(others):
+            yield others, -LOOP_PENALTY
+        if stream.program not in due:
+            yield self.playing_ids, -LOOP_PENALTY
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
@@ -160,6 +206,8 @@ class LengthTracker(RowRules):
         note = stream.feed(self.vocab.uids[t])
         if self.silences and note is not None:
             self.silences[b].note(note.step, note.dur)
+        if self.waiting and note is not None:
+            self.waiting[b].pop(note.program, None)
         if self.memories:
             self.memories[b].push(t, stream.bar_position)
         if self.copiers:

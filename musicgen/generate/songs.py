@@ -90,8 +90,9 @@ def generate_songs(
     and key are decoded together as one batch."""
     cfg = settle(cfg, model)
     groups: dict[tuple, list[int]] = {}
-    for row, pick in enumerate(drawn(model, cfg)):
-        groups.setdefault(pick, []).append(row)
+    picks = drawn(model, cfg)
+    for row, (lineup, key, _) in enumerate(picks):
+        groups.setdefault((lineup, key), []).append(row)
     songs: list[Song | None] = [None] * cfg.num_samples
     primer = None
     for g, ((lineup, key), rows) in enumerate(groups.items()):
@@ -103,7 +104,10 @@ def generate_songs(
             key_pull=min(cfg.key_pull, DRAWN_KEY_PULL) if key is not None else cfg.key_pull,
             seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
         )
-        made, primer = _decode_songs(model, part, device, key_drawn=key is not None)
+        entries = [picks[row][2] for row in rows] if cfg.entry_guard else None
+        made, primer = _decode_songs(
+            model, part, device, key_drawn=key is not None, entries=entries
+        )
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
             # a new piece into its key, asked or drawn (so the keys come out as often as
@@ -117,11 +121,14 @@ def generate_songs(
 
 
 def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
-    """Per song, (line-up, key) drawn from the corpus for a new piece with `--prior corpus`
-    (None for what is not drawn: asked for, a primer's, or a model that keeps no profile of
-    its corpus): a training piece's line-up, and a key as often as the corpus has it."""
+    """Per song, (line-up, key, entries) drawn from the corpus for a new piece with `--prior
+    corpus` (None for what is not drawn: asked for, a primer's, or a model that keeps no
+    profile of its corpus): a training piece's line-up with when each of its instruments
+    came in there (None for a model that did not measure it), and a key as often as the
+    corpus has it."""
     profile = model.meta.get("corpus") or {}
     lineups = [tuple(int(p) for p in t.split()) for t in profile.get("lineups") or []]
+    entries = profile.get("entries") or [None] * len(lineups)
     counts = np.asarray(profile.get("keys") or [0] * 24, dtype=float)
     new_piece = cfg.prior == "corpus" and cfg.primer is None
     draw_lineup = new_piece and cfg.instruments is None and bool(lineups)
@@ -129,17 +136,35 @@ def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
     rng = np.random.default_rng([cfg.seed, 23])
     picks = []
     for _ in range(cfg.num_samples):
-        lineup = lineups[int(rng.integers(len(lineups)))] if draw_lineup else None
+        i = int(rng.integers(len(lineups))) if draw_lineup else None
         key = key_name(int(rng.choice(24, p=counts / counts.sum()))) if draw_key else None
-        picks.append((lineup, key))
+        if i is None:
+            picks.append((None, key, None))
+        else:
+            picks.append((lineups[i], key, entry_steps(lineups[i], entries[i], model)))
     return picks
 
 
+def entry_steps(lineup: tuple, entries: list | None, model: LoadedModel) -> dict | None:
+    """{program: the step by which it must have come in} of a drawn band, from when its
+    instruments came in in the piece it was drawn from (None: not measured, or a single
+    instrument, whose lead-in is the silence guard's)."""
+    if entries is None or len(entries) != len(lineup) or len(lineup) < 2:
+        return None
+    unit = model.vocab.cfg.steps_per_unit
+    return {p: int(round(t * unit)) for p, t in zip(lineup, entries, strict=True) if t is not None}
+
+
 def _decode_songs(
-    model: LoadedModel, cfg: GenerateConfig, device, key_drawn: bool = False
+    model: LoadedModel,
+    cfg: GenerateConfig,
+    device,
+    key_drawn: bool = False,
+    entries: list[dict | None] | None = None,
 ) -> tuple[list[Song], Primer | None]:
     """`cfg.num_samples` songs from one prompt, decoded as one batch (`key_drawn`: its key
-    is one `--prior corpus` drew)."""
+    is one `--prior corpus` drew; `entries`: each row's steps by which its instruments
+    must come in, see `entry_steps`)."""
     plan = ControlPlan.of(cfg, model.vocab)
     if plan is not None and key_drawn:
         plan = plan.drawn_key()
@@ -156,6 +181,7 @@ def _decode_songs(
         form=form_of(model) if cfg.form_bias else None,
         plan=plan,
         first_bar=0 if primer is None else None,
+        entries=entries,
     )
     seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []

@@ -339,7 +339,7 @@ def test_a_new_piece_takes_a_line_up_and_a_key_of_the_corpus(steerable):
     picks = drawn(model, GenerateConfig(num_samples=40, seed=3))
     assert {p[0] for p in picks} == {(0, 128), (40,)}  # each a training piece's, both drawn
     assert {p[1] for p in picks} == {"D minor"}  # the only key the corpus is in
-    assert drawn(model, GenerateConfig(num_samples=3, prior="model")) == [(None, None)] * 3
+    assert drawn(model, GenerateConfig(num_samples=3, prior="model")) == [(None, None, None)] * 3
     assert drawn(model, GenerateConfig(num_samples=2, key="F major"))[0][1] is None  # asked
     # a model learnt from a corpus of one line-up writes it: the header, read back
     vocab = steerable.vocab

@@ -112,6 +112,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "loop_limit": load_model(ckpt).meta["corpus"]["longest_loop"],
             # and of its silences
             "silence_limit": load_model(ckpt).meta["corpus"]["longest_silence"],
+            "entry_guard": True,
             "density": None,  # no controls asked for
             "polyphony": None,
             "register": None,

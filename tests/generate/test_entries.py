@@ -1,0 +1,98 @@
+"""The entry guard: each instrument of a line-up that `--prior corpus` draws comes in no
+later than it did in the training piece the line-up was drawn from (`train` measures when)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from musicgen.config import GenerateConfig
+
+LINEUP = (0, 33, 81, 128)  # the test band's piano, bass, lead and drums
+
+
+@pytest.fixture(scope="module")
+def band(tmp_path_factory, pop_song):
+    """A dataset of the test band's song: piano, bass and drums from the first beat, the
+    lead from a sixteenth after bar 8's first beat."""
+    from musicgen.config import IngestConfig
+    from musicgen.data.ingest import ingest
+
+    src = tmp_path_factory.mktemp("entries-src")
+    shutil.copy(pop_song.path, src / "band.mid")
+    out = tmp_path_factory.mktemp("entries") / "ds"
+    ingest([src], out, ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
+    return out
+
+
+def indifferent(data, entries):
+    """An untrained gru with every weight zero (only the rules choose), whose corpus is one
+    piece of LINEUP with these entries (quarters)."""
+    from tests.helpers import untrained_model
+
+    model = untrained_model("gru", data)
+    with torch.no_grad():
+        for p in model.core.parameters():
+            p.zero_()
+    corpus = {"lineups": [" ".join(map(str, LINEUP))], "entries": [entries], "keys": [0] * 24}
+    return replace(model, meta={**model.meta, "corpus": corpus})
+
+
+def first_onsets(score) -> dict[int, float]:
+    """Program (128: drums) -> its first onset, in quarters."""
+    n = score.notes
+    programs = np.where(n["drum"], 128, n["program"])
+    return {int(p): float(n["start"][programs == p].min()) for p in np.unique(programs)}
+
+
+def test_train_measures_when_each_instrument_of_a_line_up_comes_in(band):
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.data.measures import corpus_profile
+
+    ds = TokenDataset.open(band)
+    profile = corpus_profile(ds.documents("train"), ds.vocab, keys=[0])
+    assert profile["lineups"] == ["0 33 81 128"]
+    # the lead's first note: bar 8 (32 quarters) and a sixteenth
+    assert profile["entries"] == [[0.0, 0.0, 32.25, 0.0]]
+
+
+def test_each_instrument_comes_in_by_its_entry_and_not_without_the_guard(band):
+    """A model with no preference lets instruments wait; with the guard each comes in by
+    the time it did in the piece its line-up was drawn from."""
+    from musicgen.generate import generate_songs
+
+    entries = [0.0, 1.0, 1.5, 3.0]
+    model = indifferent(band, entries)
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=6, seed=4, form_bias=0)
+
+    def onsets(guard: bool) -> list[dict[int, float]]:
+        songs = generate_songs(model, replace(cfg, entry_guard=guard))[0]
+        assert all(s.drawn["instruments"] == LINEUP for s in songs)
+        return [first_onsets(s.score) for s in songs]
+
+    due = dict(zip(LINEUP, entries, strict=True))
+    late = [
+        p for song in onsets(False) for p in LINEUP if song.get(p, float("inf")) > due[p] + 1e-9
+    ]
+    assert late  # without the guard, some instrument comes in later than it did, or never
+    for song in onsets(True):
+        assert set(song) == set(LINEUP), song
+        assert all(song[p] <= due[p] + 1e-9 for p in LINEUP), song
+
+
+def test_an_asked_line_up_one_instrument_or_a_model_that_measured_no_entries_is_unguarded(band):
+    from musicgen.generate.songs import drawn
+
+    model = indifferent(band, [0.0, 1.0, 1.5, 3.0])
+    (_, _, entries), *_ = drawn(model, GenerateConfig(num_samples=1))
+    per_quarter = model.vocab.cfg.steps_per_unit
+    assert entries == {0: 0, 33: per_quarter, 81: int(1.5 * per_quarter), 128: 3 * per_quarter}
+    assert drawn(model, GenerateConfig(num_samples=1, instruments=(0, 33)))[0][2] is None
+    older = replace(model, meta={**model.meta, "corpus": {"lineups": ["0 33 81 128"]}})
+    assert drawn(older, GenerateConfig(num_samples=1))[0] == (LINEUP, None, None)
+    single = replace(model, meta={**model.meta, "corpus": {"lineups": ["0"], "entries": [[2.0]]}})
+    assert drawn(single, GenerateConfig(num_samples=1))[0] == ((0,), None, None)  # no band
