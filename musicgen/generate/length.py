@@ -109,6 +109,7 @@ class LengthTracker(RowRules):
         self.prog_values = values[self.prog_ids]
         # what plays the current instrument without naming it
         self.playing_ids = np.flatnonzero(np.isin(vocab.families, ("vel", "pitch", "drum")))
+        self.no_ids = np.zeros(0, dtype=np.int64)
 
     def _read_silence(self, prompt: np.ndarray, batch: int) -> None:
         """Each row's silence having read the prompt: from the start of new music, or from
@@ -172,31 +173,37 @@ class LengthTracker(RowRules):
         if self.guards:
             for token in self.guards[b].refused():
                 yield token, -LOOP_PENALTY
+        # a shift either guard refuses loses the penalty once (not once per guard)
+        refused = None
         if self.silences:
             room = self.silence_steps - self.silences[b].at(self.streams[b].step)
-            refused = self.shift_ids[self.shift_sizes > room]
-            if len(refused):
-                yield refused, -LOOP_PENALTY
+            refused = self.shift_sizes > room
         if self.waiting and self.waiting[b]:
-            yield from self._entry_pulls(b)
+            shifts, others = self._entry(b)
+            refused = shifts if refused is None else refused | shifts
+            if len(others):
+                yield others, -LOOP_PENALTY
+        if refused is not None and refused.any():
+            yield self.shift_ids[refused], -LOOP_PENALTY
 
-    def _entry_pulls(self, b: int):
-        """Time may not pass the first instrument's entry that is due; once one is due, a note
-        may only be one of the instruments due (each step may still take only the
-        instruments the grammar allows there: one it refuses comes in at the next)."""
+    def _entry(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The entry guard's refusals for row `b`: (bool over the shifts, other ids). Time
+        may not pass the first entry still to come. An instrument is due when no shift
+        fits before its entry; then the next note must be the lowest instrument due (the
+        notes of a step go by instrument upwards), and if this step has already gone past
+        it, only the shortest shift may be drawn, so that it comes in at the next step."""
         stream, waiting = self.streams[b], self.waiting[b]
-        room = min(waiting.values()) - stream.step
-        refused = self.shift_ids[self.shift_sizes > room]
-        if len(refused):
-            yield refused, -LOOP_PENALTY
-        if room > 0:
-            return
-        due = [p for p, step in waiting.items() if step <= stream.step]
-        others = self.prog_ids[~np.isin(self.prog_values, due)]
-        if len(others):
-            yield others, -LOOP_PENALTY
-        if stream.program not in due:
-            yield self.playing_ids, -LOOP_PENALTY
+        shortest = int(self.shift_sizes.min())
+        due = sorted(p for p, step in waiting.items() if step - stream.step < shortest)
+        if not due:
+            return self.shift_sizes > min(waiting.values()) - stream.step, self.no_ids
+        first = due[0]
+        blocked = stream.prog_here >= first  # an instrument at or above it played here
+        shifts = self.shift_sizes > shortest if blocked else np.ones_like(self.shift_sizes, bool)
+        others = [self.prog_ids[self.prog_values != first]]
+        if blocked or stream.program != first:
+            others.append(self.playing_ids)
+        return shifts, np.concatenate(others)
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]

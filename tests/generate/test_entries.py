@@ -60,14 +60,19 @@ def test_train_measures_when_each_instrument_of_a_line_up_comes_in(band):
     assert profile["entries"] == [[0.0, 0.0, 32.25, 0.0]]
 
 
-def test_each_instrument_comes_in_by_its_entry_and_not_without_the_guard(band):
+@pytest.mark.parametrize(
+    "entries",
+    [[0.0, 1.0, 1.5, 3.0], [0.0, 0.0, 0.0, 0.0], [0.0, 2.0, 2.0, 0.0]],
+    ids=["apart", "all-at-once", "pairs"],
+)
+def test_each_instrument_comes_in_by_its_entry_and_not_without_the_guard(band, entries):
     """A model with no preference lets instruments wait; with the guard each comes in by
-    the time it did in the piece its line-up was drawn from."""
+    the time it did in the piece its line-up was drawn from, also where several come in
+    at one step (where the notes go by instrument upwards)."""
     from musicgen.generate import generate_songs
 
-    entries = [0.0, 1.0, 1.5, 3.0]
     model = indifferent(band, entries)
-    cfg = GenerateConfig(unit="bars", length=4, num_samples=6, seed=4, form_bias=0)
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=16, seed=4, form_bias=0)
 
     def onsets(guard: bool) -> list[dict[int, float]]:
         songs = generate_songs(model, replace(cfg, entry_guard=guard))[0]
@@ -96,3 +101,16 @@ def test_an_asked_line_up_one_instrument_or_a_model_that_measured_no_entries_is_
     assert drawn(older, GenerateConfig(num_samples=1))[0] == (LINEUP, None, None)
     single = replace(model, meta={**model.meta, "corpus": {"lineups": ["0"], "entries": [[2.0]]}})
     assert drawn(single, GenerateConfig(num_samples=1))[0] == ((0,), None, None)  # no band
+
+
+def test_the_guard_does_not_bring_an_instrument_in_before_it_is_due(band):
+    """Entries are read in quarters: instruments due at 3 quarters are not forced in at
+    the first steps, so in some songs one still waits past the first quarter."""
+    from musicgen.generate import generate_songs
+
+    model = indifferent(band, [3.0, 3.0, 3.0, 3.0])
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=16, seed=4, form_bias=0)
+    songs = generate_songs(model, cfg)[0]
+    onsets = [first_onsets(s.score) for s in songs]
+    assert all(max(song.values()) <= 3.0 + 1e-9 for song in onsets)
+    assert any(max(song.values()) >= 1.0 for song in onsets)  # some instruments still wait
