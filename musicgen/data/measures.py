@@ -33,18 +33,18 @@ def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None)
     measured here)."""
     inst = vocab.families == "inst"
     values = vocab.space.value[vocab.uids]
-    lineups, entries = [], []
+    found = []  # (piece, its line-up)
     for doc in docs:
         ids = np.asarray(doc[1 : 1 + 130])  # after BOS: the header's Inst tokens
         n = int(np.argmin(inst[ids])) if not inst[ids].all() else len(ids)
         if n:
-            lineup = [int(v) for v in values[ids[:n]]]
-            lineups.append(" ".join(map(str, lineup)))
-            entries.append(first_entries(doc, vocab, lineup))
-    if len(lineups) > MAX_LINEUPS:
-        keep = np.random.default_rng(0).choice(len(lineups), MAX_LINEUPS, replace=False)
-        lineups = [lineups[i] for i in sorted(keep)]
-        entries = [entries[i] for i in sorted(keep)]
+            found.append((doc, [int(v) for v in values[ids[:n]]]))
+    if len(found) > MAX_LINEUPS:
+        keep = np.random.default_rng(0).choice(len(found), MAX_LINEUPS, replace=False)
+        found = [found[i] for i in sorted(keep)]
+    lineups = [" ".join(map(str, lineup)) for _, lineup in found]
+    # read only for the line-ups kept: a whole piece through the interpreter each
+    entries = [first_entries(doc, vocab, lineup) for doc, lineup in found]
     if keys is None:
         keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
     counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)

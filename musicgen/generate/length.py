@@ -83,6 +83,9 @@ class LengthTracker(RowRules):
             for t in prompt[vocab.is_pitch(prompt)].tolist():
                 guard.push(t)
             self.guards = [copy.deepcopy(guard) for _ in range(batch)]
+        # the shifts, which the silence and entry guards refuse by size
+        self.shift_ids = np.flatnonzero(vocab.families == "shift")
+        self.shift_sizes = vocab.shift_steps[self.shift_ids]
         self.silences: list[Silence] = []
         if cfg.silence_limit:
             self._read_silence(prompt, batch)
@@ -101,9 +104,6 @@ class LengthTracker(RowRules):
         self.waiting = [
             {p: self.start_step + step for p, step in (e or {}).items()} for e in entries
         ]
-        if not self.silences:
-            self.shift_ids = np.flatnonzero(vocab.families == "shift")
-            self.shift_sizes = vocab.shift_steps[self.shift_ids]
         values = vocab.space.value[vocab.uids]
         self.prog_ids = np.flatnonzero(vocab.families == "prog")
         self.prog_values = values[self.prog_ids]
@@ -121,8 +121,6 @@ class LengthTracker(RowRules):
         self.silences = [copy.deepcopy(silence) for _ in range(batch)]
         # at least a step, as `train` measures it: a limit is never read as none
         self.silence_steps = max(1, int(round(self.cfg.silence_limit * vocab.cfg.steps_per_unit)))
-        self.shift_ids = np.flatnonzero(vocab.families == "shift")
-        self.shift_sizes = vocab.shift_steps[self.shift_ids]
 
     def _read_prompt(self, prompt: np.ndarray, form: FormPrior | None, batch: int) -> None:
         """The memories of repetition- and form-aware sampling, having read the prompt with
