@@ -28,9 +28,9 @@ LOOP_QUANTILE = 0.9
 def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None) -> dict:
     """What a new piece may take from the corpus (`--prior corpus`): the training pieces'
     line-ups (up to MAX_LINEUPS, drawn with a fixed seed, each as often as the corpus has
-    it) with when each of their instruments came in (`entries`, the entry guard's), and how
-    many pieces are in each of the 24 keys (`keys`: each piece's, if measured already; else
-    measured here)."""
+    it) with when each of their instruments came in and the longest each then rested
+    (`entries`, `rests`: the entry guard's), and how many pieces are in each of the 24
+    keys (`keys`: each piece's, if measured already; else measured here)."""
     inst = vocab.families == "inst"
     values = vocab.space.value[vocab.uids]
     found = []  # (piece, its line-up)
@@ -44,28 +44,46 @@ def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None)
         found = [found[i] for i in sorted(keep)]
     lineups = [" ".join(map(str, lineup)) for _, lineup in found]
     # read only for the line-ups kept: a whole piece through the interpreter each
-    entries = [first_entries(doc, vocab, lineup) for doc, lineup in found]
+    timing = [band_timing(doc, vocab, lineup) for doc, lineup in found]
     if keys is None:
         keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
     counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)
     return {
         "lineups": lineups,
-        "entries": entries,
+        "entries": [entries for entries, _ in timing],
+        "rests": [rests for _, rests in timing],
         "keys": counts[:24].tolist(),
         "longest_loop": longest_loop(docs, vocab),
         "longest_silence": longest_silence(docs, vocab),
     }
 
 
-def first_entries(doc: np.ndarray, vocab, lineup: list[int]) -> list[float | None]:
-    """When each instrument of `lineup` plays its first note in the piece `doc`, from the
-    piece's first step, in the clock's unit (quarters or seconds); None for one that never
-    plays."""
+def band_timing(
+    doc: np.ndarray, vocab, lineup: list[int]
+) -> tuple[list[float | None], list[float | None]]:
+    """For each instrument of `lineup` in the piece `doc`: when it plays its first note,
+    from the piece's first step, and the longest it then rests (from where its notes stop
+    sounding to its next note, or to the end of the piece's last note), both in the clock's
+    unit (quarters or seconds); None for one that never plays."""
     first: dict[int, int] = {}
+    sounding: dict[int, int] = {}  # program -> the step its notes sound until
+    rest: dict[int, int] = {}
+    end = 0
     for note in vocab.stream().feed_all(vocab.to_universal(np.asarray(doc))):
-        first.setdefault(note.program, note.step)
+        p = note.program
+        first.setdefault(p, note.step)
+        if p in sounding:
+            rest[p] = max(rest.get(p, 0), note.step - sounding[p])
+        sounding[p] = max(sounding.get(p, 0), note.step + note.dur)
+        end = max(end, note.step + note.dur)
     unit = vocab.cfg.steps_per_unit
-    return [round(first[p] / unit, 4) if p in first else None for p in lineup]
+
+    def quarters(steps: dict[int, int], p: int) -> float | None:
+        return round(steps[p] / unit, 4) if p in steps else None
+
+    for p, until in sounding.items():
+        rest[p] = max(rest.get(p, 0), end - until)
+    return [quarters(first, p) for p in lineup], [quarters(rest, p) for p in lineup]
 
 
 def longest_loop(docs: list[np.ndarray], vocab) -> int:

@@ -10,6 +10,7 @@ length asked for.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +31,16 @@ MAX_TIMED_TOKENS = 200_000
 LOOP_PENALTY = 1000.0
 
 
+@dataclass(frozen=True)
+class Cue:
+    """One instrument of a drawn band, for the entry guard: the step by which it must come
+    in (from the start of new music), and the longest it may then rest, in steps (None:
+    as long as it will)."""
+
+    by: int
+    rest: int | None = None
+
+
 class LengthTracker(RowRules):
     """Each row's grammar, with EOS held back until its length target is reached; how much
     new music each row holds; the pulls towards what came before (see module), the loop
@@ -37,9 +48,10 @@ class LengthTracker(RowRules):
     letting time run on with nothing sounding for longer than the corpus does (a model
     learnt on music whose opening bars hold notes can still wait bar after bar for a first
     one: shift by shift, each step looks like any rest), and the entry guard's: each
-    instrument of a drawn line-up comes in no later than it did in the piece the line-up
-    was drawn from (a model fine-tuned for minutes on a band plays the drums and one or two
-    of the rest, each step looking like any step with those instruments)."""
+    instrument of a drawn line-up comes in, and comes back after a rest, no later than it
+    did in the piece the line-up was drawn from (a model fine-tuned for minutes on a band
+    plays the drums and one or two of the rest, each step looking like any step with those
+    instruments)."""
 
     def __init__(
         self,
@@ -52,7 +64,7 @@ class LengthTracker(RowRules):
         form: FormPrior | None = None,
         plan: ControlPlan | None = None,
         first_bar: int | None = None,
-        entries: list[dict | None] | None = None,
+        cues: list[dict[int, Cue] | None] | None = None,
     ):
         streams = follow(vocab, vocab.to_universal(prompt), batch, end_header=header_fixed)
         super().__init__(vocab, streams, plan, first_bar)
@@ -89,21 +101,24 @@ class LengthTracker(RowRules):
         self.silences: list[Silence] = []
         if cfg.silence_limit:
             self._read_silence(prompt, batch)
-        # per row, {program: the step it must have come in by} of the instruments not yet in
+        # per row, {program: the step its next note must start by} of the guarded instruments
         self.waiting: list[dict[int, int]] = []
-        if entries is not None and any(entries):
-            self._read_entries(entries)
+        if cues is not None and any(cues):
+            self._read_cues(cues)
         self.pulling = bool(
             self.memories or self.copiers or self.guards or self.silences or self.waiting
         )
 
-    def _read_entries(self, entries: list[dict | None]) -> None:
-        """Each row's instruments still to come in, and by which step (`entries` counts
-        from the start of new music)."""
+    def _read_cues(self, cues: list[dict[int, Cue] | None]) -> None:
+        """Each row's instruments still to come in and by which step (a cue counts from the
+        start of new music), and the longest each may rest once in."""
         vocab = self.vocab
-        self.waiting = [
-            {p: self.start_step + step for p, step in (e or {}).items()} for e in entries
+        self.waiting = [{p: self.start_step + c.by for p, c in (row or {}).items()} for row in cues]
+        self.rests = [
+            {p: c.rest for p, c in (row or {}).items() if c.rest is not None} for row in cues
         ]
+        # per row, {program: the step its notes sound until} of the instruments in
+        self.sounding: list[dict[int, int]] = [{} for _ in cues]
         values = vocab.space.value[vocab.uids]
         self.prog_ids = np.flatnonzero(vocab.families == "prog")
         self.prog_values = values[self.prog_ids]
@@ -203,6 +218,18 @@ class LengthTracker(RowRules):
             others.append(self.playing_ids)
         return shifts, np.concatenate(others)
 
+    def _cue(self, b: int, note) -> None:
+        """Row `b`'s instrument has played `note`: by when it must play again, if it may
+        rest only so long."""
+        p = note.program
+        rest = self.rests[b].get(p)
+        if rest is None:
+            self.waiting[b].pop(p, None)
+            return
+        until = max(self.sounding[b].get(p, 0), note.step + note.dur)
+        self.sounding[b][p] = until
+        self.waiting[b][p] = until + rest
+
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
         step0, sec0 = stream.step, stream.seconds
@@ -212,7 +239,7 @@ class LengthTracker(RowRules):
         if self.silences and note is not None:
             self.silences[b].note(note.step, note.dur)
         if self.waiting and note is not None:
-            self.waiting[b].pop(note.program, None)
+            self._cue(b, note)
         if self.memories:
             self.memories[b].push(t, stream.bar_position)
         if self.copiers:

@@ -17,7 +17,7 @@ from musicgen.config.generation import DRAWN_KEY_PULL, guidance_of
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
 from musicgen.generate.controls import ControlPlan, landing_shift, open_piece
-from musicgen.generate.length import LengthTracker
+from musicgen.generate.length import Cue, LengthTracker
 from musicgen.generate.primer import Primer, start_of_piece
 from musicgen.midi.score import Score
 from musicgen.tokens.encoding import decode, quarters_per_step
@@ -104,10 +104,8 @@ def generate_songs(
             key_pull=min(cfg.key_pull, DRAWN_KEY_PULL) if key is not None else cfg.key_pull,
             seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
         )
-        entries = [picks[row][2] for row in rows] if cfg.entry_guard else None
-        made, primer = _decode_songs(
-            model, part, device, key_drawn=key is not None, entries=entries
-        )
+        band = [picks[row][2] for row in rows] if cfg.entry_guard else None
+        made, primer = _decode_songs(model, part, device, key_drawn=key is not None, cues=band)
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
             # a new piece into its key, asked or drawn (so the keys come out as often as
@@ -121,14 +119,15 @@ def generate_songs(
 
 
 def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
-    """Per song, (line-up, key, entries) drawn from the corpus for a new piece with `--prior
+    """Per song, (line-up, key, cues) drawn from the corpus for a new piece with `--prior
     corpus` (None for what is not drawn: asked for, a primer's, or a model that keeps no
     profile of its corpus): a training piece's line-up with when each of its instruments
-    came in there (None for a model that did not measure it), and a key as often as the
-    corpus has it."""
+    came in there and the longest each then rested (`band_cues`; None for a model that did not
+    measure them), and a key as often as the corpus has it."""
     profile = model.meta.get("corpus") or {}
     lineups = [tuple(int(p) for p in t.split()) for t in profile.get("lineups") or []]
     entries = profile.get("entries") or [None] * len(lineups)
+    rests = profile.get("rests") or [None] * len(lineups)  # measured since 2026-12-07
     counts = np.asarray(profile.get("keys") or [0] * 24, dtype=float)
     new_piece = cfg.prior == "corpus" and cfg.primer is None
     draw_lineup = new_piece and cfg.instruments is None and bool(lineups)
@@ -141,18 +140,32 @@ def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
         if i is None:
             picks.append((None, key, None))
         else:
-            picks.append((lineups[i], key, entry_steps(lineups[i], entries[i], model)))
+            picks.append((lineups[i], key, band_cues(lineups[i], entries[i], rests[i], model)))
     return picks
 
 
-def entry_steps(lineup: tuple, entries: list | None, model: LoadedModel) -> dict | None:
-    """{program: the step by which it must have come in} of a drawn band, from when its
-    instruments came in in the piece it was drawn from (None: not measured, or a single
-    instrument, whose lead-in is the silence guard's)."""
+def band_cues(
+    lineup: tuple, entries: list | None, rests: list | None, model: LoadedModel
+) -> dict[int, Cue] | None:
+    """{program: its Cue} of a drawn band, in steps: by when it must come in and the
+    longest it may then rest, as its instruments did in the piece it was drawn from (None:
+    not measured, or a single instrument, whose silences are the silence guard's). An
+    instrument that never played there has no cue; without rests (a model trained before
+    musicgen measured them) only the entries are kept."""
     if entries is None or len(entries) != len(lineup) or len(lineup) < 2:
         return None
+    if rests is None or len(rests) != len(lineup):
+        rests = [None] * len(lineup)
     unit = model.vocab.cfg.steps_per_unit
-    return {p: int(round(t * unit)) for p, t in zip(lineup, entries, strict=True) if t is not None}
+
+    def steps(t: float | None) -> int | None:
+        return None if t is None else int(round(t * unit))
+
+    return {
+        p: Cue(steps(t), steps(r))
+        for p, t, r in zip(lineup, entries, rests, strict=True)
+        if t is not None
+    }
 
 
 def _decode_songs(
@@ -160,11 +173,11 @@ def _decode_songs(
     cfg: GenerateConfig,
     device,
     key_drawn: bool = False,
-    entries: list[dict | None] | None = None,
+    cues: list[dict[int, Cue] | None] | None = None,
 ) -> tuple[list[Song], Primer | None]:
     """`cfg.num_samples` songs from one prompt, decoded as one batch (`key_drawn`: its key
-    is one `--prior corpus` drew; `entries`: each row's steps by which its instruments
-    must come in, see `entry_steps`)."""
+    is one `--prior corpus` drew; `cues`: each row's band, for the entry guard, see
+    `band_cues`)."""
     plan = ControlPlan.of(cfg, model.vocab)
     if plan is not None and key_drawn:
         plan = plan.drawn_key()
@@ -181,7 +194,7 @@ def _decode_songs(
         form=form_of(model) if cfg.form_bias else None,
         plan=plan,
         first_bar=0 if primer is None else None,
-        entries=entries,
+        cues=cues,
     )
     seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
     songs = []

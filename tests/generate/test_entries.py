@@ -1,5 +1,6 @@
-"""The entry guard: each instrument of a line-up that `--prior corpus` draws comes in no
-later than it did in the training piece the line-up was drawn from (`train` measures when)."""
+"""The entry guard: each instrument of a line-up that `--prior corpus` draws comes in, and
+comes back after a rest, no later than it did in the training piece the line-up was drawn
+from (`train` measures when, and how long it rested)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from musicgen.config import GenerateConfig
+from musicgen.generate.length import Cue
 
 LINEUP = (0, 33, 81, 128)  # the test band's piano, bass, lead and drums
 
@@ -29,9 +31,9 @@ def band(tmp_path_factory, pop_song):
     return out
 
 
-def indifferent(data, entries):
+def indifferent(data, entries, rests=None):
     """An untrained gru with every weight zero (only the rules choose), whose corpus is one
-    piece of LINEUP with these entries (quarters)."""
+    piece of LINEUP with these entries and longest rests (quarters)."""
     from tests.helpers import untrained_model
 
     model = untrained_model("gru", data)
@@ -39,6 +41,8 @@ def indifferent(data, entries):
         for p in model.core.parameters():
             p.zero_()
     corpus = {"lineups": [" ".join(map(str, LINEUP))], "entries": [entries], "keys": [0] * 24}
+    if rests is not None:
+        corpus["rests"] = [rests]
     return replace(model, meta={**model.meta, "corpus": corpus})
 
 
@@ -49,7 +53,24 @@ def first_onsets(score) -> dict[int, float]:
     return {int(p): float(n["start"][programs == p].min()) for p in np.unique(programs)}
 
 
-def test_train_measures_when_each_instrument_of_a_line_up_comes_in(band):
+def longest_rests(score, end: float) -> dict[int, float]:
+    """Program (128: drums) -> the longest it rests after its first note: from where its
+    notes stop sounding to its next note, or to `end` (quarters)."""
+    n = score.notes
+    programs = np.where(n["drum"], 128, n["program"])
+    rests = {}
+    for p in np.unique(programs).tolist():
+        mine = np.sort(n[programs == p], order="start")
+        until, longest = -np.inf, 0.0
+        for start, dur in zip(mine["start"], mine["duration"], strict=True):
+            if until > -np.inf:
+                longest = max(longest, start - until)
+            until = max(until, start + dur)
+        rests[p] = max(longest, end - until)
+    return rests
+
+
+def test_train_measures_when_each_instrument_of_a_line_up_comes_in_and_rests(band):
     from musicgen.data.dataset import TokenDataset
     from musicgen.data.measures import corpus_profile
 
@@ -58,6 +79,9 @@ def test_train_measures_when_each_instrument_of_a_line_up_comes_in(band):
     assert profile["lineups"] == ["0 33 81 128"]
     # the lead's first note: bar 8 (32 quarters) and a sixteenth
     assert profile["entries"] == [[0.0, 0.0, 32.25, 0.0]]
+    # then: the piano's chords last each beat, the bass a half beat, the lead a quarter
+    # beat (a sixteenth after each beat), the drums' hits (a sixteenth) every half beat
+    assert profile["rests"] == [[0.0, 0.5, 0.75, 0.25]]
 
 
 @pytest.mark.parametrize(
@@ -92,11 +116,19 @@ def test_each_instrument_comes_in_by_its_entry_and_not_without_the_guard(band, e
 def test_an_asked_line_up_one_instrument_or_a_model_that_measured_no_entries_is_unguarded(band):
     from musicgen.generate.songs import drawn
 
-    model = indifferent(band, [0.0, 1.0, 1.5, 3.0])
-    (_, _, entries), *_ = drawn(model, GenerateConfig(num_samples=1))
-    per_quarter = model.vocab.cfg.steps_per_unit
-    assert entries == {0: 0, 33: per_quarter, 81: int(1.5 * per_quarter), 128: 3 * per_quarter}
+    model = indifferent(band, [0.0, 1.0, 1.5, 3.0], [2.0, 0.5, None, 8.0])
+    (_, _, cues), *_ = drawn(model, GenerateConfig(num_samples=1))
+    q = model.vocab.cfg.steps_per_unit
+    assert cues == {
+        0: Cue(0, 2 * q),
+        33: Cue(q, q // 2),
+        81: Cue(int(1.5 * q)),
+        128: Cue(3 * q, 8 * q),
+    }
     assert drawn(model, GenerateConfig(num_samples=1, instruments=(0, 33)))[0][2] is None
+    # trained before rests were measured: the entries alone
+    before = indifferent(band, [0.0, 1.0, 1.5, 3.0])
+    assert all(c.rest is None for c in drawn(before, GenerateConfig(num_samples=1))[0][2].values())
     older = replace(model, meta={**model.meta, "corpus": {"lineups": ["0 33 81 128"]}})
     assert drawn(older, GenerateConfig(num_samples=1))[0] == (LINEUP, None, None)
     single = replace(model, meta={**model.meta, "corpus": {"lineups": ["0"], "entries": [[2.0]]}})
@@ -114,3 +146,30 @@ def test_the_guard_does_not_bring_an_instrument_in_before_it_is_due(band):
     onsets = [first_onsets(s.score) for s in songs]
     assert all(max(song.values()) <= 3.0 + 1e-9 for song in onsets)
     assert any(max(song.values()) >= 1.0 for song in onsets)  # some instruments still wait
+
+
+def test_no_instrument_rests_longer_than_it_did_and_does_without_the_guard(band):
+    """Once in, each instrument comes back within the longest rest it took in the piece
+    its line-up was drawn from (here a quarter note, the drums a half), to the end of the
+    piece; a model with no preference lets some rest far longer without the guard."""
+    from musicgen.generate import generate_songs
+
+    rests = [1.0, 1.0, 1.0, 0.5]
+    model = indifferent(band, [0.0, 0.0, 0.0, 0.0], rests)
+    cfg = GenerateConfig(unit="bars", length=4, num_samples=16, seed=4, form_bias=0)
+    limit = dict(zip(LINEUP, rests, strict=True))
+
+    def overlong(guard: bool) -> list[tuple[int, float]]:
+        songs = generate_songs(model, replace(cfg, entry_guard=guard))[0]
+        assert all(s.drawn["instruments"] == LINEUP for s in songs)
+        found = []
+        for song in songs:
+            rested = longest_rests(song.score, end=16.0)
+            # one that never played rested the whole piece
+            found += [
+                (p, rested.get(p, 16.0)) for p in LINEUP if rested.get(p, 16.0) > limit[p] + 1e-9
+            ]
+        return found
+
+    assert overlong(False)
+    assert overlong(True) == []
