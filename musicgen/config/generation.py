@@ -134,11 +134,12 @@ class GenerateConfig:
         None,
         "The longest silence, opening included, in quarter notes (seconds for a model on the seconds clock) [default: as long as the longest silence of 9 in 10 of the corpus's pieces, for a model that measured them; 0 = off].",
     )
-    # The entry guard (musicgen/generate/length.py): a drawn line-up's instruments come in
-    # when they did in the piece it was drawn from (`train` measures when), or earlier.
+    # The entry guard (musicgen/generate/length.py): a drawn line-up's instruments come in,
+    # and come back after a rest, when they did in the piece it was drawn from (`train`
+    # measures when, and how long they rested), or earlier.
     entry_guard: bool = opt(
         True,
-        "Each instrument of a line-up that --prior corpus drew comes in no later than it did in the training piece the line-up was drawn from (for a model that measured it); --no-entry-guard lets the model bring them in when it will.",
+        "Each instrument of a line-up that --prior corpus drew comes in, and comes back after a rest, no later than it did in the training piece the line-up was drawn from (for a model that measured it); --no-entry-guard lets the model bring them in and rest them as it will.",
     )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.

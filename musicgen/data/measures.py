@@ -78,12 +78,12 @@ def band_timing(
         end = max(end, note.step + note.dur)
     unit = vocab.cfg.steps_per_unit
 
-    def quarters(steps: dict[int, int], p: int) -> float | None:
+    def in_units(steps: dict[int, int], p: int) -> float | None:
         return round(steps[p] / unit, 4) if p in steps else None
 
     for p, until in sounding.items():
         rest[p] = max(rest.get(p, 0), end - until)
-    return [quarters(first, p) for p in lineup], [quarters(rest, p) for p in lineup]
+    return [in_units(first, p) for p in lineup], [in_units(rest, p) for p in lineup]
 
 
 def longest_loop(docs: list[np.ndarray], vocab) -> int:

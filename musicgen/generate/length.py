@@ -48,10 +48,10 @@ class LengthTracker(RowRules):
     letting time run on with nothing sounding for longer than the corpus does (a model
     learnt on music whose opening bars hold notes can still wait bar after bar for a first
     one: shift by shift, each step looks like any rest), and the entry guard's: each
-    instrument of a drawn line-up comes in, and comes back after a rest, no later than it
-    did in the piece the line-up was drawn from (a model fine-tuned for minutes on a band
-    plays the drums and one or two of the rest, each step looking like any step with those
-    instruments)."""
+    instrument of a drawn line-up comes in no later than it did in the piece the line-up
+    was drawn from, and never rests longer than it did anywhere there (a model fine-tuned
+    for minutes on a band plays the drums and one or two of the rest, each step looking
+    like any step with those instruments)."""
 
     def __init__(
         self,
@@ -201,22 +201,24 @@ class LengthTracker(RowRules):
 
     def _entry(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The entry guard's refusals for row `b`: (bool over the shifts, other ids). Time
-        may not pass the first entry still to come. An instrument is due when no shift
-        fits before its entry; then the next note must be the lowest instrument due (the
-        notes of a step go by instrument upwards), and if this step has already gone past
-        it, only the shortest shift may be drawn, so that it comes in at the next step."""
+        may not pass the first step an instrument's next note must start by (its entry, or
+        the end of its rest). An instrument is due when no shift fits before that step; the
+        notes of a step go by instrument upwards, so until the lowest instrument due has
+        played, nothing above it may (what is below it, a chord's other notes or an
+        instrument not due, still may); if this step has already gone past it, only the
+        shortest shift may be drawn, so that it plays at the next step."""
         stream, waiting = self.streams[b], self.waiting[b]
         shortest = int(self.shift_sizes.min())
         due = sorted(p for p, step in waiting.items() if step - stream.step < shortest)
         if not due:
             return self.shift_sizes > min(waiting.values()) - stream.step, self.no_ids
         first = due[0]
-        blocked = stream.prog_here >= first  # an instrument at or above it played here
-        shifts = self.shift_sizes > shortest if blocked else np.ones_like(self.shift_sizes, bool)
-        others = [self.prog_ids[self.prog_values != first]]
-        if blocked or stream.program != first:
+        if stream.prog_here >= first:  # an instrument at or above it played here
+            return self.shift_sizes > shortest, self.no_ids
+        others = [self.prog_ids[self.prog_values > first]]
+        if stream.program is None or stream.program > first:
             others.append(self.playing_ids)
-        return shifts, np.concatenate(others)
+        return np.ones_like(self.shift_sizes, bool), np.concatenate(others)
 
     def _cue(self, b: int, note) -> None:
         """Row `b`'s instrument has played `note`: by when it must play again, if it may
@@ -228,7 +230,9 @@ class LengthTracker(RowRules):
             return
         until = max(self.sounding[b].get(p, 0), note.step + note.dur)
         self.sounding[b][p] = until
-        self.waiting[b][p] = until + rest
+        # never due again at the step it played: a rest shorter than any shift would hold
+        # time there, this instrument forced on at every step and those above it shut out
+        self.waiting[b][p] = max(until + rest, note.step + int(self.shift_sizes.min()))
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
