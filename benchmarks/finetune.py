@@ -187,6 +187,10 @@ def main() -> int:
             "shares": [share for u in real_lineups for share in u.values()],
             "steady": [sum(share >= 0.5 for share in u.values()) for u in real_lineups],
         },
+        # the training pieces' too: with the held-out ones, the corpus's range
+        "train_instruments": [
+            len(lineup(s, ns.seconds)) for _, s in M.load_corpus(data, "train")[0]
+        ],
         "models": {},
     }
     env = {"MUSICGEN_BASES": str(ns.bases)}
@@ -237,17 +241,21 @@ def report(r: dict) -> None:
         )
     real = r["real"]
     lo, hi = min(real["instruments"]), max(real["instruments"])
+    every = real["instruments"] + r.get("train_instruments", [])
+    clo, chi = min(every), max(every)
     print(
         f"line-up of the first {r.get('seconds', 32):g} s: songs with {lo}-{hi} instruments (the "
-        f"real songs' range); how long each instrument sounds, as the share of 2-s windows "
-        f"(median, and the share of instruments under 10%), and instruments sounding in at "
-        f"least half of them (mean a song): real {sounding(real)}"
+        f"held-out songs' range) and {clo}-{chi} (the whole corpus's); how long each instrument "
+        f"sounds, as the share of 2-s windows (median, and the share of instruments under "
+        f"10%), and instruments sounding in at least half of them (mean a song): real "
+        f"{sounding(real)}"
     )
     for name, row in r["models"].items():
         s, t = row["scratch"], row["base"]
         print(
-            f"{name:12s} in range {in_range(s, lo, hi)}/{in_range(t, lo, hi)} of "
-            f"{len(t['instruments'])}; sounding scratch {sounding(s)}, fine-tuned {sounding(t)}"
+            f"{name:12s} in range {in_range(s, lo, hi)}/{in_range(t, lo, hi)} and "
+            f"{in_range(s, clo, chi)}/{in_range(t, clo, chi)} of {len(t['instruments'])}; "
+            f"sounding scratch {sounding(s)}, fine-tuned {sounding(t)}"
         )
 
 
