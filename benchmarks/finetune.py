@@ -230,19 +230,26 @@ def report(r: dict) -> None:
         f"{'model':12s} {'base alone':>10s} {'scratch':>8s} {'fine-tuned':>10s} {'ratio':>6s}"
         f"  overlaps>=0.7 scratch/tuned  instruments scratch/tuned  drums scratch/tuned"
     )
+    real = r["real"]
+    lo, hi = min(real["instruments"]), max(real["instruments"])
+    every = real["instruments"] + r.get("train_instruments", [])
+    clo, chi = min(every), max(every)
+    table, lineups = [], []  # per model: its line in the table, and in the line-ups below it
     for name, row in r["models"].items():
         s, t = row["scratch"], row["base"]
-        print(
+        table.append(
             f"{name:12s} {row['zero_shot']['bits_per_note']:10.3f} {s['bits_per_note']:8.3f} "
             f"{t['bits_per_note']:10.3f} {t['bits_per_note'] / s['bits_per_note']:6.3f}"
             f"  {s['overlaps_met']:>2d}/{t['overlaps_met']:<2d} of {len(s['overlap'])}"
             f"          {np.mean(s['instruments']):.1f}/{np.mean(t['instruments']):.1f}"
             f"           {s['drums']:.0%}/{t['drums']:.0%}"
         )
-    real = r["real"]
-    lo, hi = min(real["instruments"]), max(real["instruments"])
-    every = real["instruments"] + r.get("train_instruments", [])
-    clo, chi = min(every), max(every)
+        lineups.append(
+            f"{name:12s} in range {in_range(s, lo, hi)}/{in_range(t, lo, hi)} and "
+            f"{in_range(s, clo, chi)}/{in_range(t, clo, chi)} of {len(t['instruments'])}; "
+            f"sounding scratch {sounding(s)}, fine-tuned {sounding(t)}"
+        )
+    print("\n".join(table))
     print(
         f"line-up of the first {r.get('seconds', 32):g} s: songs with {lo}-{hi} instruments (the "
         f"held-out songs' range) and {clo}-{chi} (the whole corpus's); how long each instrument "
@@ -250,13 +257,7 @@ def report(r: dict) -> None:
         f"10%), and instruments sounding in at least half of them (mean a song): real "
         f"{sounding(real)}"
     )
-    for name, row in r["models"].items():
-        s, t = row["scratch"], row["base"]
-        print(
-            f"{name:12s} in range {in_range(s, lo, hi)}/{in_range(t, lo, hi)} and "
-            f"{in_range(s, clo, chi)}/{in_range(t, clo, chi)} of {len(t['instruments'])}; "
-            f"sounding scratch {sounding(s)}, fine-tuned {sounding(t)}"
-        )
+    print("\n".join(lineups))
 
 
 def in_range(run: dict, lo: int, hi: int) -> int:

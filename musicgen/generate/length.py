@@ -98,6 +98,7 @@ class LengthTracker(RowRules):
         # the shifts, which the silence and entry guards refuse by size
         self.shift_ids = np.flatnonzero(vocab.families == "shift")
         self.shift_sizes = vocab.shift_steps[self.shift_ids]
+        self.shortest_shift = int(self.shift_sizes.min())
         self.silences: list[Silence] = []
         if cfg.silence_limit:
             self._read_silence(prompt, batch)
@@ -208,7 +209,7 @@ class LengthTracker(RowRules):
         instrument not due, still may); if this step has already gone past it, only the
         shortest shift may be drawn, so that it plays at the next step."""
         stream, waiting = self.streams[b], self.waiting[b]
-        shortest = int(self.shift_sizes.min())
+        shortest = self.shortest_shift
         due = sorted(p for p, step in waiting.items() if step - stream.step < shortest)
         if not due:
             return self.shift_sizes > min(waiting.values()) - stream.step, self.no_ids
@@ -232,7 +233,7 @@ class LengthTracker(RowRules):
         self.sounding[b][p] = until
         # never due again at the step it played: a rest shorter than any shift would hold
         # time there, this instrument forced on at every step and those above it shut out
-        self.waiting[b][p] = max(until + rest, note.step + int(self.shift_sizes.min()))
+        self.waiting[b][p] = max(until + rest, note.step + self.shortest_shift)
 
     def take(self, b: int, t: int) -> bool:
         cfg, stream = self.cfg, self.streams[b]
