@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,33 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def interrupt_deferred():
+    """Hold a Ctrl-C that arrives inside the block until the block ends, then raise it.
+
+    A KeyboardInterrupt raised in the middle of a writer may not come out as one: torch.save
+    closes its zip archive on the way out and that raises a RuntimeError over it, so a run
+    stopped while saving a checkpoint ended in a traceback and exit code 1 rather than its
+    save-and-exit-130. The writes are short; the Ctrl-C waits until the file is in place.
+    Only the main thread can take signals, so elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield  # ignored, or someone else's handler: leave it to them
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _write_temp(path: Path, write: Writer) -> Path:
     """`write` into a new temporary file beside `path`, flushed and fsynced; removed on failure."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -56,13 +85,14 @@ def _write_temp(path: Path, write: Writer) -> Path:
 
 def atomic_write(path: str | Path, write: Writer) -> Path:
     path = Path(path)
-    tmp = _write_temp(path, write)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with interrupt_deferred():
+        tmp = _write_temp(path, write)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
     return path
 
 
@@ -76,8 +106,15 @@ def atomic_write_group(
     only then are they renamed into place, in order. `marker` (one of `files`, e.g.
     a dataset's index) is removed before the first rename and renamed last, so a
     crash between two renames leaves no marker rather than a mix of old and new
-    files under one.
+    files under one. A Ctrl-C waits until every file is in place.
     """
+    with interrupt_deferred():
+        return _write_group(files, marker)
+
+
+def _write_group(
+    files: Mapping[str | Path, Writer | bytes], marker: str | Path | None
+) -> list[Path]:
     items = [(Path(p), w) for p, w in files.items()]
     order = list(range(len(items)))
     if marker is not None:

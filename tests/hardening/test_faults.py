@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+import musicgen.fsutil as fsutil
 from musicgen.checkpoint import read_musicgen_checkpoint
 from musicgen.config import IngestConfig
 from musicgen.data.dataset import TokenDataset
@@ -464,3 +465,37 @@ def test_two_ingestions_started_together_leave_one_whole_dataset(tmp_path):
     owner = "a" if report["files"][0]["path"] == files[0].name else "b"
     assert owner in winners
     check_whole(out, sets[owner])
+
+
+# --- Ctrl-C during a write ---------------------------------------------------------------------
+
+
+def _interrupted_writer(fh):
+    """A writer Ctrl-C reaches mid-file, whose own clean-up (as torch.save's zip writer does)
+    would raise something else over the KeyboardInterrupt."""
+    fh.write(b"first half ")
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the signal is handled at the next bytecode at the latest
+    except KeyboardInterrupt:
+        raise RuntimeError("unexpected pos: the archive was cut") from None
+    fh.write(b"second half")
+
+
+def test_ctrl_c_during_a_write_waits_for_the_file_then_interrupts(tmp_path):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_write(path, _interrupted_writer)
+    assert path.read_bytes() == b"first half second half"
+    assert not temps(tmp_path)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_a_group_write_puts_every_file_in_place(tmp_path):
+    files = {tmp_path / "tokens.npy": _interrupted_writer, tmp_path / "index.json": b"{}"}
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_write_group(files, marker=tmp_path / "index.json")
+    assert (tmp_path / "tokens.npy").read_bytes() == b"first half second half"
+    assert (tmp_path / "index.json").read_bytes() == b"{}"
+    assert not temps(tmp_path)
