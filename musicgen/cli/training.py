@@ -124,6 +124,13 @@ def train(data_dir, out, resume, progress, **kw):
     )
     if result.best:
         click.echo(f"best: {result.best}")
+    if result.start_bpn == result.start_bpn:  # a fine-tune: what the start read, for scale
+        click.echo(f"before the first step: {result.start_bpn:.3f} bits/note")
+    if result.kept_start:
+        click.echo(
+            "no validation after a step beat the weights it started from: best.ckpt holds "
+            "them, with this corpus's line-ups and keys; last.ckpt the trained ones"
+        )
     if result.last:
         click.echo(
             f"last: {result.last}" + ("  (continue with --resume)" if result.interrupted else "")
