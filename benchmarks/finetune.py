@@ -3,6 +3,7 @@
     python benchmarks/finetune.py CORPUS [--pieces 100] [--minutes 5]
         [--models gru,gru-attn,transformer] [--bases checkpoints/base] [--parallel]
         [--exclude OVERLAP.tsv] [--samples 16] [--bars 32] [--seconds 32] [--no-entry-guard]
+        [--no-drawn-texture]
         [--out work/finetune]
 
 CORPUS is a folder of music. Its files are split as `musicgen ingest` splits them (by
@@ -22,7 +23,8 @@ share of pieces with drums), beside the held-out pieces' own.
 
 Run it on a quiet machine: the runs are budgeted by wall time (with --parallel the two
 runs of a family train side by side, one core each, so they share the machine alike). Results go to
-OUT/finetune.json (finetune-no-entry-guard.json with --no-entry-guard) and a table to the
+OUT/finetune.json (finetune-no-entry-guard.json with --no-entry-guard, -no-drawn-texture
+with --no-drawn-texture; both: finetune-no-entry-guard-no-drawn-texture.json) and a table to the
 terminal.
 """
 
@@ -163,6 +165,11 @@ def main() -> int:
         action="store_true",
         help="draw the pieces without the entry guard (runs already trained are measured again, not retrained)",
     )
+    ap.add_argument(
+        "--no-drawn-texture",
+        action="store_true",
+        help="draw the pieces without the texture --prior corpus draws (runs already trained are measured again)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "work" / "finetune")
     ns = ap.parse_args()
 
@@ -213,9 +220,21 @@ def main() -> int:
         train_all(todo, env, ns.parallel)
         for init, run in runs.items():
             model = load_model(run / "best.ckpt")
-            row[init] = measure(model, data, real, ns, entry_guard=not ns.no_entry_guard)
+            row[init] = measure(
+                model,
+                data,
+                real,
+                ns,
+                entry_guard=not ns.no_entry_guard,
+                drawn_texture=not ns.no_drawn_texture,
+            )
         results["models"][name] = row
-        name_json = "finetune-no-entry-guard.json" if ns.no_entry_guard else "finetune.json"
+        name_json = (
+            "finetune"
+            + ("-no-entry-guard" if ns.no_entry_guard else "")
+            + ("-no-drawn-texture" if ns.no_drawn_texture else "")
+            + ".json"
+        )
         (out / name_json).write_text(json.dumps(M.jsonable(results), indent=2) + "\n")
     report(results)
     return 0

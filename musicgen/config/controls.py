@@ -8,6 +8,10 @@ import re
 from musicgen.errors import MusicgenError
 
 BAR_CONTROLS = ("density", "polyphony", "register", "dynamics")
+# The bar controls `--prior corpus` draws for a new piece, bar by bar, from the training piece
+# its line-up comes from: its texture. Not the register (a piece is moved into its key
+# afterwards, which shifts every bar) nor the dynamics (a corpus often plays at one level).
+TEXTURE = ("density", "polyphony")
 LEVELS = 5
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")

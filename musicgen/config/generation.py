@@ -22,6 +22,7 @@ SAMPLING = (
     "loop_limit",
     "silence_limit",
     "entry_guard",
+    "drawn_texture",
 )
 CONTROLS = (*BAR_CONTROLS, "key")  # what every task that writes music can be asked for
 # the options of every command that takes controls
@@ -140,6 +141,12 @@ class GenerateConfig:
     entry_guard: bool = opt(
         True,
         "Each instrument of a line-up that --prior corpus drew comes in, and comes back after a rest, no later than it did in the training piece the line-up was drawn from (for a model that measured it); --no-entry-guard lets the model bring them in and rest them as it will.",
+    )
+    # The texture --prior corpus draws (musicgen/generate/controls.py): the density and
+    # polyphony levels, bar by bar, of the training piece the line-up comes from.
+    drawn_texture: bool = opt(
+        True,
+        "With --prior corpus, a new piece takes the density and polyphony, bar by bar, of the training piece its line-up comes from, as hints (not guided), for the ones not asked (for a model that measured them); --no-drawn-texture leaves them to the model.",
     )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.

@@ -21,6 +21,7 @@ import numpy as np
 
 from musicgen.analysis.bars import ATTRIBUTES, bar_features, levels, quantile_edges
 from musicgen.analysis.key import estimate_key
+from musicgen.config.controls import TEXTURE
 from musicgen.tokens.controls import BAR_CONTROLS, LEVELS, key_of, key_value
 from musicgen.tokens.decoding import decode
 from musicgen.tokens.stream import HEADER, START
@@ -56,6 +57,7 @@ class PieceMeasures:
     positions: np.ndarray  # (E,)
     values: np.ndarray  # (E, len(BAR_CONTROLS)), nan where the bar has nothing to measure
     key: int
+    bars: np.ndarray  # (E,) the bar each entry enters
 
 
 def measure_piece(doc: np.ndarray, vocab) -> PieceMeasures:
@@ -69,7 +71,9 @@ def measure_piece(doc: np.ndarray, vocab) -> PieceMeasures:
     values = table[bars]
     filled = values[:, 0] > 0  # bars without a note onset get no controls
     key = estimate_key(score)
-    return PieceMeasures(positions[filled], values[filled], -1 if key is None else key)
+    return PieceMeasures(
+        positions[filled], values[filled], -1 if key is None else key, bars[filled]
+    )
 
 
 class BarControls:
@@ -153,6 +157,29 @@ class BarControls:
     def piece(self, doc: np.ndarray, k: int, shift: int, rng) -> np.ndarray:
         """A whole piece with the controls it keeps (one draw for the whole piece)."""
         return self.insert(np.asarray(doc, dtype=np.int64), k, 0, shift, self.kept(rng))
+
+    def texture(self, k: int, bars: int) -> dict[str, str] | None:
+        """Piece `k`'s texture for `--prior corpus`: per attribute of TEXTURE, its level in
+        each of its first `bars` bars, one character a bar ("0" the lowest level, "-" a
+        bar without notes, which training gives no control either); the first bar takes
+        the first level the piece has, so every drawn piece opens with one. None for a
+        piece without a measured bar."""
+        piece = self.pieces[k]
+        inside = piece.bars < bars
+        if not inside.any():
+            return None
+        out = {}
+        for a in TEXTURE:
+            i = BAR_CONTROLS.index(a)
+            found = levels(piece.values[inside, i], np.asarray(self.edges[a]))
+            per_bar = np.full(int(piece.bars[inside].max()) + 1, -1)
+            per_bar[piece.bars[inside]] = found
+            if per_bar.max() < 0:
+                return None
+            if per_bar[0] < 0:
+                per_bar[0] = per_bar[per_bar >= 0][0]
+            out[a] = "".join("-" if v < 0 else str(int(v)) for v in per_bar)
+        return out
 
     def to_dict(self) -> dict:
         """What a checkpoint keeps: the levels' cut points, in each attribute's units."""

@@ -19,36 +19,43 @@ def learn_form_of(docs: Iterable[np.ndarray], vocab) -> FormPrior:
 
 
 MAX_LINEUPS = 256  # line-ups kept with a model: a few kilobytes in its metadata
+# bars of each kept piece's texture (a character a bar and attribute: 32 KB at most); a
+# longer new piece goes on without a drawn texture after them
+TEXTURE_BARS = 64
 # The loop guard's default limit: the longest loop of this share of the training pieces
 # (generate/repetition.py LoopGuard), so a new piece loops no longer than 9 in 10 of them;
 # the silence guard's likewise (generate/length.py).
 LOOP_QUANTILE = 0.9
 
 
-def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None) -> dict:
+def corpus_profile(docs: list[np.ndarray], vocab, controls=None) -> dict:
     """What a new piece may take from the corpus (`--prior corpus`): the training pieces'
     line-ups (up to MAX_LINEUPS, drawn with a fixed seed, each as often as the corpus has
     it) with when each of their instruments came in and the longest each then rested
-    (`entries`, `rests`: the entry guard's), and how many pieces are in each of the 24
-    keys (`keys`: each piece's, if measured already; else measured here)."""
+    (`entries`, `rests`: the entry guard's), the same pieces' textures bar by bar
+    (`textures`, for a model that learnt the controls: `controls`, the BarControls of
+    `docs`), and how many pieces are in each of the 24 keys (the keys `controls`
+    measured, or measured here)."""
     inst = vocab.families == "inst"
     values = vocab.space.value[vocab.uids]
-    found = []  # (piece, its line-up)
-    for doc in docs:
+    found = []  # (the piece's index in docs, its line-up)
+    for k, doc in enumerate(docs):
         ids = np.asarray(doc[1 : 1 + 130])  # after BOS: the header's Inst tokens
         n = int(np.argmin(inst[ids])) if not inst[ids].all() else len(ids)
         if n:
-            found.append((doc, [int(v) for v in values[ids[:n]]]))
+            found.append((k, [int(v) for v in values[ids[:n]]]))
     if len(found) > MAX_LINEUPS:
         keep = np.random.default_rng(0).choice(len(found), MAX_LINEUPS, replace=False)
         found = [found[i] for i in sorted(keep)]
     lineups = [" ".join(map(str, lineup)) for _, lineup in found]
     # read only for the line-ups kept: a whole piece through the interpreter each
-    timing = [band_timing(doc, vocab, lineup) for doc, lineup in found]
-    if keys is None:
+    timing = [band_timing(docs[k], vocab, lineup) for k, lineup in found]
+    if controls is not None:
+        keys = [p.key for p in controls.pieces]
+    else:
         keys = [estimate_key(decode(vocab.to_universal(d), vocab.cfg)[0]) for d in docs]
     counts = np.bincount([k for k in keys if k is not None and k >= 0], minlength=24)
-    return {
+    profile = {
         "lineups": lineups,
         "entries": [entries for entries, _ in timing],
         "rests": [rests for _, rests in timing],
@@ -56,6 +63,9 @@ def corpus_profile(docs: list[np.ndarray], vocab, keys: list[int] | None = None)
         "longest_loop": longest_loop(docs, vocab),
         "longest_silence": longest_silence(docs, vocab),
     }
+    if controls is not None:
+        profile["textures"] = [controls.texture(k, TEXTURE_BARS) for k, _ in found]
+    return profile
 
 
 def band_timing(

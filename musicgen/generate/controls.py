@@ -14,6 +14,11 @@ piece that still comes out in the mode asked but on another tonic is then moved 
 key asked (`landing_shift`): the pull and the token settle the mode less often than the
 tonic goes astray, and moving a piece keeps every interval the model chose. A key that
 `--prior corpus` drew is landed on the same way, unless a register was asked.
+
+`--prior corpus` also draws a new piece's texture (TEXTURE: its density and polyphony)
+bar by bar from the training piece its line-up comes from, for the attributes not asked:
+a hint, as the drawn key is, left out of guidance. A model trained with controls read
+them in most of its windows; with none it writes thinner textures than its corpus has.
 """
 
 from __future__ import annotations
@@ -32,21 +37,32 @@ from musicgen.midi.score import Score
 @dataclass(frozen=True)
 class ControlPlan:
     key: int | None  # tonic + 12 * mode
-    levels: dict[str, tuple[int, ...]]  # attribute -> level per bar, from 0; the last holds
+    # attribute -> level per bar, from 0 (-1: no control that bar); the last holds
+    levels: dict[str, tuple[int, ...]]
     key_pull: float = 0.0  # see GenerateConfig.key_pull
     key_guided: bool = True  # False for a key `--prior corpus` drew: a hint, not guided
+    # attributes `--prior corpus` drew, bar by bar, from a training piece (its texture):
+    # hints, not guided, given for the bars the piece has and then left to the model
+    drawn: frozenset[str] = frozenset()
 
     def drawn_key(self) -> ControlPlan:
         """This plan with its key drawn from the corpus (by `--prior corpus`), not asked."""
         return replace(self, key_guided=False)
 
+    def with_texture(self, texture: dict[str, tuple[int, ...]]) -> ControlPlan:
+        """This plan with a texture `--prior corpus` drew for the attributes it does not
+        ask for."""
+        own = {a: v for a, v in texture.items() if a not in self.levels}
+        return replace(self, levels={**self.levels, **own}, drawn=self.drawn | set(own))
+
     def guided(self, vocab) -> np.ndarray:
         """Bool over compact ids: the control tokens `--guidance` guides on, every level of
-        each attribute asked (and every key, for an asked key). A drawn key is left in both
-        readings, so it steers as a hint does, unguided."""
+        each attribute asked (and every key, for an asked key). A drawn key or texture is
+        left in both readings, so it steers as a hint does, unguided."""
         out = np.zeros(len(vocab), dtype=bool)
         for a in self.levels:
-            out[[vocab.ctrl_id(a, lvl) for lvl in range(LEVELS)]] = True
+            if a not in self.drawn:
+                out[[vocab.ctrl_id(a, lvl) for lvl in range(LEVELS)]] = True
         if self.key is not None and self.key_guided:
             out[[vocab.key_id(k) for k in range(24)]] = True
         return out
@@ -94,7 +110,12 @@ class ControlPlan:
         for i, a in enumerate(BAR_CONTROLS):
             if a in self.levels:
                 per_bar = self.levels[a]
-                out.append((i + 1, vocab.ctrl_id(a, per_bar[min(bar, len(per_bar) - 1)])))
+                if a in self.drawn:  # a drawn texture ends with its piece's bars
+                    level = per_bar[bar] if bar < len(per_bar) else -1
+                else:
+                    level = per_bar[min(bar, len(per_bar) - 1)]
+                if level >= 0:
+                    out.append((i + 1, vocab.ctrl_id(a, level)))
         return out
 
 

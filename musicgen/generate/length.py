@@ -62,7 +62,7 @@ class LengthTracker(RowRules):
         *,
         header_fixed: bool = False,
         form: FormPrior | None = None,
-        plan: ControlPlan | None = None,
+        plan: ControlPlan | list[ControlPlan] | None = None,
         first_bar: int | None = None,
         cues: list[dict[int, Cue] | None] | None = None,
     ):

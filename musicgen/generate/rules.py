@@ -50,18 +50,23 @@ class RowRules:
         self,
         vocab,
         streams: Iterable,
-        plan: ControlPlan | None = None,
+        plan: ControlPlan | list[ControlPlan] | None = None,
         first_bar: int | None = None,
     ):
         self.vocab = vocab
         self.streams = list(streams)
         self.done = np.zeros(len(self.streams), dtype=bool)
         # the controls asked for, forced where each row's stream enters a bar; the model
-        # never draws a control of its own (it never learnt to predict them)
+        # never draws a control of its own (it never learnt to predict them). One plan for
+        # every row, or one per row (a drawn texture each): the same key and asked levels
+        plans = plan if isinstance(plan, list) else [plan] * len(self.streams)
         self.plan = (
-            [PlanFollower(plan, vocab, s, first_bar) for s in self.streams] if plan else None
+            [PlanFollower(p, vocab, s, first_bar) for p, s in zip(plans, self.streams, strict=True)]
+            if plans and plans[0]
+            else None
         )
         self.free = ~vocab.control_mask
+        plan = plans[0] if plans else None
         pull = plan.pitch_bias(vocab) if plan else None  # an asked key's pull on every pitch
         self.key_pull = torch.from_numpy(pull) if pull is not None else None
 

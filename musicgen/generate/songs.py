@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from musicgen.analysis.form import FormPrior
 from musicgen.checkpoint import LoadedModel
 from musicgen.config import FORM_BIAS, LENGTH_UNITS, GenerateConfig  # noqa: F401 - re-exported
-from musicgen.config.controls import key_name, parse_key
+from musicgen.config.controls import TEXTURE, key_name, parse_key
 from musicgen.config.generation import DRAWN_KEY_PULL, guidance_of
 from musicgen.errors import MusicgenError
 from musicgen.generate import decoder
@@ -39,11 +40,13 @@ class Song:
 def decode_rows(
     model: LoadedModel, cfg: GenerateConfig, prompt: np.ndarray, max_tokens: int, rules, device
 ) -> np.ndarray:
-    """`cfg.num_samples` rows continuing `prompt` (compact ids) under `rules`, with `cfg`'s
-    sampling settings and seed: (B, T) compact ids, the prompt first, PAD after a row ends."""
+    """`cfg.num_samples` rows continuing `prompt` (compact ids; or (B, T), one a row) under
+    `rules`, with `cfg`'s sampling settings and seed: (B, T) compact ids, the prompt first,
+    PAD after a row ends."""
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     guided = rules.guided() if rules is not None else None  # what --guidance guides on
-    x = torch.from_numpy(np.tile(prompt, (cfg.num_samples, 1))).to(device)
+    rows = prompt if np.ndim(prompt) == 2 else np.tile(prompt, (cfg.num_samples, 1))
+    x = torch.from_numpy(rows).to(device)
     seq = decoder.decode(
         model.core,
         x,
@@ -91,11 +94,13 @@ def generate_songs(
     cfg = settle(cfg, model)
     groups: dict[tuple, list[int]] = {}
     picks = drawn(model, cfg)
-    for row, (lineup, key, _) in enumerate(picks):
-        groups.setdefault((lineup, key), []).append(row)
+    for row, pick in enumerate(picks):
+        # rows of a batch share a prompt's length: a drawn texture opens each with its
+        # first bar's controls, so rows with one and rows without are decoded apart
+        groups.setdefault((pick.lineup, pick.key, pick.texture is None), []).append(row)
     songs: list[Song | None] = [None] * cfg.num_samples
     primer = None
-    for g, ((lineup, key), rows) in enumerate(groups.items()):
+    for g, ((lineup, key, _), rows) in enumerate(groups.items()):
         part = replace(
             cfg,
             num_samples=len(rows),
@@ -104,10 +109,18 @@ def generate_songs(
             key_pull=min(cfg.key_pull, DRAWN_KEY_PULL) if key is not None else cfg.key_pull,
             seed=cfg.seed if len(groups) == 1 else cfg.seed * 1000 + g,
         )
-        band = [picks[row][2] for row in rows] if cfg.entry_guard else None
-        made, primer = _decode_songs(model, part, device, key_drawn=key is not None, cues=band)
+        band = [picks[row].cues for row in rows] if cfg.entry_guard else None
+        textures = [picks[row].texture for row in rows]
+        made, primer = _decode_songs(
+            model, part, device, key_drawn=key is not None, cues=band, textures=textures
+        )
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
+            if picks[row].texture is not None:  # levels 1..5 as options spell them; - none
+                song.drawn["texture"] = {
+                    a: "".join("-" if v < 0 else str(v + 1) for v in levels)
+                    for a, levels in picks[row].texture.items()
+                }
             # a new piece into its key, asked or drawn (so the keys come out as often as
             # the corpus has them); a primer's continuation keeps the primer's, and a piece
             # asked for a register stays where it is (a move shifts every bar's register)
@@ -118,30 +131,58 @@ def generate_songs(
     return songs, primer
 
 
-def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[tuple]:
-    """Per song, (line-up, key, cues) drawn from the corpus for a new piece with `--prior
-    corpus` (None for what is not drawn: asked for, a primer's, or a model that keeps no
-    profile of its corpus): a training piece's line-up with when each of its instruments
-    came in there and the longest each then rested (`band_cues`; None for a model that did not
-    measure them), and a key as often as the corpus has it."""
+class Pick(NamedTuple):
+    """What a new piece takes from the corpus with `--prior corpus` (None for what is not
+    drawn: asked for, a primer's, or what a model did not measure)."""
+
+    lineup: tuple | None  # a training piece's line-up
+    key: str | None  # a key, as often as the corpus has it
+    cues: dict[int, Cue] | None  # when its instruments came in and rested (`band_cues`)
+    texture: dict | None  # the same piece's texture, bar by bar (`texture_of`)
+
+
+def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[Pick]:
+    """Per song, what it draws from the corpus (see `Pick`)."""
     profile = model.meta.get("corpus") or {}
     lineups = [tuple(int(p) for p in t.split()) for t in profile.get("lineups") or []]
     entries = profile.get("entries") or [None] * len(lineups)
     rests = profile.get("rests") or [None] * len(lineups)  # measured since 2026-12-07
+    textures = profile.get("textures") or [None] * len(lineups)  # since 2026-12-07 too
     counts = np.asarray(profile.get("keys") or [0] * 24, dtype=float)
     new_piece = cfg.prior == "corpus" and cfg.primer is None
     draw_lineup = new_piece and cfg.instruments is None and bool(lineups)
+    draw_texture = (
+        new_piece
+        and cfg.drawn_texture
+        and model.vocab.has_controls
+        and any(t is not None for t in textures)
+        and any(getattr(cfg, a) is None for a in TEXTURE)
+    )
     draw_key = new_piece and cfg.key is None and model.vocab.has_controls and counts.sum() > 0
     rng = np.random.default_rng([cfg.seed, 23])
     picks = []
     for _ in range(cfg.num_samples):
-        i = int(rng.integers(len(lineups))) if draw_lineup else None
+        i = int(rng.integers(len(lineups))) if draw_lineup or draw_texture else None
         key = key_name(int(rng.choice(24, p=counts / counts.sum()))) if draw_key else None
-        if i is None:
-            picks.append((None, key, None))
+        texture = texture_of(textures[i], cfg) if draw_texture else None
+        if i is None or not draw_lineup:
+            picks.append(Pick(None, key, None, texture))
         else:
-            picks.append((lineups[i], key, band_cues(lineups[i], entries[i], rests[i], model)))
+            cues = band_cues(lineups[i], entries[i], rests[i], model)
+            picks.append(Pick(lineups[i], key, cues, texture))
     return picks
+
+
+def texture_of(texture: dict[str, str] | None, cfg: GenerateConfig) -> dict | None:
+    """{attribute: level per bar, from 0 (-1: none that bar)} of a drawn piece's texture,
+    for the attributes of TEXTURE that `cfg` does not ask for (None: the piece has none)."""
+    if texture is None:
+        return None
+    return {
+        a: tuple(-1 if c == "-" else int(c) for c in texture[a])
+        for a in TEXTURE
+        if getattr(cfg, a) is None and a in texture
+    }
 
 
 def band_cues(
@@ -174,16 +215,26 @@ def _decode_songs(
     device,
     key_drawn: bool = False,
     cues: list[dict[int, Cue] | None] | None = None,
+    textures: list[dict | None] | None = None,
 ) -> tuple[list[Song], Primer | None]:
     """`cfg.num_samples` songs from one prompt, decoded as one batch (`key_drawn`: its key
     is one `--prior corpus` drew; `cues`: each row's band, for the entry guard, see
-    `band_cues`)."""
+    `band_cues`; `textures`: each row's drawn texture, all or none, see `texture_of`)."""
     plan = ControlPlan.of(cfg, model.vocab)
     if plan is not None and key_drawn:
         plan = plan.drawn_key()
+    plans: ControlPlan | list[ControlPlan] | None = plan
+    if textures is not None and all(textures):
+        start = plan or ControlPlan(None, {})
+        plans = [start.with_texture(t) for t in textures]
     prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
+    rows = prompt
     if primer is None:  # a new piece: the plan's first bar is its first
-        prompt = open_piece(prompt, plan, model.vocab)
+        if isinstance(plans, list):  # one a row, each opening with its texture's levels
+            rows = np.stack([open_piece(prompt, p, model.vocab) for p in plans])
+            prompt = rows[0]
+        else:
+            rows = prompt = open_piece(prompt, plan, model.vocab)
     B = cfg.num_samples
     tracker = LengthTracker(
         model.vocab,
@@ -192,11 +243,11 @@ def _decode_songs(
         B,
         header_fixed=header_fixed,
         form=form_of(model) if cfg.form_bias else None,
-        plan=plan,
+        plan=plans,
         first_bar=0 if primer is None else None,
         cues=cues,
     )
-    seq = decode_rows(model, cfg, prompt, tracker.max_tokens(), tracker, device)
+    seq = decode_rows(model, cfg, rows, tracker.max_tokens(), tracker, device)
     songs = []
     per_step = quarters_per_step(model.encoding)
     new_notes = tracker.notes

@@ -208,8 +208,7 @@ def build_module(
     meta["form"] = learn_form_of(dm.train_docs, dm.ds.vocab).to_dict()
     if dm.controls is not None:  # the levels of the controls, in each attribute's units
         meta["controls"] = dm.controls.to_dict()
-    keys = [p.key for p in dm.controls.pieces] if dm.controls is not None else None
-    meta["corpus"] = corpus_profile(dm.train_docs, dm.ds.vocab, keys)  # for --prior corpus
+    meta["corpus"] = corpus_profile(dm.train_docs, dm.ds.vocab, dm.controls)  # --prior corpus
     controls = vocab.control_mask.nonzero()[0].tolist()
     lm = MusicLM(model_cfg, train_cfg, vocab.note_ids.tolist(), meta, controls)
     initial_weights(lm.core, start, train_cfg.freeze)

@@ -337,10 +337,10 @@ def test_a_new_piece_takes_a_line_up_and_a_key_of_the_corpus(steerable):
     meta = {"corpus": {"lineups": ["0 128", "40"], "keys": [0] * 14 + [5] + [0] * 9}}
     model = replace(steerable, meta={**steerable.meta, **meta})
     picks = drawn(model, GenerateConfig(num_samples=40, seed=3))
-    assert {p[0] for p in picks} == {(0, 128), (40,)}  # each a training piece's, both drawn
-    assert {p[1] for p in picks} == {"D minor"}  # the only key the corpus is in
-    assert drawn(model, GenerateConfig(num_samples=3, prior="model")) == [(None, None, None)] * 3
-    assert drawn(model, GenerateConfig(num_samples=2, key="F major"))[0][1] is None  # asked
+    assert {p.lineup for p in picks} == {(0, 128), (40,)}  # each a training piece's, both drawn
+    assert {p.key for p in picks} == {"D minor"}  # the only key the corpus is in
+    assert drawn(model, GenerateConfig(num_samples=3, prior="model")) == [(None,) * 4] * 3
+    assert drawn(model, GenerateConfig(num_samples=2, key="F major"))[0].key is None  # asked
     # a model learnt from a corpus of one line-up writes it: the header, read back
     vocab = steerable.vocab
     meta = {"corpus": {"lineups": ["0"], "keys": [1] + [0] * 23}}
@@ -353,6 +353,79 @@ def test_a_new_piece_takes_a_line_up_and_a_key_of_the_corpus(steerable):
         stream.feed_all(vocab.to_universal(song.ids))
         assert stream.instruments == {0} and stream.asked[0]["key"] == 0  # C major
         assert song.drawn == {"instruments": (0,), "key": "C major"}
+
+
+# two training pieces of the one instrument the test model knows, and their textures per
+# bar from 0, as train stores them: "-" a bar without notes
+TEXTURES = [{"density": "01-4", "polyphony": "2222"}, {"density": "3", "polyphony": "1"}]
+
+
+def textured(steerable):
+    """The steerable model with a corpus of two pieces and their textures."""
+    from dataclasses import replace
+
+    corpus = {"lineups": ["0", "0"], "textures": TEXTURES, "keys": [0] * 14 + [5] + [0] * 9}
+    return replace(steerable, meta={**steerable.meta, "corpus": corpus})
+
+
+def as_options(texture: dict) -> dict:
+    """A stored texture as a sidecar spells it: levels 1..5, "-" none."""
+    return {a: "".join(c if c == "-" else str(int(c) + 1) for c in t) for a, t in texture.items()}
+
+
+def test_a_new_piece_takes_the_texture_of_the_piece_its_line_up_comes_from(steerable):
+    model = textured(steerable)
+    cfg = GenerateConfig(num_samples=8, unit="bars", length=5, seed=2)
+    songs, _ = generate_songs(model, cfg)
+    spelt = [as_options(t) for t in TEXTURES]
+    assert sorted({spelt.index(s.drawn["texture"]) for s in songs}) == [0, 1]  # both drawn
+    for song in songs:
+        texture = TEXTURES[spelt.index(song.drawn["texture"])]
+        got = asked(model, song.ids)
+        assert max(got) >= 4  # five bars: the last is past either texture's end
+        for bar, controls in got.items():
+            for a, levels in texture.items():
+                # each bar's level, as the piece had it; none in a bar without notes there,
+                # nor after its bars
+                level = levels[bar] if bar < len(levels) else "-"
+                assert controls.get(a) == (None if level == "-" else int(level)), (bar, a)
+            assert controls["key"] == 2 + 12  # the key drawn beside it
+    # a hint, as a drawn key: guidance guides on what is asked, never on a drawn texture
+    from musicgen.generate.controls import ControlPlan
+
+    vocab = model.vocab
+    texture = {"density": (0, 1), "polyphony": (2,)}
+    ids = {a: [vocab.ctrl_id(a, lvl) for lvl in range(5)] for a in texture}
+    plan = ControlPlan.of(GenerateConfig(key="D minor", density=(3,)), vocab)
+    guided = plan.with_texture(texture).guided(vocab)
+    assert guided[ids["density"]].all() and guided[vocab.key_id(14)]  # asked: guided
+    assert not guided[ids["polyphony"]].any()  # drawn: not
+    assert not ControlPlan(None, {}).with_texture(texture).guided(vocab).any()
+
+
+def test_an_asked_level_or_no_drawn_texture_takes_the_place_of_the_drawn_one(steerable):
+    model = textured(steerable)
+    base = dict(num_samples=4, unit="bars", length=3, seed=5)
+    spelt = [as_options(t) for t in TEXTURES]
+    for song in generate_songs(model, GenerateConfig(**base, density=(5,)))[0]:
+        assert set(song.drawn["texture"]) == {"polyphony"}  # the density was asked
+        (k,) = [
+            k for k, s in enumerate(spelt) if s["polyphony"] == song.drawn["texture"]["polyphony"]
+        ]
+        poly = TEXTURES[k]["polyphony"]
+        for bar, controls in asked(model, song.ids).items():
+            assert controls["density"] == 4
+            assert controls.get("polyphony") == (int(poly[bar]) if bar < len(poly) else None)
+    for song in generate_songs(model, GenerateConfig(**base, drawn_texture=False))[0]:
+        assert "texture" not in song.drawn
+        assert all(set(c) == {"key"} for c in asked(model, song.ids).values())
+    # a model trained before textures were measured draws as it did
+    from dataclasses import replace
+
+    old = {k: v for k, v in model.meta["corpus"].items() if k != "textures"}
+    older = replace(model, meta={**model.meta, "corpus": old})
+    for song in generate_songs(older, GenerateConfig(**base))[0]:
+        assert "texture" not in song.drawn
 
 
 def test_infill_and_accompany_force_the_plan_and_guide_on_it(dataset, monkeypatch):

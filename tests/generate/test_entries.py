@@ -75,13 +75,31 @@ def test_train_measures_when_each_instrument_of_a_line_up_comes_in_and_rests(ban
     from musicgen.data.measures import corpus_profile
 
     ds = TokenDataset.open(band)
-    profile = corpus_profile(ds.documents("train"), ds.vocab, keys=[0])
+    profile = corpus_profile(ds.documents("train"), ds.vocab)
     assert profile["lineups"] == ["0 33 81 128"]
     # the lead's first note: bar 8 (32 quarters) and a sixteenth
     assert profile["entries"] == [[0.0, 0.0, 32.25, 0.0]]
     # then: the piano's chords last each beat, the bass a half beat, the lead a quarter
     # beat (a sixteenth after each beat), the drums' hits (a sixteenth) every half beat
     assert profile["rests"] == [[0.0, 0.5, 0.75, 0.25]]
+    assert "textures" not in profile  # measured with the controls only
+
+
+def test_train_keeps_the_texture_of_each_line_up_s_piece_bar_by_bar(band):
+    from musicgen.data.controls import BarControls
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.data.measures import TEXTURE_BARS, corpus_profile
+
+    ds = TokenDataset.open(band)
+    docs = ds.documents("train")
+    controls = BarControls(docs, ds.vocab.with_controls(), 0.8)
+    profile = corpus_profile(docs, ds.vocab, controls)
+    (texture,) = profile["textures"]
+    assert set(texture) == {"density", "polyphony"}
+    density = texture["density"]
+    assert 8 < len(density) <= TEXTURE_BARS and set(density) <= set("01234-")
+    # the lead comes in at bar 8: every bar from there has more notes than any before
+    assert min(density[8:]) > max(density[:8])
 
 
 @pytest.mark.parametrize(
@@ -117,7 +135,7 @@ def test_an_asked_line_up_one_instrument_or_a_model_that_measured_no_entries_is_
     from musicgen.generate.songs import drawn
 
     model = indifferent(band, [0.0, 1.0, 1.5, 3.0], [2.0, 0.5, None, 8.0])
-    (_, _, cues), *_ = drawn(model, GenerateConfig(num_samples=1))
+    cues = drawn(model, GenerateConfig(num_samples=1))[0].cues
     q = model.vocab.cfg.steps_per_unit
     assert cues == {
         0: Cue(0, 2 * q),
@@ -125,14 +143,16 @@ def test_an_asked_line_up_one_instrument_or_a_model_that_measured_no_entries_is_
         81: Cue(int(1.5 * q)),
         128: Cue(3 * q, 8 * q),
     }
-    assert drawn(model, GenerateConfig(num_samples=1, instruments=(0, 33)))[0][2] is None
+    assert drawn(model, GenerateConfig(num_samples=1, instruments=(0, 33)))[0].cues is None
     # trained before rests were measured: the entries alone
     before = indifferent(band, [0.0, 1.0, 1.5, 3.0])
-    assert all(c.rest is None for c in drawn(before, GenerateConfig(num_samples=1))[0][2].values())
+    assert all(
+        c.rest is None for c in drawn(before, GenerateConfig(num_samples=1))[0].cues.values()
+    )
     older = replace(model, meta={**model.meta, "corpus": {"lineups": ["0 33 81 128"]}})
-    assert drawn(older, GenerateConfig(num_samples=1))[0] == (LINEUP, None, None)
+    assert drawn(older, GenerateConfig(num_samples=1))[0] == (LINEUP, None, None, None)
     single = replace(model, meta={**model.meta, "corpus": {"lineups": ["0"], "entries": [[2.0]]}})
-    assert drawn(single, GenerateConfig(num_samples=1))[0] == ((0,), None, None)  # no band
+    assert drawn(single, GenerateConfig(num_samples=1))[0] == ((0,), None, None, None)  # no band
 
 
 def test_the_guard_does_not_bring_an_instrument_in_before_it_is_due(band):
@@ -217,7 +237,7 @@ def test_a_rest_runs_to_the_end_of_the_piece_for_an_instrument_that_stops(tmp_pa
     mid.save(src / "stops.mid")
     ingest([src], tmp_path / "ds", ing_cfg=IngestConfig(workers=1, val_fraction=0.0))
     ds = TokenDataset.open(tmp_path / "ds")
-    profile = corpus_profile(ds.documents("train"), ds.vocab, keys=[0])
+    profile = corpus_profile(ds.documents("train"), ds.vocab)
     assert profile["lineups"] == ["0 33"]
     assert profile["entries"] == [[0.0, 0.0]]
     assert profile["rests"] == [[0.0, 8.0 - 3.5]]

@@ -562,7 +562,7 @@ def test_train_measures_the_corpus_s_loops_and_generation_takes_them_as_the_limi
         )
     ]
     assert longest_loop(docs, v) == 18  # 90% of the way from 0 to 20
-    assert corpus_profile(docs, v, keys=[0, 0])["longest_loop"] == 18
+    assert corpus_profile(docs, v)["longest_loop"] == 18
     model = untrained_model("gru", dataset)
     model.meta["corpus"] = {"longest_loop": 7}
     assert settle(GenerateConfig(), model).loop_limit == 7

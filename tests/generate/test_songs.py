@@ -113,6 +113,7 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             # and of its silences
             "silence_limit": load_model(ckpt).meta["corpus"]["longest_silence"],
             "entry_guard": True,
+            "drawn_texture": True,
             "density": None,  # no controls asked for
             "polyphony": None,
             "register": None,
@@ -125,11 +126,12 @@ def test_num_samples_writes_numbered_files_with_sidecars(ckpt, tmp_path):
             "use_cache": True,
         }
         assert side["new_notes"] == side["notes"] == 8
-        # BOS, then what the new piece took from the corpus: a key (its first bar's
-        # control) and a training piece's line-up
+        # BOS, then what the new piece took from the corpus: a key and a texture (its first
+        # bar's controls) and a training piece's line-up
         drawn = side["drawn"]
         assert drawn["key"] is not None and drawn["instruments"]
-        assert side["primer_tokens"] == 1 + 1 + len(drawn["instruments"])
+        assert set(drawn["texture"]) == {"density", "polyphony"}
+        assert side["primer_tokens"] == 1 + 1 + 2 + len(drawn["instruments"])
         assert read_score(midi).num_notes == 8
         assert f"{midi}: 8 notes" in result.stdout
     # the recorded command reproduces the files byte for byte
