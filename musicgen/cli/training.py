@@ -124,13 +124,14 @@ def train(data_dir, out, resume, progress, **kw):
     )
     if result.best:
         click.echo(f"best: {result.best}")
-    if result.start_bpn == result.start_bpn:  # a fine-tune: what the start read, for scale
+    if result.start_bpn is not None:  # a fine-tune: what its start read, for scale
         click.echo(f"before the first step: {result.start_bpn:.3f} bits/note")
-    if result.kept_start:
-        click.echo(
-            "no validation after a step beat the weights it started from: best.ckpt holds "
-            "them, with this corpus's line-ups and keys; last.ckpt the trained ones"
-        )
+        if result.best and result.best_val_bpn > result.start_bpn:
+            click.echo(
+                "warning: the weights it started from read your validation pieces better "
+                "than best.ckpt does; on few pieces a fine-tune can, and still sound more like "
+                "them than its start (listen), or train on more pieces"
+            )
     if result.last:
         click.echo(
             f"last: {result.last}" + ("  (continue with --resume)" if result.interrupted else "")

@@ -21,7 +21,7 @@ from musicgen.errors import MusicgenError
 from musicgen.fsutil import folder_lock, remove_stale_temps
 from musicgen.models.lm import MusicLM
 from musicgen.models.registry import CORES
-from musicgen.train.callbacks import AtomicCheckpointIO, KeepTheStart, SaveLast, SaveOnInterrupt
+from musicgen.train.callbacks import AtomicCheckpointIO, SaveLast, SaveOnInterrupt, ScoreTheStart
 from musicgen.train.history import LogStepIsGlobalStep, loggers
 from musicgen.train.init import Start, initial_weights, resolve_init
 from musicgen.train.quiet import quiet_lightning
@@ -40,8 +40,7 @@ class TrainResult:
     is_global_zero: bool = True  # False in the other processes of a multi-device run
     val_is_held_out: bool = True  # False: the dataset has no validation files (see MusicDataModule)
     model: str = ""  # the core trained (on resume, the checkpoint's)
-    kept_start: bool = False  # no validation beat the weights it started from: best.ckpt has them
-    start_bpn: float = float("nan")  # a fine-tune's validation bits/note before its first step
+    start_bpn: float | None = None  # a fine-tune's validation bits/note before its first step
 
 
 def _val_schedule(val_every: float) -> tuple[int | float | None, int | None]:
@@ -160,15 +159,15 @@ def _train_locked(
         enable_version_counter=False,
     )
     resume_step = point.step if point is not None else None
-    keep_start = start.model is not None  # a fine-tune, new or resumed
+    fine_tune = start.model is not None  # new or resumed
     trainer = build_trainer(
         train_cfg,
         hw,
-        callbacks(out, train_cfg, ckpt_cb, keep_start),
+        callbacks(out, train_cfg, ckpt_cb, fine_tune),
         loggers(out, resume_step) if logs else [],
         progress_bar,
-        # a resumed fine-tune validated its start when it began (KeepTheStart's state)
-        validate_start=keep_start and point is None,
+        # a resumed fine-tune scored its start when it began (ScoreTheStart's state)
+        validate_start=fine_tune and point is None,
     )
     if point is not None:
         point.check_devices(trainer.world_size)
@@ -216,12 +215,12 @@ def build_module(
 
 
 def callbacks(
-    out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint, keep_start: bool = False
+    out: Path, train_cfg: TrainConfig, ckpt_cb: ModelCheckpoint, fine_tune: bool = False
 ) -> list[Callback]:
     last = out / "last.ckpt"
     found: list[Callback] = [ckpt_cb, SaveOnInterrupt(last), SaveLast(last), LogStepIsGlobalStep()]
-    if keep_start:
-        found.append(KeepTheStart(ckpt_cb))
+    if fine_tune:
+        found.append(ScoreTheStart())
     if train_cfg.patience > 0:
         found.append(
             # checked after each validation only: a run stopped by --max-steps inside its first
@@ -263,7 +262,7 @@ def build_trainer(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         log_every_n_steps=train_cfg.log_every,
-        # the whole validation set, once, before the first step: KeepTheStart's score of
+        # the whole validation set, once, before the first step: ScoreTheStart's score of
         # the starting weights (outside --max-time: Lightning's timer starts after it)
         num_sanity_val_steps=-1 if validate_start else 0,
         reload_dataloaders_every_n_epochs=1,  # a new epoch draws new windows
@@ -275,12 +274,10 @@ def _result(out: Path, trainer, ckpt_cb, dm, seconds: float, model: str) -> Trai
     last = out / "last.ckpt"
     # Lightning reports an absolute path; the result names both files the way `out` was given
     best = out / Path(ckpt_cb.best_model_path).name if ckpt_cb.best_model_path else None
-    bpn, kept_start = float("nan"), False
+    bpn = float("nan")
     if best is not None and best.exists():
-        saved = read_checkpoint_dict(best)["musicgen"]
-        bpn = float(saved.get("val_bpn", float("nan")))
-        kept_start = saved.get("global_step") == 0  # only KeepTheStart saves before a step
-    starts = [cb.bpn for cb in trainer.callbacks if isinstance(cb, KeepTheStart)]
+        bpn = float(read_checkpoint_dict(best)["musicgen"].get("val_bpn", float("nan")))
+    starts = [cb.bpn for cb in trainer.callbacks if isinstance(cb, ScoreTheStart)]
     return TrainResult(
         out,
         best,
@@ -292,6 +289,5 @@ def _result(out: Path, trainer, ckpt_cb, dm, seconds: float, model: str) -> Trai
         trainer.is_global_zero,
         dm.val_is_held_out,
         model,
-        kept_start,
-        starts[0] if starts else float("nan"),
+        starts[0] if starts else None,
     )
