@@ -134,8 +134,7 @@ def measure(model, data: Path, real: list, ns, **generate) -> dict:
         "shares": [share for u in lineups for share in u.values()],
         "steady": [sum(share >= 0.5 for share in u.values()) for u in lineups],
         "size": f"{model.model_cfg.d_model} wide, {model.model_cfg.n_layers} layers",
-        # 0: no validation beat the weights a fine-tune started from (KeepTheStart kept them)
-        "steps": model.meta.get("global_step"),
+        "steps": model.meta.get("global_step"),  # of the checkpoint drawn from
     }
 
 
@@ -264,7 +263,6 @@ def report(r: dict) -> None:
             f"  {s['overlaps_met']:>2d}/{t['overlaps_met']:<2d} of {len(s['overlap'])}"
             f"          {np.mean(s['instruments']):.1f}/{np.mean(t['instruments']):.1f}"
             f"           {s['drums']:.0%}/{t['drums']:.0%}"
-            + ("  (fine-tune kept the base's weights)" if t.get("steps") == 0 else "")
         )
         lineups.append(
             f"{name:12s} in range {in_range(s, lo, hi)}/{in_range(t, lo, hi)} and "

@@ -59,13 +59,19 @@ def interrupt_deferred():
         yield  # ignored, or someone else's handler: leave it to them
         return
     caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def held(signum, frame):
+        if caught:  # a second Ctrl-C: the write may hang (a stalled disk); stop now
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    signal.signal(signal.SIGINT, held)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
+        if caught:  # also over an error of the write's own: the Ctrl-C is what was asked
+            raise KeyboardInterrupt
 
 
 def _write_temp(path: Path, write: Writer) -> Path:

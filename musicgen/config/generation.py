@@ -146,7 +146,7 @@ class GenerateConfig:
     # polyphony levels, bar by bar, of the training piece the line-up comes from.
     drawn_texture: bool = opt(
         True,
-        "With --prior corpus, a new piece takes the density and polyphony, bar by bar, of the training piece its line-up comes from, as hints (not guided), for the ones not asked (for a model that measured them); --no-drawn-texture leaves them to the model.",
+        "With --prior corpus, a new piece takes the density and polyphony, bar by bar, of the training piece its drawn line-up comes from, as hints (not guided), for the ones not asked (for a model that measured them; none with --instruments); --no-drawn-texture leaves them to the model.",
     )
     # Controls (tokens/controls.py): levels 1 (lowest) .. 5 for every bar, or bar by bar
     # from the first new bar (the last one held), and the piece's key. None: not asked.

@@ -116,7 +116,7 @@ def generate_songs(
         )
         for row, song in zip(rows, made, strict=True):
             song.drawn = {"instruments": lineup, "key": key}
-            if picks[row].texture is not None:  # levels 1..5 as options spell them; - none
+            if picks[row].texture is not None:  # levels 1..5, as the options count; - none
                 song.drawn["texture"] = {
                     a: "".join("-" if v < 0 else str(v + 1) for v in levels)
                     for a, levels in picks[row].texture.items()
@@ -151,8 +151,8 @@ def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[Pick]:
     counts = np.asarray(profile.get("keys") or [0] * 24, dtype=float)
     new_piece = cfg.prior == "corpus" and cfg.primer is None
     draw_lineup = new_piece and cfg.instruments is None and bool(lineups)
-    draw_texture = (
-        new_piece
+    draw_texture = (  # the drawn line-up's piece's: none beside an asked line-up
+        draw_lineup
         and cfg.drawn_texture
         and model.vocab.has_controls
         and any(t is not None for t in textures)
@@ -162,13 +162,13 @@ def drawn(model: LoadedModel, cfg: GenerateConfig) -> list[Pick]:
     rng = np.random.default_rng([cfg.seed, 23])
     picks = []
     for _ in range(cfg.num_samples):
-        i = int(rng.integers(len(lineups))) if draw_lineup or draw_texture else None
+        i = int(rng.integers(len(lineups))) if draw_lineup else None
         key = key_name(int(rng.choice(24, p=counts / counts.sum()))) if draw_key else None
-        texture = texture_of(textures[i], cfg) if draw_texture else None
-        if i is None or not draw_lineup:
-            picks.append(Pick(None, key, None, texture))
+        if i is None:
+            picks.append(Pick(None, key, None, None))
         else:
             cues = band_cues(lineups[i], entries[i], rests[i], model)
+            texture = texture_of(textures[i], cfg) if draw_texture else None
             picks.append(Pick(lineups[i], key, cues, texture))
     return picks
 

@@ -241,3 +241,47 @@ def test_a_rest_runs_to_the_end_of_the_piece_for_an_instrument_that_stops(tmp_pa
     assert profile["lineups"] == ["0 33"]
     assert profile["entries"] == [[0.0, 0.0]]
     assert profile["rests"] == [[0.0, 8.0 - 3.5]]
+
+
+def test_a_drawn_texture_is_the_drawn_line_up_s_piece_s_or_none(band):
+    """Each song's texture comes from the piece its line-up was drawn from (one without a
+    texture gives none, in a batch of its own), and an asked line-up draws none."""
+    from musicgen.checkpoint import LoadedModel, dataset_meta
+    from musicgen.config import ModelConfig
+    from musicgen.data.dataset import TokenDataset
+    from musicgen.generate import generate_songs
+    from musicgen.models.registry import build_core
+    from tests.helpers import SEQ_LEN
+
+    vocab = TokenDataset.open(band).vocab.with_controls()
+    cfg = ModelConfig(name="gru", vocab_size=len(vocab), max_len=SEQ_LEN, d_model=32, n_layers=1)
+    torch.manual_seed(0)
+    core = build_core(cfg).eval()
+    pieces = {  # line-up -> its piece's texture
+        (0, 33): {"density": "40-2", "polyphony": "1111"},
+        (81, 128): None,
+        (0,): {"density": "2", "polyphony": "3"},
+    }
+    corpus = {
+        "lineups": [" ".join(map(str, u)) for u in pieces],
+        "textures": list(pieces.values()),
+        "keys": [1] + [0] * 23,
+    }
+    meta = {**dataset_meta(vocab, band), "corpus": corpus}
+    model = LoadedModel(core, cfg, vocab, meta, band)
+    songs, _ = generate_songs(model, GenerateConfig(num_samples=12, unit="bars", length=5, seed=4))
+    assert {s.drawn["instruments"] for s in songs} == set(pieces)
+    for song in songs:
+        texture = pieces[song.drawn["instruments"]]
+        stream = vocab.stream()
+        stream.feed_all(vocab.to_universal(song.ids))
+        if texture is None:
+            assert "texture" not in song.drawn
+            assert all(set(c) == {"key"} for c in stream.asked.values())
+            continue
+        for bar, controls in stream.asked.items():
+            for a, levels in texture.items():
+                level = levels[bar] if bar < len(levels) else "-"
+                assert controls.get(a) == (None if level == "-" else int(level)), (bar, a)
+    asked = GenerateConfig(num_samples=3, unit="bars", length=2, seed=4, instruments=(0,))
+    assert all("texture" not in s.drawn for s in generate_songs(model, asked)[0])

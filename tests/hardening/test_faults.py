@@ -483,11 +483,38 @@ def _interrupted_writer(fh):
 
 
 def test_ctrl_c_during_a_write_waits_for_the_file_then_interrupts(tmp_path):
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("Python's own SIGINT handler is not installed here")
     path = tmp_path / "last.ckpt"
     with pytest.raises(KeyboardInterrupt):
         fsutil.atomic_write(path, _interrupted_writer)
     assert path.read_bytes() == b"first half second half"
+    assert not temps(tmp_path)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_stops_a_write_at_once_and_one_outlives_a_failed_write(tmp_path):
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("Python's own SIGINT handler is not installed here")
+
+    def hangs(fh):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # the user asks again
+        time.sleep(0.05)
+        fh.write(b"never")
+
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_write(tmp_path / "a.ckpt", hangs)
+    assert not (tmp_path / "a.ckpt").exists() and not temps(tmp_path)
+
+    def fails(fh):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_write(tmp_path / "b.ckpt", fails)
     assert not temps(tmp_path)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
