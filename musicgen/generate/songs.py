@@ -223,19 +223,16 @@ def _decode_songs(
     plan = ControlPlan.of(cfg, model.vocab)
     if plan is not None and key_drawn:
         plan = plan.drawn_key()
-    plans: ControlPlan | list[ControlPlan] | None = plan
-    if textures is not None and all(textures):
-        start = plan or ControlPlan(None, {})
-        plans = [start.with_texture(t) for t in textures]
-    prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
-    rows = prompt
-    if primer is None:  # a new piece: the plan's first bar is its first
-        if isinstance(plans, list):  # one a row, each opening with its texture's levels
-            rows = np.stack([open_piece(prompt, p, model.vocab) for p in plans])
-            prompt = rows[0]
-        else:
-            rows = prompt = open_piece(prompt, plan, model.vocab)
     B = cfg.num_samples
+    plans = [plan] * B  # a row's own when it drew a texture
+    if textures is not None and all(textures):
+        plans = [(plan or ControlPlan(None, {})).with_texture(t) for t in textures]
+    prompt, primer, header_fixed = start_of_piece(model.vocab, cfg)
+    if primer is None:  # a new piece: each row opens with its plan's first bar
+        rows = np.stack([open_piece(prompt, p, model.vocab) for p in plans])
+    else:
+        rows = np.tile(prompt, (B, 1))
+    prompt = rows[0]  # the rows differ in control tokens only, which no rule reads
     tracker = LengthTracker(
         model.vocab,
         cfg,

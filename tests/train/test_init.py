@@ -45,10 +45,18 @@ def monkeypatch_module():
     mp.undo()
 
 
-def tune(data, out, steps=3, **kw):
+def tune(data, out, steps=3, resume=False, **kw):
+    """A fine-tune of the tiny model from the base (`resume`: going on in `out` to `steps`)."""
     cfg = TrainConfig(**{**TRAIN_KW, "max_steps": steps, "init": "base", **kw})
     return train(
-        data, out, ModelConfig(name="gru", **MODEL_KW), cfg, progress_bar=False, logs=False
+        data,
+        out,
+        ModelConfig(name="gru", **MODEL_KW),
+        cfg,
+        resume=resume,
+        given={"max_steps"} if resume else None,
+        progress_bar=False,
+        logs=False,
     )
 
 
@@ -172,17 +180,7 @@ def test_a_run_resumes_from_its_base_stored_again_in_float16_but_not_from_anothe
 
     def go(root, steps, resume=False):
         monkeypatch.setenv("MUSICGEN_BASES", str(root))
-        cfg = TrainConfig(**{**TRAIN_KW, "max_steps": steps, "init": "base"})
-        return train(
-            dataset,
-            tmp_path / "tuned",
-            ModelConfig(name="gru", **MODEL_KW),
-            cfg,
-            resume=resume,
-            given={"max_steps"},
-            progress_bar=False,
-            logs=False,
-        )
+        return tune(dataset, tmp_path / "tuned", steps, resume=resume)
 
     go(roots["float32"], 2)
     with pytest.raises(MusicgenError, match="is another model now"):
@@ -222,17 +220,7 @@ def test_a_fine_tune_scores_its_start_and_keeps_its_best_trained_weights(bases, 
         run.start_bpn, rel=1e-4
     )
     # resumed, it remembers where it started
-    cfg = TrainConfig(**{**TRAIN_KW, "max_steps": 6, "init": "base", "lr": 50.0, "val_every": 2})
-    again = train(
-        dataset,
-        tmp_path / "worse",
-        ModelConfig(name="gru", **MODEL_KW),
-        cfg,
-        resume=True,
-        given={"max_steps"},
-        progress_bar=False,
-        logs=False,
-    )
+    again = tune(dataset, tmp_path / "worse", steps=6, resume=True, lr=50.0, val_every=2)
     assert again.steps == 6 and again.start_bpn == pytest.approx(run.start_bpn)
     assert train_tiny(dataset, tmp_path / "scratch", init="scratch").start_bpn is None
 
